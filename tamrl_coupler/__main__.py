@@ -1,0 +1,5 @@
+import sys
+
+from tamrl_coupler.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Physical relations the product enforces: carbon balance and sign conventions, units, drivers."""

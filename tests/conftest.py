@@ -1,0 +1,24 @@
+"""Shared fixtures: where the real data in ../shared lives, and a skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TAMRL_SHARED", REPO.parent / "shared"))
+
+
+def shared_path(relative: str) -> Path:
+    """Path of a file under ../shared; skips the calling test with a reason when it is not there."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's shared data, not on users' machines)")
+    return path
+
+
+@pytest.fixture
+def shared():
+    return shared_path
