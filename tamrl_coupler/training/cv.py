@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.training.config import CVConfig, Variant
+from tamrl_coupler.training.config import CVConfig
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
 
@@ -145,8 +145,8 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
              "'(met-only)': the same trained models evaluated with LAI, CO2 and land cover absent (NaN) "
              "(XGBoost: retrained without those features).", ""]
     lines += ["## Overall", "",
-              "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 | NEE bias "
-              "| NEE med.site | balance violation RMS (max) |",
+              "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 "
+              "| NEE bias | NEE med.site | balance violation RMS (max) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in rows.items():
         a, bv = t["all"], t["balance_violation"]
