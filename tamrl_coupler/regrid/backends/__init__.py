@@ -54,4 +54,6 @@ def _installed(mod: ModuleType) -> bool:
 
 
 def _missing(mod: ModuleType) -> str:
-    return {"esmpy": "esmpy not importable", "cdo": "cdo not on PATH"}.get(mod.NAME, "unavailable")
+    if mod.NAME == "esmpy":
+        return mod.why_not()
+    return {"cdo": "cdo not on PATH"}.get(mod.NAME, "unavailable")

@@ -15,24 +15,35 @@ from tamrl_coupler.regrid.weights import Weights, canonical_csr
 NAME = "esmpy"
 _esmpy = None
 _manager = None
+_why_not = ""
 
 
 def _import():
-    global _esmpy
-    if _esmpy is None:
+    """esmpy, or None; any failure (not installed, ESMFMKFILE unset, version mismatch) is kept in ``why_not()``."""
+    global _esmpy, _why_not
+    if _esmpy is None and not _why_not:
         try:
-            import esmpy  # noqa: PLC0415
-        except ImportError:
+            import esmpy
+        except ImportError as exc:
             try:
-                import ESMF as esmpy  # noqa: N811, PLC0415  (esmpy < 8.4)
+                import ESMF as esmpy  # noqa: N811  (esmpy < 8.4 was called ESMF)
             except ImportError:
+                _why_not = f"esmpy not importable ({exc})"
                 return None
+        except Exception as exc:  # esmpy raises its own errors at import (missing esmf.mk, version mismatch)
+            _why_not = f"esmpy import failed: {type(exc).__name__}: {exc}"
+            return None
         _esmpy = esmpy
     return _esmpy
 
 
 def available() -> bool:
     return _import() is not None
+
+
+def why_not() -> str:
+    _import()
+    return _why_not
 
 
 def supports(src: Grid, dst: Grid, method: str) -> bool:
@@ -58,7 +69,12 @@ def _esmf_grid(E, g: Grid, corners: bool):
     """Structured grid ([nx, ny] index space), centres and optional corners, mask as an item."""
     ny, nx = g.shape
     stag = [E.StaggerLoc.CENTER] + ([E.StaggerLoc.CORNER] if corners else [])
-    grid = E.Grid(np.array([nx, ny]), staggerloc=stag, coord_sys=E.CoordSys.SPH_DEG)
+    periodic = _is_global_lon(g)  # like ESMF_RegridWeightGen on global grids: periodic in lon, poles handled
+    if periodic:
+        grid = E.Grid(np.array([nx, ny]), staggerloc=stag, coord_sys=E.CoordSys.SPH_DEG, num_peri_dims=1,
+                      periodic_dim=0, pole_dim=1)
+    else:
+        grid = E.Grid(np.array([nx, ny]), staggerloc=stag, coord_sys=E.CoordSys.SPH_DEG)
     lon_c = grid.get_coords(0, staggerloc=E.StaggerLoc.CENTER)
     lat_c = grid.get_coords(1, staggerloc=E.StaggerLoc.CENTER)
     lon_c[...] = g.lon.reshape(ny, nx).T
@@ -77,6 +93,8 @@ def _esmf_grid(E, g: Grid, corners: bool):
         vlat[-1, -1], vlon[-1, -1] = clat[-1, -1, 2], clon[-1, -1, 2]
         lon_v = grid.get_coords(0, staggerloc=E.StaggerLoc.CORNER)
         lat_v = grid.get_coords(1, staggerloc=E.StaggerLoc.CORNER)
+        if periodic:  # the periodic dimension has nx corners, not nx + 1
+            vlon, vlat = vlon[:, :-1], vlat[:, :-1]
         lon_v[...] = vlon.T
         lat_v[...] = vlat.T
     if g.mask is not None:
