@@ -61,16 +61,36 @@ class Clock:
             start, end = m.astype("datetime64[D]"), (m + np.timedelta64(1, "M")).astype("datetime64[D]")
         return start.astype("datetime64[s]"), end.astype("datetime64[s]")
 
+    def step_length(self, time_seconds: int, configured: int | str) -> int:
+        """Length of the step starting at ``time_seconds``: the configured seconds, or the model period's."""
+        if configured == "period":
+            start = self.datetime(time_seconds)
+            p_start, p_end = self.period_bounds(start)
+            if start != p_start:
+                raise InputError(f"coupling_step 'period': step at {start} does not start a model period "
+                                 f"({p_start})")
+            return int((p_end - p_start).astype(np.int64))
+        return int(configured)
+
     def step(self, time_seconds: float, dt_seconds: float) -> StepInfo:
-        """Locate the step [time, time + dt); errors say what is wrong with the step."""
+        """Locate the step [time, time + dt); errors say what is wrong with the step.
+
+        A step either divides a day (and starts on a multiple of its length from midnight) or is exactly one
+        model period (a monthly host coupling monthly).
+        """
         dt = int(round(dt_seconds))
-        if dt <= 0 or abs(dt - dt_seconds) > 1e-9 or SECONDS_PER_DAY % dt != 0:
-            raise InputError(f"coupling step {dt_seconds!r} s must be a whole number of seconds dividing a day "
-                             f"(e.g. 1800, 3600, 10800)")
         t = int(round(time_seconds))
         if abs(t - time_seconds) > 1e-6:
             raise InputError(f"step time {time_seconds!r} s is not a whole number of seconds")
-        if t % dt != 0:
+        whole_period = False
+        if dt > 0 and abs(dt - dt_seconds) <= 1e-9 and SECONDS_PER_DAY % dt != 0:
+            start = self.datetime(t)
+            p_start, p_end = self.period_bounds(start)
+            whole_period = start == p_start and start + np.timedelta64(dt, "s") == p_end
+        if not whole_period and (dt <= 0 or abs(dt - dt_seconds) > 1e-9 or SECONDS_PER_DAY % dt != 0):
+            raise InputError(f"coupling step {dt_seconds!r} s must be a whole number of seconds dividing a day "
+                             f"(e.g. 1800, 3600, 10800) or exactly one model period ({self.period})")
+        if not whole_period and t % dt != 0:
             raise InputError(f"step time {t} s since {self.reference} is not a multiple of the step length {dt} s "
                              f"(steps start on multiples of their length from midnight)")
         start = self.datetime(t)

@@ -51,12 +51,17 @@ class HostSection:
 class ForcingSection:
     files: list[str]  # paths or globs, read in time order
     variables: dict[str, str] = field(default_factory=dict)  # product name -> name in the files (ERA5, GSWP3 ...)
-    fill_policy: str = "error"  # error | persist (repeat the cell's last valid value)
+    fill_policy: str = "error"  # error | persist (repeat the cell's last valid value) | missing (NaN to the model)
     check_range: bool = True
+    format: str = "cf"  # cf | fluxval (the FluxVal site file, converted to CF forcing at run start)
+    sites: list[str] | None = None  # fluxval: run only these sites (default all)
 
     def validate(self) -> None:
-        if self.fill_policy not in ("error", "persist"):
-            raise ConfigError(f"forcing.fill_policy: expected 'error' or 'persist', got {self.fill_policy!r}")
+        if self.fill_policy not in ("error", "persist", "missing"):
+            raise ConfigError(f"forcing.fill_policy: expected 'error', 'persist' or 'missing', got "
+                              f"{self.fill_policy!r}")
+        if self.format not in ("cf", "fluxval"):
+            raise ConfigError(f"forcing.format: expected 'cf' or 'fluxval', got {self.format!r}")
         if not self.files:
             raise ConfigError("forcing.files: expected at least one file or glob")
 
@@ -119,7 +124,7 @@ class RunConfig:
     reference_date: str  # time axis origin, 00:00 UTC
     start: str  # first coupling step (offline driver)
     end: str  # end of the last coupling step (offline driver)
-    coupling_step: int  # seconds, divides a day
+    coupling_step: int | str  # seconds dividing a day, or "period" (one step per model period, e.g. monthly sites)
     host: HostSection
     forcing: ForcingSection | None = None
     model: ModelSection = field(default_factory=ModelSection)
@@ -130,8 +135,12 @@ class RunConfig:
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:
-        if self.coupling_step <= 0 or 86400 % self.coupling_step:
-            raise ConfigError(f"coupling_step: {self.coupling_step} s must divide a day (86400 s)")
+        if isinstance(self.coupling_step, str):
+            if self.coupling_step != "period":
+                raise ConfigError(f"coupling_step: expected seconds dividing a day or 'period', got "
+                                  f"{self.coupling_step!r}")
+        elif self.coupling_step <= 0 or 86400 % self.coupling_step:
+            raise ConfigError(f"coupling_step: {self.coupling_step} s must divide a day (86400 s) or be 'period'")
 
     def path(self, value: str | None) -> Path | None:
         return resolve_path(value, Path(self.base_dir) if self.base_dir else None)

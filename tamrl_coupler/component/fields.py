@@ -33,6 +33,13 @@ IMPORT_FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
               "values above 0.1 usually mean g kg-1 was given"),
     FieldSpec("ps", "surface_air_pressure", "Pa", True, 3.0e4, 1.2e5, "state",
               "values near 1000 usually mean hPa was given"),
+    # period-level alternatives (hosts coupling once per model period, e.g. the monthly FluxVal sites)
+    FieldSpec("tasmin", "air_temperature_daily_minimum", "K", False, 150.0, 350.0, "state",
+              "values below 150 K usually mean degC was given where K is declared"),
+    FieldSpec("tasmax", "air_temperature_daily_maximum", "K", False, 150.0, 350.0, "state",
+              "values below 150 K usually mean degC was given where K is declared"),
+    FieldSpec("vpd", "water_vapor_saturation_deficit_in_air", "Pa", False, 0.0, 1.0e4, "state",
+              "vpd is imported in Pa; values above 1e4 are implausible"),
     FieldSpec("rsds", "surface_downwelling_shortwave_flux_in_air", "W m-2", True, 0.0, 1500.0, "flux"),
     FieldSpec("pr", "precipitation_flux", "kg m-2 s-1", True, 0.0, 0.1, "flux",
               "values above 0.1 usually mean mm/day or mm/h was given"),
@@ -105,17 +112,37 @@ def _classify(v: float, spec: FieldSpec) -> str:
     return f"{v:g} {spec.units}, outside the physical range [{spec.valid_min:g}, {spec.valid_max:g}]{hint}"
 
 
+# which imports a step needs: each group is satisfied by one of its alternatives
+REQUIRED_GROUPS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("tas",), ("tasmin", "tasmax")),
+    (("huss", "ps"), ("vpd",)),
+    (("rsds",),),
+    (("pr",),),
+)
+
+
+def missing_imports(registered: set[str]) -> list[str]:
+    """Descriptions of the required import groups ``registered`` does not satisfy."""
+    out = []
+    for group in REQUIRED_GROUPS:
+        if not any(all(f in registered for f in alt) for alt in group):
+            out.append(" or ".join("+".join(alt) for alt in group))
+    return out
+
+
 class ForcingValidator:
     """Checks each import field on the cells that matter (land) and applies the fill policy.
 
     ``policy="error"``: the first bad value raises :class:`InputError` naming field, rank, cell and step.
     ``policy="persist"``: bad values are replaced by the cell's last valid value (an error if there is none).
+    ``policy="missing"``: NaN and fill values become NaN, which the model treats as a missing driver (its
+    missing-value indicators); out-of-range values are still errors.
     """
 
     def __init__(self, names: list[str], active: np.ndarray, locator: CellLocator, policy: str = "error",
                  check_range: bool = True):
-        if policy not in ("error", "persist"):
-            raise InputError(f"fill policy {policy!r} unknown; expected 'error' or 'persist'")
+        if policy not in ("error", "persist", "missing"):
+            raise InputError(f"fill policy {policy!r} unknown; expected 'error', 'persist' or 'missing'")
         self.active = np.asarray(active, dtype=bool)
         self.locator = locator
         self.policy = policy
@@ -140,6 +167,17 @@ class ForcingValidator:
             bad &= x != -9999.0
         np.logical_not(bad, out=bad)
         bad &= self.active
+        if bad.any() and self.policy == "missing":
+            idx = np.flatnonzero(bad)
+            vals = x[idx]
+            gap = ~np.isfinite(vals) | (np.abs(vals) >= FILL_THRESHOLD) | (vals == -9999.0)
+            x[idx[gap]] = np.nan
+            idx = idx[~gap]
+            if idx.size == 0:
+                return
+            i = int(idx[0])
+            raise InputError(f"forcing field '{name}' at {step_label}: {self.locator.describe(i)} is "
+                             f"{_classify(float(x[i]), spec)}")
         if bad.any():
             if self.policy == "persist":
                 prev = self.last_valid[name]

@@ -16,7 +16,7 @@ import numpy as np
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.units import SECONDS_PER_DAY
 
-REQUIRED_STEP_FIELDS = ("tas", "huss", "ps", "rsds", "pr")
+REQUIRED_STEP_FIELDS = ("tas", "huss", "ps", "rsds", "pr")  # or tasmin+tasmax for tas, vpd for huss+ps
 OPTIONAL_STEP_FIELDS = ("rlds", "sfcWind", "co2", "lai", "landcover")
 
 # model driver name -> how the accumulator produces it
@@ -103,16 +103,25 @@ class DriverAccumulator:
 
     def add(self, fields: dict[str, np.ndarray], dt: float, ends_day: bool) -> None:
         """Accumulate one coupling step of length ``dt`` seconds; ``ends_day`` closes the current day."""
-        tas = fields["tas"]
-        np.minimum(self.day_min, tas, out=self.day_min)
-        np.maximum(self.day_max, tas, out=self.day_max)
+        if "tasmin" in fields and "tasmax" in fields:  # a host giving the step's extremes itself
+            np.fmin(self.day_min, fields["tasmin"], out=self.day_min)
+            np.fmax(self.day_max, fields["tasmax"], out=self.day_max)
+            self._nan_where_missing(self.day_min, fields["tasmin"])
+            self._nan_where_missing(self.day_max, fields["tasmax"])
+        else:
+            tas = fields["tas"]
+            np.minimum(self.day_min, tas, out=self.day_min)
+            np.maximum(self.day_max, tas, out=self.day_max)
         s = self._scratch
         np.multiply(fields["rsds"], dt, out=s)
         self.sum_sw += s
         np.multiply(fields["pr"], dt, out=s)
         self.sum_pr += s
-        vpd_hpa(tas, fields["huss"], fields["ps"], scratch=self._scratch2, out=s)
-        s *= dt
+        if "vpd" in fields:
+            np.multiply(fields["vpd"], 0.01 * dt, out=s)  # Pa -> hPa
+        else:
+            vpd_hpa(fields["tas"], fields["huss"], fields["ps"], scratch=self._scratch2, out=s)
+            s *= dt
         self.sum_vpd += s
         co2 = fields.get("co2")
         if co2 is not None:
@@ -137,6 +146,12 @@ class DriverAccumulator:
             self.day_max.fill(-np.inf)
             self.days_done += 1
             self.day_steps = 0
+
+    @staticmethod
+    def _nan_where_missing(acc: np.ndarray, x: np.ndarray) -> None:
+        """fmin/fmax skip NaN; a missing extreme must stay missing (the model masks it), not become +-inf."""
+        if np.isnan(x).any():
+            acc[np.isnan(x)] = np.nan
 
     def fill(self, out: np.ndarray) -> np.ndarray:
         """Write the partial-period drivers, in the model's driver order, into ``out`` (n_cells, n_drivers)."""
