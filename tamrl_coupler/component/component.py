@@ -209,7 +209,7 @@ class CouplingComponent:
         self.down = Downscaler(lat, lon)
         self.state = self.ens.init_state(self.n_model)
         n = self.n_model
-        self.x = np.zeros((n, len(self.drivers)), dtype=np.float32)
+        self.x = np.zeros((n, len(self.drivers)))  # float64: drivers rounded to float32 once, by the model
         self.period_fluxes = {k: np.zeros(n) for k in ("gpp", "reco", "gpp_std", "reco_std", "nee_std")}
         self.step_model = np.zeros((5, n))  # gpp, reco, gpp_spread, reco_spread, nee_spread at this step, gC m-2 d-1
         self.host_gc = np.zeros((5, self.cells.size))  # the same on this rank's host cells

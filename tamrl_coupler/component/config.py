@@ -6,6 +6,8 @@ config file's directory; ``package://sample_data/x.nc`` names a file shipped ins
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +16,28 @@ from tamrl_coupler.config.schema import ConfigError, from_dict, load_yaml
 PACKAGE_SCHEME = "package://"
 
 
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` (shell style), e.g. ``${TAMRL_SHARED:-../../shared}``."""
+    def sub(m: re.Match) -> str:
+        value = os.environ.get(m.group(1))
+        if value is None:
+            if m.group(2) is None:
+                raise ConfigError(f"path {text!r}: environment variable {m.group(1)} is not set")
+            return m.group(2)
+        return value
+
+    return _ENV.sub(sub, text)
+
+
 def resolve_path(value: str | Path | None, base: Path | None) -> Path | None:
-    """``package://rel`` -> inside the installed package; relative -> from ``base`` (the config's directory)."""
+    """``package://rel`` -> inside the installed package; relative -> from ``base`` (the config's directory);
+    ``${VAR:-default}`` is expanded first."""
     if value is None:
         return None
-    text = str(value)
+    text = expand_env(str(value))
     if text.startswith(PACKAGE_SCHEME):
         import tamrl_coupler
 

@@ -40,8 +40,8 @@ IMPORT_FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
               "values below 150 K usually mean degC was given where K is declared"),
     FieldSpec("vpd", "water_vapor_saturation_deficit_in_air", "Pa", False, 0.0, 1.0e4, "state",
               "vpd is imported in Pa; values above 1e4 are implausible"),
-    FieldSpec("rsds", "surface_downwelling_shortwave_flux_in_air", "W m-2", True, 0.0, 1500.0, "flux"),
-    FieldSpec("pr", "precipitation_flux", "kg m-2 s-1", True, 0.0, 0.1, "flux",
+    FieldSpec("rsds", "surface_downwelling_shortwave_flux_in_air", "W m-2", True, -1.0, 1500.0, "flux"),
+    FieldSpec("pr", "precipitation_flux", "kg m-2 s-1", True, -1.0e-8, 0.1, "flux",  # rounding negatives pass
               "values above 0.1 usually mean mm/day or mm/h was given"),
     FieldSpec("rlds", "surface_downwelling_longwave_flux_in_air", "W m-2", False, 0.0, 1000.0, "flux"),
     FieldSpec("sfcWind", "wind_speed", "m s-1", False, 0.0, 100.0, "state"),

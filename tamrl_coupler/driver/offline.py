@@ -16,7 +16,7 @@ import numpy as np
 
 from tamrl_coupler.component.config import RunConfig, load_run_config
 from tamrl_coupler.component.decomposition import contiguous_split
-from tamrl_coupler.component.fields import IMPORT_FIELDS
+from tamrl_coupler.component.fields import IMPORT_FIELDS, REQUIRED_GROUPS
 from tamrl_coupler.errors import InputError
 
 log = logging.getLogger("tamrl_coupler.driver")
@@ -37,20 +37,12 @@ def _stamp(t: np.datetime64) -> str:
 
 
 def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
-    """Required imports plus the optional ones the forcing provides (mapped in the config or present by name)."""
-    fields = []
-    for name, spec in IMPORT_FIELDS.items():
-        if name in cfg.forcing.variables or (not spec.required and name in available):
-            fields.append(name)
-    for alt in (("tas",), ("huss", "ps"), ("rsds",), ("pr",)):
-        if not any(a in fields for a in alt) and all(a in IMPORT_FIELDS for a in alt):
-            fields.extend(a for a in alt if a not in fields)
-    if "tasmin" in fields and "tasmax" in fields and "tas" in fields and "tas" not in cfg.forcing.variables:
-        fields.remove("tas")
-    if "vpd" in fields and "vpd" in cfg.forcing.variables:
-        for a in ("huss", "ps"):
-            if a in fields and a not in cfg.forcing.variables:
-                fields.remove(a)
+    """The imports to read: those mapped in the config or present by name, plus the first alternative of every
+    required group still unsatisfied (tas or tasmin+tasmax; huss+ps or vpd; rsds; pr)."""
+    fields = [n for n in IMPORT_FIELDS if n in cfg.forcing.variables or n in available]
+    for group in REQUIRED_GROUPS:
+        if not any(all(f in fields for f in alt) for alt in group):
+            fields.extend(f for f in group[0] if f not in fields)
     return fields
 
 

@@ -52,6 +52,10 @@ class Downscaler:
     def _split(self, rate: np.ndarray, emitted: np.ndarray, w: np.ndarray, what: np.ndarray, dt: float,
                remaining: float, period_days: float, out: np.ndarray) -> None:
         rem = self._rem
+        if remaining == 0.0 and dt == period_days * SECONDS_PER_DAY:  # one step per period: the rate itself
+            np.multiply(rate, period_days, out=emitted)
+            np.copyto(out, rate)
+            return
         np.multiply(rate, period_days, out=rem)   # P: predicted period total, gC m-2
         rem -= emitted                              # R = P - E
         if remaining > 0.0:
