@@ -22,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,15 @@ def _host_comm(fortran_comm: int, c_size: int, c_rank: int) -> Any:
     return comm
 
 
+def _describe_environment(rank: int, mpi_version: str) -> None:
+    """One line per rank saying which interpreter, environment, package and MPI the host ended up with."""
+    import tamrl_coupler
+
+    print(f"tamrl bridge: rank {rank}: Python {sys.version.split()[0]} executable={sys.executable} "
+          f"prefix={sys.prefix} base_prefix={sys.base_prefix} tamrl_coupler={Path(tamrl_coupler.__file__).parent} "
+          f"numpy={np.__version__} MPI='{_first_line(mpi_version)}'", file=sys.stderr, flush=True)
+
+
 def _load_factory(spec: str | None) -> Callable[..., Any]:
     """``"package.module:Name"`` -> the callable building a component (the default is the product's component)."""
     spec = spec or DEFAULT_FACTORY
@@ -214,6 +224,8 @@ def initialise(
         check_mpi_libraries({"the host (Fortran)": host_mpi_version, "the bridge (C)": bridge_mpi_version},
                             MPI.Get_library_version())
         comm = _host_comm(fortran_comm, comm_size, comm_rank)
+        if os.environ.get("TAMRL_BRIDGE_VERBOSE"):
+            _describe_environment(comm_rank, MPI.Get_library_version())
         if n_local == -1:  # the Fortran layer's signal for arrays of different lengths
             raise InputError("global_index, lat, lon, area and land_fraction must have the same length "
                              "(one value per local cell)")
@@ -270,10 +282,10 @@ def run_step(handle: int, time_seconds: float, dt_seconds: float) -> int:
         return OK
     except BaseException as exc:
         entry = _entries.get(handle)
-        if entry is None:
-            exc = BridgeUsageError(f"handle {handle} is not an initialised component; live handles: {sorted(_entries)}")
+        error = exc if entry is not None else BridgeUsageError(
+            f"handle {handle} is not an initialised component; live handles: {sorted(_entries)}")
         where = f"tamrl_run_step(time={time_seconds!r} s, dt={dt_seconds!r} s)"
-        return _fail(where, entry.rank if entry else _rank_hint, exc)
+        return _fail(where, entry.rank if entry else _rank_hint, error)
 
 
 def write_restart(handle: int, path: str) -> int:
