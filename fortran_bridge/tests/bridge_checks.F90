@@ -4,7 +4,8 @@
 !> "MSG <name> <message>" lines; tests/test_bridge_fortran.py asserts on them.
 !>
 !> usage: tamrl_bridge_checks CONFIG CELLS_FILE RESTART_DIR [COMPONENT]
-!>   CELLS_FILE: first line n, then n lines "global_index(1-based) lat lon area land_fraction"
+!>   CELLS_FILE: first line n, then n lines "rank global_index(1-based) lat lon area land_fraction"; each rank
+!>   takes the lines with its rank
 program bridge_checks
   use, intrinsic :: iso_c_binding, only: c_double, c_int64_t, c_intptr_t, c_loc
   use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
@@ -16,7 +17,9 @@ program bridge_checks
 
   character(len=4096) :: config, cells_file, restart_dir, factory
   type(tamrl_component) :: comp, comp2
-  integer :: ierr, st, rank, i, n, u
+  integer :: ierr, st, rank, i, n, u, n_all, r, k
+  integer(c_int64_t) :: g
+  real(c_double) :: y, a, fr
   integer(c_int64_t), allocatable :: gidx(:)
   real(c_double), allocatable :: lat(:), lon(:), area(:), frac(:)
   real(c_double), allocatable, target :: tas(:), huss(:), ps(:), rsds(:), pr(:), wrong(:)
@@ -35,10 +38,21 @@ program bridge_checks
   if (command_argument_count() >= 4) call get_command_argument(4, factory)
 
   open (newunit=u, file=trim(cells_file), status='old', action='read')
-  read (u, *) n
+  read (u, *) n_all
+  n = 0
+  do i = 1, n_all
+    read (u, *) r
+    if (r == rank) n = n + 1
+  end do
+  rewind (u)
+  read (u, *) n_all
   allocate (gidx(n), lat(n), lon(n), area(n), frac(n))
-  do i = 1, n
-    read (u, *) gidx(i), lat(i), lon(i), area(i), frac(i)
+  k = 0
+  do i = 1, n_all
+    read (u, *) r, g, y, x, a, fr
+    if (r /= rank) cycle
+    k = k + 1
+    gidx(k) = g; lat(k) = y; lon(k) = x; area(k) = a; frac(k) = fr
   end do
   close (u)
   allocate (tas(n), huss(n), ps(n), rsds(n), pr(n), wrong(n + 1), strided(2, n))
