@@ -22,17 +22,26 @@ program land_host
   character(len=*), parameter :: export_names(n_exports) = [character(len=11) :: 'gpp', 'reco', 'nee', &
                                                             'gpp_spread', 'reco_spread', 'nee_spread']
 
-  ! namelist /host/
+  ! namelist /host/ (written by host_namelist.py from the run config)
   character(len=1024) :: config = '', forcing = '', output = '', restart_in = '', restart_out = ''
   character(len=256) :: component = ''  ! '' = the product's CouplingComponent; else 'package.module:Factory'
   character(len=64) :: forcing_names(n_imports) = [character(len=64) :: 'tas', 'huss', 'ps', 'rsds', 'pr']
-  integer :: n_steps = -1               ! -1: every time step of the forcing
-  real(real64) :: time_offset = 0       ! seconds from the config's reference date to the forcing's time origin
+  character(len=64) :: time_bounds = ''  ! forcing time-bounds variable: records start at their lower bound
+  real(real64) :: time_scale = 1, time_offset = 0  ! seconds since reference = forcing time * scale + offset
+  character(len=64) :: reference_date = '2000-01-01 00:00:00'
+  real(real64) :: start_seconds = 0, dt = 3600   ! first step start (s since reference) and coupling step (s)
+  integer :: n_steps = 1
   logical :: land_only = .true.         ! pass only cells with land_fraction > 0
-  namelist /host/ config, forcing, output, restart_in, restart_out, component, forcing_names, n_steps, time_offset, land_only
+  ! metadata of the flux file (the offline driver's)
+  character(len=64) :: flux_units = 'kg m-2 s-1', flux_unit_name = 'kgC m-2 s-1', nee_positive = 'down'
+  character(len=64) :: sign_convention = 'uptake_positive', nee_formula = 'NEE = GPP - Reco'
+  character(len=256) :: long_names(n_exports) = '', standard_names(n_exports) = ''
+  namelist /host/ config, forcing, output, restart_in, restart_out, component, forcing_names, time_bounds, &
+    time_scale, time_offset, reference_date, start_seconds, dt, n_steps, land_only, flux_units, flux_unit_name, &
+    nee_positive, sign_convention, nee_formula, long_names, standard_names
 
   integer :: ierr, rank, nprocs, st, u, ncid, varid, dimid, nlon, nlat, nt, i, j, k, f, step, n_local, n_sel
-  integer :: k0, k1, jmin, jmax, nj
+  integer :: k0, k1, jmin, jmax, nj, record, rec
   real(real64), allocatable :: lat(:), lon(:), time(:), landfrac2(:, :), area2(:, :)
   integer, allocatable :: sel_i(:), sel_j(:)                    ! selected cells (global order)
   integer(int64), allocatable :: gidx(:)
@@ -40,11 +49,11 @@ program land_host
   real(real64), allocatable, target :: imports(:, :), exports(:, :)
   real(real64), allocatable :: accum(:, :)                      ! time integral of each export, per cell
   real(real32), allocatable :: rows(:, :)
-  real(real64) :: t, dt, totals(3), rel
+  real(real64) :: t, totals(3), rel
   integer(int64) :: bad_cells
   type(tamrl_component) :: comp
   ! output (rank 0)
-  integer :: out_id, out_vars(n_exports), time_var
+  integer :: out_id, out_vars(n_exports), time_var, tb_var, lf_var, area_var
   integer, allocatable :: counts(:), displs(:)
   integer(int64), allocatable :: all_gidx(:)
   real(real64), allocatable :: gathered(:), field2(:, :)
@@ -68,14 +77,24 @@ program land_host
   call nc(nf90_open(trim(forcing), NF90_NOWRITE, ncid), 'open '//trim(forcing))
   nlon = dim_len(ncid, 'lon'); nlat = dim_len(ncid, 'lat'); nt = dim_len(ncid, 'time')
   allocate (lat(nlat), lon(nlon), time(nt), landfrac2(nlon, nlat), area2(nlon, nlat))
-  call read_var(ncid, 'lat', lat); call read_var(ncid, 'lon', lon); call read_var(ncid, 'time', time)
+  call read_var(ncid, 'lat', lat); call read_var(ncid, 'lon', lon)
+  if (len_trim(time_bounds) > 0) then       ! a record is valid from its lower time bound to the next record's
+    block
+      real(real64), allocatable :: bnds(:, :)
+      allocate (bnds(2, nt))
+      call nc(nf90_inq_varid(ncid, trim(time_bounds), varid), 'variable '//trim(time_bounds))
+      call nc(nf90_get_var(ncid, varid, bnds), 'read '//trim(time_bounds))
+      time = bnds(1, :)
+    end block
+  else
+    call read_var(ncid, 'time', time)
+  end if
+  time = time * time_scale + time_offset    ! seconds since the config's reference date
   call nc(nf90_inq_varid(ncid, 'landfrac', varid), 'landfrac')
   call nc(nf90_get_var(ncid, varid, landfrac2), 'read landfrac')
   call nc(nf90_inq_varid(ncid, 'cell_area', varid), 'cell_area')
   call nc(nf90_get_var(ncid, varid, area2), 'read cell_area')
-  if (n_steps < 0 .or. n_steps > nt) n_steps = nt
-  if (nt < 2) call fail('the forcing needs at least two time steps to know the step length')
-  dt = time(2) - time(1)
+  if (nt < 2) call fail('the forcing needs at least two records (the last record lasts as long as the one before)')
 
   ! ---- decomposition: the selected cells in global (C: lat-major) order, cut into contiguous blocks --------
   n_sel = 0
@@ -116,26 +135,31 @@ program land_host
     call check(tamrl_register_export(comp, trim(export_names(f)), exports(:, f)))
   end do
   if (rank == 0) then
-    write (output_unit, '(a,i0,a,i0,a,i0,a,i0,a,f0.0,a)') 'land_host: ', n_sel, ' cells on ', nprocs, &
-      ' ranks, grid ', nlon, 'x', nlat, ', step ', dt, ' s'
+    write (output_unit, '(a,i0,a,i0,a,i0,a,i0,a,i0,a,f0.0,a)') 'land_host: ', n_sel, ' cells on ', nprocs, &
+      ' ranks, grid ', nlon, 'x', nlat, ', ', n_steps, ' steps of ', dt, ' s'
     call gather_setup()
     call create_output()
   end if
 
   ! ---- coupling loop ---------------------------------------------------------------------------------------
   bad_cells = 0
+  record = 0
   do step = 1, n_steps
-    do f = 1, n_imports
-      call read_step(trim(forcing_names(f)), step, imports(:, f))
-    end do
-    t = time(step) + time_offset
+    t = start_seconds + (step - 1) * dt
+    rec = record_for(t)
+    if (rec /= record) then               ! coarser forcing is held over several coupling steps
+      do f = 1, n_imports
+        call read_step(trim(forcing_names(f)), rec, imports(:, f))
+      end do
+      record = rec
+    end if
     call check(tamrl_run_step(comp, t, dt))
     ! the host's own balance check, on every cell at every step: exact, no tolerance
     bad_cells = bad_cells + count(exports(:, 3) /= exports(:, 1) - exports(:, 2))
     accum(:, 1) = accum(:, 1) + exports(:, 1) * dt
     accum(:, 2) = accum(:, 2) + exports(:, 2) * dt
     accum(:, 3) = accum(:, 3) + exports(:, 3) * dt
-    call write_step(step)
+    call write_step(step, t)
   end do
   call nc(nf90_close(ncid), 'close forcing')
 
@@ -218,46 +242,104 @@ contains
     end do
   end subroutine read_step
 
+  !> The forcing record valid at time t (its start <= t < the next record's start), as the offline driver reads.
+  integer function record_for(t) result(r)
+    real(real64), intent(in) :: t
+    real(real64) :: last_end
+    character(len=64) :: txt
+    last_end = time(nt) + (time(nt) - time(nt - 1))
+    if (t < time(1) .or. t >= last_end) then
+      write (txt, '(f0.0)') t
+      call fail('no forcing record covers t = '//trim(txt)//' s in '//trim(forcing))
+    end if
+    do r = nt, 1, -1
+      if (time(r) <= t) return
+    end do
+  end function record_for
+
   subroutine gather_setup()
     allocate (counts(nprocs), displs(nprocs), all_gidx(n_sel), gathered(n_sel), field2(nlon, nlat))
   end subroutine gather_setup
 
+  !> The offline driver's flux file layout (tamrl_coupler.io.output): CF-1.8, time with bounds at mid-step,
+  !> lat/lon with bounds, landfrac, cell_area, and the six fluxes with fill values off land.
   subroutine create_output()
-    integer :: d_lon, d_lat, d_t, v
+    integer :: d_lon, d_lat, d_t, d_nv, v
     call nc(nf90_create(trim(output), ior(NF90_CLOBBER, NF90_NETCDF4), out_id), 'create '//trim(output))
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'Conventions', 'CF-1.8'), 'att')
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'title', 'TAM-RL carbon fluxes from tamrl-coupler'), 'att')
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'source', 'tamrl-coupler through its Fortran bridge, called by '// &
+                         'examples/fortran_host (land_host)'), 'att')
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', trim(sign_convention)), 'att')
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'nee_definition', trim(nee_formula)//' (exact: checked by the '// &
+                         'host on every cell and step)'), 'att')
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'flux_unit', trim(flux_unit_name)), 'att')
     call nc(nf90_def_dim(out_id, 'time', NF90_UNLIMITED, d_t), 'def time')
+    call nc(nf90_def_dim(out_id, 'nv', 2, d_nv), 'def nv')
+    call nc(nf90_def_var(out_id, 'time', NF90_DOUBLE, [d_t], time_var), 'def time')
+    call nc(nf90_put_att(out_id, time_var, 'units', 'seconds since '//trim(reference_date)), 'att')
+    call nc(nf90_put_att(out_id, time_var, 'calendar', 'proleptic_gregorian'), 'att')
+    call nc(nf90_put_att(out_id, time_var, 'standard_name', 'time'), 'att')
+    call nc(nf90_put_att(out_id, time_var, 'axis', 'T'), 'att')
+    call nc(nf90_put_att(out_id, time_var, 'bounds', 'time_bnds'), 'att')
+    call nc(nf90_def_var(out_id, 'time_bnds', NF90_DOUBLE, [d_nv, d_t], tb_var), 'def time_bnds')
     call nc(nf90_def_dim(out_id, 'lat', nlat, d_lat), 'def lat')
     call nc(nf90_def_dim(out_id, 'lon', nlon, d_lon), 'def lon')
-    call nc(nf90_def_var(out_id, 'time', NF90_DOUBLE, [d_t], time_var), 'def time')
-    call copy_att(ncid, 'time', out_id, time_var, 'units')
-    call copy_att(ncid, 'time', out_id, time_var, 'calendar')
-    call nc(nf90_def_var(out_id, 'lat', NF90_DOUBLE, [d_lat], v), 'def lat')
-    call nc(nf90_put_att(out_id, v, 'units', 'degrees_north'), 'att')
-    call nc(nf90_def_var(out_id, 'lon', NF90_DOUBLE, [d_lon], v), 'def lon')
-    call nc(nf90_put_att(out_id, v, 'units', 'degrees_east'), 'att')
+    call coord('lat', d_lat, d_nv, nlat, lat, 'degrees_north', 'latitude', 'Y')
+    call coord('lon', d_lon, d_nv, nlon, lon, 'degrees_east', 'longitude', 'X')
+    call nc(nf90_def_var(out_id, 'landfrac', NF90_DOUBLE, [d_lon, d_lat], lf_var), 'def landfrac')
+    call nc(nf90_put_att(out_id, lf_var, 'standard_name', 'land_area_fraction'), 'att')
+    call nc(nf90_put_att(out_id, lf_var, 'units', '1'), 'att')
+    call nc(nf90_def_var(out_id, 'cell_area', NF90_DOUBLE, [d_lon, d_lat], area_var), 'def cell_area')
+    call nc(nf90_put_att(out_id, area_var, 'standard_name', 'cell_area'), 'att')
+    call nc(nf90_put_att(out_id, area_var, 'units', 'm2'), 'att')
     do f = 1, n_exports
-      call nc(nf90_def_var(out_id, trim(export_names(f)), NF90_DOUBLE, [d_lon, d_lat, d_t], out_vars(f)), 'def')
-      call nc(nf90_put_att(out_id, out_vars(f), '_FillValue', fill), 'att')
+      call nc(nf90_def_var(out_id, trim(export_names(f)), NF90_DOUBLE, [d_lon, d_lat, d_t], out_vars(f), &
+                           chunksizes=[nlon, nlat, 1], deflate_level=1), 'def '//trim(export_names(f)))
+      v = out_vars(f)
+      call nc(nf90_def_var_fill(out_id, v, 0, fill), 'fill')
+      call nc(nf90_put_att(out_id, v, 'units', trim(flux_units)), 'att')
+      call nc(nf90_put_att(out_id, v, 'long_name', trim(long_names(f))), 'att')
+      if (len_trim(standard_names(f)) > 0) &
+        call nc(nf90_put_att(out_id, v, 'standard_name', trim(standard_names(f))), 'att')
+      if (export_names(f) == 'nee') call nc(nf90_put_att(out_id, v, 'positive', trim(nee_positive)), 'att')
+      call nc(nf90_put_att(out_id, v, 'cell_methods', 'time: mean area: mean where land'), 'att')
+      call nc(nf90_put_att(out_id, v, 'cell_measures', 'area: cell_area'), 'att')
     end do
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'source', 'examples/fortran_host (land_host) through the '// &
-                         'tamrl-coupler Fortran bridge'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', 'NEE = GPP - Reco (uptake positive)'), 'att')
     call nc(nf90_enddef(out_id), 'enddef')
-    call nc(nf90_inq_varid(out_id, 'lat', v), 'lat'); call nc(nf90_put_var(out_id, v, lat), 'put lat')
-    call nc(nf90_inq_varid(out_id, 'lon', v), 'lon'); call nc(nf90_put_var(out_id, v, lon), 'put lon')
+    call nc(nf90_put_var(out_id, lf_var, landfrac2), 'put landfrac')
+    call nc(nf90_put_var(out_id, area_var, area2), 'put cell_area')
   end subroutine create_output
 
-  subroutine copy_att(in_id, in_name, o_id, o_var, att)
-    integer, intent(in) :: in_id, o_id, o_var
-    character(len=*), intent(in) :: in_name, att
-    integer :: in_var, s
-    s = nf90_inq_varid(in_id, in_name, in_var)
-    if (s == NF90_NOERR) s = nf90_copy_att(in_id, in_var, att, o_id, o_var)
-  end subroutine copy_att
+  subroutine coord(name, d, d_nv, n, values, units, std, axis)
+    character(len=*), intent(in) :: name, units, std, axis
+    integer, intent(in) :: d, d_nv, n
+    real(real64), intent(in) :: values(:)
+    integer :: in_b, v, vb
+    real(real64), allocatable :: bnds(:, :)
+    call nc(nf90_def_var(out_id, name, NF90_DOUBLE, [d], v), 'def '//name)
+    call nc(nf90_put_att(out_id, v, 'units', units), 'att')
+    call nc(nf90_put_att(out_id, v, 'standard_name', std), 'att')
+    call nc(nf90_put_att(out_id, v, 'axis', axis), 'att')
+    if (nf90_inq_varid(ncid, name//'_bnds', in_b) == NF90_NOERR) then   ! copy the forcing's cell bounds
+      call nc(nf90_put_att(out_id, v, 'bounds', name//'_bnds'), 'att')
+      call nc(nf90_def_var(out_id, name//'_bnds', NF90_DOUBLE, [d_nv, d], vb), 'def bounds')
+      allocate (bnds(2, n))
+      call nc(nf90_get_var(ncid, in_b, bnds), 'read '//name//'_bnds')
+      call nc(nf90_enddef(out_id), 'enddef')
+      call nc(nf90_put_var(out_id, vb, bnds), 'put bounds')
+      call nc(nf90_redef(out_id), 'redef')
+      deallocate (bnds)
+    end if
+    call nc(nf90_enddef(out_id), 'enddef')
+    call nc(nf90_put_var(out_id, v, values), 'put '//name)
+    call nc(nf90_redef(out_id), 'redef')
+  end subroutine coord
 
   !> Gathers the step's exports on rank 0 and writes them as one time slice.
-  subroutine write_step(step)
+  subroutine write_step(step, t0)
     integer, intent(in) :: step
+    real(real64), intent(in) :: t0
     integer :: ff, kk
     if (step == 1) then
       call MPI_Gather(n_local, 1, MPI_INTEGER, counts, 1, MPI_INTEGER, 0, MPI_COMM_WORLD, ierr)
@@ -270,7 +352,10 @@ contains
       if (rank /= 0) allocate (counts(1), displs(1), all_gidx(1), gathered(1))
       call MPI_Gatherv(gidx, n_local, MPI_INTEGER8, all_gidx, counts, displs, MPI_INTEGER8, 0, MPI_COMM_WORLD, ierr)
     end if
-    if (rank == 0) call nc(nf90_put_var(out_id, time_var, [time(step)], start=[step], count=[1]), 'put time')
+    if (rank == 0) then                   ! the record is the step's interval, stamped at its middle
+      call nc(nf90_put_var(out_id, time_var, [0.5d0 * (t0 + (t0 + dt))], start=[step], count=[1]), 'put time')
+      call nc(nf90_put_var(out_id, tb_var, reshape([t0, t0 + dt], [2, 1]), start=[1, step], count=[2, 1]), 'bnds')
+    end if
     do ff = 1, n_exports
       call MPI_Gatherv(exports(:, ff), n_local, MPI_DOUBLE_PRECISION, gathered, counts, displs, &
                        MPI_DOUBLE_PRECISION, 0, MPI_COMM_WORLD, ierr)
