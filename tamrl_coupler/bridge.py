@@ -164,6 +164,33 @@ def _host_comm(fortran_comm: int, c_size: int, c_rank: int) -> Any:
     return comm
 
 
+# Python extensions that bundle their own copies of C libraries a host typically links too (netCDF4's wheel ships
+# libnetcdf and libhdf5; a netcdf-fortran host already has the system's loaded). Without RTLD_DEEPBIND the wheel's
+# extension binds to the host's libnetcdf for some symbols and its own for others, and crashes on import.
+ISOLATED_EXTENSIONS = ("netCDF4",)
+
+
+def _import_isolated_extensions() -> None:
+    """Import the extensions of ISOLATED_EXTENSIONS (or $TAMRL_BRIDGE_DEEPBIND, comma-separated) with RTLD_DEEPBIND,
+    so that they resolve their symbols in their own bundled libraries before the host's."""
+    names = os.environ.get("TAMRL_BRIDGE_DEEPBIND")
+    modules = [m.strip() for m in names.split(",") if m.strip()] if names is not None else list(ISOLATED_EXTENSIONS)
+    deepbind = getattr(os, "RTLD_DEEPBIND", 0)
+    if not deepbind:
+        return
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | deepbind)
+    try:
+        for name in modules:
+            if name not in sys.modules:
+                try:
+                    importlib.import_module(name)
+                except ImportError:
+                    pass  # not installed: nothing to isolate
+    finally:
+        sys.setdlopenflags(flags)
+
+
 def _describe_environment(rank: int, mpi_version: str) -> None:
     """One line per rank saying which interpreter, environment, package and MPI the host ended up with."""
     import tamrl_coupler
@@ -220,6 +247,7 @@ def initialise(
     global _next_handle, _rank_hint
     _rank_hint = str(comm_rank)
     try:
+        _import_isolated_extensions()
         MPI = import_mpi()
         check_mpi_libraries({"the host (Fortran)": host_mpi_version, "the bridge (C)": bridge_mpi_version},
                             MPI.Get_library_version())

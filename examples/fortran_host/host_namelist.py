@@ -24,6 +24,11 @@ SCALES = {"second": 1, "seconds": 1, "s": 1, "minute": 60, "minutes": 60, "hour"
           "day": 86400, "days": 86400, "d": 86400}
 
 
+def stamp(t: np.datetime64) -> str:
+    """The offline driver's file-name time stamp (20150101T000000)."""
+    return str(np.datetime64(t, "s")).replace("-", "").replace(":", "")
+
+
 def fortran_string(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -45,6 +50,10 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
     if len(files) != 1:
         raise SystemExit(f"{config_path}: forcing.files gives {len(files)} files; the example host reads one")
     forcing = files[0]
+    grid = cfg.host.grid
+    if grid != "forcing" and cfg.path(grid) is not None and cfg.path(grid).resolve() != forcing.resolve():
+        raise SystemExit(f"{config_path}: host.grid {grid!r} is not the forcing file; the example host reads its "
+                         f"grid (lat, lon, {cfg.host.landfrac_variable}, {cfg.host.area_variable}) from the forcing")
     reference = np.datetime64(cfg.reference_date, "s")
     start, end = np.datetime64(cfg.start, "s"), np.datetime64(cfg.end, "s")
     dt = int(cfg.coupling_step)
@@ -79,7 +88,9 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
         "&host",
         f"  config = {fortran_string(Path(config_path).resolve())}",
         f"  forcing = {fortran_string(forcing)}",
-        f"  output = {fortran_string(outdir / (cfg.output.prefix + '.nc'))}",
+        f"  output = {fortran_string(outdir / (cfg.output.prefix + '_' + stamp(start) + '.nc'))}",
+        f"  landfrac_variable = {fortran_string(cfg.host.landfrac_variable)}",
+        f"  area_variable = {fortran_string(cfg.host.area_variable)}",
         f"  forcing_names = {', '.join(fortran_string(n) for n in names)}",
         f"  time_bounds = {fortran_string(bounds)}",
         f"  time_scale = {float(scale)!r}",

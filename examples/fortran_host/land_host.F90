@@ -32,13 +32,14 @@ program land_host
   real(real64) :: start_seconds = 0, dt = 3600   ! first step start (s since reference) and coupling step (s)
   integer :: n_steps = 1
   logical :: land_only = .true.         ! pass only cells with land_fraction > 0
+  character(len=64) :: landfrac_variable = 'landfrac', area_variable = 'cell_area'
   ! metadata of the flux file (the offline driver's)
   character(len=64) :: flux_units = 'kg m-2 s-1', flux_unit_name = 'kgC m-2 s-1', nee_positive = 'down'
   character(len=64) :: sign_convention = 'uptake_positive', nee_formula = 'NEE = GPP - Reco'
   character(len=256) :: long_names(n_exports) = '', standard_names(n_exports) = ''
   namelist /host/ config, forcing, output, restart_in, restart_out, component, forcing_names, time_bounds, &
-    time_scale, time_offset, reference_date, start_seconds, dt, n_steps, land_only, flux_units, flux_unit_name, &
-    nee_positive, sign_convention, nee_formula, long_names, standard_names
+    time_scale, time_offset, reference_date, start_seconds, dt, n_steps, land_only, landfrac_variable, &
+    area_variable, flux_units, flux_unit_name, nee_positive, sign_convention, nee_formula, long_names, standard_names
 
   integer :: ierr, rank, nprocs, st, u, ncid, varid, dimid, nlon, nlat, nt, i, j, k, f, step, n_local, n_sel
   integer :: k0, k1, jmin, jmax, nj, record, rec
@@ -90,10 +91,10 @@ program land_host
     call read_var(ncid, 'time', time)
   end if
   time = time * time_scale + time_offset    ! seconds since the config's reference date
-  call nc(nf90_inq_varid(ncid, 'landfrac', varid), 'landfrac')
-  call nc(nf90_get_var(ncid, varid, landfrac2), 'read landfrac')
-  call nc(nf90_inq_varid(ncid, 'cell_area', varid), 'cell_area')
-  call nc(nf90_get_var(ncid, varid, area2), 'read cell_area')
+  call nc(nf90_inq_varid(ncid, trim(landfrac_variable), varid), 'variable '//trim(landfrac_variable))
+  call nc(nf90_get_var(ncid, varid, landfrac2), 'read '//trim(landfrac_variable))
+  call nc(nf90_inq_varid(ncid, trim(area_variable), varid), 'variable '//trim(area_variable))
+  call nc(nf90_get_var(ncid, varid, area2), 'read '//trim(area_variable))
   if (nt < 2) call fail('the forcing needs at least two records (the last record lasts as long as the one before)')
 
   ! ---- decomposition: the selected cells in global (C: lat-major) order, cut into contiguous blocks --------
