@@ -99,8 +99,8 @@ def _land_cells_file(path: Path, n_ranks: int = 2) -> int:
     sel = np.flatnonzero(frac > 0)
     lat2, lon2 = (a.ravel() for a in np.meshgrid(lat, lon, indexing="ij"))
     rank = np.arange(sel.size) * n_ranks // sel.size
-    lines = [f"{sel.size}"] + [f"{rank[k]} {g + 1} {lat2[g]!r} {lon2[g]!r} {area[g]!r} {frac[g]!r}"
-                               for k, g in enumerate(sel.tolist())]
+    lines = [f"{sel.size}"] + [f"{rank[k]} {g + 1} {float(lat2[g])!r} {float(lon2[g])!r} {float(area[g])!r} "
+                               f"{float(frac[g])!r}" for k, g in enumerate(sel.tolist())]
     path.write_text("\n".join(lines) + "\n")
     return int(sel.size)
 
