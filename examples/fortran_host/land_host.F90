@@ -136,8 +136,8 @@ program land_host
     call check(tamrl_register_export(comp, trim(export_names(f)), exports(:, f)))
   end do
   if (rank == 0) then
-    write (output_unit, '(a,i0,a,i0,a,i0,a,i0,a,i0,a,f0.0,a)') 'land_host: ', n_sel, ' cells on ', nprocs, &
-      ' ranks, grid ', nlon, 'x', nlat, ', ', n_steps, ' steps of ', dt, ' s'
+    write (output_unit, '(a,i0,a,i0,a,i0,a,i0,a,i0,a,i0,a)') 'land_host: ', n_sel, ' cells on ', nprocs, &
+      ' ranks, grid ', nlon, 'x', nlat, ', ', n_steps, ' steps of ', nint(dt), ' s'
     call gather_setup()
     call create_output()
   end if
