@@ -126,11 +126,16 @@ def main() -> int:
     py_null = time_python(comp.run_step, 1000, args.steps, 0.0, 3600.0)
     bridge._entries[0] = bridge._Entry(comp, comp.run_step, 0, n)  # the Python half of the bridge alone
     py_bridge_null = time_python(lambda t, dt: bridge.run_step(0, t, dt), 1000, args.steps, 0.0, 3600.0)
+    blocks0 = sys.getallocatedblocks()  # Python objects alive: must not grow with steps
+    for k in range(args.steps):
+        bridge.run_step(0, k * 3600.0, 3600.0)
+    blocks = sys.getallocatedblocks() - blocks0
     del bridge._entries[0]
     rows += [
         ("empty step, Fortran -> bridge (C + Python)", f"{fortran_null['per_step_us']:.2f}",
          f"heap change over {args.steps} steps: {fortran_null['heap_delta_bytes']} B"),
-        ("empty step, Python -> bridge.run_step (Python half only)", f"{py_bridge_null:.2f}", ""),
+        ("empty step, Python -> bridge.run_step (Python half only)", f"{py_bridge_null:.2f}",
+         f"Python blocks alive after {args.steps} more steps: {blocks:+d}"),
         ("empty step, Python -> component.run_step directly", f"{py_null:.3f}", ""),
     ]
     # -- 2. real step --------------------------------------------------------------------------------------------
