@@ -141,8 +141,8 @@ def main() -> int:
     # -- 2. real step --------------------------------------------------------------------------------------------
     if Path(args.config).exists() and Path(args.forcing).exists():
         from mpi4py import MPI
-        from tamrl_coupler.component import CouplingComponent, HostCells
 
+        from tamrl_coupler.component import CouplingComponent, HostCells
         from tamrl_coupler.component.config import load_run_config
 
         sel, lat, lon, area, frac, imports, time0 = demo_cells(Path(args.forcing))
