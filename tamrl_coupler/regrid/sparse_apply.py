@@ -37,9 +37,14 @@ class TorchSparse:
         self.dtype = dtype or torch.float64
         S = sp.csr_matrix(S)
         self.shape = S.shape
-        self.matrix = torch.sparse_csr_tensor(
-            torch.as_tensor(S.indptr.astype(np.int64)), torch.as_tensor(S.indices.astype(np.int64)),
-            torch.as_tensor(S.data), size=S.shape, dtype=self.dtype, device=self.device)
+        import warnings
+
+        with warnings.catch_warnings():  # CSR support is "beta" in torch; we build valid CSR from scipy
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = torch.sparse_csr_tensor(
+                torch.as_tensor(S.indptr.astype(np.int64)), torch.as_tensor(S.indices.astype(np.int64)),
+                torch.as_tensor(S.data), size=S.shape, dtype=self.dtype, device=self.device,
+                check_invariants=False)
 
     def __call__(self, X):
         import torch
