@@ -36,21 +36,31 @@ def test_native_and_cdo_weights_agree():
     assert np.max(np.abs(dn - dc)) < 1e-12
 
 
-def test_torch_matches_scipy():
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_torch_matches_scipy(kernel):
+    """CPU tensors go through scipy zero-copy ('auto'); the torch sparse CSR kernel (the GPU path) is forced and
+    checked on CPU with 'torch'."""
     import torch
 
+    from tamrl_coupler.regrid.sparse_apply import TorchSparse, pick_device
+
     torch.set_num_threads(1)
-    rg = Regridder(A, B, "conservative", backend="native")
+    rg = Regridder(A, B, "conservative", backend="native", torch_kernel=kernel)
     x = np.random.default_rng(3).standard_normal((4, 13824))
     x[1, ::5] = np.nan
     for kw in ({}, {"skipna": True}, {"src_fraction": np.random.default_rng(4).random(13824)}):
-        ref = rg(x, **kw)
+        ref = Regridder(A, B, "conservative", backend="native")(x, **kw)
         got = rg(torch.from_numpy(x), **kw)
         assert isinstance(got, torch.Tensor) and got.shape == (4, 64800)
         assert np.allclose(got.numpy(), ref, rtol=1e-13, atol=1e-13, equal_nan=True), kw
     y32 = rg(torch.from_numpy(x[0]).float().reshape(96, 144))  # grid-shaped float32 input
     assert y32.dtype == torch.float32 and y32.shape == (180, 360)
     assert np.allclose(y32.numpy().ravel(), rg(x[0]), rtol=1e-5, atol=1e-5)
+    if kernel == "torch":
+        assert set(k[0].type for k in rg._torch) == {"cpu"}
+        assert pick_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+        op = TorchSparse(rg.matrix, device="cpu")
+        assert op.device.type == "cpu" and op(torch.from_numpy(x[:1])).shape == (1, 64800)
 
 
 def test_field_shape_errors():
