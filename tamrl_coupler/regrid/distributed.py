@@ -126,8 +126,11 @@ class DistributedRegridder:
                 gathered[:, rd[r]: rd[r] + c] = recv[k * rd[r]: k * (rd[r] + c)].reshape(k, c)
         return gathered
 
-    def __call__(self, x_local, *, src_fraction=None):
-        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``."""
+    def __call__(self, x_local, *, src_fraction=None, out: np.ndarray | None = None):
+        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``.
+
+        ``out`` (``(k, n_dst_local)`` float64) is filled in place, so a coupling loop allocates nothing per step.
+        """
         X = np.asarray(x_local, np.float64)
         one = X.ndim == 1
         X = X.reshape(1, -1) if one else X
@@ -139,13 +142,13 @@ class DistributedRegridder:
             if f.size != self.n_src_local:
                 raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected {self.n_src_local}")
             both = self._exchange(np.vstack([X * f[None, :], f[None, :]]))
-            num = spmm(self._A, both[:-1])
+            num = spmm(self._A, both[:-1], out=None if out is None else out.reshape(-1, self.n_dst_local))
             den = spmm(self._A, both[-1:])
             np.divide(num, den, out=num, where=den > 0)
             num[np.broadcast_to(den <= 0, num.shape)] = np.nan
             y = num
         else:
-            y = spmm(self._A, self._exchange(X))
+            y = spmm(self._A, self._exchange(X), out=None if out is None else out.reshape(-1, self.n_dst_local))
         if self._nan_local.size:
             y[:, self._nan_local] = np.nan
         return y[0] if one else y

@@ -63,6 +63,7 @@ class Regridder:
             w = weights if isinstance(weights, Weights) else Weights.read(weights)
             w.check_sizes(self.src.size, self.dst.size, f"grids {self.src.name!r} -> {self.dst.name!r}")
             self.backend = "file"
+            self.method = w.method
         else:
             if method.startswith("conservative"):
                 self.src.require_bounds(f"{method} remapping")

@@ -14,8 +14,6 @@ import scipy.sparse as sp
 
 def spmm(S: sp.csr_matrix, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``Y[i] = S @ X[i]`` for each field ``i`` of ``X`` ``(k, n_src)`` float64; ``out`` ``(k, n_dst)`` is reused."""
-    from scipy.sparse import _sparsetools
-
     n_dst, n_src = S.shape
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != n_src:
@@ -23,11 +21,24 @@ def spmm(S: sp.csr_matrix, X: np.ndarray, out: np.ndarray | None = None) -> np.n
     if out is None:
         out = np.zeros((X.shape[0], n_dst))
     else:
+        if out.shape != (X.shape[0], n_dst) or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(f"spmm: out must be C-contiguous float64 {(X.shape[0], n_dst)}, got {out.dtype} "
+                             f"{out.shape}")
         out[...] = 0.0
     data = S.data if S.data.dtype == np.float64 else S.data.astype(np.float64)
+    if _csr_matvec is None:  # scipy without the private kernel: same arithmetic through the public operator
+        for i in range(X.shape[0]):
+            out[i] = S @ X[i]
+        return out
     for i in range(X.shape[0]):
-        _sparsetools.csr_matvec(n_dst, n_src, S.indptr, S.indices, data, X[i], out[i])
+        _csr_matvec(n_dst, n_src, S.indptr, S.indices, data, X[i], out[i])  # y_i += row_i . x, in stored order
     return out
+
+
+try:  # scipy's own CSR mat-vec kernel, called with our preallocated output
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover
+    _csr_matvec = None
 
 
 def pick_device(device=None):
