@@ -256,9 +256,8 @@ class CouplingComponent:
         self.buf_flux = np.zeros((len(self._flux_names), self.cells.size))
         self.buf_class = np.zeros((len(self._class_names), self.cells.size))
         prev = self._validator
-        self._validator = ForcingValidator(names, self.host_active, self.locator, self.cfg.forcing.fill_policy
-                                           if self.cfg.forcing else "error",
-                                           self.cfg.forcing.check_range if self.cfg.forcing else True)
+        self._validator = ForcingValidator(names, self.host_active, self.locator, self.cfg.forcing.fill_policy,
+                                           self.cfg.forcing.check_range)
         if prev is not None and prev.policy == self._validator.policy == "persist":
             self._validator.last_valid.update(prev.last_valid)
         if getattr(self, "_pending_last_valid", None):

@@ -58,8 +58,8 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
 
         comm = MPI.COMM_WORLD
     cfg = load_run_config(config)
-    if cfg.forcing is None:
-        raise InputError("forcing: the offline driver needs a 'forcing' section (files and variable names)")
+    if not cfg.forcing.files:
+        raise InputError("forcing.files: the offline driver needs forcing files (paths or globs)")
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(output) if output is not None else Path("out")
     base = Path(cfg.base_dir) if cfg.base_dir else None
