@@ -106,8 +106,8 @@ def test_downscaling_period_totals_exact_and_follow_light():
         # the model's estimate of the period rate drifts while the period fills up
         g_rate = 3.0 + np.sin(k / 50.0) + 0.1 * np.arange(n) / n
         r_rate = 2.0 + 0.5 * np.cos(k / 70.0) + 0.0 * lat
-        ds.step(g_rate, r_rate, rsds, np.full(n, tas), sum_sw, float((k + 1) * dt), t0, dt, period, gpp_out,
-                reco_out)
+        ds.step(g_rate, r_rate, rsds, np.full(n, tas), sum_sw, float((k + 1) * dt), float(period - (k + 1) * dt),
+                float(period), t0, dt, gpp_out, reco_out)
         tot_g += gpp_out * dt / 86400.0
         tot_r += reco_out * dt / 86400.0
         (day_g if rsds[0] > 50 else night_g).append(gpp_out[0])
@@ -122,6 +122,6 @@ def test_downscaling_one_step_per_period_returns_the_rate():
     g, r = np.zeros(1), np.zeros(1)
     rate = np.array([3.3])
     period = 28 * 86400
-    ds.step(rate, rate * 0.5, np.array([200.0]), np.array([290.0]), np.array([200.0 * period]), float(period),
-            np.datetime64("2015-02-01"), period, period, g, r)
+    ds.step(rate, rate * 0.5, np.array([200.0]), np.array([290.0]), np.array([200.0 * period]), float(period), 0.0,
+            float(period), np.datetime64("2015-02-01"), period, g, r)
     assert g[0] == rate[0] and r[0] == rate[0] * 0.5

@@ -154,10 +154,20 @@ class CouplingComponent:
                              f"not {self.cfg.host.grid!r}")
         if model_spec not in ("host",) and not model_spec.startswith("r"):
             model_spec = str(self.cfg.path(model_spec))
-        self.remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
-                              cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
-                              state_method=self.cfg.regrid.host_to_model_states,
-                              flux_method=self.cfg.regrid.host_to_model_fluxes)
+        # rank 0 makes the weights (one CDO/esmpy call, one writer of the weight cache) and broadcasts them
+        remap, error = None, None
+        if self.rank == 0:
+            try:
+                remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
+                                 cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
+                                 state_method=self.cfg.regrid.host_to_model_states,
+                                 flux_method=self.cfg.regrid.host_to_model_fluxes)
+            except Exception as exc:  # every rank must fail together, not hang in the broadcast
+                error = exc
+        remap, error = comm.bcast((remap, error), root=0)
+        if error is not None:
+            raise error
+        self.remap = remap
         # host numbering: position among all present host cells
         self.host_pos = np.searchsorted(present, cells.global_index)
         self.n_host_total = present.size
@@ -321,8 +331,10 @@ class CouplingComponent:
         tas = fields.get("tas")
         if tas is None:
             tas = 0.5 * (fields["tasmin"] + fields["tasmax"])
-        self.down.step(pf["gpp"], pf["reco"], fields["rsds"], tas, self.acc.sum_sw, self.acc.elapsed,
-                       info.start, info.dt, info.period_seconds, sm[0], sm[1])
+        remaining = info.period_seconds - info.elapsed
+        covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
+        self.down.step(pf["gpp"], pf["reco"], fields["rsds"], tas, self.acc.sum_sw, self.acc.elapsed, remaining,
+                       covered, info.start, info.dt, sm[0], sm[1])
         self._scale_spreads()
         t5 = _time.perf_counter()
         self.timers["downscale"] += t5 - t4
