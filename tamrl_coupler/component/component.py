@@ -223,6 +223,7 @@ class CouplingComponent:
         self.period_fluxes = {k: np.zeros(n) for k in ("gpp", "reco", "gpp_std", "reco_std", "nee_std")}
         self.step_model = np.zeros((5, n))  # gpp, reco, gpp_spread, reco_spread, nee_spread at this step, gC m-2 d-1
         self.host_gc = np.zeros((5, self.cells.size))  # the same on this rank's host cells
+        self._spread_scratch = np.zeros((2, n))
 
     # ------------------------------------------------------------------ registration
     @property
@@ -375,18 +376,25 @@ class CouplingComponent:
                 st.c[s:e] = new.c
 
     def _scale_spreads(self) -> None:
-        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate)."""
+        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate).
+
+        In place on preallocated rows: no allocation per step.
+        """
         pf, sm = self.period_fluxes, self.step_model
+        tot, ref = self._spread_scratch
         with np.errstate(divide="ignore", invalid="ignore"):
             for j, (flux, std) in enumerate((("gpp", "gpp_std"), ("reco", "reco_std"))):
                 np.divide(sm[j], pf[flux], out=sm[2 + j])
                 np.nan_to_num(sm[2 + j], copy=False, nan=1.0, posinf=1.0, neginf=1.0)
                 np.abs(sm[2 + j], out=sm[2 + j])
                 sm[2 + j] *= pf[std]
-            tot = np.abs(sm[0]) + np.abs(sm[1])
-            ref = pf["gpp"] + pf["reco"]
-            ratio = np.where(ref > 0, tot / np.where(ref > 0, ref, 1.0), 1.0)
-        np.multiply(pf["nee_std"], ratio, out=sm[4])
+            np.abs(sm[0], out=tot)
+            np.abs(sm[1], out=sm[4])
+            tot += sm[4]
+            np.add(pf["gpp"], pf["reco"], out=ref)
+            np.divide(tot, ref, out=tot)
+            np.nan_to_num(tot, copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+        np.multiply(pf["nee_std"], tot, out=sm[4])
 
     def _write_exports(self) -> None:
         f = self.unit.factor

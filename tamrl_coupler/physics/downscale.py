@@ -44,6 +44,8 @@ class Downscaler:
         self._w = np.zeros(n)
         self._what = np.zeros(n)
         self._rem = np.zeros(n)
+        self._q = np.zeros(n)
+        self._q_day = -1.0
 
     def reset(self) -> None:
         for name in self.STATE_ARRAYS:
@@ -89,7 +91,10 @@ class Downscaler:
         np.add(rsds, GPP_LIGHT_FLOOR, out=w)
         if remaining > 0.0:
             doy, _ = day_of_year_and_utc_hours(start)
-            q = daily_mean_toa_insolation(self.lat, doy)
+            if self._q_day != float(doy):  # day-mean insolation changes once a day
+                self._q[:] = daily_mean_toa_insolation(self.lat, doy)
+                self._q_day = float(doy)
+            q = self._q
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.divide(sum_rsds_dt, self.sum_toa, out=what)
             np.clip(what, 0.0, 1.0, out=what)
