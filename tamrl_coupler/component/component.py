@@ -16,6 +16,7 @@ cell, so the balance identity holds bit-for-bit in the exported values.
 from __future__ import annotations
 
 import math
+import re
 import time as _time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,10 +133,9 @@ class CouplingComponent:
         spec = self.cfg.host.grid
         if spec in ("points", "host"):
             return None
-        p = self.cfg.path(spec)
-        if spec.startswith("package://") or p.exists() or "/" in spec or spec.endswith(".nc"):
-            return str(p)
-        return spec  # a CDO-style name
+        if re.fullmatch(r"r\d+x\d+", spec.strip()):
+            return spec.strip()  # a CDO-style name
+        return str(self.cfg.path(spec))
 
     def _build_grids(self) -> None:
         comm, cells = self.comm, self.cells
@@ -152,8 +152,8 @@ class CouplingComponent:
         if model_spec != "host" and host_spec is None:
             raise InputError(f"model.grid {model_spec!r} needs host.grid to be a grid file or name, "
                              f"not {self.cfg.host.grid!r}")
-        if model_spec not in ("host",) and not model_spec.startswith("r"):
-            model_spec = str(self.cfg.path(model_spec))
+        if model_spec != "host" and not re.fullmatch(r"r\d+x\d+", model_spec.strip()):
+            model_spec = str(self.cfg.path(model_spec))  # a grid file, relative to the config
         # rank 0 makes the weights (one CDO/esmpy call, one writer of the weight cache) and broadcasts them
         remap, error = None, None
         if self.rank == 0:
