@@ -10,7 +10,7 @@ program bridge_step_timer
   use tamrl_bridge
   implicit none
 
-  type, bind(C) :: mallinfo2_t       ! glibc's struct mallinfo2: heap bytes in use = uordblks
+  type, bind(C) :: mallinfo2_t       ! glibc's struct mallinfo2: bytes in use = uordblks (+ hblkhd mmapped)
     integer(c_size_t) :: arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost
   end type mallinfo2_t
   interface
@@ -74,7 +74,7 @@ program bridge_step_timer
   call check(st)
   if (rank == 0) write (*, '(a,i0,a,es12.5,a,f0.3,a,i0,a,i0)') 'TIMER steps=', n_steps, ' total_s=', &
     t_end - t_start, ' per_step_us=', (t_end - t_start) / n_steps * 1.0d6, ' heap_delta_bytes=', &
-    int(m1%uordblks, kind=8) - int(m0%uordblks, kind=8), ' status=', st
+    int(m1%uordblks + m1%hblkhd, kind=8) - int(m0%uordblks + m0%hblkhd, kind=8), ' status=', st
   call check(tamrl_finalise(comp))
   call MPI_Finalize(ierr)
 

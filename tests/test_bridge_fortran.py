@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.fortran, pytest.mark.mpi]
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 DEMO_FORCING = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
-N_STEPS = 16  # coupling steps compared between the Fortran host and the offline driver
+N_STEPS = 280  # the whole demo (2015-01-01 to 02-05, 3-hourly): crosses the January model-period end
 
 
 def _need(*tools: str) -> None:
@@ -242,14 +242,15 @@ def _read_fluxes(path: Path) -> dict[str, np.ndarray]:
 def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_path: Path):
     """examples/fortran_host/run.sh 2 OUT against `tamrl-coupler run configs/demo.yaml` on 2 ranks."""
     host_out, offline_out = tmp_path / "host", tmp_path / "offline"
-    env = _env(TAMRL_PYTHON=sys.executable, TAMRL_BUILD_DIR=str(build_dir), TAMRL_HOST_STEPS=str(N_STEPS))
+    env = _env(TAMRL_PYTHON=sys.executable, TAMRL_BUILD_DIR=str(build_dir))
     proc = _run(["bash", str(REPO / "examples" / "fortran_host" / "run.sh"), "2", str(host_out)], env=env)
-    assert "cells with NEE /= GPP - Reco: 0" in proc.stdout, proc.stdout
+    assert f"{N_STEPS} steps done" in proc.stdout and "cells with NEE /= GPP - Reco: 0" in proc.stdout, proc.stdout
+    assert (host_out / "tamrl_fluxes_nee_map.png").stat().st_size > 10_000  # the main job ends with a map
     _run(["mpiexec", "-n", "2", sys.executable, "-m", "tamrl_coupler", "run", str(DEMO_CONFIG), "--output",
-          str(offline_out), "--steps", str(N_STEPS)], env=_env())
+          str(offline_out)], env=_env())
     host_files = sorted(host_out.glob("*.nc"))
-    assert len(host_files) == 1, host_files
-    (offline_file,) = [p for p in offline_out.glob("*.nc") if "restart" not in p.name]
+    assert [p.name for p in host_files] == ["tamrl_fluxes_20150101T000000.nc"], host_files
+    offline_file = offline_out / host_files[0].name
     host, offline = _read_fluxes(host_files[0]), _read_fluxes(offline_file)
     assert host["time"].size == N_STEPS
     for name in ("time", "time_bnds", "lat", "lon", "landfrac", "cell_area",
@@ -259,3 +260,45 @@ def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_pat
             f"{np.nanmax(np.abs(host[name] - offline[name]))}"
     land = offline["gpp"][0] < 1e19
     assert land.sum() > 100 and np.abs(offline["gpp"][:, land]).max() > 0  # real fluxes, not all zero
+
+
+PYTHON_HOST = r"""
+import ctypes, sys
+import numpy as np
+from mpi4py import MPI
+from tamrl_coupler import bridge
+
+lib = ctypes.CDLL(sys.argv[1])
+n = 3
+gidx = np.arange(1, n + 1, dtype=np.int64)
+lat, lon, area, frac = np.zeros(n), np.zeros(n), np.ones(n), np.ones(n)
+handle = ctypes.c_int(-1)
+ptr = ctypes.c_void_p
+st = lib.tamrl_bridge_initialise(ctypes.byref(handle), b"none", MPI.COMM_WORLD.py2f(), ctypes.c_int64(n),
+                                 ptr(gidx.ctypes.data), ptr(lat.ctypes.data), ptr(lon.ctypes.data),
+                                 ptr(area.ctypes.data), ptr(frac.ctypes.data), None,
+                                 b"bridge_components:NullComponent", MPI.Get_library_version().encode())
+assert st == 0 and handle.value > 0, st
+tas = np.full(n, 280.0)
+assert lib.tamrl_bridge_register(handle, 0, b"tas", ptr(tas.ctypes.data), ctypes.c_int64(n)) == 0
+view = bridge._entries[handle.value].component.fields["tas"]
+view[1] = 300.0                      # a write by the component is a write to the host's array
+assert tas[1] == 300.0 and view.ctypes.data == tas.ctypes.data
+lib.tamrl_bridge_run_step.argtypes = [ctypes.c_int, ctypes.c_double, ctypes.c_double]
+assert all(lib.tamrl_bridge_run_step(handle, k * 3600.0, 3600.0) == 0 for k in range(100))
+assert lib.tamrl_bridge_run_step(99, 0.0, 3600.0) == 5
+buf = ctypes.create_string_buffer(512)
+assert lib.tamrl_bridge_last_error(buf, 512) > 0 and b"handle 99" in buf.value
+assert lib.tamrl_bridge_finalise(handle) == 0
+print("PYTHON HOST OK")
+"""
+
+
+def test_python_host_through_the_c_layer(build_dir: Path, tmp_path: Path):
+    """A Python process as the host (ctypes): the C layer reuses its interpreter and takes/gives back the GIL."""
+    script = tmp_path / "python_host.py"
+    script.write_text(PYTHON_HOST)
+    lib = build_dir / "bridge-install" / "lib" / "libtamrl_bridge.so"
+    out = _run([sys.executable, str(script), str(lib)],
+               env=_env(PYTHONPATH=f"{REPO / 'bench'}{os.pathsep}{REPO}")).stdout
+    assert "PYTHON HOST OK" in out
