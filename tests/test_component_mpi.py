@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.test_component_parts import cfchecks
+from tamrl_coupler.io.cfcheck import cfchecks
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 from pathlib import Path
 
 import netCDF4
@@ -18,6 +16,7 @@ from tamrl_coupler.component.devices import choose_device, select_device
 from tamrl_coupler.component.fields import CellLocator, ForcingValidator, import_name, missing_imports
 from tamrl_coupler.config import ConfigError
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.io.forcing import ForcingReader, expand_files
 from tamrl_coupler.io.output import FluxFileWriter, HostGridInfo
 from tamrl_coupler.io.restart import read_restart, write_restart
@@ -26,28 +25,6 @@ from tamrl_coupler.physics.units import flux_unit
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
-TABLES = REPO / "tamrl_coupler" / "sample_data"
-
-
-def cfchecks(path: Path) -> str:
-    """Run cfchecks offline: the full CF tables when compliance-checker ships them, else our subset."""
-    exe = shutil.which("cfchecks") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cfchecks")
-    import sys
-
-    cand = Path(sys.executable).parent / "cfchecks"
-    exe = str(cand) if cand.exists() else exe
-    std = TABLES / "cf-standard-name-table-subset.xml"
-    try:
-        import compliance_checker
-
-        full = Path(compliance_checker.__file__).parent / "data" / "cf-standard-name-table.xml"
-        std = full if full.exists() else std
-    except ImportError:
-        pass
-    res = subprocess.run([exe, "-s", str(std), "-a", str(TABLES / "cf-area-type-table-subset.xml"),
-                          "-r", str(TABLES / "cf-region-names-subset.xml"), str(path)],
-                         capture_output=True, text=True, timeout=120)
-    return res.stdout + res.stderr
 
 
 # --- clock ---------------------------------------------------------------------------------------------------------

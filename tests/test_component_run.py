@@ -188,6 +188,10 @@ def test_prior_daily_means_in_mol_positive_up(tmp_path):
         nee = np.ma.filled(ds["nee"][:].astype(float), 0.0)  # kgC m-2 s-1, uptake positive
         lf, area = ds["landfrac"][:], ds["cell_area"][:]
     path = write_prior(result.flux_file, PriorSection(grid="host", frequency="daily"), tmp_path)
+    from tamrl_coupler.io.cfcheck import cfchecks
+
+    report = cfchecks(path)
+    assert "ERRORS detected: 0" in report, report
     with netCDF4.Dataset(path) as ds:
         prior = ds["nee"][:]
         assert ds["nee"].units == "mol m-2 s-1" and ds["nee"].positive == "up" and prior.shape[0] == 2
