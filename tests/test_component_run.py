@@ -197,6 +197,9 @@ def test_prior_daily_means_in_mol_positive_up(tmp_path):
         assert ds["nee"].units == "mol m-2 s-1" and ds["nee"].positive == "up" and prior.shape[0] == 2
     day1 = -(nee[:8].mean(axis=0) * lf) / 12.011e-3  # kgC -> mol CO2, per m2 of cell, positive up
     np.testing.assert_allclose(prior[0], day1, rtol=1e-12, atol=1e-20)
+    for freq, n_windows in (("3hourly", 16), ("monthly", 1)):
+        with netCDF4.Dataset(write_prior(result.flux_file, PriorSection(frequency=freq), tmp_path)) as ds:
+            assert ds["nee"].shape[0] == n_windows and ds["time_bnds"][-1, 1] == 2 * 86400
     coarse = write_prior(result.flux_file, PriorSection(grid="r36x18", frequency="daily", prefix="coarse"), tmp_path)
     with netCDF4.Dataset(coarse) as ds:
         from tamrl_coupler.regrid import Grid
