@@ -16,6 +16,7 @@ cell, so the balance identity holds bit-for-bit in the exported values.
 from __future__ import annotations
 
 import math
+import re
 import time as _time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,10 +133,9 @@ class CouplingComponent:
         spec = self.cfg.host.grid
         if spec in ("points", "host"):
             return None
-        p = self.cfg.path(spec)
-        if spec.startswith("package://") or p.exists() or "/" in spec or spec.endswith(".nc"):
-            return str(p)
-        return spec  # a CDO-style name
+        if re.fullmatch(r"r\d+x\d+", spec.strip()):
+            return spec.strip()  # a CDO-style name
+        return str(self.cfg.path(spec))
 
     def _build_grids(self) -> None:
         comm, cells = self.comm, self.cells
@@ -152,12 +152,22 @@ class CouplingComponent:
         if model_spec != "host" and host_spec is None:
             raise InputError(f"model.grid {model_spec!r} needs host.grid to be a grid file or name, "
                              f"not {self.cfg.host.grid!r}")
-        if model_spec not in ("host",) and not model_spec.startswith("r"):
-            model_spec = str(self.cfg.path(model_spec))
-        self.remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
-                              cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
-                              state_method=self.cfg.regrid.host_to_model_states,
-                              flux_method=self.cfg.regrid.host_to_model_fluxes)
+        if model_spec != "host" and not re.fullmatch(r"r\d+x\d+", model_spec.strip()):
+            model_spec = str(self.cfg.path(model_spec))  # a grid file, relative to the config
+        # rank 0 makes the weights (one CDO/esmpy call, one writer of the weight cache) and broadcasts them
+        remap, error = None, None
+        if self.rank == 0:
+            try:
+                remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
+                                 cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
+                                 state_method=self.cfg.regrid.host_to_model_states,
+                                 flux_method=self.cfg.regrid.host_to_model_fluxes)
+            except Exception as exc:  # every rank must fail together, not hang in the broadcast
+                error = exc
+        remap, error = comm.bcast((remap, error), root=0)
+        if error is not None:
+            raise error
+        self.remap = remap
         # host numbering: position among all present host cells
         self.host_pos = np.searchsorted(present, cells.global_index)
         self.n_host_total = present.size
@@ -213,6 +223,7 @@ class CouplingComponent:
         self.period_fluxes = {k: np.zeros(n) for k in ("gpp", "reco", "gpp_std", "reco_std", "nee_std")}
         self.step_model = np.zeros((5, n))  # gpp, reco, gpp_spread, reco_spread, nee_spread at this step, gC m-2 d-1
         self.host_gc = np.zeros((5, self.cells.size))  # the same on this rank's host cells
+        self._spread_scratch = np.zeros((2, n))
 
     # ------------------------------------------------------------------ registration
     @property
@@ -256,9 +267,8 @@ class CouplingComponent:
         self.buf_flux = np.zeros((len(self._flux_names), self.cells.size))
         self.buf_class = np.zeros((len(self._class_names), self.cells.size))
         prev = self._validator
-        self._validator = ForcingValidator(names, self.host_active, self.locator, self.cfg.forcing.fill_policy
-                                           if self.cfg.forcing else "error",
-                                           self.cfg.forcing.check_range if self.cfg.forcing else True)
+        self._validator = ForcingValidator(names, self.host_active, self.locator, self.cfg.forcing.fill_policy,
+                                           self.cfg.forcing.check_range)
         if prev is not None and prev.policy == self._validator.policy == "persist":
             self._validator.last_valid.update(prev.last_valid)
         if getattr(self, "_pending_last_valid", None):
@@ -322,8 +332,10 @@ class CouplingComponent:
         tas = fields.get("tas")
         if tas is None:
             tas = 0.5 * (fields["tasmin"] + fields["tasmax"])
-        self.down.step(pf["gpp"], pf["reco"], fields["rsds"], tas, self.acc.sum_sw, self.acc.elapsed,
-                       info.start, info.dt, info.period_seconds, sm[0], sm[1])
+        remaining = info.period_seconds - info.elapsed
+        covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
+        self.down.step(pf["gpp"], pf["reco"], fields["rsds"], tas, self.acc.sum_sw, self.acc.elapsed, remaining,
+                       covered, info.start, info.dt, sm[0], sm[1])
         self._scale_spreads()
         t5 = _time.perf_counter()
         self.timers["downscale"] += t5 - t4
@@ -364,18 +376,25 @@ class CouplingComponent:
                 st.c[s:e] = new.c
 
     def _scale_spreads(self) -> None:
-        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate)."""
+        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate).
+
+        In place on preallocated rows: no allocation per step.
+        """
         pf, sm = self.period_fluxes, self.step_model
+        tot, ref = self._spread_scratch
         with np.errstate(divide="ignore", invalid="ignore"):
             for j, (flux, std) in enumerate((("gpp", "gpp_std"), ("reco", "reco_std"))):
                 np.divide(sm[j], pf[flux], out=sm[2 + j])
                 np.nan_to_num(sm[2 + j], copy=False, nan=1.0, posinf=1.0, neginf=1.0)
                 np.abs(sm[2 + j], out=sm[2 + j])
                 sm[2 + j] *= pf[std]
-            tot = np.abs(sm[0]) + np.abs(sm[1])
-            ref = pf["gpp"] + pf["reco"]
-            ratio = np.where(ref > 0, tot / np.where(ref > 0, ref, 1.0), 1.0)
-        np.multiply(pf["nee_std"], ratio, out=sm[4])
+            np.abs(sm[0], out=tot)
+            np.abs(sm[1], out=sm[4])
+            tot += sm[4]
+            np.add(pf["gpp"], pf["reco"], out=ref)
+            np.divide(tot, ref, out=tot)
+            np.nan_to_num(tot, copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+        np.multiply(pf["nee_std"], tot, out=sm[4])
 
     def _write_exports(self) -> None:
         f = self.unit.factor

@@ -68,7 +68,7 @@ class HostSection:
 
 @dataclass
 class ForcingSection:
-    files: list[str]  # paths or globs, read in time order
+    files: list[str] = field(default_factory=list)  # paths or globs, read in time order (offline driver)
     variables: dict[str, str] = field(default_factory=dict)  # product name -> name in the files (ERA5, GSWP3 ...)
     fill_policy: str = "error"  # error | persist (repeat the cell's last valid value) | missing (NaN to the model)
     check_range: bool = True
@@ -81,8 +81,6 @@ class ForcingSection:
                               f"{self.fill_policy!r}")
         if self.format not in ("cf", "fluxval"):
             raise ConfigError(f"forcing.format: expected 'cf' or 'fluxval', got {self.format!r}")
-        if not self.files:
-            raise ConfigError("forcing.files: expected at least one file or glob")
 
 
 @dataclass
@@ -145,7 +143,7 @@ class RunConfig:
     end: str  # end of the last coupling step (offline driver)
     coupling_step: int | str  # seconds dividing a day, or "period" (one step per model period, e.g. monthly sites)
     host: HostSection
-    forcing: ForcingSection | None = None
+    forcing: ForcingSection = field(default_factory=ForcingSection)  # the offline driver's; a host needs none
     model: ModelSection = field(default_factory=ModelSection)
     exports: ExportSection = field(default_factory=ExportSection)
     regrid: RegridSection = field(default_factory=RegridSection)

@@ -47,7 +47,9 @@ def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
 
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
-                restart: str | Path | None = None, comm=None, progress: bool = True) -> RunResult:
+                restart: str | Path | None = None, comm=None, progress: bool = True,
+                on_step=None) -> RunResult:
+    """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks)."""
     from tamrl_coupler.component.component import CouplingComponent, HostCells
     from tamrl_coupler.io.forcing import ForcingReader, expand_files
     from tamrl_coupler.io.hostgrid import read_host_grid
@@ -58,8 +60,8 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
 
         comm = MPI.COMM_WORLD
     cfg = load_run_config(config)
-    if cfg.forcing is None:
-        raise InputError("forcing: the offline driver needs a 'forcing' section (files and variable names)")
+    if not cfg.forcing.files:
+        raise InputError("forcing.files: the offline driver needs forcing files (paths or globs)")
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(output) if output is not None else Path("out")
     base = Path(cfg.base_dir) if cfg.base_dir else None
@@ -123,6 +125,8 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
             for f, b in bufs.items():
                 b[:] = reader.read(f, rec, cells_idx)
             comp.run_step(t, step_dt)
+            if on_step is not None:
+                on_step(comp, t)
             n_done += 1
             if n_done % cfg.output.every == 0 or n_done == len(starts):
                 for f, b in exports.items():

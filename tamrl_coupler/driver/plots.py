@@ -23,7 +23,9 @@ def nee_map(flux_file: Path, png: Path) -> Path:
         conv = getattr(ds, "nee_definition", "")
         t = ds["time_bnds"][:]
         tunits = ds["time"].units
-    mean = np.nanmean(nee, axis=0) if nee.shape[0] else np.full(nee.shape[1:], np.nan)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(nee).sum(axis=0)
+        mean = np.where(valid > 0, np.nansum(nee, axis=0) / np.maximum(valid, 1), np.nan)
     lim = np.nanmax(np.abs(mean)) if np.isfinite(mean).any() else 1.0
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     lon_plot = np.where(lon > 180, lon - 360, lon)

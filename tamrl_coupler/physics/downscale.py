@@ -44,6 +44,8 @@ class Downscaler:
         self._w = np.zeros(n)
         self._what = np.zeros(n)
         self._rem = np.zeros(n)
+        self._q = np.zeros(n)
+        self._q_day = -1.0
 
     def reset(self) -> None:
         for name in self.STATE_ARRAYS:
@@ -68,17 +70,19 @@ class Downscaler:
         np.multiply(rem, SECONDS_PER_DAY / dt, out=out)   # back to a rate, gC m-2 d-1
 
     def step(self, gpp_rate: np.ndarray, reco_rate: np.ndarray, rsds: np.ndarray, tas: np.ndarray,
-             sum_rsds_dt: np.ndarray, elapsed: float, start: np.datetime64, dt: float, period_seconds: float,
-             out_gpp: np.ndarray, out_reco: np.ndarray) -> None:
-        """Step fluxes (gC m-2 d-1) into ``out_*`` for the step [start, start+dt); ``elapsed`` includes this step.
+             sum_rsds_dt: np.ndarray, accumulated: float, remaining: float, covered: float, start: np.datetime64,
+             dt: float, out_gpp: np.ndarray, out_reco: np.ndarray) -> None:
+        """Step fluxes (gC m-2 d-1) into ``out_*`` for the step [start, start + dt).
 
-        ``sum_rsds_dt`` is the period's running sum of shortwave * dt including this step (from the accumulator).
+        ``accumulated``: seconds of this period seen so far, this step included; ``remaining``: seconds from the
+        step's end to the period's end; ``covered``: seconds of the period the run covers (the whole period,
+        except for a run that starts inside one). ``sum_rsds_dt``: the period's running sum of shortwave * dt,
+        this step included (from the accumulator).
         """
-        remaining = period_seconds - elapsed
-        if remaining < -1e-6:
+        if remaining < 0:
             raise ValueError(f"step ends {-remaining} s after its model period")
-        remaining = max(remaining, 0.0)
-        period_days = period_seconds / SECONDS_PER_DAY
+        elapsed = accumulated
+        period_days = covered / SECONDS_PER_DAY
         # --- GPP: light
         toa = mean_toa_insolation(self.lat, self.lon, start, dt, samples=2)
         toa *= dt
@@ -87,7 +91,10 @@ class Downscaler:
         np.add(rsds, GPP_LIGHT_FLOOR, out=w)
         if remaining > 0.0:
             doy, _ = day_of_year_and_utc_hours(start)
-            q = daily_mean_toa_insolation(self.lat, doy)
+            if self._q_day != float(doy):  # day-mean insolation changes once a day
+                self._q[:] = daily_mean_toa_insolation(self.lat, doy)
+                self._q_day = float(doy)
+            q = self._q
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.divide(sum_rsds_dt, self.sum_toa, out=what)
             np.clip(what, 0.0, 1.0, out=what)
