@@ -1,0 +1,9 @@
+"""Regridding with ESMF-family weights: grids, weight files, backends (esmpy, cdo, native), sparse application
+on CPU and GPU, and MPI-distributed application that is bit-for-bit independent of the number of ranks."""
+
+from tamrl_coupler.regrid.distributed import DistributedRegridder
+from tamrl_coupler.regrid.grid import Grid
+from tamrl_coupler.regrid.regridder import Regridder
+from tamrl_coupler.regrid.weights import Weights
+
+__all__ = ["Grid", "Weights", "Regridder", "DistributedRegridder"]

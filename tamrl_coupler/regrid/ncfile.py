@@ -1,0 +1,113 @@
+"""Regrid the lat/lon variables of a NetCDF file, keeping attributes and the variables that are not on the grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tamrl_coupler.errors import RegridError
+from tamrl_coupler.regrid.grid import Grid
+
+SKIP_ATTRS = {"_FillValue", "scale_factor", "add_offset", "missing_value", "valid_range", "valid_min", "valid_max",
+              "vmin", "vmax", "coordinates", "grid_mapping", "bounds"}
+
+
+def _spatial_dims(ds, grid: Grid) -> tuple[str, ...]:
+    from tamrl_coupler.regrid.gridfiles import LAT_NAMES, LON_NAMES, _find_coord
+
+    latv = _find_coord(ds, LAT_NAMES, "latitude")
+    lonv = _find_coord(ds, LON_NAMES, "longitude")
+    if grid.kind == "regular":
+        return (latv.dimensions[0], lonv.dimensions[0])
+    return tuple(latv.dimensions)
+
+
+def _coord_names(ds, dims) -> set[str]:
+    names = set()
+    for name, v in ds.variables.items():
+        if v.dimensions and set(v.dimensions) <= set(dims) | {"nv", "bnds", "nvertex", "bounds", "nv4"} and \
+                set(v.dimensions) & set(dims):
+            names.add(name)
+    return names
+
+
+def _write_grid(out, g: Grid) -> tuple[str, ...]:
+    if g.kind == "regular":
+        out.createDimension("lat", g.shape[0])
+        out.createDimension("lon", g.shape[1])
+        out.createDimension("nv", 2)
+        for nm, vals, b, units, std in (("lat", g.lat1d, g.lat_bounds, "degrees_north", "latitude"),
+                                        ("lon", g.lon1d, g.lon_bounds, "degrees_east", "longitude")):
+            v = out.createVariable(nm, "f8", (nm,))
+            v[:] = vals
+            v.units, v.standard_name = units, std
+            if b is not None:
+                v.bounds = f"{nm}_bnds"
+                out.createVariable(f"{nm}_bnds", "f8", (nm, "nv"))[:] = b
+        return ("lat", "lon")
+    dims = ("y", "x") if g.kind == "curvilinear" else ("ncells",)
+    for d, n in zip(dims, g.shape, strict=True):
+        out.createDimension(d, n)
+    for nm, vals, units, std in (("lat", g.lat, "degrees_north", "latitude"), ("lon", g.lon, "degrees_east",
+                                                                               "longitude")):
+        v = out.createVariable(nm, "f8", dims)
+        v[:] = vals.reshape(g.shape)
+        v.units, v.standard_name = units, std
+    return dims
+
+
+def regrid_file(inp: Path, target, out_path: Path, method: str = "conservative", weights=None, backend="auto",
+                cache_dir=None, variables=None) -> int:
+    import netCDF4
+
+    from tamrl_coupler.regrid.regridder import Regridder
+
+    src = Grid.from_file(inp)
+    dst = Grid.resolve(target)
+    rg = Regridder(src, dst, method=method, backend=backend, weights=weights, cache_dir=cache_dir)
+    n_done = 0
+    with netCDF4.Dataset(inp) as ds:
+        sdims = _spatial_dims(ds, src)
+        skip = _coord_names(ds, sdims)
+        on_grid = [n for n, v in ds.variables.items() if n not in skip and v.dimensions[-len(sdims):] == sdims
+                   and np.issubdtype(v.dtype, np.number)]
+        if variables:
+            missing = sorted(set(variables) - set(on_grid))
+            if missing:
+                raise RegridError(f"{inp}: variable(s) {missing} not found on the lat/lon grid; on it: {on_grid}")
+            on_grid = [n for n in on_grid if n in variables]
+        if not on_grid:
+            raise RegridError(f"{inp}: no variable has the grid dimensions {sdims}; nothing to regrid")
+        tmp = out_path.with_name(out_path.name + ".tmp")
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as out:
+            out.setncatts({k: ds.getncattr(k) for k in ds.ncattrs()})
+            for name, d in ds.dimensions.items():
+                if name not in sdims:
+                    out.createDimension(name, None if d.isunlimited() else len(d))
+            gdims = _write_grid(out, dst)
+            for name, v in ds.variables.items():
+                if name in skip or (name not in on_grid and set(v.dimensions) & set(sdims)):
+                    continue
+                if name in on_grid:
+                    continue
+                nv = out.createVariable(name, v.dtype, v.dimensions)
+                nv.setncatts({k: v.getncattr(k) for k in v.ncattrs() if k != "_FillValue"})
+                nv[...] = v[...]
+            for name in on_grid:
+                v = ds.variables[name]
+                data = np.ma.filled(np.ma.asarray(v[...]).astype(np.float64), np.nan)
+                y = rg(data, skipna=True)
+                y = y.reshape(data.shape[: data.ndim - len(sdims)] + dst.shape)
+                fill = getattr(v, "_FillValue", None)
+                fill = np.asarray(fill if fill is not None else netCDF4.default_fillvals["f8"]).astype(v.dtype)
+                dims = v.dimensions[: v.ndim - len(sdims)] + gdims
+                nv = out.createVariable(name, v.dtype, dims, fill_value=fill, zlib=True)
+                nv.setncatts({k: v.getncattr(k) for k in v.ncattrs() if k not in SKIP_ATTRS})
+                nv.regrid_method = f"{method} ({rg.backend}) from {src.name} {src.shape}"
+                nv[...] = np.ma.masked_invalid(y)
+                n_done += 1
+            hist = getattr(ds, "history", "")
+            out.history = (f"tamrl-coupler regrid {inp.name} --grid {target} --method {method}\n" + str(hist)).strip()
+        tmp.replace(out_path)
+    return n_done

@@ -1,0 +1,267 @@
+"""Remapping weights as data: read ESMF ("NCAR-CSM") and SCRIP files, write ESMF files.
+
+The matrix ``S`` maps source to destination, ``y = S @ x``. ``normalization`` says what a row sums to:
+
+* ``destarea`` (ESMF default): ``y`` is the mean over the whole destination cell, unmapped parts counted as zero,
+  so rows sum to ``frac_b``; conservation reads ``sum(area_b * y) == sum(area_a * frac_a * x)``.
+* ``fracarea`` (CDO default): ``y`` is the mean over the mapped part, rows sum to 1 where ``frac_b > 0``;
+  conservation reads ``sum(area_b * frac_b * y) == sum(area_a * frac_a * x)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from tamrl_coupler.errors import RegridError
+
+NORMALIZATIONS = ("destarea", "fracarea", "none")
+
+
+def canonical_csr(rows, cols, vals, n_dst: int, n_src: int) -> sp.csr_matrix:
+    """CSR with duplicates summed and column indices sorted inside each row: the fixed order of summation."""
+    m = sp.coo_matrix((np.asarray(vals, np.float64), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
+                      shape=(n_dst, n_src)).tocsr()
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+@dataclass
+class Weights:
+    """A sparse (n_dst, n_src) remapping matrix with the grid metadata conservation checks need."""
+
+    matrix: sp.csr_matrix
+    method: str = "conservative"
+    normalization: str = "destarea"
+    area_a: np.ndarray | None = None
+    area_b: np.ndarray | None = None
+    frac_a: np.ndarray | None = None
+    frac_b: np.ndarray | None = None
+    mask_a: np.ndarray | None = None
+    mask_b: np.ndarray | None = None
+    src_shape: tuple[int, ...] | None = None
+    dst_shape: tuple[int, ...] | None = None
+    attrs: dict = field(default_factory=dict)
+    source: str = "memory"  # where the weights came from (file path or backend), for messages
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise RegridError(f"weights from {self.source}: normalization {self.normalization!r} unknown; "
+                              f"expected one of {NORMALIZATIONS}")
+        m = self.matrix
+        if not sp.isspmatrix_csr(m):
+            m = sp.csr_matrix(m)
+        if not m.has_sorted_indices:
+            m = m.copy()
+            m.sort_indices()
+        self.matrix = m
+        n_dst, n_src = m.shape
+        for nm, n in (("area_a", n_src), ("frac_a", n_src), ("mask_a", n_src),
+                      ("area_b", n_dst), ("frac_b", n_dst), ("mask_b", n_dst)):
+            a = getattr(self, nm)
+            if a is not None:
+                a = np.asarray(a).ravel()
+                if a.size != n:
+                    raise RegridError(f"weights from {self.source}: {nm} has {a.size} values, expected {n} "
+                                      f"({'source' if nm.endswith('_a') else 'destination'} size)")
+                setattr(self, nm, a)
+        if self.frac_b is None:
+            rs = np.asarray(m.sum(axis=1)).ravel()
+            self.frac_b = rs if self.normalization == "destarea" else (rs > 0).astype(np.float64)
+
+    @property
+    def n_src(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def n_dst(self) -> int:
+        return self.matrix.shape[0]
+
+    def check_sizes(self, n_src: int, n_dst: int, what: str = "grids") -> None:
+        if (self.n_src, self.n_dst) != (n_src, n_dst):
+            raise RegridError(f"weights from {self.source} map {self.n_src} source to {self.n_dst} destination cells, "
+                              f"but the {what} have {n_src} source and {n_dst} destination cells")
+
+    def to_normalization(self, target: str) -> Weights:
+        """Same weights, rows rescaled between ``destarea`` and ``fracarea`` using ``frac_b``."""
+        if target not in ("destarea", "fracarea"):
+            raise RegridError(f"cannot convert weights to normalization {target!r}")
+        if target == self.normalization or self.normalization == "none":
+            return self
+        fb = self.frac_b
+        if target == "fracarea":
+            scale = np.divide(1.0, fb, out=np.zeros_like(fb), where=fb > 0)
+        else:
+            scale = fb
+        m = sp.diags(scale) @ self.matrix
+        m = sp.csr_matrix(m)
+        m.sort_indices()
+        return replace(self, matrix=m, normalization=target)
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def read(cls, path) -> Weights:
+        """ESMF/"NCAR-CSM" (S,row,col) or SCRIP (remap_matrix, src/dst_address) weight file."""
+        import netCDF4
+
+        path = Path(path)
+        if not path.exists():
+            raise RegridError(f"weight file {path} does not exist")
+        try:
+            ds = netCDF4.Dataset(path)
+        except OSError as exc:
+            raise RegridError(f"weight file {path} is not a readable NetCDF file: {exc}") from exc
+        with ds:
+            ds.set_auto_mask(False)
+            v = ds.variables
+            if {"S", "row", "col"} <= set(v):
+                return _read_esmf(ds, path)
+            if {"remap_matrix", "src_address", "dst_address"} <= set(v):
+                return _read_scrip(ds, path)
+            raise RegridError(f"weight file {path} is neither ESMF format (needs variables S, row, col) nor SCRIP "
+                              f"format (needs remap_matrix, src_address, dst_address); it has {sorted(v)[:12]}")
+
+    def write(self, path) -> None:
+        """ESMF offline-weights ("NCAR-CSM") format, 1-based ``row``/``col``, readable by ESMF, NCO and xESMF."""
+        import netCDF4
+
+        path = Path(path)
+        coo = self.matrix.tocoo()
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+            ds.createDimension("n_a", self.n_src)
+            ds.createDimension("n_b", self.n_dst)
+            ds.createDimension("n_s", coo.nnz)
+            ds.title = "tamrl-coupler remapping weights"
+            ds.normalization = self.normalization
+            ds.map_method = self.method
+            ds.conventions = "NCAR-CSM"
+            for k, val in self.attrs.items():
+                if k not in ("title", "normalization", "map_method", "conventions"):
+                    ds.setncattr(k, val)
+            for nm, shape, dimn in (("src_grid_dims", self.src_shape, "src_grid_rank"),
+                                    ("dst_grid_dims", self.dst_shape, "dst_grid_rank")):
+                if shape is not None:
+                    ds.createDimension(dimn, len(shape))
+                    var = ds.createVariable(nm, "i4", (dimn,))
+                    var[:] = list(reversed(shape))  # Fortran order, as ESMF writes it
+            for nm, data, dim in (("area_a", self.area_a, "n_a"), ("area_b", self.area_b, "n_b"),
+                                  ("frac_a", self.frac_a, "n_a"), ("frac_b", self.frac_b, "n_b")):
+                if data is not None:
+                    var = ds.createVariable(nm, "f8", (dim,))
+                    var.units = "square radians" if nm.startswith("area") else "unitless"
+                    var[:] = data
+            for nm, data, dim in (("mask_a", self.mask_a, "n_a"), ("mask_b", self.mask_b, "n_b")):
+                if data is not None:
+                    ds.createVariable(nm, "i4", (dim,))[:] = data
+            ds.createVariable("col", "i4", ("n_s",))[:] = coo.col + 1
+            ds.createVariable("row", "i4", ("n_s",))[:] = coo.row + 1
+            ds.createVariable("S", "f8", ("n_s",))[:] = coo.data
+        tmp.replace(path)
+
+    def conservation_error(self, x: np.ndarray, valid: np.ndarray | None = None) -> float:
+        """Relative error of the area-weighted integral of ``x`` after ``y = S @ x`` (the weights' own areas)."""
+        if self.area_a is None or self.area_b is None:
+            raise RegridError(f"weights from {self.source} carry no area_a/area_b: conservation cannot be checked")
+        fa = self.frac_a if self.frac_a is not None else np.ones(self.n_src)
+        x = np.asarray(x, np.float64)
+        if valid is not None:
+            x = np.where(valid, x, 0.0)
+        y = self.matrix @ x
+        if self.normalization == "fracarea":
+            y = y * self.frac_b
+        src = np.sum(self.area_a * fa * x)
+        dst = np.sum(self.area_b * y)
+        return abs(dst - src) / abs(src)
+
+
+def _dim_size(ds, names) -> int | None:
+    for n in names:
+        if n in ds.dimensions:
+            return len(ds.dimensions[n])
+    return None
+
+
+def _opt(ds, name):
+    return np.asarray(ds.variables[name][...]) if name in ds.variables else None
+
+
+def _grid_shape(ds, name):
+    d = _opt(ds, name)
+    return tuple(int(i) for i in reversed(d)) if d is not None else None
+
+
+def _check_indices(idx: np.ndarray, n: int, var: str, path: Path) -> None:
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = int(idx.min() + 1) if idx.min() < 0 else int(idx.max() + 1)
+        raise RegridError(f"weight file {path}: variable {var!r} has index {bad} outside 1..{n} "
+                          "(the file does not match its own grid sizes)")
+
+
+def _read_esmf(ds, path: Path) -> Weights:
+    v = ds.variables
+    S = np.asarray(v["S"][...], np.float64).ravel()
+    row = np.asarray(v["row"][...], np.int64).ravel() - 1
+    col = np.asarray(v["col"][...], np.int64).ravel() - 1
+    if not (S.size == row.size == col.size):
+        raise RegridError(f"weight file {path}: S ({S.size}), row ({row.size}) and col ({col.size}) differ in length")
+    n_a = _dim_size(ds, ["n_a"])
+    n_b = _dim_size(ds, ["n_b"])
+    if n_a is None or n_b is None:
+        raise RegridError(f"weight file {path}: ESMF format needs dimensions n_a and n_b")
+    _check_indices(row, n_b, "row", path)
+    _check_indices(col, n_a, "col", path)
+    norm = str(getattr(ds, "normalization", "destarea")).lower()
+    if norm not in NORMALIZATIONS:  # ESMF writes "n/a" for non-conservative methods
+        norm = "none"
+    method = _method_name(str(getattr(ds, "map_method", "")) + " " + str(getattr(ds, "ESMF_regrid_method", "")))
+    return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
+                   area_a=_opt(ds, "area_a"), area_b=_opt(ds, "area_b"), frac_a=_opt(ds, "frac_a"),
+                   frac_b=_opt(ds, "frac_b"), mask_a=_opt(ds, "mask_a"), mask_b=_opt(ds, "mask_b"),
+                   src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
+                   attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path))
+
+
+def _read_scrip(ds, path: Path) -> Weights:
+    v = ds.variables
+    rm = np.asarray(v["remap_matrix"][...], np.float64)
+    S = rm[:, 0] if rm.ndim == 2 else rm.ravel()
+    row = np.asarray(v["dst_address"][...], np.int64).ravel() - 1
+    col = np.asarray(v["src_address"][...], np.int64).ravel() - 1
+    if not (S.size == row.size == col.size):
+        raise RegridError(f"weight file {path}: remap_matrix ({S.size}), dst_address ({row.size}) and src_address "
+                          f"({col.size}) differ in length")
+    n_a = _dim_size(ds, ["src_grid_size"])
+    n_b = _dim_size(ds, ["dst_grid_size"])
+    if n_a is None or n_b is None:
+        raise RegridError(f"weight file {path}: SCRIP format needs dimensions src_grid_size and dst_grid_size")
+    _check_indices(row, n_b, "dst_address", path)
+    _check_indices(col, n_a, "src_address", path)
+    norm = str(getattr(ds, "normalization", "fracarea")).lower()
+    if norm not in NORMALIZATIONS:
+        norm = "none"
+    method = _method_name(str(getattr(ds, "map_method", "")))
+    return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
+                   area_a=_opt(ds, "src_grid_area"), area_b=_opt(ds, "dst_grid_area"),
+                   frac_a=_opt(ds, "src_grid_frac"), frac_b=_opt(ds, "dst_grid_frac"),
+                   mask_a=_opt(ds, "src_grid_imask"), mask_b=_opt(ds, "dst_grid_imask"),
+                   src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
+                   attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path))
+
+
+def _method_name(text: str) -> str:
+    t = text.lower()
+    if "conserv" in t:
+        return "conservative_2nd" if ("second" in t or "2nd" in t) else "conservative"
+    if "bilinear" in t:
+        return "bilinear"
+    if "patch" in t:
+        return "patch"
+    if "neare" in t or "distwgt" in t:
+        return "nearest"
+    return t.strip() or "unknown"
