@@ -190,7 +190,9 @@ def main() -> int:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), no GPU, shared with other jobs; "
         f"Python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}, one thread. "
-        f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Times are the best of several runs.",
+        f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (other jobs share the 2 cores). Times are the best of "
+        "several runs.",
         "",
         f"Weights: GLDAS 0.25 deg {src.shape} -> r360x180, conservative (native backend), "
         f"{S.nnz} entries, {S.shape[0]} rows. Land cells in the field: {int(land.sum())}.",
