@@ -11,7 +11,7 @@ venv=${TAMRL_VENV:-$here/.venv}
 python=${PYTHON:-python3}
 
 apt_packages=(gfortran mpich libmpich-dev libnetcdf-dev libnetcdff-dev netcdf-bin cdo cmake pkg-config
-              libudunits2-0 make)
+              libudunits2-0 make python3-dev python3-venv)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${apt_packages[@]}"; do
@@ -32,7 +32,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "install.sh: creating virtual environment $venv"
   "$python" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check -q --no-warn-script-location)
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   if [ -n "${TORCH_SPEC:-}" ]; then spec=$TORCH_SPEC

@@ -1,0 +1,167 @@
+"""Time per coupling step of the CouplingComponent, split into regrid, model, communication and the rest, for
+10^3 .. 10^6 model cells on 1 and 2 MPI ranks, against the bare kernels measured in the same run (the model
+forward on the rank's cells in one call, the sparse products alone, the Alltoallv exchanges alone).
+
+    python bench/component_step.py --sizes 1e3,1e4,1e5 --ranks 1,2 --steps 3 --out bench/results/component.md
+
+Setup: global regular host grid (all land, so every model cell is active) about 1.25x finer than the model grid
+(CDO-style rNxM names), shipped checkpoint, 3-hourly steps in January 2015 from analytic smooth forcing.
+Each size runs ``mpiexec -n R`` workers; the first step (warm-up) is not timed. Weights are cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def grids_for(n_cells: float) -> tuple[str, str]:
+    k = max(4, int(round((n_cells / 2) ** 0.5)))
+    h = int(round(k * 1.25))
+    return f"r{2 * k}x{k}", f"r{2 * h}x{h}"
+
+
+def worker(size: float, steps: int, cache: str) -> None:
+    import torch
+    from mpi4py import MPI
+
+    from tamrl_coupler.component import CouplingComponent, HostCells
+    from tamrl_coupler.component.config import load_run_config
+    from tamrl_coupler.component.decomposition import contiguous_split
+    from tamrl_coupler.regrid import Grid
+    from tamrl_coupler.regrid.sparse_apply import spmm
+
+    torch.set_num_threads(1)
+    comm = MPI.COMM_WORLD
+    rank, nranks = comm.Get_rank(), comm.Get_size()
+    model_name, host_name = grids_for(size)
+    host = Grid.from_name(host_name)
+    c0, c1 = contiguous_split(host.size, nranks, rank)
+    area = host.area[c0:c1] * 6371007.181 ** 2
+    cells = HostCells(np.arange(c0, c1), host.lat[c0:c1], host.lon[c0:c1], area, np.ones(c1 - c0))
+    cfg = load_run_config({"reference_date": "2015-01-01", "start": "2015-01-01", "end": "2015-02-01",
+                           "coupling_step": 10800, "host": {"grid": host_name},
+                           "model": {"grid": model_name, "block_size": 256},
+                           "regrid": {"cache_dir": cache}, "device": {"kind": "cpu", "threads": 1}})
+    t0 = time.perf_counter()
+    comp = CouplingComponent(cfg, comm, cells)
+    init_s = time.perf_counter() - t0
+    lat, lon = cells.lat, cells.lon
+    imports = {"tas": 285 + 15 * np.cos(np.deg2rad(lat)), "huss": 0.002 + 0.01 * np.cos(np.deg2rad(lat)),
+               "ps": np.full(cells.size, 98000.0), "rsds": np.zeros(cells.size), "pr": np.full(cells.size, 2e-5)}
+    for k, v in imports.items():
+        comp.register_import(k, v)
+    for k in comp.export_names:
+        comp.register_export(k, np.zeros(cells.size))
+    from tamrl_coupler.physics.solar import mean_toa_insolation
+
+    def step(i):
+        t = i * 10800
+        imports["rsds"][:] = 0.7 * mean_toa_insolation(lat, lon, comp.clock.datetime(t), 10800, samples=2)
+        comm.Barrier()
+        s = time.perf_counter()
+        comp.run_step(t, 10800)
+        comm.Barrier()
+        return time.perf_counter() - s
+
+    step(0)  # warm-up
+    for k in comp.timers:
+        comp.timers[k] = 0.0
+    total = sum(step(i) for i in range(1, steps + 1))
+    tm = {k: v / steps for k, v in comp.timers.items()}
+    # bare kernels on the same data: exchanges alone, sparse products alone, the model forward alone
+    reps = 3
+    X_state, X_flux = comp.buf_state.copy(), comp.buf_flux.copy()
+    Y = comp.step_model.copy()
+    comm.Barrier()
+    s = time.perf_counter()
+    for _ in range(reps):
+        rs = comp.rg_state._exchange(X_state)
+        rf = comp.rg_flux._exchange(X_flux)
+        ro = comp.rg_out._exchange(Y)
+    comm_s = (time.perf_counter() - s) / reps
+    s = time.perf_counter()
+    for _ in range(reps):
+        spmm(comp.rg_state._A, np.ascontiguousarray(rs))
+        spmm(comp.rg_flux._A, np.ascontiguousarray(rf))
+        spmm(comp.rg_out._A, np.ascontiguousarray(ro))
+    spmm_s = (time.perf_counter() - s) / reps
+    xt = torch.from_numpy(comp.x)
+    s = time.perf_counter()
+    with torch.no_grad():
+        comp.ens.step(xt, comp.state)
+    model_bare_s = time.perf_counter() - s
+    row = {"ranks": nranks, "model_cells": comp.n_model_total, "host_cells": host.size, "model_grid": model_name,
+           "host_grid": host_name, "init_s": init_s, "step_s": total / steps,
+           "regrid_s": tm["regrid_in"] + tm["regrid_out"], "model_s": tm["model"],
+           "rest_s": tm["import"] + tm["drivers"] + tm["downscale"] + tm["export"],
+           "comm_bare_s": comm_s, "spmm_bare_s": spmm_s, "model_bare_s": model_bare_s,
+           "local_model_cells": comp.n_model}
+    rows = comm.gather(row, root=0)
+    if rank == 0:
+        worst = {k: max(r[k] for r in rows) for k in row if k.endswith("_s")}
+        print("ROW " + json.dumps({**row, **worst}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1e3,1e4,1e5")
+    p.add_argument("--ranks", default="1,2")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--out", default=str(REPO / "bench" / "results" / "component.md"))
+    p.add_argument("--cache", default="/tmp/tamrl-bench-weights")
+    p.add_argument("--worker", type=float, default=None)
+    args = p.parse_args()
+    if args.worker is not None:
+        worker(args.worker, args.steps, args.cache)
+        return
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    rows = []
+    for size in [float(s) for s in args.sizes.split(",")]:
+        for n in [int(r) for r in args.ranks.split(",")]:
+            cmd = ["mpiexec", "-n", str(n), sys.executable, __file__, "--worker", str(size), "--steps",
+                   str(args.steps), "--cache", args.cache]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
+            if res.returncode or not line:
+                print(res.stdout[-2000:], res.stderr[-4000:], file=sys.stderr)
+                raise SystemExit(f"worker failed: {' '.join(cmd)}")
+            row = json.loads(line[0][4:])
+            rows.append(row)
+            print(f"{size:g} cells, {n} rank(s): {row['step_s'] * 1e3:.1f} ms/step", flush=True)
+    ms = 1e3
+    lines = ["# Coupling-component step time", "",
+             f"Command: `python bench/component_step.py --sizes {args.sizes} --ranks {args.ranks} --steps "
+             f"{args.steps}`", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU (CPU torch, 1 thread per rank); "
+             f"{platform.python_version()}; shared with other jobs while measured, so treat as upper bounds.", "",
+             "Per coupling step, milliseconds, slowest rank. regrid = host->model (bilinear+conservative) and "
+             "model->host (conservative) applications including their Alltoallv exchanges; comm = those "
+             "exchanges alone; spmm = the local sparse products alone; model = the blocked ensemble step "
+             "(256-cell blocks); bare model = one ensemble step on all of the rank's cells in one call; rest = "
+             "import copy + validation, driver accumulation, downscaling, unit conversion and NEE.", "",
+             "| model cells | host cells | ranks | step | regrid | model | rest | comm (bare) | spmm (bare) | "
+             "model (bare) | init [s] |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model_cells']} ({r['model_grid']}) | {r['host_cells']} ({r['host_grid']}) | "
+                     f"{r['ranks']} | {r['step_s'] * ms:.1f} | {r['regrid_s'] * ms:.2f} | {r['model_s'] * ms:.1f} "
+                     f"| {r['rest_s'] * ms:.2f} | {r['comm_bare_s'] * ms:.2f} | {r['spmm_bare_s'] * ms:.2f} | "
+                     f"{r['model_bare_s'] * ms:.1f} | {r['init_s']:.1f} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

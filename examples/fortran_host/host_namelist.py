@@ -1,0 +1,125 @@
+"""Writes the example land host's namelist (/host/) from a tamrl-coupler run config.
+
+A real host's case scripts turn the case configuration into namelists; this is that step for the example. It
+resolves the forcing file and its variable names, the time axis (forcing times -> seconds since the config's
+reference date, lower time bounds when the file has them, as the offline driver reads them), the coupling step
+and the number of steps, and the metadata the host copies into its flux file so that its file has the offline
+driver's variables and attributes. It refuses what the small host does not do (several forcing files, unit
+conversions) instead of running something different from the offline driver.
+
+    python examples/fortran_host/host_namelist.py CONFIG OUTDIR [--steps N] > OUTDIR/land_host.nml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+IMPORTS = ("tas", "huss", "ps", "rsds", "pr")
+EXPORTS = ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread")
+SCALES = {"second": 1, "seconds": 1, "s": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "h": 3600,
+          "day": 86400, "days": 86400, "d": 86400}
+
+
+def stamp(t: np.datetime64) -> str:
+    """The offline driver's file-name time stamp (20150101T000000)."""
+    return str(np.datetime64(t, "s")).replace("-", "").replace(":", "")
+
+
+def fortran_string(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def namelist(config_path: str, outdir: Path, steps: int) -> str:
+    import netCDF4
+
+    from tamrl_coupler.component.config import load_run_config
+    from tamrl_coupler.component.fields import IMPORT_FIELDS
+    from tamrl_coupler.io.forcing import expand_files
+    from tamrl_coupler.io.output import LONG_NAMES, standard_name
+    from tamrl_coupler.physics.carbon import SignConvention
+    from tamrl_coupler.physics.units import flux_unit
+
+    cfg = load_run_config(config_path)
+    if cfg.forcing is None:
+        raise SystemExit(f"{config_path}: the example host needs a forcing section")
+    files = expand_files(cfg.forcing.files, Path(cfg.base_dir) if cfg.base_dir else None)
+    if len(files) != 1:
+        raise SystemExit(f"{config_path}: forcing.files gives {len(files)} files; the example host reads one")
+    forcing = files[0]
+    grid = cfg.host.grid
+    if grid != "forcing" and cfg.path(grid) is not None and cfg.path(grid).resolve() != forcing.resolve():
+        raise SystemExit(f"{config_path}: host.grid {grid!r} is not the forcing file; the example host reads its "
+                         f"grid (lat, lon, {cfg.host.landfrac_variable}, {cfg.host.area_variable}) from the forcing")
+    reference = np.datetime64(cfg.reference_date, "s")
+    start, end = np.datetime64(cfg.start, "s"), np.datetime64(cfg.end, "s")
+    dt = int(cfg.coupling_step)
+    n_total = int((end - start).astype(np.int64)) // dt
+    n_steps = n_total if steps < 0 else min(steps, n_total)
+
+    names = []
+    with netCDF4.Dataset(forcing) as ds:
+        for f in IMPORTS:
+            name = cfg.forcing.variables.get(f, f)
+            if name not in ds.variables:
+                raise SystemExit(f"{forcing}: no variable '{name}' for import '{f}'")
+            units = getattr(ds[name], "units", None)
+            if units != IMPORT_FIELDS[f].units:
+                raise SystemExit(f"{forcing}: variable '{name}' is in {units!r}; the example host passes values "
+                                 f"unconverted, so it needs {IMPORT_FIELDS[f].units!r}")
+            names.append(name)
+        tv = ds["time"]
+        word, _, origin = tv.units.partition(" since ")
+        if word.strip().lower() not in SCALES:
+            raise SystemExit(f"{forcing}: time units {tv.units!r} not understood")
+        scale = SCALES[word.strip().lower()]
+        origin_s = np.datetime64(np.datetime64(origin.strip().replace(" ", "T")[:19], "s"))
+        bounds = getattr(tv, "bounds", "")
+        bounds = bounds if bounds in ds.variables else ""
+
+    unit = flux_unit(cfg.exports.unit)
+    convention = SignConvention.parse(cfg.exports.sign_convention)
+    std_names = [standard_name(f, unit, convention) or "" for f in EXPORTS]
+    long_names = [LONG_NAMES[f] + (f" ({convention.formula})" if f == "nee" else "") for f in EXPORTS]
+    lines = [
+        "&host",
+        f"  config = {fortran_string(Path(config_path).resolve())}",
+        f"  forcing = {fortran_string(forcing)}",
+        f"  output = {fortran_string(outdir / (cfg.output.prefix + '_' + stamp(start) + '.nc'))}",
+        f"  landfrac_variable = {fortran_string(cfg.host.landfrac_variable)}",
+        f"  area_variable = {fortran_string(cfg.host.area_variable)}",
+        f"  forcing_names = {', '.join(fortran_string(n) for n in names)}",
+        f"  time_bounds = {fortran_string(bounds)}",
+        f"  time_scale = {float(scale)!r}",
+        f"  time_offset = {float((origin_s - reference).astype(np.int64))!r}",
+        f"  reference_date = {fortran_string(str(reference).replace('T', ' '))}",
+        f"  start_seconds = {float((start - reference).astype(np.int64))!r}",
+        f"  dt = {float(dt)!r}",
+        f"  n_steps = {n_steps}",
+        f"  flux_units = {fortran_string(unit.udunits)}",
+        f"  flux_unit_name = {fortran_string(unit.name)}",
+        f"  sign_convention = {fortran_string(convention.value)}",
+        f"  nee_formula = {fortran_string(convention.formula)}",
+        f"  nee_positive = {fortran_string(convention.cf_positive)}",
+        f"  long_names = {', '.join(fortran_string(n) for n in long_names)}",
+        f"  standard_names = {', '.join(fortran_string(n) for n in std_names)}",
+        "/",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--steps", type=int, default=-1, help="number of coupling steps (-1: start to end)")
+    args = parser.parse_args(argv)
+    sys.stdout.write(namelist(args.config, args.outdir.resolve(), args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Predict GPP, Reco and NEE (= GPP - Reco by default) with the ensemble spread for every site of a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
+    parser.add_argument("--out", required=True, help="output NetCDF file")
+    parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
+    parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
+                        help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.model import default_checkpoint_path, load_checkpoint
+    from tamrl_coupler.model.inference import predict_dataset, write_predictions
+    from tamrl_coupler.physics.carbon import SignConvention
+
+    ens = load_checkpoint(args.checkpoint, device=args.device)
+    data = read_dataset(args.data, period=ens.meta.period)
+    conv = args.convention or ens.meta.sign_convention
+    pred = predict_dataset(ens, data, conv)
+    path = write_predictions(pred, data, ens, args.out, conv, str(args.checkpoint or default_checkpoint_path()))
+    print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
+          f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
+    return 0

@@ -1,0 +1,112 @@
+"""The one internal form every reader produces: sites x time arrays of drivers and carbon-flux targets.
+
+Why one form: training, CV, predict and evaluate never care whether the data came from FluxVal, FLUXNET2015 or
+AmeriFlux; readers convert units and the sign convention at the edge so that everything inside is
+gC m-2 d-1 with NEE = GPP - Reco (uptake positive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tamrl_coupler.errors import InputError
+from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
+
+# IGBP land-cover classes; a driver value is the class index in this list (NaN = unknown).
+IGBP_CLASSES: tuple[str, ...] = (
+    "ENF", "EBF", "DNF", "DBF", "MF", "CSH", "OSH", "WSA", "SAV", "GRA", "WET", "CRO", "URB", "CVM", "SNO", "BSV",
+    "WAT",
+)
+
+# Drivers every reader tries to provide, with the units used everywhere inside the product.
+DRIVER_UNITS: dict[str, str] = {
+    "tmin": "degC",
+    "tmax": "degC",
+    "swdown": "MJ m-2 d-1",
+    "vpd": "hPa",
+    "precip": "mm d-1",
+    "lai": "m2 m-2",
+    "co2": "ppm",
+    "igbp": "1",  # class index into IGBP_CLASSES
+}
+
+TARGETS: tuple[str, ...] = ("gpp", "reco", "nee")
+
+
+def igbp_index(codes: np.ndarray | list[str]) -> np.ndarray:
+    """IGBP class codes -> float class indices (NaN for unknown codes, so that they count as missing)."""
+    lookup = {c: float(i) for i, c in enumerate(IGBP_CLASSES)}
+    return np.array([lookup.get(str(c).strip().upper(), np.nan) for c in codes], dtype=np.float64)
+
+
+@dataclass
+class FluxDataset:
+    """Drivers and targets on (site, time); NaN marks a missing value everywhere (never a fill number)."""
+
+    sites: np.ndarray  # (S,) str
+    time: np.ndarray  # (T,) datetime64[ns], first day of each period
+    period: str  # "monthly" | "daily"
+    drivers: dict[str, np.ndarray]  # name -> (S, T) float64, units DRIVER_UNITS
+    targets: dict[str, np.ndarray]  # gpp, reco, nee -> (S, T) float64 gC m-2 d-1, nee = gpp - reco
+    igbp: np.ndarray  # (S,) str ("" unknown)
+    lat: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lon: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    source: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+    convention: SignConvention = SignConvention.UPTAKE_POSITIVE
+
+    def __post_init__(self) -> None:
+        shape = (len(self.sites), len(self.time))
+        for kind, arrays in (("driver", self.drivers), ("target", self.targets)):
+            for name, arr in arrays.items():
+                if arr.shape != shape:
+                    raise InputError(f"{self.source}: {kind} '{name}' has shape {arr.shape}, expected {shape}")
+        if len(self.lat) == 0:
+            self.lat = np.full(shape[0], np.nan)
+            self.lon = np.full(shape[0], np.nan)
+        if "igbp" not in self.drivers:
+            self.drivers["igbp"] = np.repeat(igbp_index(self.igbp)[:, None], shape[1], axis=1)
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.sites)
+
+    def driver_array(self, names: list[str], required: set[str] | None = None) -> np.ndarray:
+        """(S, T, D) float32 in ``names`` order; drivers the data lack are all-NaN (the model masks them).
+
+        A *required* driver that is absent is an error naming the driver and the source file.
+        """
+        out = np.full((self.n_sites, len(self.time), len(names)), np.nan, dtype=np.float32)
+        for j, name in enumerate(names):
+            if name in self.drivers:
+                out[:, :, j] = self.drivers[name]
+            elif required and name in required:
+                raise InputError(
+                    f"{self.source}: required driver '{name}' ({DRIVER_UNITS.get(name, '?')}) is missing; "
+                    f"found {sorted(self.drivers)}"
+                )
+        return out
+
+    def has_targets(self) -> bool:
+        return all(t in self.targets for t in TARGETS) and bool(np.isfinite(self.targets["gpp"]).any())
+
+    def subset(self, index: np.ndarray) -> FluxDataset:
+        """The same data for the sites at ``index`` (for CV folds)."""
+        return FluxDataset(
+            sites=self.sites[index], time=self.time, period=self.period,
+            drivers={k: v[index] for k, v in self.drivers.items()},
+            targets={k: v[index] for k, v in self.targets.items()},
+            igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index],
+            source=self.source, attrs=dict(self.attrs), convention=self.convention,
+        )
+
+
+def targets_from_fluxnet(gpp: np.ndarray, nee_fluxnet: np.ndarray) -> dict[str, np.ndarray]:
+    """FLUXNET's NEE = Reco - GPP -> the product's targets, with Reco = NEE_fluxnet + GPP and NEE = GPP - Reco.
+
+    The product NEE is recomputed from GPP and Reco so that the targets satisfy the identity exactly too.
+    """
+    reco = nee_fluxnet + gpp
+    return {"gpp": gpp, "reco": reco, "nee": nee_from_components(gpp, reco, SignConvention.UPTAKE_POSITIVE)}

@@ -1,0 +1,183 @@
+"""The offline driver behind ``tamrl-coupler run``: a minimal host model in Python.
+
+It does what a land model's cap does around the component: decomposes the host grid over MPI ranks (contiguous
+blocks), reads each rank's forcing every coupling step into arrays registered with the component (zero-copy),
+steps the component, gathers the exported fluxes to rank 0 and writes them as CF NetCDF, with a progress bar.
+``steps`` stops early and writes a restart; ``restart`` continues from one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tamrl_coupler.component.config import RunConfig, load_run_config
+from tamrl_coupler.component.decomposition import contiguous_split
+from tamrl_coupler.component.fields import IMPORT_FIELDS, REQUIRED_GROUPS
+from tamrl_coupler.errors import InputError
+
+log = logging.getLogger("tamrl_coupler.driver")
+
+
+@dataclass
+class RunResult:
+    flux_file: Path | None
+    restart_file: Path | None
+    n_steps: int
+    next_time: int
+    extra_files: list[Path] = field(default_factory=list)
+    timers: dict[str, float] = field(default_factory=dict)
+
+
+def _stamp(t: np.datetime64) -> str:
+    return str(np.datetime64(t, "s")).replace("-", "").replace(":", "")
+
+
+def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
+    """The imports to read: those mapped in the config or present by name, plus the first alternative of every
+    required group still unsatisfied (tas or tasmin+tasmax; huss+ps or vpd; rsds; pr)."""
+    fields = [n for n in IMPORT_FIELDS if n in cfg.forcing.variables or n in available]
+    for group in REQUIRED_GROUPS:
+        if not any(all(f in fields for f in alt) for alt in group):
+            fields.extend(f for f in group[0] if f not in fields)
+    return fields
+
+
+def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
+                restart: str | Path | None = None, comm=None, progress: bool = True,
+                on_step=None) -> RunResult:
+    """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks)."""
+    from tamrl_coupler.component.component import CouplingComponent, HostCells
+    from tamrl_coupler.io.forcing import ForcingReader, expand_files
+    from tamrl_coupler.io.hostgrid import read_host_grid
+    from tamrl_coupler.io.output import FluxFileWriter
+
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    cfg = load_run_config(config)
+    if not cfg.forcing.files:
+        raise InputError("forcing.files: the offline driver needs forcing files (paths or globs)")
+    rank, size = comm.Get_rank(), comm.Get_size()
+    out_dir = Path(output) if output is not None else Path("out")
+    base = Path(cfg.base_dir) if cfg.base_dir else None
+    files = expand_files(cfg.forcing.files, base)
+    if cfg.forcing.format == "fluxval":
+        from tamrl_coupler.io.sites import fluxval_to_cf_forcing
+
+        converted = out_dir / "forcing_from_fluxval.nc"
+        if rank == 0:
+            fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites)
+        comm.Barrier()
+        files = [converted]
+    host_spec = cfg.host.grid
+    grid_file = files[0] if host_spec == "forcing" else cfg.path(host_spec)
+    host = read_host_grid(grid_file, cfg.host.landfrac_variable, cfg.host.area_variable)
+    c0, c1 = contiguous_split(host.size, size, rank)
+    cells_idx = np.arange(c0, c1, dtype=np.int64)
+    cells = HostCells(cells_idx, host.lat[c0:c1], host.lon[c0:c1], host.area[c0:c1], host.landfrac[c0:c1])
+    if host_spec == "forcing":
+        cfg.host.grid = str(grid_file) if host.info.kind == "regular" else "points"
+    comp = CouplingComponent(cfg, comm, cells, restart=restart)
+    import netCDF4
+
+    with netCDF4.Dataset(files[0]) as ds:
+        available = set(ds.variables)
+    reader = ForcingReader(files, cfg.forcing.variables, import_fields_for(cfg, available), grid_size=host.size)
+    bufs = {f: np.zeros(cells.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    exports = {f: np.zeros(cells.size) for f in comp.export_names}
+    for f, b in exports.items():
+        comp.register_export(f, b)
+
+    dt = cfg.coupling_step
+    t_start = comp.next_time if comp.next_time is not None else comp.clock.seconds(cfg.start)
+    t_end = comp.clock.seconds(cfg.end)
+    starts = list(_step_starts(comp, t_start, t_end, dt))
+    if steps is not None:
+        starts = starts[:steps]
+    counts = np.asarray(comm.allgather(cells.size), dtype=np.int64)
+    displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    gathered = {f: np.empty(host.size) if rank == 0 else None for f in exports}
+    writer = None
+    flux_path = None
+    prefix = cfg.output.prefix
+    if rank == 0 and starts:
+        flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
+        writer = FluxFileWriter(flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention,
+                                comp.clock.reference, attrs={"forcing_files": " ".join(str(f) for f in files),
+                                                             "mpi_ranks": str(size)})
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(starts), desc="coupling steps", unit="step")
+    n_done = 0
+    try:
+        for t, step_dt in starts:
+            when = comp.clock.datetime(t)
+            rec = reader.record_for(when)
+            for f, b in bufs.items():
+                b[:] = reader.read(f, rec, cells_idx)
+            comp.run_step(t, step_dt)
+            if on_step is not None:
+                on_step(comp, t)
+            n_done += 1
+            if n_done % cfg.output.every == 0 or n_done == len(starts):
+                for f, b in exports.items():
+                    comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
+                if writer is not None:
+                    writer.append(float(t), float(t + step_dt), gathered)
+            if bar is not None:
+                bar.update(1)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        reader.close()
+    if writer is not None:
+        writer.close()
+    restart_path = None
+    if n_done:
+        restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
+        comp.write_restart(restart_path)
+    result = RunResult(flux_path, restart_path, n_done, comp.next_time, timers=dict(comp.timers))
+    comp.finalize()
+    if rank == 0 and flux_path is not None:
+        result.extra_files.extend(_post(cfg, flux_path, out_dir))
+    return result
+
+
+def _step_starts(comp, t_start: int, t_end: int, dt: int):
+    """(start, length) of every coupling step; a dt of 0 in the config is not allowed, a monthly host is given by
+    the model period (``coupling_step`` equal to one period: one step per period)."""
+    t = t_start
+    while t < t_end:
+        length = comp.clock.step_length(t, dt)
+        yield t, length
+        t += length
+
+
+def _post(cfg: RunConfig, flux_path: Path, out_dir: Path) -> list[Path]:
+    files = []
+    if cfg.output.map:
+        from tamrl_coupler.driver.plots import nee_map
+
+        files.append(nee_map(flux_path, out_dir / f"{cfg.output.prefix}_nee_map.png"))
+    if cfg.output.score:
+        from tamrl_coupler.driver.scoring import score_sites
+
+        files.extend(score_sites(flux_path, cfg.path(cfg.output.score), out_dir))
+    if cfg.output.prior is not None:
+        from tamrl_coupler.io.prior import write_prior
+
+        files.append(write_prior(flux_path, cfg.output.prior, out_dir, cfg))
+    return files

@@ -1,0 +1,35 @@
+"""The model section of a training config (``model:`` in configs/train*.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tamrl_coupler.config import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of one ensemble member."""
+
+    kind: Literal["tamrl", "lstm"] = "tamrl"
+    hidden: int = 48  # forward LSTM width
+    encoder_hidden: int = 24  # task-encoder BiLSTM width (per direction)
+    embedding: int = 16  # size of the task embedding z
+    projection: int = 24  # task-encoder per-step projection
+    window: int = 12  # task-encoder window, in periods
+    nee_mode: Literal["derived", "free"] = "derived"  # free: a third head predicts NEE, tied by a penalty
+    optional_drivers: list[str] = field(default_factory=lambda: ["lai", "co2", "igbp"])
+
+    def validate(self) -> None:
+        for key in ("hidden", "encoder_hidden", "embedding", "projection", "window"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        known = {"lai", "co2", "igbp"}
+        bad = [d for d in self.optional_drivers if d not in known]
+        if bad:
+            raise ConfigError(f"optional_drivers: unknown driver(s) {bad}; expected some of {sorted(known)}")
+
+    @property
+    def n_outputs(self) -> int:
+        return 3 if self.nee_mode == "free" else 2

@@ -1,0 +1,102 @@
+"""Drivers, normalisation and the explicit missing-value encoding shared by TAM-RL and the LSTM baseline.
+
+Every continuous driver becomes two features: its standardised value (0 where missing) and a 0/1 missing
+indicator, so that the network *knows* a value is absent instead of reading a silent zero. The land-cover class
+becomes a one-hot vector plus its own missing indicator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tamrl_coupler.data.dataset import DRIVER_UNITS, IGBP_CLASSES
+from tamrl_coupler.errors import CheckpointError
+
+REQUIRED_DRIVERS: tuple[str, ...] = ("tmin", "tmax", "swdown", "vpd", "precip")
+OPTIONAL_DRIVERS: tuple[str, ...] = ("lai", "co2", "igbp")
+CATEGORICAL = {"igbp": len(IGBP_CLASSES)}
+# log1p before standardising: precipitation is heavily skewed.
+TRANSFORMS = {"precip": "log1p"}
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One input column of the model."""
+
+    name: str
+    units: str
+    required: bool
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "units": self.units, "required": self.required}
+
+
+def default_drivers(optional: tuple[str, ...] = OPTIONAL_DRIVERS) -> list[Driver]:
+    return [Driver(n, DRIVER_UNITS[n], True) for n in REQUIRED_DRIVERS] + [
+        Driver(n, DRIVER_UNITS[n], False) for n in optional
+    ]
+
+
+class FeatureEncoder:
+    """Physical drivers (..., D) with NaN -> network features (..., F); vectorised, no per-call allocation of state."""
+
+    def __init__(self, drivers: list[Driver], mean: np.ndarray, std: np.ndarray):
+        self.drivers = list(drivers)
+        self.names = [d.name for d in drivers]
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        n = len(drivers)
+        if self.mean.shape != (n,) or self.std.shape != (n,):
+            raise CheckpointError(f"normalisation statistics have shapes {self.mean.shape}/{self.std.shape}, "
+                                  f"expected ({n},) for drivers {self.names}")
+        self.cont_idx = [i for i, d in enumerate(self.names) if d not in CATEGORICAL]
+        self.cat_idx = [(i, CATEGORICAL[d]) for i, d in enumerate(self.names) if d in CATEGORICAL]
+        self.log_idx = [i for i, d in enumerate(self.names) if TRANSFORMS.get(d) == "log1p"]
+        self.n_features = 2 * len(self.cont_idx) + sum(k + 1 for _, k in self.cat_idx)
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def fit(cls, drivers: list[Driver], x: np.ndarray) -> FeatureEncoder:
+        """Statistics from training data x (..., D), ignoring NaN; categorical columns keep mean 0, std 1."""
+        flat = np.asarray(x, dtype=np.float64).reshape(-1, len(drivers))
+        mean = np.zeros(len(drivers))
+        std = np.ones(len(drivers))
+        for i, d in enumerate(drivers):
+            if d.name in CATEGORICAL:
+                continue
+            col = flat[:, i]
+            col = col[np.isfinite(col)]
+            if d.name in TRANSFORMS:
+                col = np.log1p(np.maximum(col, 0.0))
+            if col.size:
+                mean[i] = col.mean()
+                std[i] = max(col.std(), 1e-6)
+        return cls(drivers, mean, std)
+
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = str(device)
+        if key not in self._tensors:
+            self._tensors[key] = (torch.as_tensor(self.mean, device=device), torch.as_tensor(self.std, device=device))
+        return self._tensors[key]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., D) float physical units, NaN = missing -> (..., F) float32 features."""
+        x = x.to(torch.float32)
+        mean, std = self._stats(x.device)
+        missing = torch.isnan(x)
+        xt = x
+        if self.log_idx:
+            xt = x.clone()
+            xt[..., self.log_idx] = torch.log1p(torch.clamp(x[..., self.log_idx], min=0.0))
+        z = torch.where(missing, torch.zeros((), device=x.device), (xt - mean) / std)
+        parts = [z[..., self.cont_idx], missing[..., self.cont_idx].to(torch.float32)]
+        for i, k in self.cat_idx:
+            col = x[..., i]
+            miss = torch.isnan(col) | (col < 0) | (col >= k)
+            idx = torch.where(miss, torch.zeros((), dtype=col.dtype, device=x.device), col).long()
+            onehot = torch.nn.functional.one_hot(idx, k).to(torch.float32) * (~miss).unsqueeze(-1)
+            parts += [onehot, miss.unsqueeze(-1).to(torch.float32)]
+        return torch.cat(parts, dim=-1)

@@ -1,0 +1,120 @@
+"""Sub-period downscaling: a flux for every coupling step whose period total is exactly what the model predicted.
+
+TAM-RL predicts a period-mean rate F (gC m-2 d-1) for a month or a day; the host needs a flux every coupling step
+that follows that step's light (GPP) and temperature (Reco). We keep, per cell, the amount E already handed out in
+this period. At step k the model's current prediction for the whole period is P = F * period_days (from the
+partial-period drivers, so P may still move); the remainder R = P - E is split between this step and the rest of
+the period in proportion to this step's weight s_k dt and the expected weight of the remaining time, s_hat * r:
+
+    a_k = R * s_k dt / (s_k dt + s_hat r),      and at the last step (r = 0)  a_N = R.
+
+So after the last step E equals the final prediction P_N to rounding (one addition), whatever the weights were.
+
+Weights: GPP follows shortwave, s = rsds + 1 W m-2 (the +1 keeps polar night well defined), and the expected
+future weight is the transmissivity seen so far times the day-mean top-of-atmosphere insolation; Reco follows
+temperature with Q10 = 2, s = 2^((T - 10 degC)/10), the expected future weight is its period mean so far.
+If the model's estimate of the period total drops late in a period below what was already handed out, the
+remainder (and so a step flux) can be negative: exactness of the total is kept on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tamrl_coupler.physics.solar import daily_mean_toa_insolation, day_of_year_and_utc_hours, mean_toa_insolation
+from tamrl_coupler.physics.units import SECONDS_PER_DAY
+
+GPP_LIGHT_FLOOR = 1.0  # W m-2 added to shortwave weights
+DEFAULT_TRANSMISSIVITY = 0.7
+Q10_RECO = 2.0
+T_REF_RECO = 283.15  # K
+
+
+class Downscaler:
+    """Per-cell bookkeeping of what each period has handed out so far; see the module docstring."""
+
+    STATE_ARRAYS = ("emitted_gpp", "emitted_reco", "sum_toa", "sum_sreco")
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray):
+        self.lat = np.asarray(lat, dtype=np.float64)
+        self.lon = np.asarray(lon, dtype=np.float64)
+        n = self.lat.size
+        for name in self.STATE_ARRAYS:
+            setattr(self, name, np.zeros(n))
+        self._w = np.zeros(n)
+        self._what = np.zeros(n)
+        self._rem = np.zeros(n)
+        self._q = np.zeros(n)
+        self._q_day = -1.0
+
+    def reset(self) -> None:
+        for name in self.STATE_ARRAYS:
+            getattr(self, name).fill(0.0)
+
+    def _split(self, rate: np.ndarray, emitted: np.ndarray, w: np.ndarray, what: np.ndarray, dt: float,
+               remaining: float, period_days: float, out: np.ndarray) -> None:
+        rem = self._rem
+        if remaining == 0.0 and dt == period_days * SECONDS_PER_DAY:  # one step per period: the rate itself
+            np.multiply(rate, period_days, out=emitted)
+            np.copyto(out, rate)
+            return
+        np.multiply(rate, period_days, out=rem)   # P: predicted period total, gC m-2
+        rem -= emitted                              # R = P - E
+        if remaining > 0.0:
+            w *= dt                                 # s_k dt
+            what *= remaining                       # s_hat r
+            what += w
+            np.divide(w, what, out=w)               # share of this step
+            rem *= w                                # a_k
+        emitted += rem
+        np.multiply(rem, SECONDS_PER_DAY / dt, out=out)   # back to a rate, gC m-2 d-1
+
+    def step(self, gpp_rate: np.ndarray, reco_rate: np.ndarray, rsds: np.ndarray, tas: np.ndarray,
+             sum_rsds_dt: np.ndarray, accumulated: float, remaining: float, covered: float, start: np.datetime64,
+             dt: float, out_gpp: np.ndarray, out_reco: np.ndarray) -> None:
+        """Step fluxes (gC m-2 d-1) into ``out_*`` for the step [start, start + dt).
+
+        ``accumulated``: seconds of this period seen so far, this step included; ``remaining``: seconds from the
+        step's end to the period's end; ``covered``: seconds of the period the run covers (the whole period,
+        except for a run that starts inside one). ``sum_rsds_dt``: the period's running sum of shortwave * dt,
+        this step included (from the accumulator).
+        """
+        if remaining < 0:
+            raise ValueError(f"step ends {-remaining} s after its model period")
+        elapsed = accumulated
+        period_days = covered / SECONDS_PER_DAY
+        # --- GPP: light
+        toa = mean_toa_insolation(self.lat, self.lon, start, dt, samples=2)
+        toa *= dt
+        self.sum_toa += toa
+        w, what = self._w, self._what
+        np.add(rsds, GPP_LIGHT_FLOOR, out=w)
+        if remaining > 0.0:
+            doy, _ = day_of_year_and_utc_hours(start)
+            if self._q_day != float(doy):  # day-mean insolation changes once a day
+                self._q[:] = daily_mean_toa_insolation(self.lat, doy)
+                self._q_day = float(doy)
+            q = self._q
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(sum_rsds_dt, self.sum_toa, out=what)
+            np.clip(what, 0.0, 1.0, out=what)
+            what[self.sum_toa < 1.0] = DEFAULT_TRANSMISSIVITY
+            what *= q
+            what += GPP_LIGHT_FLOOR
+        self._split(gpp_rate, self.emitted_gpp, w, what, dt, remaining, period_days, out_gpp)
+        # --- Reco: temperature (Q10)
+        np.subtract(tas, T_REF_RECO, out=w)
+        w *= np.log(Q10_RECO) / 10.0
+        np.exp(w, out=w)
+        np.multiply(w, dt, out=what)
+        self.sum_sreco += what
+        if remaining > 0.0:
+            np.multiply(self.sum_sreco, 1.0 / elapsed, out=what)
+        self._split(reco_rate, self.emitted_reco, w, what, dt, remaining, period_days, out_reco)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {f"ds_{k}": getattr(self, k) for k in self.STATE_ARRAYS}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        for k in self.STATE_ARRAYS:
+            getattr(self, k)[:] = arrays[f"ds_{k}"]

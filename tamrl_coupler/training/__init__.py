@@ -1,0 +1,1 @@
+"""Training loop, grouped cross-validation and metrics."""

@@ -1,0 +1,92 @@
+"""Training and cross-validation configs (configs/train*.yaml, configs/cv*.yaml), checked by the schema layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tamrl_coupler.config import ConfigError
+from tamrl_coupler.model.config import ModelConfig
+
+
+@dataclass
+class LossWeights:
+    gpp: float = 1.0
+    reco: float = 0.5
+    nee: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """How to train one ensemble. ``data`` is a FluxVal-layout file or a FLUXNET/AmeriFlux file or directory."""
+
+    data: str = ""
+    out: str = "tamrl_checkpoint.npz"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    members: int = 10
+    seed: int = 0
+    max_epochs: int = 150
+    batch_size: int = 32
+    crop: int = 72  # training sequence length, periods
+    burn_in: int = 12  # periods at a crop's start without loss (LSTM spin-up), unless the crop starts the record
+    lr: float = 3.0e-3
+    weight_decay: float = 1.0e-4
+    patience: int = 20  # early stopping on held-out sites
+    val_fraction: float = 0.15
+    optional_dropout: float = 0.3  # probability of hiding each optional driver for a whole training sequence
+    balance_weight: float = 1.0  # carbon-balance penalty (gC m-2 d-1)^2, only for model.nee_mode = free
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    threads: int = 1
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.members < 1:
+            raise ConfigError(f"members: expected at least 1, got {self.members}")
+        if not 0.0 < self.val_fraction < 0.9:
+            raise ConfigError(f"val_fraction: expected a number in (0, 0.9), got {self.val_fraction}")
+        if not 0.0 <= self.optional_dropout < 1.0:
+            raise ConfigError(f"optional_dropout: expected a number in [0, 1), got {self.optional_dropout}")
+        if self.crop <= self.burn_in:
+            raise ConfigError(f"crop: expected more than burn_in ({self.burn_in}), got {self.crop}")
+
+
+@dataclass
+class XGBoostConfig:
+    n_estimators: int = 400
+    max_depth: int = 6
+    learning_rate: float = 0.05
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 5.0
+
+
+@dataclass
+class Variant:
+    """One row family of the CV table."""
+
+    name: str
+    kind: Literal["tamrl", "lstm", "xgboost"]
+    model: ModelConfig | None = None  # for tamrl / lstm; defaults to the train section's model
+    members: int | None = None
+    balance_weight: float | None = None
+
+
+@dataclass
+class CVConfig:
+    """Grouped, IGBP-stratified k-fold CV over sites, every variant on the same splits."""
+
+    train: TrainConfig
+    variants: list[Variant]
+    data: str = ""
+    folds: int = 5
+    seed: int = 0
+    output: str = "results/cv_fluxval"
+    xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
+    min_site_obs: int = 6  # sites with fewer target periods are left out of the median per-site RMSE
+
+    def validate(self) -> None:
+        if self.folds < 2:
+            raise ConfigError(f"folds: expected at least 2, got {self.folds}")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"variants: names must be unique, got {names}")

@@ -1,0 +1,181 @@
+"""Grouped k-fold cross-validation over sites, stratified by IGBP class, every variant on the same splits.
+
+Each (variant, fold) job trains on the other folds' sites only (early stopping on sites held out *within* them)
+and predicts the fold's sites over their whole record; predictions are then scored together ("pooled").
+Jobs run in a process pool (``workers``), each single-threaded, so the CV fits a small shared machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tamrl_coupler.data.dataset import FluxDataset
+from tamrl_coupler.training.config import CVConfig
+from tamrl_coupler.training.metrics import balance_violation, metrics_table
+
+
+def stratified_group_folds(igbp: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index per site: sites of each IGBP class are shuffled and dealt round-robin, continuing across classes
+    (so every fold gets its share of every class and folds differ in size by at most one site)."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(igbp), dtype=int)
+    k = 0
+    for cls in sorted(set(igbp.tolist())):
+        for s in rng.permutation(np.flatnonzero(igbp == cls)):
+            fold[s] = k % n_folds
+            k += 1
+    return fold
+
+
+def _met_only(x: np.ndarray, drivers) -> np.ndarray:
+    x = x.copy()
+    for j, d in enumerate(drivers):
+        if not d.required:
+            x[..., j] = np.nan
+    return x
+
+
+def _run_job(args) -> dict:
+    """One variant on one fold -> predictions for the fold's sites (runs in a worker process)."""
+    import torch
+
+    cfg, variant, data, train_idx, test_idx = args
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    out: dict = {"variant": variant.name, "test_idx": test_idx, "preds": {}}
+    if variant.kind == "xgboost":
+        from tamrl_coupler.model.features import default_drivers
+        from tamrl_coupler.model.xgb_baseline import XGBoostFluxModel, build_features
+
+        for tag, optional in (("", ("lai", "co2", "igbp")), ("met-only", ())):
+            names = [d.name for d in default_drivers(optional)]
+            ftr, _ = build_features(train.driver_array(names), names, data.time)
+            fte, _ = build_features(test.driver_array(names), names, data.time)
+            model = XGBoostFluxModel(**vars(cfg.xgboost), seed=cfg.seed).fit(ftr, train.targets)
+            p = model.predict(fte)
+            out["preds"][tag] = {"gpp": p["gpp"], "reco": p["reco"], "nee": p["nee"]}
+    else:
+        from tamrl_coupler.training.loop import train_ensemble
+
+        tc = copy.deepcopy(cfg.train)
+        tc.progress = False
+        tc.seed = cfg.seed
+        tc.model = copy.deepcopy(variant.model or tc.model)
+        tc.model.kind = variant.kind
+        if variant.members is not None:
+            tc.members = variant.members
+        if variant.balance_weight is not None:
+            tc.balance_weight = variant.balance_weight
+        ens, hist = train_ensemble(tc, train)
+        names = ens.meta.driver_names
+        x = test.driver_array(names)
+        for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
+            f = ens.predict_sequence(torch.from_numpy(xin)).to_numpy()
+            pred = {"gpp": f["gpp"], "reco": f["reco"], "nee": f["nee"], "nee_std": f["nee_std"]}
+            if "nee_free" in f:
+                pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
+            out["preds"][tag] = pred
+        out["best_epochs"] = [h.best_epoch for h in hist]
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int = 2) -> dict:
+    """Run every variant on every fold; returns the results dict (metrics, violations, timings, folds)."""
+    from tqdm.auto import tqdm
+
+    sites = np.flatnonzero(np.isfinite(data.targets["gpp"]).any(axis=1))
+    data = data.subset(sites)
+    fold = stratified_group_folds(data.igbp, cfg.folds, cfg.seed)
+    jobs = []
+    for variant in cfg.variants:
+        for k in range(cfg.folds):
+            jobs.append((cfg, variant, data, np.flatnonzero(fold != k), np.flatnonzero(fold == k)))
+    # the slowest jobs first, so that the pool drains evenly
+    jobs.sort(key=lambda j: {"xgboost": 2, "lstm": 1}.get(j[1].kind, 0))
+    shape = (data.n_sites, len(data.time))
+    preds: dict[str, dict[str, np.ndarray]] = {}
+    info: dict[str, dict] = {v.name: {"seconds": 0.0, "best_epochs": []} for v in cfg.variants}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for res in tqdm(pool.map(_run_job, jobs), total=len(jobs), desc="cv", disable=not progress):
+            info[res["variant"]]["seconds"] += res["seconds"]
+            info[res["variant"]]["best_epochs"] += res.get("best_epochs", [])
+            for tag, p in res["preds"].items():
+                name = f"{res['variant']} ({tag})" if tag else res["variant"]
+                dst = preds.setdefault(name, {k: np.full(shape, np.nan) for k in p})
+                for k, v in p.items():
+                    dst[k][res["test_idx"]] = v
+    results = {"folds": {str(s): int(f) for s, f in zip(data.sites, fold, strict=True)}, "rows": {},
+               "wall_seconds": time.perf_counter() - t0, "variants": {}}
+    for v in cfg.variants:
+        results["variants"][v.name] = {"kind": v.kind, "seconds": info[v.name]["seconds"],
+                                       "best_epochs": info[v.name]["best_epochs"]}
+    for name, p in preds.items():
+        table = metrics_table(p, data.targets, data.igbp, cfg.min_site_obs)
+        table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
+        results["rows"][name] = table
+    return results
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100.0 * (a - b) / b:+.1f} %"
+
+
+def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset, out: str | Path) -> tuple[Path, Path]:
+    """results/cv_*.json (everything) and .md (the tables, the exact command on top)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    js, md = out.with_suffix(".json"), out.with_suffix(".md")
+    payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]), **results}
+    js.write_text(json.dumps(payload, indent=1, default=float))
+    rows = results["rows"]
+    lines = [f"# Grouped {cfg.folds}-fold CV on FluxVal sites (grouped by site, stratified by IGBP)", "",
+             "Made by:", "", "```", command, "```", "",
+             f"{len(results['folds'])} sites, monthly, targets in gC m-2 d-1, NEE = GPP - Reco (uptake positive). "
+             f"Pooled metrics over all held-out (site, month) pairs; median per-site RMSE over sites with >= "
+             f"{cfg.min_site_obs} months. Wall time {results['wall_seconds'] / 60:.1f} min. "
+             "'(met-only)': the same trained models evaluated with LAI, CO2 and land cover absent (NaN) "
+             "(XGBoost: retrained without those features).", ""]
+    lines += ["## Overall", "",
+              "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 "
+              "| NEE bias | NEE med.site | balance violation RMS (max) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t in rows.items():
+        a, bv = t["all"], t["balance_violation"]
+        lines.append(
+            f"| {name} | {a['gpp']['rmse']:.3f} | {a['gpp']['r2']:.3f} | {a['gpp']['bias']:+.3f} | "
+            f"{a['gpp']['median_site_rmse']:.3f} | {a['reco']['rmse']:.3f} | {a['reco']['r2']:.3f} | "
+            f"{a['nee']['rmse']:.3f} | {a['nee']['r2']:.3f} | {a['nee']['bias']:+.3f} | "
+            f"{a['nee']['median_site_rmse']:.3f} | {bv['rms']:.2e} ({bv['max_abs']:.2e}) |")
+    base = next((n for n in rows if rows[n] and n.startswith("xgboost") and "(" not in n), None)
+    if base:
+        lines += ["", f"## Relative to {base} (pooled RMSE; negative = better)", "",
+                  "| model | GPP | Reco | NEE |", "|---|---|---|---|"]
+        b = rows[base]["all"]
+        for name, t in rows.items():
+            a = t["all"]
+            lines.append(f"| {name} | {_pct(a['gpp']['rmse'], b['gpp']['rmse'])} | "
+                         f"{_pct(a['reco']['rmse'], b['reco']['rmse'])} | {_pct(a['nee']['rmse'], b['nee']['rmse'])} |")
+    lines += ["", "## Per IGBP class (pooled RMSE GPP / NEE; sites in class)", ""]
+    classes = sorted(next(iter(rows.values()))["by_igbp"])
+    counts = {c: int((data.igbp == c).sum()) for c in classes}
+    lines.append("| model | " + " | ".join(f"{c} ({counts.get(c, '?')})" for c in classes) + " |")
+    lines.append("|---|" + "---|" * len(classes))
+    for name, t in rows.items():
+        cells = [f"{t['by_igbp'][c]['gpp']['rmse']:.2f} / {t['by_igbp'][c]['nee']['rmse']:.2f}" for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Cost", "", "| variant | CPU-seconds (sum over folds) | best epochs (members x folds) |",
+              "|---|---|---|"]
+    for name, v in results["variants"].items():
+        be = v["best_epochs"]
+        lines.append(f"| {name} | {v['seconds']:.0f} | {f'median {int(np.median(be))}' if be else '-'} |")
+    md.write_text("\n".join(lines) + "\n")
+    return md, js

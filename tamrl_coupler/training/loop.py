@@ -1,0 +1,204 @@
+"""Training one ensemble: independently seeded members, random crops, optional-driver dropout, early stopping.
+
+Each member holds out its own random ``val_fraction`` of the training *sites* (grouped by site, so early stopping
+measures generalisation to unseen sites, like the CV does), and keeps the weights of its best validation epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tamrl_coupler.data.dataset import FluxDataset
+from tamrl_coupler.errors import InputError
+from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
+from tamrl_coupler.model.features import Driver, FeatureEncoder, default_drivers
+from tamrl_coupler.model.networks import NETWORKS
+from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.training.config import TrainConfig
+
+
+@dataclass
+class MemberHistory:
+    seed: int
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    train_loss: list[float]
+    val_loss: list[float]
+
+
+def training_arrays(data: FluxDataset, drivers: list[Driver]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (S, T, D) physical drivers, y (S, T, 3) gpp/reco/nee (uptake positive), mask (S, T) of complete targets."""
+    required = {d.name for d in drivers if d.required}
+    x = data.driver_array([d.name for d in drivers], required=required)
+    if not data.has_targets():
+        raise InputError(f"{data.source}: no gpp/nee targets to train on")
+    y = np.stack([data.targets[k] for k in ("gpp", "reco", "nee")], axis=-1).astype(np.float32)
+    mask = np.isfinite(y).all(axis=-1)
+    return x, y, mask
+
+
+def _windows(xpad_feats: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, T + W - 1, F) front-padded features -> (B, T, W, F) rolling windows ending at each period."""
+    return xpad_feats.unfold(1, window, 1).permute(0, 1, 3, 2)
+
+
+class _Batcher:
+    """Builds feature tensors for crops of sites, with the missing-value encoding and optional-driver dropout."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, encoder: FeatureEncoder, window: int,
+                 optional_cols: list[int]):
+        self.w = window
+        pad = np.full((x.shape[0], window - 1, x.shape[2]), np.nan, dtype=np.float32)
+        self.xpad = torch.from_numpy(np.concatenate([pad, x], axis=1))
+        self.y = torch.from_numpy(np.nan_to_num(y))
+        self.mask = torch.from_numpy(mask)
+        self.encoder = encoder
+        self.optional_cols = optional_cols
+        has = mask.any(axis=1)
+        self.first = np.where(has, mask.argmax(axis=1), 0)
+        self.last = np.where(has, mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1), mask.shape[1] - 1)
+
+    def full(self, sites: np.ndarray, drop: list[int] | None = None):
+        xp = self.xpad[sites].clone()
+        if drop:
+            xp[:, :, drop] = float("nan")
+        f = self.encoder(xp)
+        return f[:, self.w - 1:], _windows(f, self.w), self.y[sites], self.mask[sites]
+
+    def crops(self, sites: np.ndarray, length: int, burn_in: int, dropout: float, rng: np.random.Generator):
+        t_total = self.mask.shape[1]
+        length = min(length, t_total)
+        starts = []
+        for s in sites:
+            lo = max(0, self.first[s] - length // 2)
+            hi = max(lo, min(t_total - length, self.last[s] - length // 2))
+            starts.append(int(rng.integers(lo, hi + 1)))
+        idx = torch.as_tensor(np.array(starts))[:, None] + torch.arange(length + self.w - 1)[None]
+        xp = self.xpad[torch.as_tensor(sites)[:, None], idx].clone()
+        if dropout > 0 and self.optional_cols:
+            hide = torch.from_numpy(rng.random((len(sites), len(self.optional_cols))) < dropout)
+            for j, col in enumerate(self.optional_cols):
+                xp[hide[:, j], :, col] = float("nan")
+        f = self.encoder(xp)
+        tidx = idx[:, :length]  # original time index of each crop period
+        rows = torch.as_tensor(sites)[:, None]
+        m = self.mask[rows, tidx].clone()
+        late = torch.as_tensor(np.array(starts)) > 0
+        m[late, :burn_in] = False
+        return f[:, self.w - 1:], _windows(f, self.w), self.y[rows, tidx], m
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor, m: torch.Tensor, scale: torch.Tensor, cfg: TrainConfig,
+          convention: SignConvention) -> torch.Tensor:
+    """Standardised MSE on GPP, Reco, NEE; for free-NEE variants the balance penalty in physical units."""
+    mf = m.to(out.dtype)
+    n = mf.sum().clamp(min=1.0)
+    gpp, reco = out[..., 0], out[..., 1]
+    nee_derived = gpp - reco if convention is SignConvention.UPTAKE_POSITIVE else reco - gpp
+    nee = out[..., 2] if out.shape[-1] > 2 else nee_derived
+    w = cfg.loss_weights
+    loss = (w.gpp * (((gpp - y[..., 0]) / scale[0]) ** 2 * mf).sum()
+            + w.reco * (((reco - y[..., 1]) / scale[1]) ** 2 * mf).sum()
+            + w.nee * (((nee - y[..., 2]) / scale[2]) ** 2 * mf).sum()) / n
+    if out.shape[-1] > 2 and cfg.balance_weight > 0:
+        # physical units: (gC m-2 d-1)^2, on every period (the identity must hold with or without targets)
+        loss = loss + cfg.balance_weight * ((nee - nee_derived) ** 2).mean()
+    return loss
+
+
+def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val_sites: np.ndarray,
+                 n_features: int, scale: np.ndarray, seed: int, convention: SignConvention, progress=None):
+    """Train one member; returns (network with its best weights, history)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mc = cfg.model
+    n_out = mc.n_outputs
+    net = NETWORKS[mc.kind](n_features, hidden=mc.hidden, encoder_hidden=mc.encoder_hidden, embedding=mc.embedding,
+                            projection=mc.projection, n_outputs=n_out, target_scale=tuple(scale[:n_out].tolist()))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
+    scale_t = torch.as_tensor(scale, dtype=torch.float32)
+    vf, vw, vy, vm = batcher.full(val_sites)
+    best, best_state, best_epoch, bad = float("inf"), None, -1, 0
+    hist_train, hist_val = [], []
+    for epoch in range(cfg.max_epochs):
+        net.train()
+        order = rng.permutation(fit_sites)
+        losses = []
+        for i in range(0, len(order), cfg.batch_size):
+            sites = order[i:i + cfg.batch_size]
+            f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng)
+            h0 = torch.zeros(len(sites), net.hidden)
+            out, _, _ = net.forward_sequence(f, w, h0, h0)
+            loss = _loss(out, y, m, scale_t, cfg, convention)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+        net.eval()
+        with torch.no_grad():
+            h0 = torch.zeros(len(val_sites), net.hidden)
+            out, _, _ = net.forward_sequence(vf, vw, h0, h0)
+            val = float(_loss(out, vy, vm, scale_t, cfg, convention))
+        sched.step(val)
+        hist_train.append(float(np.mean(losses)))
+        hist_val.append(val)
+        if val < best - 1e-5:
+            best, best_state, best_epoch, bad = val, copy.deepcopy(net.state_dict()), epoch, 0
+        else:
+            bad += 1
+        if progress is not None:
+            progress.set_postfix(member=seed, epoch=epoch, val=f"{val:.3f}", best=f"{best:.3f}")
+        if bad >= cfg.patience:
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, MemberHistory(seed, best_epoch, best, len(hist_train), hist_train, hist_val)
+
+
+def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConvention | str = "uptake_positive",
+                   trained_on: str = "") -> tuple[Ensemble, list[MemberHistory]]:
+    """Train ``cfg.members`` independently seeded members on all sites of ``data``."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(max(1, cfg.threads))
+    convention = SignConvention.parse(convention)
+    drivers = default_drivers(tuple(cfg.model.optional_drivers))
+    x, y, mask = training_arrays(data, drivers)
+    if convention is SignConvention.ATMOSPHERE_POSITIVE:
+        y = y.copy()
+        y[..., 2] = -y[..., 2]
+    encoder = FeatureEncoder.fit(drivers, x)
+    yv = y[mask]
+    scale = np.maximum(yv.std(axis=0), 0.1).astype(np.float32) if len(yv) else np.ones(3, np.float32)
+    optional_cols = [i for i, d in enumerate(drivers) if not d.required]
+    batcher = _Batcher(x, y, mask, encoder, cfg.model.window, optional_cols)
+    sites_with_targets = np.flatnonzero(mask.any(axis=1))
+    if len(sites_with_targets) < 2:
+        raise InputError(f"{data.source}: need targets at 2 sites at least to train with held-out sites, got "
+                         f"{len(sites_with_targets)}")
+    members, history = [], []
+    bar = tqdm(range(cfg.members), desc=f"train {cfg.model.kind}", disable=not cfg.progress, leave=False)
+    for m in bar:
+        seed = cfg.seed * 1000 + m
+        rng = np.random.default_rng(seed + 7919)
+        perm = rng.permutation(sites_with_targets)
+        n_val = max(1, int(round(cfg.val_fraction * len(perm))))
+        net, hist = train_member(cfg, batcher, np.sort(perm[n_val:]), np.sort(perm[:n_val]), encoder.n_features,
+                                 scale, seed, convention, progress=bar if cfg.progress else None)
+        members.append(net)
+        history.append(hist)
+    meta = EnsembleMeta(
+        drivers=drivers, period=data.period, window=cfg.model.window, sign_convention=convention, model=cfg.model,
+        n_members=cfg.members, trained_on=trained_on or data.source,
+        created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        extra={"best_epochs": [h.best_epoch for h in history], "n_sites": int(len(sites_with_targets))},
+    )
+    return Ensemble(members, encoder, meta), history
