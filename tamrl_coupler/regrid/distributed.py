@@ -126,10 +126,12 @@ class DistributedRegridder:
                 gathered[:, rd[r]: rd[r] + c] = recv[k * rd[r]: k * (rd[r] + c)].reshape(k, c)
         return gathered
 
-    def __call__(self, x_local, *, src_fraction=None, out: np.ndarray | None = None):
-        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``.
+    def __call__(self, x_local, *, skipna: bool = False, src_fraction=None, out: np.ndarray | None = None):
+        """Regrid this rank's values, like :class:`Regridder` (same numbers, bit for bit).
 
-        ``out`` (``(k, n_dst_local)`` float64) is filled in place, so a coupling loop allocates nothing per step.
+        ``skipna``: NaN source values are left out and the rest renormalised. ``src_fraction`` (this rank's, e.g.
+        land fraction): ``S(f x) / S(f)``. ``out`` (``(k, n_dst_local)`` float64, C order) is filled in place, so a
+        coupling loop allocates nothing per step for its results.
         """
         X = np.asarray(x_local, np.float64)
         one = X.ndim == 1
@@ -137,18 +139,37 @@ class DistributedRegridder:
         if X.shape[1] != self.n_src_local:
             raise RegridError(f"rank {self.rank}: field has {X.shape[1]} source values, this rank owns "
                               f"{self.n_src_local} source cells")
-        if src_fraction is not None:
-            f = np.asarray(src_fraction, np.float64).ravel()
-            if f.size != self.n_src_local:
-                raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected {self.n_src_local}")
-            both = self._exchange(np.vstack([X * f[None, :], f[None, :]]))
-            num = spmm(self._A, both[:-1], out=None if out is None else out.reshape(-1, self.n_dst_local))
-            den = spmm(self._A, both[-1:])
+        k = X.shape[0]
+        target = None if out is None else out.reshape(k, self.n_dst_local)
+        if skipna or src_fraction is not None:
+            f = None
+            if src_fraction is not None:
+                f = np.asarray(src_fraction, np.float64).ravel()
+                if f.size != self.n_src_local:
+                    raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected "
+                                      f"{self.n_src_local}")
+            valid = np.isfinite(X)
+            # the masks must be classified the same way on every rank: decide collectively
+            from mpi4py import MPI
+
+            all_valid = bool(self.comm.allreduce(bool(valid.all()), op=MPI.LAND))
+            X0 = X if all_valid else np.where(valid, X, 0.0)
+            if f is not None:
+                X0 = X0 * f
+            if all_valid:
+                wts = (f if f is not None else np.ones(self.n_src_local))[None, :]
+            else:
+                same = bool(self.comm.allreduce(bool((valid == valid[:1]).all()), op=MPI.LAND))
+                wts = valid[:1] if same else valid
+                wts = wts * f if f is not None else wts.astype(np.float64)
+            both = self._exchange(np.vstack([X0, wts]))
+            num = spmm(self._A, both[:k], out=target)
+            den = spmm(self._A, both[k:])
             np.divide(num, den, out=num, where=den > 0)
             num[np.broadcast_to(den <= 0, num.shape)] = np.nan
             y = num
         else:
-            y = spmm(self._A, self._exchange(X), out=None if out is None else out.reshape(-1, self.n_dst_local))
+            y = spmm(self._A, self._exchange(X), out=target)
         if self._nan_local.size:
             y[:, self._nan_local] = np.nan
         return y[0] if one else y
