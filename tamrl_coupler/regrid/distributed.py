@@ -98,33 +98,50 @@ class DistributedRegridder:
         return owner, local_pos
 
     def _buffers(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Send, receive and gathered buffers for k fields, allocated once per k and reused."""
+        """Send, receive (remote values only) and gathered buffers for k fields, allocated once per k, reused."""
         if self._buf_k != k:
-            self._bufs = (np.empty(k * self.send_local.size), np.empty(k * self.n_recv), np.empty((k, self.n_recv)))
+            n_send = int(self.send_counts.sum() - self.send_counts[self.rank])
+            n_recv = int(self.recv_counts.sum() - self.recv_counts[self.rank])
+            self._bufs = (np.empty(k * n_send), np.empty(k * n_recv), np.empty((k, self.n_recv)))
             self._buf_k = k
         return self._bufs
 
     def _exchange(self, X: np.ndarray) -> np.ndarray:
         """One Alltoallv: (k, n_src_local) -> (k, n_recv) values in the plan's order.
 
-        Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end.
+        Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end; the
+        values a rank needs from itself are copied straight into place, outside MPI.
         """
         from mpi4py import MPI
 
         k = X.shape[0]
         send, recv, gathered = self._buffers(k)
-        sd, rd = _displs(self.send_counts), _displs(self.recv_counts)
+        sd, rd = _displs(self.send_counts), _displs(self.recv_counts)  # positions in the plan
+        mpi_send = self.send_counts.copy()
+        mpi_recv = self.recv_counts.copy()
+        mpi_send[self.rank] = mpi_recv[self.rank] = 0
+        msd, mrd = _displs(mpi_send), _displs(mpi_recv)  # positions in the MPI buffers
+        me = self.rank
+        c = int(self.recv_counts[me])
+        if c:
+            np.take(X, self.send_local[sd[me]: sd[me] + c], axis=1, out=gathered[:, rd[me]: rd[me] + c])
         for r in range(self.size):
-            c = int(self.send_counts[r])
+            c = int(mpi_send[r])
             if c:
-                block = send[k * sd[r]: k * (sd[r] + c)].reshape(k, c)
+                block = send[k * msd[r]: k * (msd[r] + c)].reshape(k, c)
                 np.take(X, self.send_local[sd[r]: sd[r] + c], axis=1, out=block)
-        self.comm.Alltoallv(_spec(send, self.send_counts, k, MPI.DOUBLE), _spec(recv, self.recv_counts, k, MPI.DOUBLE))
+        if self.size > 1:
+            self.comm.Alltoallv(_spec(send, mpi_send, k, MPI.DOUBLE), _spec(recv, mpi_recv, k, MPI.DOUBLE))
         for r in range(self.size):
-            c = int(self.recv_counts[r])
+            c = int(mpi_recv[r])
             if c:
-                gathered[:, rd[r]: rd[r] + c] = recv[k * rd[r]: k * (rd[r] + c)].reshape(k, c)
+                gathered[:, rd[r]: rd[r] + c] = recv[k * mrd[r]: k * (mrd[r] + c)].reshape(k, c)
         return gathered
+
+    @property
+    def n_remote(self) -> int:
+        """Source values this rank receives from other ranks per field and application."""
+        return int(self.recv_counts.sum() - self.recv_counts[self.rank])
 
     def __call__(self, x_local, *, skipna: bool = False, src_fraction=None, out: np.ndarray | None = None):
         """Regrid this rank's values, like :class:`Regridder` (same numbers, bit for bit).
