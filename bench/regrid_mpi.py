@@ -50,7 +50,7 @@ def main() -> None:
         t0 = time.perf_counter()
         d(x1, out=out1)
         times1.append(comm.allreduce(time.perf_counter() - t0, op=MPI.MAX))
-    recv = comm.allreduce(d.n_recv, op=MPI.SUM)
+    recv = comm.allreduce(d.n_remote, op=MPI.SUM)
     if rank == 0:
         print(json.dumps({"ranks": size, "plan_s": t_plan, "apply_1_ms": min(times1) * 1e3,
                           "apply_k_ms": min(times) * 1e3, "fields": args.fields, "received_values": recv}))
