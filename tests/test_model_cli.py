@@ -103,3 +103,14 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     cfg.write_text("data: x.nc\nmodel: {hiden: 3}\n")
     assert main(["train", str(cfg)]) == 1
     assert "model: unknown key(s) ['hiden']" in capsys.readouterr().err
+
+
+def test_predict_on_a_fluxnet_daily_file(shared, tmp_path):
+    src = shared("data/fluxnet/FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3.csv")
+    out = tmp_path / "ar1.nc"
+    assert main(["predict", "--data", str(src), "--out", str(out), "--convention", "atmosphere_positive"]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["site"] == 1 and ds.sizes["time"] == 48  # daily file aggregated to the model's months
+        assert str(ds["site_name"].values.astype(str)[0]) == "US-AR1"
+        assert np.array_equal(ds["nee"].values, ds["reco"].values - ds["gpp"].values)
+        assert ds["nee"].attrs["positive"] == "up" and ds.attrs["nee_formula"] == "NEE = Reco - GPP"

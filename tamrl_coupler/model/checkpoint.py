@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -161,12 +160,3 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
                         extra=header.get("extra", {}))
     return Ensemble(members, encoder, meta, device=device)
 
-
-def checkpoint_bytes(ensemble: Ensemble) -> bytes:
-    """The checkpoint as bytes (for size reports)."""
-    buf = io.BytesIO()
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"tamrl_ckpt_{os.getpid()}.npz"
-    save_checkpoint(ensemble, tmp)
-    buf.write(tmp.read_bytes())
-    tmp.unlink()
-    return buf.getvalue()
