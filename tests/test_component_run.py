@@ -208,3 +208,48 @@ def test_prior_daily_means_in_mol_positive_up(tmp_path):
         total_coarse = float((ds["nee"][0][:].ravel() * g.area * 6371007.181 ** 2).sum())
     total_host = float((prior[0] * area).sum())
     assert total_coarse == pytest.approx(total_host, rel=2e-3)  # CDO areas vs exact lat-lon areas
+
+
+def _step_demo(comp, host, n_steps: int) -> dict[str, np.ndarray]:
+    from tamrl_coupler.io.forcing import ForcingReader
+
+    reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+    bufs = {f: np.zeros(host.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    out = {f: np.zeros(host.size) for f in comp.export_names}
+    for f, b in out.items():
+        comp.register_export(f, b)
+    for i in range(n_steps):
+        for f, b in bufs.items():
+            b[:] = reader.read(f, i)
+        comp.run_step(i * 10800, 10800)
+    return out
+
+
+def test_export_units_and_sign_convention(tmp_path):
+    from tamrl_coupler.physics.units import M_C, M_CO2
+
+    comp, host = _component(tmp_path)
+    ref = _step_demo(comp, host, 3)
+    comp2, _ = _component(tmp_path, exports={"unit": "kgCO2 m-2 s-1", "sign_convention": "atmosphere_positive"})
+    co2 = _step_demo(comp2, host, 3)
+    land = host.landfrac > 0
+    assert np.array_equal(co2["nee"][land], co2["reco"][land] - co2["gpp"][land])  # FLUXNET's way round, exactly
+    np.testing.assert_allclose(co2["gpp"][land], ref["gpp"][land] * M_CO2 / M_C, rtol=1e-14)
+    np.testing.assert_allclose(co2["nee"][land], -ref["nee"][land] * M_CO2 / M_C, rtol=1e-12,
+                               atol=1e-12 * np.abs(co2["gpp"]).max())
+    assert (ref["gpp_spread"][land] >= 0).all() and ref["gpp_spread"][land].max() > 0
+
+
+def test_restart_from_another_grid_is_refused(tmp_path):
+    comp, host = _component(tmp_path)
+    _step_demo(comp, host, 2)
+    path = comp.write_restart(tmp_path / "r.nc")
+    from tamrl_coupler.component import CouplingComponent, HostCells
+
+    cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
+    with pytest.raises(InputError, match="written for .* model cells on grid 'r90x45'; this run has .* 'r72x36'"):
+        CouplingComponent(_demo_cfg(tmp_path, model={"grid": "r72x36"}), MPI.COMM_WORLD, cells, restart=path)
+    again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
+    assert again.next_time == 2 * 10800 and again.n_steps == 2
