@@ -39,6 +39,8 @@ d = DistributedRegridder(rg, comm, src_idx, dst_idx)
 y = d(fields[:, src_idx])
 y1 = d(fields[0, src_idx])
 yf = d(fields[:, src_idx], src_fraction=land[src_idx])
+buf = np.full((3, dst_idx.size), -1.0)  # a coupling loop reuses its output array
+assert d(fields[:, src_idx], out=buf) is not None and buf.tobytes() == y.tobytes()
 parts = comm.gather((dst_idx, y, y1, yf), root=0)
 if rank == 0:
     full = np.empty((3, n_dst)); one = np.empty(n_dst); frac = np.empty((3, n_dst))

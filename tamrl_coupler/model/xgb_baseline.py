@@ -52,9 +52,11 @@ class XGBoostFluxModel:
 
     def __init__(self, n_estimators=400, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
                  min_child_weight=5.0, seed=0, n_jobs=1):
-        self.params = dict(n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate,
-                           subsample=subsample, colsample_bytree=colsample_bytree, min_child_weight=min_child_weight,
-                           random_state=seed, n_jobs=n_jobs, tree_method="hist")
+        # the native API: no scikit-learn needed
+        self.rounds = n_estimators
+        self.params = dict(max_depth=max_depth, eta=learning_rate, subsample=subsample,
+                           colsample_bytree=colsample_bytree, min_child_weight=min_child_weight, seed=seed,
+                           nthread=n_jobs, tree_method="hist", objective="reg:squarederror")
         self.models: dict = {}
 
     def fit(self, feats: np.ndarray, targets: dict[str, np.ndarray]) -> XGBoostFluxModel:
@@ -64,9 +66,11 @@ class XGBoostFluxModel:
         for name in ("gpp", "reco", "nee"):
             y = targets[name].reshape(-1)
             ok = np.isfinite(y)
-            self.models[name] = xgb.XGBRegressor(**self.params).fit(f[ok], y[ok])
+            self.models[name] = xgb.train(self.params, xgb.DMatrix(f[ok], label=y[ok]), self.rounds)
         return self
 
     def predict(self, feats: np.ndarray) -> dict[str, np.ndarray]:
-        f = feats.reshape(-1, feats.shape[-1])
-        return {k: m.predict(f).reshape(feats.shape[:2]).astype(np.float64) for k, m in self.models.items()}
+        import xgboost as xgb
+
+        d = xgb.DMatrix(feats.reshape(-1, feats.shape[-1]))
+        return {k: m.predict(d).reshape(feats.shape[:2]).astype(np.float64) for k, m in self.models.items()}

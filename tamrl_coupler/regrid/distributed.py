@@ -75,6 +75,8 @@ class DistributedRegridder:
         self.n_recv = int(needed.size)
         self._nan_local = np.nonzero(np.isin(dst_idx, nan_rows))[0]
         self._dst_idx, self._src_idx = dst_idx, src_idx
+        self._buf_k = -1
+        self._bufs: tuple = ()
 
     def _ownership(self, src_idx: np.ndarray, n_src: int) -> tuple[np.ndarray, np.ndarray]:
         counts = np.asarray(self.comm.allgather(int(src_idx.size)), np.int64)
@@ -95,18 +97,40 @@ class DistributedRegridder:
         local_pos[all_idx] = np.arange(all_idx.size) - starts[ranks]
         return owner, local_pos
 
+    def _buffers(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Send, receive and gathered buffers for k fields, allocated once per k and reused."""
+        if self._buf_k != k:
+            self._bufs = (np.empty(k * self.send_local.size), np.empty(k * self.n_recv), np.empty((k, self.n_recv)))
+            self._buf_k = k
+        return self._bufs
+
     def _exchange(self, X: np.ndarray) -> np.ndarray:
-        """One Alltoallv: (k, n_src_local) -> (k, n_recv) values in the plan's order."""
+        """One Alltoallv: (k, n_src_local) -> (k, n_recv) values in the plan's order.
+
+        Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end.
+        """
         from mpi4py import MPI
 
         k = X.shape[0]
-        send = np.ascontiguousarray(X[:, self.send_local].T)  # (n_send, k)
-        recv = np.empty((self.n_recv, k), np.float64)
+        send, recv, gathered = self._buffers(k)
+        sd, rd = _displs(self.send_counts), _displs(self.recv_counts)
+        for r in range(self.size):
+            c = int(self.send_counts[r])
+            if c:
+                block = send[k * sd[r]: k * (sd[r] + c)].reshape(k, c)
+                np.take(X, self.send_local[sd[r]: sd[r] + c], axis=1, out=block)
         self.comm.Alltoallv(_spec(send, self.send_counts, k, MPI.DOUBLE), _spec(recv, self.recv_counts, k, MPI.DOUBLE))
-        return recv.T
+        for r in range(self.size):
+            c = int(self.recv_counts[r])
+            if c:
+                gathered[:, rd[r]: rd[r] + c] = recv[k * rd[r]: k * (rd[r] + c)].reshape(k, c)
+        return gathered
 
-    def __call__(self, x_local, *, src_fraction=None):
-        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``."""
+    def __call__(self, x_local, *, src_fraction=None, out: np.ndarray | None = None):
+        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``.
+
+        ``out`` (``(k, n_dst_local)`` float64) is filled in place, so a coupling loop allocates nothing per step.
+        """
         X = np.asarray(x_local, np.float64)
         one = X.ndim == 1
         X = X.reshape(1, -1) if one else X
@@ -118,11 +142,13 @@ class DistributedRegridder:
             if f.size != self.n_src_local:
                 raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected {self.n_src_local}")
             both = self._exchange(np.vstack([X * f[None, :], f[None, :]]))
-            num = spmm(self._A, np.ascontiguousarray(both[:-1]))
-            den = spmm(self._A, np.ascontiguousarray(both[-1:]))
-            y = num / np.where(den > 0, den, np.nan)
+            num = spmm(self._A, both[:-1], out=None if out is None else out.reshape(-1, self.n_dst_local))
+            den = spmm(self._A, both[-1:])
+            np.divide(num, den, out=num, where=den > 0)
+            num[np.broadcast_to(den <= 0, num.shape)] = np.nan
+            y = num
         else:
-            y = spmm(self._A, np.ascontiguousarray(self._exchange(X)))
+            y = spmm(self._A, self._exchange(X), out=None if out is None else out.reshape(-1, self.n_dst_local))
         if self._nan_local.size:
             y[:, self._nan_local] = np.nan
         return y[0] if one else y

@@ -93,6 +93,9 @@ class Grid:
             lat_bounds = _bounds_from_centres(lat, "lat", (-90.0, 90.0))
         if lon_bounds is None and infer_bounds:
             lon_bounds = _bounds_from_centres(lon, "lon", None)
+        for nm, b, c in (("lat_bounds", lat_bounds, lat), ("lon_bounds", lon_bounds, lon)):
+            if b is not None and np.size(b) != 2 * c.size:
+                raise RegridError(f"grid {name!r}: {nm} has {np.size(b)} values, expected {c.size} x 2")
         if lat_bounds is not None:
             lat_bounds = _as_f8(lat_bounds, "lat_bounds").reshape(lat.size, 2)
         if lon_bounds is not None:

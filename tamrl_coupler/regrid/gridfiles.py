@@ -90,15 +90,18 @@ def _polygons(nodes_lon, nodes_lat, conn: np.ndarray, counts: np.ndarray | None,
     if np.any(nvalid < 3):
         bad = int(np.argmax(nvalid < 3))
         raise RegridError(f"mesh cell {bad} has {int(nvalid[bad])} vertices; a cell needs at least 3")
+    valid = np.arange(conn.shape[1])[None, :] < nvalid[:, None]  # fill values trail the vertices
     last = conn[np.arange(conn.shape[0]), nvalid - 1]
     filled = np.where(valid, conn, last[:, None])
-    return nodes_lat[filled], nodes_lon[filled]
+    return nodes_lat[filled], nodes_lon[filled], nvalid
 
 
-def _centres(clat: np.ndarray, clon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _centres(clat: np.ndarray, clon: np.ndarray, nvalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres as the normalised mean of each polygon's own (not padded) vertices."""
     from tamrl_coupler.regrid.grid import lonlat_to_xyz
 
-    v = lonlat_to_xyz(clon, clat).mean(axis=1)
+    w = (np.arange(clat.shape[1])[None, :] < nvalid[:, None]).astype(np.float64)
+    v = (lonlat_to_xyz(clon, clat) * w[:, :, None]).sum(axis=1)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return np.rad2deg(np.arcsin(np.clip(v[:, 2], -1, 1))), np.rad2deg(np.arctan2(v[:, 1], v[:, 0]))
 
@@ -110,12 +113,12 @@ def _read_esmf_mesh(ds, name: str, path: Path) -> Grid:
     start = int(getattr(v["elementConn"], "start_index", 1))
     counts = _filled(v["numElementConn"]).astype(np.int64) if "numElementConn" in v else None
     conn = np.where(conn >= start, conn - start, -1)
-    clat, clon = _polygons(nodes[:, 0], nodes[:, 1], conn, counts, None)
+    clat, clon, nvalid = _polygons(nodes[:, 0], nodes[:, 1], conn, counts, None)
     if "centerCoords" in v:
         cc = _deg(v["centerCoords"], _filled(v["centerCoords"]).astype(np.float64))
         lon, lat = cc[:, 0], cc[:, 1]
     else:
-        lat, lon = _centres(clat, clon)
+        lat, lon = _centres(clat, clon, nvalid)
     mask = _filled(v["elementMask"]) if "elementMask" in v else None
     return Grid.unstructured(lat, lon, clat, clon, mask=mask, name=name)
 
@@ -138,7 +141,7 @@ def _read_ugrid(ds, topo, name: str, path: Path) -> Grid:
         conn = np.where(conn == fill, -1, conn - start)
     else:
         conn = np.where(conn >= start, conn - start, -1)
-    clat, clon = _polygons(nlon, nlat, conn, None, None)
+    clat, clon, nvalid = _polygons(nlon, nlat, conn, None, None)
     fc = getattr(topo, "face_coordinates", None)
     if fc:
         fx, fy = str(fc).split()[:2]
@@ -147,7 +150,7 @@ def _read_ugrid(ds, topo, name: str, path: Path) -> Grid:
         if getattr(v[fx], "standard_name", "") == "latitude":
             lon, lat = lat, lon
     else:
-        lat, lon = _centres(clat, clon)
+        lat, lon = _centres(clat, clon, nvalid)
     return Grid.unstructured(lat, lon, clat, clon, name=name)
 
 

@@ -47,7 +47,7 @@ def _write_grid(out, g: Grid) -> tuple[str, ...]:
                 out.createVariable(f"{nm}_bnds", "f8", (nm, "nv"))[:] = b
         return ("lat", "lon")
     dims = ("y", "x") if g.kind == "curvilinear" else ("ncells",)
-    for d, n in zip(dims, g.shape):
+    for d, n in zip(dims, g.shape, strict=True):
         out.createDimension(d, n)
     for nm, vals, units, std in (("lat", g.lat, "degrees_north", "latitude"), ("lon", g.lon, "degrees_east",
                                                                                "longitude")):

@@ -44,10 +44,16 @@ class Regridder:
       (``"error"``) or take their nearest active source cell (``"nearest"``).
     * ``weights``: a :class:`Weights` or a weight file (ESMF or SCRIP) to use instead of generating.
     * ``cache_dir``: directory of the on-disk weight cache (``True``: the default one), ``None``: no cache.
+    * ``torch_kernel``: for torch tensors, ``"auto"`` uses scipy (zero-copy) for CPU tensors and a torch sparse
+      CSR matrix on the tensor's device otherwise; ``"torch"`` forces the torch kernel (also on CPU).
     """
 
     def __init__(self, src, dst, method: str = "conservative", backend: str = "auto", weights=None,
-                 cache_dir=None, normalization: str = "fracarea", unmapped: str = "nan") -> None:
+                 cache_dir=None, normalization: str = "fracarea", unmapped: str = "nan",
+                 torch_kernel: str = "auto") -> None:
+        if torch_kernel not in ("auto", "torch", "scipy"):
+            raise RegridError(f"torch_kernel={torch_kernel!r} unknown; expected 'auto', 'torch' or 'scipy'")
+        self.torch_kernel = torch_kernel
         self.src = Grid.resolve(src)
         self.dst = Grid.resolve(dst)
         self.method = method
@@ -57,6 +63,7 @@ class Regridder:
             w = weights if isinstance(weights, Weights) else Weights.read(weights)
             w.check_sizes(self.src.size, self.dst.size, f"grids {self.src.name!r} -> {self.dst.name!r}")
             self.backend = "file"
+            self.method = w.method
         else:
             if method.startswith("conservative"):
                 self.src.require_bounds(f"{method} remapping")
@@ -122,7 +129,10 @@ class Regridder:
             import torch
 
             if isinstance(x, torch.Tensor):
-                return self._call_torch(x, skipna, src_fraction)
+                if self.torch_kernel == "torch" or (self.torch_kernel == "auto" and x.device.type != "cpu"):
+                    return self._call_torch(x, skipna, src_fraction)
+                y = self(x.detach().numpy(), skipna=skipna, src_fraction=src_fraction)  # zero-copy in and out
+                return torch.from_numpy(y)
         except ImportError:  # pragma: no cover - torch is a dependency, kept optional here
             pass
         X, lead, tail = self._flatten(np.asarray(x))
@@ -134,13 +144,16 @@ class Regridder:
             valid = np.isfinite(X)
             if valid.all():
                 num = spmm(S, X * f if f is not None else X)
-                den = S @ (f if f is not None else np.ones(self.src.size))
-                y = num / np.where(den > 0, den, np.nan)[None, :]
+                den = spmm(S, (f if f is not None else np.ones(self.src.size))[None, :])
             else:
-                w = valid * (f[None, :] if f is not None else 1.0)
+                w = valid * f[None, :] if f is not None else valid.astype(np.float64)
                 num = spmm(S, np.where(valid, X, 0.0) * w)
-                den = spmm(S, w.astype(np.float64))
-                y = num / np.where(den > 0, den, np.nan)
+                if f is None and (valid == valid[:1]).all():  # one mask for every field: one denominator
+                    w = w[:1]
+                den = spmm(S, w)
+            np.divide(num, den, out=num, where=den > 0)
+            num[np.broadcast_to(den <= 0, num.shape)] = np.nan
+            y = num
         else:
             y = spmm(S, X)
         if self._nan_rows.size:

@@ -1,0 +1,98 @@
+"""Weight files: ESMF write/read, SCRIP read, normalisations, and errors for files that do not fit."""
+
+from __future__ import annotations
+
+import netCDF4
+import numpy as np
+import pytest
+
+from tamrl_coupler.errors import RegridError
+from tamrl_coupler.regrid import Grid, Regridder, Weights
+
+
+@pytest.fixture(scope="module")
+def cons():
+    return Regridder("r144x96", "r360x180", "conservative", backend="native").weights
+
+
+def test_esmf_write_read_round_trip(tmp_path, cons):
+    cons.write(tmp_path / "w.nc")
+    back = Weights.read(tmp_path / "w.nc")
+    assert back.normalization == "destarea" and back.method == "conservative"
+    assert back.src_shape == (96, 144) and back.dst_shape == (180, 360)
+    assert (back.matrix != cons.matrix).nnz == 0
+    for nm in ("area_a", "area_b", "frac_a", "frac_b"):
+        assert np.array_equal(getattr(back, nm), getattr(cons, nm)), nm
+    with netCDF4.Dataset(tmp_path / "w.nc") as ds:  # the layout ESMF tools expect
+        assert ds.conventions == "NCAR-CSM" and ds["row"][:].min() == 1 and ds["col"][:].max() == 13824
+        assert len(ds.dimensions["n_s"]) == cons.matrix.nnz
+
+
+def test_normalizations(cons):
+    x = np.random.default_rng(1).random(cons.n_src)
+    assert cons.conservation_error(x) < 1e-13
+    frac = cons.to_normalization("fracarea")
+    assert frac.conservation_error(x) < 1e-13
+    back = frac.to_normalization("destarea")
+    assert np.max(np.abs((back.matrix - cons.matrix).data)) < 1e-15
+
+
+def test_partially_covered_cells_fracarea_vs_destarea():
+    # a regional source covering half of one 2.5 deg destination column's cells in longitude
+    src = Grid.regular(np.arange(-9.5, 10), [-0.75, -0.125], lat_bounds=np.stack([np.arange(-10, 10),
+                       np.arange(-9, 11)], 1), lon_bounds=np.array([[-1.25, -0.25], [-0.25, 0.0]]))
+    dst = Grid.from_name("r144x96")  # cells [-1.25, 1.25] around lon 0
+    x = np.full(src.size, 3.0)
+    frac = Regridder(src, dst, "conservative", backend="native", normalization="fracarea")
+    dest = Regridder(src, dst, "conservative", backend="native", normalization="destarea")
+    covered = frac.weights.frac_b > 0
+    assert np.allclose(frac(x)[covered], 3.0, rtol=1e-14)  # mean over the covered part
+    assert np.allclose(dest(x)[covered], 3.0 * frac.weights.frac_b[covered], rtol=1e-14)  # over the whole cell
+    assert np.all((frac.weights.frac_b[covered] > 0.1) & (frac.weights.frac_b[covered] < 0.6))
+
+
+def _write(path, **variables):
+    with netCDF4.Dataset(path, "w") as ds:
+        for name, (dims, data) in variables.items():
+            for d, n in zip(dims, np.shape(data), strict=True):
+                if d not in ds.dimensions:
+                    ds.createDimension(d, n)
+            ds.createVariable(name, np.asarray(data).dtype, dims)[:] = data
+
+
+def test_bad_weight_files_say_what_is_wrong(tmp_path, cons):
+    (tmp_path / "text.nc").write_text("not netcdf")
+    with pytest.raises(RegridError, match="not a readable NetCDF file"):
+        Weights.read(tmp_path / "text.nc")
+    _write(tmp_path / "other.nc", tas=(("x",), np.zeros(3)))
+    with pytest.raises(RegridError, match=r"neither ESMF format \(needs variables S, row, col\) nor SCRIP"):
+        Weights.read(tmp_path / "other.nc")
+    _write(tmp_path / "oob.nc", S=(("n_s",), np.ones(2)), row=(("n_s",), np.array([1, 9], "i4")),
+           col=(("n_s",), np.array([1, 2], "i4")), area_a=(("n_a",), np.ones(4)), area_b=(("n_b",), np.ones(5)))
+    with pytest.raises(RegridError, match=r"variable 'row' has index 9 outside 1..5"):
+        Weights.read(tmp_path / "oob.nc")
+    _write(tmp_path / "len.nc", S=(("n_s",), np.ones(2)), row=(("n_r",), np.array([1, 2, 3], "i4")),
+           col=(("n_s",), np.array([1, 2], "i4")), area_a=(("n_a",), np.ones(4)), area_b=(("n_b",), np.ones(5)))
+    with pytest.raises(RegridError, match=r"S \(2\), row \(3\) and col \(2\) differ in length"):
+        Weights.read(tmp_path / "len.nc")
+    with pytest.raises(RegridError, match="does not exist"):
+        Weights.read(tmp_path / "missing.nc")
+    cons.write(tmp_path / "w.nc")
+    with pytest.raises(RegridError, match=r"map 13824 source to 64800 destination cells, but the grids .* have "
+                                          r"64800 source and 13824 destination"):
+        Regridder("r360x180", "r144x96", weights=tmp_path / "w.nc")
+
+
+def test_scrip_file_from_cdo(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("cdo") is None:
+        pytest.skip("cdo not on PATH")
+    subprocess.run(["cdo", "-s", "gencon,r360x180", "-const,1,r144x96", str(tmp_path / "s.nc")], check=True)
+    w = Weights.read(tmp_path / "s.nc")
+    assert w.normalization == "fracarea" and w.method == "conservative" and w.src_shape == (96, 144)
+    x = np.random.default_rng(2).random(w.n_src)
+    assert w.conservation_error(x) < 1e-13
+    nat = Regridder("r144x96", "r360x180", "conservative", backend="native").weights.to_normalization("fracarea")
+    assert np.max(np.abs((w.matrix - nat.matrix).data)) < 1e-10
