@@ -253,3 +253,16 @@ def test_restart_from_another_grid_is_refused(tmp_path):
         CouplingComponent(_demo_cfg(tmp_path, model={"grid": "r72x36"}), MPI.COMM_WORLD, cells, restart=path)
     again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
     assert again.next_time == 2 * 10800 and again.n_steps == 2
+
+
+def test_host_cells_must_match_the_host_grid(tmp_path):
+    """A host passing 1-based indices (a Fortran habit) is told so instead of being regridded wrongly."""
+    from tamrl_coupler.component import CouplingComponent, HostCells
+    from tamrl_coupler.io.hostgrid import read_host_grid
+
+    host = read_host_grid(DEMO)
+    n = host.size - 1
+    cells = HostCells(np.arange(1, n + 1), host.lat[:n], host.lon[:n], host.area[:n], host.landfrac[:n])
+    with pytest.raises(InputError, match=r"host cell 1 \(global index, 0-based\) is at lat -57.5000, lon -177.5000 "
+                                         r"but host grid .* lon -172.5000"):
+        CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells)

@@ -147,6 +147,8 @@ class CouplingComponent:
             raise InputError(f"host cell {dup} (global index) is passed by more than one rank")
         lf = _allgatherv(comm, cells.land_fraction)[order]
         area = _allgatherv(comm, cells.area)[order]
+        lat = _allgatherv(comm, cells.lat)[order]
+        lon = _allgatherv(comm, cells.lon)[order]
         model_spec = self.cfg.model.grid
         host_spec = self._host_grid_spec()
         if model_spec != "host" and host_spec is None:
@@ -161,7 +163,7 @@ class CouplingComponent:
                 remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
                                  cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
                                  state_method=self.cfg.regrid.host_to_model_states,
-                                 flux_method=self.cfg.regrid.host_to_model_fluxes)
+                                 flux_method=self.cfg.regrid.host_to_model_fluxes, host_lat=lat, host_lon=lon)
             except Exception as exc:  # every rank must fail together, not hang in the broadcast
                 error = exc
         remap, error = comm.bcast((remap, error), root=0)
