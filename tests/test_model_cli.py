@@ -34,6 +34,16 @@ def test_predict_writes_fluxes_spread_and_convention(tmp_path, convention, posit
         assert (gpp >= 0).all() and (ds["nee_std"].values > 0).all()
         assert ds.sizes["site"] >= 8 and ds.sizes["time"] == 192
         assert ds["time"].values[0] == np.datetime64("2001-01-01")
+        assert ds["site_name"].attrs["cf_role"] == "timeseries_id" and "DK-Sor" in ds["site_name"].values.astype(str)
+
+
+def test_predict_output_passes_the_cf_checker(tmp_path):
+    from tamrl_coupler.io.cfcheck import cfchecks
+
+    out = tmp_path / "pred.nc"
+    assert main(["predict", "--data", str(sample_path()), "--out", str(out)]) == 0
+    report = cfchecks(out)
+    assert "ERRORS detected: 0" in report, report[-3000:]
 
 
 def test_evaluate_prints_and_writes_metrics(tmp_path, capsys):

@@ -94,6 +94,8 @@ def test_step_is_pure_and_cells_independent():
         np.testing.assert_array_equal(v, before[k])
     assert not np.array_equal(s1.to_numpy()["h"], before["h"])
     # a cell's result does not depend on the other cells in the batch (up to float reassociation)
+    parts = [state.take(np.array([0, 1, 2])), state.take(np.array([3, 4, 5]))]
+    assert np.array_equal(EnsembleState.concat(parts).to_numpy()["window"], state.to_numpy()["window"], equal_nan=True)
     sub = state.take(np.array([4, 1]))
     fs, _ = ens.step(x[[4, 1], 14], sub)
     np.testing.assert_allclose(fs.nee.numpy(), f1.nee.numpy()[[4, 1]], rtol=1e-5, atol=1e-6)

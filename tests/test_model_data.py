@@ -108,3 +108,40 @@ def test_fluxnet_half_hourly_gives_true_extremes(shared, tmp_path):
     assert d.drivers["swdown"][0, 0] == pytest.approx(np.mean(df.SW_IN_F) * 0.0864)
     assert d.targets["gpp"][0, 0] == pytest.approx(df.GPP_NT_VUT_REF.mean() * 12.011e-6 * 86400, rel=1e-12)
     assert "sub-daily" in d.attrs["tmin_tmax"]
+
+
+def test_fluxnet_directory_of_sites_on_a_common_time_axis(shared, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    src = shared(AR1)
+    shutil.copy(src, tmp_path / src.name)
+    raw = pd.read_csv(src)
+    raw[raw.TIMESTAMP >= 20110101].to_csv(tmp_path / "FLX_US-AR2_FLUXNET2015_SUBSET_DD_2011-2012_1-3.csv", index=False)
+    d = read_fluxnet(tmp_path, igbp={"US-AR1": "GRA"})
+    assert list(d.sites) == ["US-AR1", "US-AR2"] and len(d.time) == 48
+    assert np.isnan(d.drivers["tmin"][1, :24]).all() and np.isfinite(d.drivers["tmin"][1, 24:]).all()
+    np.testing.assert_array_equal(d.targets["gpp"][1, 24:], d.targets["gpp"][0, 24:])
+    assert d.drivers["igbp"][0, 0] == 9 and np.isnan(d.drivers["igbp"][1, 0])  # GRA; unknown stays missing
+
+
+def test_ameriflux_base_file_nee_only(tmp_path):
+    import pandas as pd
+
+    stamps = pd.date_range("2015-01-01", "2015-02-28 23:30", freq="30min")
+    hours = stamps.hour + stamps.minute / 60
+    df = pd.DataFrame({"TIMESTAMP_START": stamps.strftime("%Y%m%d%H%M").astype(np.int64),
+                       "TIMESTAMP_END": (stamps + pd.Timedelta("30min")).strftime("%Y%m%d%H%M").astype(np.int64),
+                       "FC_1_1_1": np.where((hours > 8) & (hours < 16), -6.0, 3.0), "TA_1_1_1": 10 + np.sin(hours),
+                       "SW_IN_1_1_1": 200.0, "VPD_PI_1_1_1": 7.0, "P_1_1_1": 0.0})
+    df.loc[5, "TA_1_1_1"] = -9999
+    path = tmp_path / "AMF_US-Abc_BASE_HH_1-5.csv"
+    path.write_text("# Site: US-Abc\n# Version: 1-5\n" + df.to_csv(index=False))
+    d = read_fluxnet(path)
+    assert list(d.sites) == ["US-Abc"] and len(d.time) == 2
+    assert np.isnan(d.targets["gpp"]).all() and np.isnan(d.targets["reco"]).all()
+    fc = df["FC_1_1_1"].mean() * 12.011e-6 * 86400
+    assert d.targets["nee"][0, 0] == pytest.approx(-fc, rel=1e-12)  # FC up-positive -> product NEE uptake-positive
+    assert d.drivers["swdown"][0, 0] == pytest.approx(200 * 0.0864)
+    assert np.isfinite(d.drivers["tmin"][0, 0])  # one -9999 record: that day still has >= 80 % of its records

@@ -36,6 +36,9 @@ def _forcing(path):
         pr = ds.createVariable("pr", "f4", ("time", "lat", "lon"))
         pr.units = "kg m-2 s-1"
         pr[:] = np.stack([np.full_like(la, 1e-5)] * 2)
+        orog = ds.createVariable("orog", "f4", ("lat", "lon"))  # a static field: no time dimension
+        orog.units = "m"
+        orog[:] = np.full_like(la, 250.0)
     return lat, lon
 
 
@@ -62,6 +65,7 @@ def test_regrid_command_keeps_attributes_and_conserves(tmp_path, capsys):
         got = np.sum(rg.weights.area_b * fd * np.ma.filled(tas[0].astype(np.float64), 0.0).ravel())
         assert abs(got - total) / total < 1e-6  # float32 output
         assert np.allclose(ds["pr"][:].compressed(), 1e-5, rtol=1e-6)
+        assert ds["orog"].dimensions == ("lat", "lon") and np.allclose(ds["orog"][:].compressed(), 250.0)
 
 
 def test_weights_command_and_reuse(tmp_path, capsys):

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from tamrl_coupler.config import ConfigError, load_yaml
-    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.data.reader import read_dataset, resolve_data_path
     from tamrl_coupler.model import save_checkpoint
     from tamrl_coupler.training.config import TrainConfig
     from tamrl_coupler.training.loop import train_ensemble
@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: data: required key is missing (expected a data path)")
     t0 = time.perf_counter()
     data = read_dataset(cfg.data)
-    ensemble, history = train_ensemble(cfg, data, trained_on=f"{cfg.data} ({data.n_sites} sites)")
+    title = data.attrs.get("title", "")
+    trained_on = f"{resolve_data_path(cfg.data).name} ({data.n_sites} sites{', ' + title if title else ''})"
+    ensemble, history = train_ensemble(cfg, data, trained_on=trained_on)
     path = save_checkpoint(ensemble, cfg.out)
     summary = {
         "checkpoint": str(path), "bytes": path.stat().st_size, "members": cfg.members,

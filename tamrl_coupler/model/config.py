@@ -18,6 +18,7 @@ class ModelConfig:
     embedding: int = 16  # size of the task embedding z
     projection: int = 24  # task-encoder per-step projection
     window: int = 12  # task-encoder window, in periods
+    dropout: float = 0.0  # training-time dropout on the forward LSTM's input and output (no effect at inference)
     nee_mode: Literal["derived", "free"] = "derived"  # free: a third head predicts NEE, tied by a penalty
     optional_drivers: list[str] = field(default_factory=lambda: ["lai", "co2", "igbp"])
 
@@ -25,6 +26,8 @@ class ModelConfig:
         for key in ("hidden", "encoder_hidden", "embedding", "projection", "window"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
         known = {"lai", "co2", "igbp"}
         bad = [d for d in self.optional_drivers if d not in known]
         if bad:

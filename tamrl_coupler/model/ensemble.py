@@ -100,6 +100,11 @@ class EnsembleState:
         idx = torch.as_tensor(index, device=self.window.device, dtype=torch.long)
         return EnsembleState(self.window[idx], self.h[idx], self.c[idx])
 
+    @classmethod
+    def concat(cls, states: list[EnsembleState]) -> EnsembleState:
+        """Cells of several states one after another (the inverse of :meth:`take` over a partition)."""
+        return cls(*(torch.cat([getattr(s, k) for s in states], dim=0) for k in ("window", "h", "c")))
+
 
 class Ensemble:
     """Independently seeded members; mean = the flux, standard deviation = the spread."""

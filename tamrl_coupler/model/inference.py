@@ -54,7 +54,12 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "nee": {"long_name": f"net ecosystem exchange (ensemble mean), gC m-2 d-1, {conv.formula}",
                 "positive": conv.cf_positive, "comment": f"{conv.formula} exactly (derived from gpp and reco)"},
     }
-    ds = xr.Dataset(coords={"site": ("site", data.sites.astype(str)), "time": ("time", data.time)})
+    if conv is SignConvention.UPTAKE_POSITIVE:
+        attrs["nee"]["standard_name"] = ("surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon_due_"
+                                         "to_all_land_processes_excluding_anthropogenic_land_use_change")
+    # CF discrete sampling geometry (timeSeries): sites along a plain dimension, names in a cf_role variable
+    ds = xr.Dataset(coords={"time": ("time", data.time, {"standard_name": "time", "axis": "T"})})
+    ds["site_name"] = ("site", data.sites.astype(str), {"cf_role": "timeseries_id", "long_name": "FLUXNET site id"})
     for k in FIELDS:
         base = k.removesuffix("_std")
         a = dict(attrs[base]) if k == base else {
@@ -67,9 +72,10 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
     ds["lon"] = ("site", data.lon, {"units": "degrees_east", "standard_name": "longitude"})
     ds["igbp"] = ("site", data.igbp.astype(str), {"long_name": "IGBP land-cover class"})
     for k in FIELDS:
-        ds[k].attrs["coordinates"] = "lat lon igbp"
+        ds[k].attrs["coordinates"] = "lat lon site_name"
     ds.attrs = {
         "Conventions": "CF-1.8",
+        "featureType": "timeSeries",
         "title": "TAM-RL ensemble carbon fluxes",
         "sign_convention": conv.value,
         "nee_formula": conv.formula,
@@ -87,5 +93,6 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
     enc.update({k: {"_FillValue": np.nan} for k in FIELDS})
+    enc.update({k: {"dtype": "S1"} for k in ("site_name", "igbp")})
     ds.to_netcdf(path, encoding=enc)
     return path

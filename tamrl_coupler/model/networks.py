@@ -25,9 +25,11 @@ class TamrlNet(nn.Module):
     """One TAM-RL member. Inputs are encoded features (see :class:`FeatureEncoder`)."""
 
     def __init__(self, n_features: int, hidden: int = 48, encoder_hidden: int = 24, embedding: int = 16,
-                 projection: int = 24, n_outputs: int = 2, target_scale: tuple[float, ...] = (1.0, 1.0)):
+                 projection: int = 24, n_outputs: int = 2, target_scale: tuple[float, ...] = (1.0, 1.0),
+                 dropout: float = 0.0):
         super().__init__()
         self.hidden = hidden
+        self.drop = nn.Dropout(dropout)
         self.enc_proj = nn.Linear(n_features, projection)
         self.enc_lstm = nn.LSTM(projection, encoder_hidden, batch_first=True, bidirectional=True)
         self.enc_out = nn.Linear(2 * encoder_hidden, embedding)
@@ -49,10 +51,10 @@ class TamrlNet(nn.Module):
 
     def _modulated(self, feats: torch.Tensor, z: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
         g_in, b_in = self.film_in(z).chunk(2, dim=-1)
-        u = torch.relu((1.0 + g_in) * self.in_proj(feats) + b_in)
+        u = self.drop(torch.relu((1.0 + g_in) * self.in_proj(feats) + b_in))
         out, (h, c) = self.lstm(u, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         g_h, b_h = self.film_h(z).chunk(2, dim=-1)
-        o = (1.0 + g_h) * out + b_h
+        o = self.drop((1.0 + g_h) * out + b_h)
         return self._heads(o), h.squeeze(0), c.squeeze(0)
 
     def _heads(self, o: torch.Tensor) -> torch.Tensor:
@@ -79,9 +81,10 @@ class LstmNet(nn.Module):
     """The plain-LSTM baseline: same features and heads, no task encoder, no modulation."""
 
     def __init__(self, n_features: int, hidden: int = 64, n_outputs: int = 2,
-                 target_scale: tuple[float, ...] = (1.0, 1.0), **_: object):
+                 target_scale: tuple[float, ...] = (1.0, 1.0), dropout: float = 0.0, **_: object):
         super().__init__()
         self.hidden = hidden
+        self.drop = nn.Dropout(dropout)
         self.in_proj = nn.Linear(n_features, hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
@@ -90,9 +93,9 @@ class LstmNet(nn.Module):
     _heads = TamrlNet._heads
 
     def forward_sequence(self, feats, windows, h0, c0):
-        u = torch.relu(self.in_proj(feats))
+        u = self.drop(torch.relu(self.in_proj(feats)))
         out, (h, c) = self.lstm(u, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
-        return self._heads(out), h.squeeze(0), c.squeeze(0)
+        return self._heads(self.drop(out)), h.squeeze(0), c.squeeze(0)
 
     def step(self, feat, window, h, c):
         out, h, c = self.forward_sequence(feat.unsqueeze(1), None, h, c)

@@ -98,38 +98,57 @@ class DistributedRegridder:
         return owner, local_pos
 
     def _buffers(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Send, receive and gathered buffers for k fields, allocated once per k and reused."""
+        """Send, receive (remote values only) and gathered buffers for k fields, allocated once per k, reused."""
         if self._buf_k != k:
-            self._bufs = (np.empty(k * self.send_local.size), np.empty(k * self.n_recv), np.empty((k, self.n_recv)))
+            n_send = int(self.send_counts.sum() - self.send_counts[self.rank])
+            n_recv = int(self.recv_counts.sum() - self.recv_counts[self.rank])
+            self._bufs = (np.empty(k * n_send), np.empty(k * n_recv), np.empty((k, self.n_recv)))
             self._buf_k = k
         return self._bufs
 
     def _exchange(self, X: np.ndarray) -> np.ndarray:
         """One Alltoallv: (k, n_src_local) -> (k, n_recv) values in the plan's order.
 
-        Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end.
+        Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end; the
+        values a rank needs from itself are copied straight into place, outside MPI.
         """
         from mpi4py import MPI
 
         k = X.shape[0]
         send, recv, gathered = self._buffers(k)
-        sd, rd = _displs(self.send_counts), _displs(self.recv_counts)
+        sd, rd = _displs(self.send_counts), _displs(self.recv_counts)  # positions in the plan
+        mpi_send = self.send_counts.copy()
+        mpi_recv = self.recv_counts.copy()
+        mpi_send[self.rank] = mpi_recv[self.rank] = 0
+        msd, mrd = _displs(mpi_send), _displs(mpi_recv)  # positions in the MPI buffers
+        me = self.rank
+        c = int(self.recv_counts[me])
+        if c:
+            np.take(X, self.send_local[sd[me]: sd[me] + c], axis=1, out=gathered[:, rd[me]: rd[me] + c])
         for r in range(self.size):
-            c = int(self.send_counts[r])
+            c = int(mpi_send[r])
             if c:
-                block = send[k * sd[r]: k * (sd[r] + c)].reshape(k, c)
+                block = send[k * msd[r]: k * (msd[r] + c)].reshape(k, c)
                 np.take(X, self.send_local[sd[r]: sd[r] + c], axis=1, out=block)
-        self.comm.Alltoallv(_spec(send, self.send_counts, k, MPI.DOUBLE), _spec(recv, self.recv_counts, k, MPI.DOUBLE))
+        if self.size > 1:
+            self.comm.Alltoallv(_spec(send, mpi_send, k, MPI.DOUBLE), _spec(recv, mpi_recv, k, MPI.DOUBLE))
         for r in range(self.size):
-            c = int(self.recv_counts[r])
+            c = int(mpi_recv[r])
             if c:
-                gathered[:, rd[r]: rd[r] + c] = recv[k * rd[r]: k * (rd[r] + c)].reshape(k, c)
+                gathered[:, rd[r]: rd[r] + c] = recv[k * mrd[r]: k * (mrd[r] + c)].reshape(k, c)
         return gathered
 
-    def __call__(self, x_local, *, src_fraction=None, out: np.ndarray | None = None):
-        """Regrid this rank's values. ``src_fraction`` (this rank's, e.g. land fraction): ``S(f x) / S(f)``.
+    @property
+    def n_remote(self) -> int:
+        """Source values this rank receives from other ranks per field and application."""
+        return int(self.recv_counts.sum() - self.recv_counts[self.rank])
 
-        ``out`` (``(k, n_dst_local)`` float64) is filled in place, so a coupling loop allocates nothing per step.
+    def __call__(self, x_local, *, skipna: bool = False, src_fraction=None, out: np.ndarray | None = None):
+        """Regrid this rank's values, like :class:`Regridder` (same numbers, bit for bit).
+
+        ``skipna``: NaN source values are left out and the rest renormalised. ``src_fraction`` (this rank's, e.g.
+        land fraction): ``S(f x) / S(f)``. ``out`` (``(k, n_dst_local)`` float64, C order) is filled in place, so a
+        coupling loop allocates nothing per step for its results.
         """
         X = np.asarray(x_local, np.float64)
         one = X.ndim == 1
@@ -137,18 +156,37 @@ class DistributedRegridder:
         if X.shape[1] != self.n_src_local:
             raise RegridError(f"rank {self.rank}: field has {X.shape[1]} source values, this rank owns "
                               f"{self.n_src_local} source cells")
-        if src_fraction is not None:
-            f = np.asarray(src_fraction, np.float64).ravel()
-            if f.size != self.n_src_local:
-                raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected {self.n_src_local}")
-            both = self._exchange(np.vstack([X * f[None, :], f[None, :]]))
-            num = spmm(self._A, both[:-1], out=None if out is None else out.reshape(-1, self.n_dst_local))
-            den = spmm(self._A, both[-1:])
+        k = X.shape[0]
+        target = None if out is None else out.reshape(k, self.n_dst_local)
+        if skipna or src_fraction is not None:
+            f = None
+            if src_fraction is not None:
+                f = np.asarray(src_fraction, np.float64).ravel()
+                if f.size != self.n_src_local:
+                    raise RegridError(f"rank {self.rank}: src_fraction has {f.size} values, expected "
+                                      f"{self.n_src_local}")
+            valid = np.isfinite(X)
+            # the masks must be classified the same way on every rank: decide collectively
+            from mpi4py import MPI
+
+            all_valid = bool(self.comm.allreduce(bool(valid.all()), op=MPI.LAND))
+            X0 = X if all_valid else np.where(valid, X, 0.0)
+            if f is not None:
+                X0 = X0 * f
+            if all_valid:
+                wts = (f if f is not None else np.ones(self.n_src_local))[None, :]
+            else:
+                same = bool(self.comm.allreduce(bool((valid == valid[:1]).all()), op=MPI.LAND))
+                wts = valid[:1] if same else valid
+                wts = wts * f if f is not None else wts.astype(np.float64)
+            both = self._exchange(np.vstack([X0, wts]))
+            num = spmm(self._A, both[:k], out=target)
+            den = spmm(self._A, both[k:])
             np.divide(num, den, out=num, where=den > 0)
             num[np.broadcast_to(den <= 0, num.shape)] = np.nan
             y = num
         else:
-            y = spmm(self._A, self._exchange(X), out=None if out is None else out.reshape(-1, self.n_dst_local))
+            y = spmm(self._A, self._exchange(X), out=target)
         if self._nan_local.size:
             y[:, self._nan_local] = np.nan
         return y[0] if one else y

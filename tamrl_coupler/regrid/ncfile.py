@@ -13,23 +13,20 @@ SKIP_ATTRS = {"_FillValue", "scale_factor", "add_offset", "missing_value", "vali
               "vmin", "vmax", "coordinates", "grid_mapping", "bounds"}
 
 
-def _spatial_dims(ds, grid: Grid) -> tuple[str, ...]:
+def _spatial_dims(ds, grid: Grid) -> tuple[tuple[str, ...], set[str]]:
+    """The grid's dimensions in the file, and the coordinate variables (lat, lon, their bounds) not to copy."""
     from tamrl_coupler.regrid.gridfiles import LAT_NAMES, LON_NAMES, _find_coord
 
     latv = _find_coord(ds, LAT_NAMES, "latitude")
     lonv = _find_coord(ds, LON_NAMES, "longitude")
+    coords = {latv.name, lonv.name}
+    for v in (latv, lonv):
+        for cand in (getattr(v, "bounds", None), f"{v.name}_bnds", f"{v.name}_bounds"):
+            if cand and cand in ds.variables:
+                coords.add(cand)
     if grid.kind == "regular":
-        return (latv.dimensions[0], lonv.dimensions[0])
-    return tuple(latv.dimensions)
-
-
-def _coord_names(ds, dims) -> set[str]:
-    names = set()
-    for name, v in ds.variables.items():
-        if v.dimensions and set(v.dimensions) <= set(dims) | {"nv", "bnds", "nvertex", "bounds", "nv4"} and \
-                set(v.dimensions) & set(dims):
-            names.add(name)
-    return names
+        return (latv.dimensions[0], lonv.dimensions[0]), coords
+    return tuple(latv.dimensions), coords
 
 
 def _write_grid(out, g: Grid) -> tuple[str, ...]:
@@ -68,8 +65,7 @@ def regrid_file(inp: Path, target, out_path: Path, method: str = "conservative",
     rg = Regridder(src, dst, method=method, backend=backend, weights=weights, cache_dir=cache_dir)
     n_done = 0
     with netCDF4.Dataset(inp) as ds:
-        sdims = _spatial_dims(ds, src)
-        skip = _coord_names(ds, sdims)
+        sdims, skip = _spatial_dims(ds, src)
         on_grid = [n for n, v in ds.variables.items() if n not in skip and v.dimensions[-len(sdims):] == sdims
                    and np.issubdtype(v.dtype, np.number)]
         if variables:

@@ -142,15 +142,18 @@ class Regridder:
         if skipna or src_fraction is not None:
             f = self._fraction_vector(src_fraction)
             valid = np.isfinite(X)
-            if valid.all():
-                num = spmm(S, X * f if f is not None else X)
-                den = spmm(S, (f if f is not None else np.ones(self.src.size))[None, :])
+            all_valid = bool(valid.all())
+            X0 = X if all_valid else np.where(valid, X, 0.0)
+            if f is not None:
+                X0 = X0 * f
+            if all_valid:  # one denominator for every field
+                wts = (f if f is not None else np.ones(self.src.size))[None, :]
             else:
-                w = valid * f[None, :] if f is not None else valid.astype(np.float64)
-                num = spmm(S, np.where(valid, X, 0.0) * w)
-                if f is None and (valid == valid[:1]).all():  # one mask for every field: one denominator
-                    w = w[:1]
-                den = spmm(S, w)
+                same = bool((valid == valid[:1]).all())  # typical: one land mask for all fields
+                wts = valid[:1] if same else valid
+                wts = wts * f if f is not None else wts.astype(np.float64)
+            num = spmm(S, X0)
+            den = spmm(S, wts)
             np.divide(num, den, out=num, where=den > 0)
             num[np.broadcast_to(den <= 0, num.shape)] = np.nan
             y = num

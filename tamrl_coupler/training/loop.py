@@ -120,7 +120,8 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
     mc = cfg.model
     n_out = mc.n_outputs
     net = NETWORKS[mc.kind](n_features, hidden=mc.hidden, encoder_hidden=mc.encoder_hidden, embedding=mc.embedding,
-                            projection=mc.projection, n_outputs=n_out, target_scale=tuple(scale[:n_out].tolist()))
+                            projection=mc.projection, n_outputs=n_out, target_scale=tuple(scale[:n_out].tolist()),
+                            dropout=mc.dropout)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
     scale_t = torch.as_tensor(scale, dtype=torch.float32)

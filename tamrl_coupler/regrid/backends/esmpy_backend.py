@@ -65,6 +65,11 @@ def _is_global_lon(g: Grid) -> bool:
         np.sum(np.abs(g.lon_bounds[:, 1] - g.lon_bounds[:, 0])) - 360.0) < 1e-6
 
 
+def _reaches_both_poles(g: Grid) -> bool:
+    return g.kind == "regular" and g.lat_bounds is not None and g.lat_bounds.min() <= -90 + 1e-9 and \
+        g.lat_bounds.max() >= 90 - 1e-9
+
+
 def _esmf_grid(E, g: Grid, corners: bool):
     """Structured grid ([nx, ny] index space), centres and optional corners, mask as an item."""
     ny, nx = g.shape
@@ -167,6 +172,10 @@ def generate(src: Grid, dst: Grid, method: str) -> Weights:
         kw["src_mask_values"] = np.array([0], dtype=np.int32)
     if dst.mask is not None and dst.kind != "points":
         kw["dst_mask_values"] = np.array([0], dtype=np.int32)
+    if not conservative and not _reaches_both_poles(src):
+        # ESMF's pole extrapolation would average a whole boundary row (e.g. GLDAS at 60S) into every point
+        # beyond it; a grid that stops short of a pole leaves those points unmapped instead
+        kw["pole_method"] = E.PoleMethod.NONE
     rg = E.Regrid(sf, df, regrid_method=_methods(E)[method], unmapped_action=E.UnmappedAction.IGNORE,
                   factors=True, **kw)
     wd = rg.get_weights_dict(deep_copy=True)

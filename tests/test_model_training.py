@@ -1,0 +1,55 @@
+"""Training pieces: the carbon-balance penalty is in physical units; folds are grouped and IGBP-stratified; metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.training.config import LossWeights, TrainConfig
+from tamrl_coupler.training.cv import stratified_group_folds
+from tamrl_coupler.training.loop import _loss
+from tamrl_coupler.training.metrics import balance_violation, flux_metrics
+
+
+def test_balance_penalty_is_in_physical_units_not_standardised():
+    gpp, reco, nee_free = torch.tensor([[6.0, 2.0]]), torch.tensor([[4.0, 1.0]]), torch.tensor([[1.0, 1.5]])
+    out = torch.stack([gpp, reco, nee_free], dim=-1)
+    y = torch.zeros_like(out)
+    m = torch.ones(1, 2, dtype=torch.bool)
+    scale = torch.tensor([3.0, 2.0, 1.5])  # the standardising scales must NOT enter the penalty
+    cfg = TrainConfig(balance_weight=2.0, loss_weights=LossWeights(gpp=0.0, reco=0.0, nee=0.0))
+    loss = _loss(out, y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE)
+    violation = nee_free - (gpp - reco)  # (gC m-2 d-1): [-1.0, 0.5]
+    assert float(loss) == pytest.approx(2.0 * float((violation**2).mean()))
+    cfg_flux = TrainConfig(balance_weight=2.0, loss_weights=LossWeights(gpp=0.0, reco=0.0, nee=0.0))
+    loss_up = _loss(out, y, m, scale, cfg_flux, SignConvention.ATMOSPHERE_POSITIVE)
+    assert float(loss_up) == pytest.approx(2.0 * float(((nee_free - (reco - gpp)) ** 2).mean()))
+    derived = _loss(out[..., :2], y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE)
+    assert float(derived) == 0.0  # derived-NEE variants have no penalty: their balance is exact by construction
+
+
+def test_folds_are_grouped_by_site_and_stratified_by_igbp():
+    rng = np.random.default_rng(1)
+    igbp = np.array(["ENF"] * 38 + ["GRA"] * 27 + ["DBF"] * 20 + ["WET"] * 16 + ["SNO"])
+    rng.shuffle(igbp)
+    fold = stratified_group_folds(igbp, 5, seed=0)
+    sizes = np.bincount(fold, minlength=5)
+    assert sizes.max() - sizes.min() <= 1  # each site in exactly one fold, folds balanced
+    for cls in ("ENF", "GRA", "DBF", "WET"):
+        per = np.bincount(fold[igbp == cls], minlength=5)
+        assert per.max() - per.min() <= 1, (cls, per)
+    assert np.array_equal(fold, stratified_group_folds(igbp, 5, seed=0))  # reproducible
+
+
+def test_metrics_numbers():
+    obs = np.array([[1.0, 2.0, np.nan, 4.0], [0.0, 0.0, 1.0, np.nan]])
+    pred = np.array([[2.0, 2.0, 5.0, 4.0], [0.0, 1.0, 1.0, 3.0]])
+    m = flux_metrics(pred, obs, min_site_obs=3)
+    assert m["n"] == 6 and m["rmse"] == pytest.approx(np.sqrt(2 / 6)) and m["bias"] == pytest.approx(2 / 6)
+    o = obs[np.isfinite(obs)]
+    assert m["r2"] == pytest.approx(1 - 2 / ((o - o.mean()) ** 2).sum())
+    assert m["median_site_rmse"] == pytest.approx(np.median([np.sqrt(1 / 3), np.sqrt(1 / 3)]))
+    bv = balance_violation(np.array([3.0]), np.array([1.0]), np.array([2.5]))
+    assert bv["rms"] == pytest.approx(0.5) and bv["max_abs"] == pytest.approx(0.5)
