@@ -133,6 +133,38 @@ def test_period_totals_exact_through_the_component(tmp_path):
         assert abs(hostv - model) <= 1e-12 * abs(model), (k, model, hostv)
 
 
+def test_period_totals_exact_when_the_estimate_is_reused(tmp_path):
+    """3-hourly steps through January with update_interval 'period': the ensemble runs only at the first and the
+    last step, every other step reuses the estimate and only follows its own light and temperature; the month's
+    total on every model cell is still exactly the final prediction, and the balance identity exact."""
+    comp, host = _component(tmp_path, model={"grid": "r90x45", "update_interval": "period"})
+    from tamrl_coupler.io.forcing import ForcingReader
+
+    reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+    bufs = {f: np.zeros(host.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    out = {f: np.zeros(host.size) for f in ("gpp", "reco", "nee")}
+    for f, b in out.items():
+        comp.register_export(f, b)
+    emitted = np.zeros((2, comp.n_model))
+    gpp_steps = []
+    land = host.landfrac > 0
+    for k in range(31 * 8):
+        t = k * 10800
+        for f, b in bufs.items():
+            b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
+        comp.run_step(t, 10800)
+        emitted += comp.step_model[:2] * (10800 / 86400)
+        gpp_steps.append(comp.step_model[0].copy())
+        assert np.array_equal(out["nee"][land], out["gpp"][land] - out["reco"][land])
+    assert comp.n_evaluations == 2
+    predicted = np.vstack([comp.period_fluxes["gpp"], comp.period_fluxes["reco"]]) * 31
+    np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
+    gpp_steps = np.array(gpp_steps)
+    assert (np.ptp(gpp_steps[1:9], axis=0) > 0).sum() > 0.5 * comp.n_model  # a diurnal cycle without evaluations
+
+
 def test_sites_run_reproduces_model_predict(shared, tmp_path):
     """The FluxVal sites as a monthly point-set host give exactly the model's own predictions."""
     import torch
