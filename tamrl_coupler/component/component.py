@@ -231,6 +231,8 @@ class CouplingComponent:
         self.step_model = np.zeros((5, n))  # gpp, reco, gpp_spread, reco_spread, nee_spread at this step, gC m-2 d-1
         self.host_gc = np.zeros((5, self.cells.size))  # the same on this rank's host cells
         self._spread_scratch = np.zeros((2, n))
+        self._not_finite = np.zeros(n, dtype=bool)
+        self._host_nan = np.zeros(self.host_gc.shape, dtype=bool)
 
     def _build_model_buffers(self) -> None:
         """Buffers between the component and the ensemble, made once so an evaluation allocates nothing here.
@@ -287,15 +289,22 @@ class CouplingComponent:
         self._state_names = [n for n in names if IMPORT_FIELDS[n].regrid == "state"]
         self._flux_names = [n for n in names if IMPORT_FIELDS[n].regrid == "flux"]
         self._class_names = [n for n in names if IMPORT_FIELDS[n].regrid == "class"]
-        self.buf_state = np.zeros((len(self._state_names), self.cells.size))
-        self.buf_flux = np.zeros((len(self._flux_names), self.cells.size))
-        self.buf_class = np.zeros((len(self._class_names), self.cells.size))
+        n_f, n_s, n_h, n_m = len(self._flux_names), len(self._state_names), self.cells.size, self.n_model
+        # States also need their conservative values where no land host cell is in a model cell's bilinear
+        # stencil: they ride in the flux fields' conservative application (one exchange, a constant field count,
+        # so the regridder's buffers are reused), as rows after the fluxes.
+        self._fallback = bool(self.use_flux_for_state.any()) and n_s > 0
+        n_cons = n_f + (n_s if self._fallback else 0)
+        self._buf_conservative = np.zeros((n_cons, n_h))
+        self.buf_flux = self._buf_conservative[:n_f]
+        self.buf_state = self._buf_conservative[n_f:] if self._fallback else np.zeros((n_s, n_h))
+        self.buf_class = np.zeros((len(self._class_names), n_h))
         # the same fields on this rank's model cells, regridded into place every step (no per-step allocation)
-        n_m = self.n_model
-        self.model_state = np.zeros((len(self._state_names), n_m))
-        self.model_flux = np.zeros((len(self._flux_names), n_m))
+        self._model_conservative = np.zeros((n_cons, n_m))
+        self.model_flux = self._model_conservative[:n_f]
+        self._state_fallback = self._model_conservative[n_f:]  # conservative values of the states
+        self.model_state = np.zeros((n_s, n_m))
         self.model_class = np.zeros((len(self._class_names), n_m))
-        self._state_fallback = np.zeros_like(self.model_state)  # conservative values where bilinear has no land
         self._fallback_where = np.broadcast_to(self.use_flux_for_state[None, :], self.model_state.shape)
         self.fields: dict[str, np.ndarray] = {}
         for group, rows in ((self._state_names, self.model_state), (self._flux_names, self.model_flux),
@@ -373,7 +382,8 @@ class CouplingComponent:
         self.timers["downscale"] += t5 - t4
         # 6. model -> host (conservative, exact global totals)
         self.rg_out(sm, out=self.host_gc)
-        np.nan_to_num(self.host_gc, copy=False, nan=0.0)
+        np.isnan(self.host_gc, out=self._host_nan)  # host cells without model cells (nan_to_num would allocate)
+        np.copyto(self.host_gc, 0.0, where=self._host_nan)
         t6 = _time.perf_counter()
         self.timers["regrid_out"] += t6 - t5
         # 7. exports: unit, then NEE recomputed from the exported GPP and Reco (identity exact)
@@ -389,15 +399,13 @@ class CouplingComponent:
     def _regrid_in(self) -> None:
         """Host -> model: fluxes conservative, states bilinear (conservative where the bilinear stencil has no
         land), classes by largest overlap; land-mask normalised; written into the rows behind ``self.fields``."""
-        if self._flux_names:
-            self.rg_flux(self.buf_flux, out=self.model_flux)
-            self.model_flux *= self.inv_den_flux
+        if self._buf_conservative.shape[0]:
+            self.rg_flux(self._buf_conservative, out=self._model_conservative)
+            self._model_conservative *= self.inv_den_flux
         if self._state_names:
             self.rg_state(self.buf_state, out=self.model_state)
             self.model_state *= self.inv_den_state
-            if self.use_flux_for_state.any():
-                self.rg_flux(self.buf_state, out=self._state_fallback)
-                self._state_fallback *= self.inv_den_flux
+            if self._fallback:
                 np.copyto(self.model_state, self._state_fallback, where=self._fallback_where)
         if self._class_names:
             self.rg_class(self.buf_class, out=self.model_class)
@@ -435,7 +443,7 @@ class CouplingComponent:
         with np.errstate(divide="ignore", invalid="ignore"):
             for j, (flux, std) in enumerate((("gpp", "gpp_std"), ("reco", "reco_std"))):
                 np.divide(sm[j], pf[flux], out=sm[2 + j])
-                np.nan_to_num(sm[2 + j], copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+                self._one_where_not_finite(sm[2 + j])
                 np.abs(sm[2 + j], out=sm[2 + j])
                 sm[2 + j] *= pf[std]
             np.abs(sm[0], out=tot)
@@ -443,8 +451,15 @@ class CouplingComponent:
             tot += sm[4]
             np.add(pf["gpp"], pf["reco"], out=ref)
             np.divide(tot, ref, out=tot)
-            np.nan_to_num(tot, copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+            self._one_where_not_finite(tot)
         np.multiply(pf["nee_std"], tot, out=sm[4])
+
+    def _one_where_not_finite(self, x: np.ndarray) -> None:
+        """``np.nan_to_num(x, nan=1, posinf=1, neginf=1)`` in place, without its temporary masks."""
+        bad = self._not_finite
+        np.isfinite(x, out=bad)
+        np.logical_not(bad, out=bad)
+        np.copyto(x, 1.0, where=bad)
 
     def _write_exports(self) -> None:
         f = self.unit.factor
