@@ -65,23 +65,23 @@ def _evaluated_steps(interval, dt: int, n_steps: int, start: int = 0, period: st
 
 def test_evaluation_schedule_intervals_and_period_ends():
     jan = 31 * 8  # 3-hourly steps in January
-    # one day: the first step (no estimate yet), then the step ending each day (the last one ends the period)
-    daily = _evaluated_steps(86400, 10800, jan + 2)
-    assert daily == [0] + [8 * d + 7 for d in range(31)] + [jan]  # and February's first step
-    # six hours: every second 3-hourly step; an interval not a multiple of the step: where a boundary is crossed
+    # one day: every step of the period's first day, then the step ending each day (the last one ends the period)
+    daily = _evaluated_steps(86400, 10800, jan + 10)
+    assert daily == list(range(8)) + [8 * d + 7 for d in range(1, 31)] + list(range(jan, jan + 8))  # Feb: 8
+    # six hours: the first interval's steps, then every second 3-hourly step; an interval not a multiple of the
+    # step: where a boundary is reached or crossed
     assert _evaluated_steps(21600, 10800, 8) == [0, 1, 3, 5, 7]
     assert _evaluated_steps(14400, 10800, 8) == [0, 1, 2, 3, 5, 6, 7]  # 4 h boundaries at 4, 8, 12 ... 24 h
     # intervals not longer than the step: every step (the behaviour before update_interval existed)
     assert _evaluated_steps(3600, 10800, 10) == list(range(10))
     assert _evaluated_steps(10800, 10800, 10) == list(range(10))
-    # 'period': the first step and the period end only
-    assert _evaluated_steps("period", 10800, jan + 1) == [0, jan - 1, jan]
-    # a run starting inside a period evaluates at once, whatever the interval
-    assert _evaluated_steps(86400, 10800, 3, start=5 * 10800)[0] == 0
-    # daily model period with hourly steps: the period end is also the interval end
-    assert _evaluated_steps(86400, 3600, 48, period="daily") == [0, 23, 24, 47]
-    with pytest.raises(ValueError, match="update_interval"):
-        EvaluationSchedule(7000)
+    # a run starting inside a period evaluates at once, then at the interval ends
+    assert _evaluated_steps(86400, 10800, 10, start=5 * 86400 + 3 * 10800) == [0, 4]
+    # daily model period with hourly steps and a 6-hour interval
+    assert _evaluated_steps(21600, 3600, 48, period="daily") == [*range(6), 11, 17, 23, *range(24, 30), 35, 41, 47]
+    for bad in (7000, 0, True, "period"):
+        with pytest.raises(ValueError, match="update_interval"):
+            EvaluationSchedule(bad)
 
 
 # --- devices -------------------------------------------------------------------------------------------------------
@@ -182,10 +182,9 @@ def test_run_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"model: unknown key\(s\) \['grdi'\]"):
         load_run_config({**base, "model": {"grdi": "r90x45"}})
     assert load_run_config(base).model.update_interval == 86400  # the default: one evaluation a day
-    assert load_run_config({**base, "model": {"update_interval": "period"}}).model.update_interval == "period"
     with pytest.raises(ConfigError, match=r"model.update_interval: 7000 s must .* dividing a day"):
         load_run_config({**base, "model": {"update_interval": 7000}})
-    with pytest.raises(ConfigError, match=r"model.update_interval: expected .* or 'period', got 'weekly'"):
+    with pytest.raises(ConfigError, match=r"model.update_interval: expected an integer, got 'weekly'"):
         load_run_config({**base, "model": {"update_interval": "weekly"}})
     assert resolve_path("package://sample_data/demo_forcing.nc", None) == DEMO
     assert load_run_config(REPO / "configs" / "demo.yaml").model.grid == "r90x45"
