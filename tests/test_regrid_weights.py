@@ -23,9 +23,11 @@ def test_esmf_write_read_round_trip(tmp_path, cons):
     assert (back.matrix != cons.matrix).nnz == 0
     for nm in ("area_a", "area_b", "frac_a", "frac_b"):
         assert np.array_equal(getattr(back, nm), getattr(cons, nm)), nm
-    with netCDF4.Dataset(tmp_path / "w.nc") as ds:  # the layout ESMF tools expect
+    with netCDF4.Dataset(tmp_path / "w.nc") as ds:  # the layout ESMF and NCO tools expect
         assert ds.conventions == "NCAR-CSM" and ds["row"][:].min() == 1 and ds["col"][:].max() == 13824
         assert len(ds.dimensions["n_s"]) == cons.matrix.nnz
+        assert ds["xv_b"].shape == (64800, 4) and ds["yc_a"][0] == -89.0625 and ds["xc_b"][1] == 1.0
+    assert np.array_equal(back.coords["xv_a"], Grid.from_name("r144x96").corner_lon)
 
 
 def test_normalizations(cons):

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if w.normalization != "none":
         w = w.to_normalization(args.normalization)
     w.attrs.update({"domain_a": src.name, "domain_b": dst.name, "tamrl_backend": mod.NAME})
+    w.attach_grids(src, dst)
     w.write(args.out)
     print(f"{args.out}: {args.method} weights {src.name} {src.shape} -> {dst.name} {dst.shape}, backend {mod.NAME}, "
           f"{w.matrix.nnz} entries, {dt:.2f} s")

@@ -20,6 +20,9 @@ from tamrl_coupler.regrid.weights import Weights
 class DistributedRegridder:
     """``DistributedRegridder(w, comm, src_global_index, dst_global_index)(x_local)``.
 
+    Construction and every call are **collective**: all ranks of ``comm`` must make them, in the same order, also
+    ranks with no local cells (a call skipped on one rank under a rank-local condition deadlocks the others).
+
     ``w``: :class:`Weights` (or a :class:`~tamrl_coupler.regrid.Regridder`, whose normalised matrix and unmapped
     handling are used), the same on every rank. ``x_local``: ``(k, n_src_local)`` or ``(n_src_local,)``, values of
     this rank's source cells in the order of ``src_global_index``; returns ``(k, n_dst_local)`` (or 1-D).

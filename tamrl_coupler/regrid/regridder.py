@@ -20,7 +20,9 @@ def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) ->
 
     mod = choose_backend(src, dst, method, backend)
     if cache_dir is None or cache_dir is False:
-        return mod.generate(src, dst, method), mod.NAME
+        w = mod.generate(src, dst, method)
+        w.attach_grids(src, dst)
+        return w, mod.NAME
     from tamrl_coupler.regrid.cache import cache_path, default_cache_dir
 
     cdir = default_cache_dir() if cache_dir is True else Path(cache_dir)
@@ -30,6 +32,7 @@ def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) ->
         w.check_sizes(src.size, dst.size, f"grids {src.name!r} -> {dst.name!r} (cached file {path})")
         return w, f"{mod.NAME} (cached)"
     w = mod.generate(src, dst, method)
+    w.attach_grids(src, dst)
     cdir.mkdir(parents=True, exist_ok=True)
     w.write(path)
     return w, mod.NAME

@@ -48,6 +48,7 @@ class Weights:
     dst_shape: tuple[int, ...] | None = None
     attrs: dict = field(default_factory=dict)
     source: str = "memory"  # where the weights came from (file path or backend), for messages
+    coords: dict = field(default_factory=dict, repr=False)  # xc/yc/xv/yv_a/b (degrees) written with the file
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -73,6 +74,13 @@ class Weights:
         if self.frac_b is None:
             rs = np.asarray(m.sum(axis=1)).ravel()
             self.frac_b = rs if self.normalization == "destarea" else (rs > 0).astype(np.float64)
+
+    def attach_grids(self, src, dst) -> None:
+        """Keep the grids' centres and corners so that written files carry them (NCO/ESMF tools read them)."""
+        for g, sfx in ((src, "a"), (dst, "b")):
+            self.coords[f"xc_{sfx}"], self.coords[f"yc_{sfx}"] = g.lon, g.lat
+            if g.has_bounds:
+                self.coords[f"xv_{sfx}"], self.coords[f"yv_{sfx}"] = g.corner_lon, g.corner_lat
 
     @property
     def n_src(self) -> int:
@@ -159,6 +167,17 @@ class Weights:
             for nm, data, dim in (("mask_a", self.mask_a, "n_a"), ("mask_b", self.mask_b, "n_b")):
                 if data is not None:
                     ds.createVariable(nm, "i4", (dim,))[:] = data
+            for nm, data in self.coords.items():
+                sfx = nm[-1]
+                dims = (f"n_{sfx}",)
+                if data.ndim == 2:
+                    nv = f"nv_{sfx}"
+                    if nv not in ds.dimensions:
+                        ds.createDimension(nv, data.shape[1])
+                    dims = (f"n_{sfx}", nv)
+                var = ds.createVariable(nm, "f8", dims)
+                var.units = "degrees"
+                var[:] = data
             ds.createVariable("col", "i4", ("n_s",))[:] = coo.col + 1
             ds.createVariable("row", "i4", ("n_s",))[:] = coo.row + 1
             ds.createVariable("S", "f8", ("n_s",))[:] = coo.data
@@ -224,7 +243,9 @@ def _read_esmf(ds, path: Path) -> Weights:
                    area_a=_opt(ds, "area_a"), area_b=_opt(ds, "area_b"), frac_a=_opt(ds, "frac_a"),
                    frac_b=_opt(ds, "frac_b"), mask_a=_opt(ds, "mask_a"), mask_b=_opt(ds, "mask_b"),
                    src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
-                   attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path))
+                   attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path),
+                   coords={n: np.asarray(ds.variables[n][...], np.float64) for n in
+                           ("xc_a", "yc_a", "xv_a", "yv_a", "xc_b", "yc_b", "xv_b", "yv_b") if n in ds.variables})
 
 
 def _read_scrip(ds, path: Path) -> Weights:
