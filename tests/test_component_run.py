@@ -299,3 +299,31 @@ def test_host_cells_must_match_the_host_grid(tmp_path):
     with pytest.raises(InputError, match=r"host cell 1 \(global index, 0-based\) is at lat -57.5000, lon -177.5000 "
                                          r"but host grid .* lon -172.5000"):
         CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells)
+
+
+def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
+    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read and its first
+    step evaluates."""
+    from tamrl_coupler.component import CouplingComponent, HostCells
+
+    comp, host = _component(tmp_path)
+    _step_demo(comp, host, 2)
+    assert comp.have_estimate and comp.n_evaluations == 2  # the first day evaluates every step
+    path = comp.write_restart(tmp_path / "r.nc")
+    cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
+    again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
+    assert again.have_estimate and again.n_evaluations == 2
+    for k, v in comp.period_fluxes.items():
+        assert np.array_equal(again.period_fluxes[k], v), k
+    old = tmp_path / "format1.nc"
+    with netCDF4.Dataset(path) as src, netCDF4.Dataset(old, "w") as dst:
+        dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()})
+        dst.restart_format_version = 1
+        for d, dim in src.dimensions.items():
+            dst.createDimension(d, len(dim))
+        for name, v in src.variables.items():
+            if name.startswith("estimate_") or name in ("scalar_have_estimate", "scalar_n_evaluations"):
+                continue
+            dst.createVariable(name, v.dtype, v.dimensions)[...] = v[...]
+    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    assert not v1.have_estimate and v1.next_time == 2 * 10800
