@@ -217,6 +217,9 @@ class CouplingComponent:
         self.den_state = self.rg_state(mask)[0]
         self.den_flux = self.rg_flux(mask)[0]
         self.use_flux_for_state = ~(self.den_state > 0)
+        # whether any rank needs the states' conservative fallback: the fallback rows ride in a collective
+        # exchange, so every rank must agree on the field count (a per-rank choice deadlocks)
+        self._any_fallback = self.comm.allreduce(int(self.use_flux_for_state.any())) > 0
         with np.errstate(divide="ignore"):
             self.inv_den_state = np.where(self.den_state > 0, 1.0 / np.where(self.den_state > 0, self.den_state, 1),
                                           0.0)
@@ -293,7 +296,7 @@ class CouplingComponent:
         # States also need their conservative values where no land host cell is in a model cell's bilinear
         # stencil: they ride in the flux fields' conservative application (one exchange, a constant field count,
         # so the regridder's buffers are reused), as rows after the fluxes.
-        self._fallback = bool(self.use_flux_for_state.any()) and n_s > 0
+        self._fallback = self._any_fallback and n_s > 0
         n_cons = n_f + (n_s if self._fallback else 0)
         self._buf_conservative = np.zeros((n_cons, n_h))
         self.buf_flux = self._buf_conservative[:n_f]
