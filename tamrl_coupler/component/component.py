@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.component.clock import Clock
+from tamrl_coupler.component.clock import Clock, parse_datetime
 from tamrl_coupler.component.config import RunConfig, load_run_config
 from tamrl_coupler.component.decomposition import BlockDecomposition
 from tamrl_coupler.component.devices import select_device
@@ -217,7 +217,10 @@ class CouplingComponent:
         self.drivers = meta.driver_names
         self.acc = DriverAccumulator(self.n_model, self.drivers)
         self.down = Downscaler(lat, lon)
-        self.state = self.ens.init_state(self.n_model)
+        # the model derives the season from the calendar and uses the cell latitude (never sent as drivers);
+        # the period is reset to the first step's (run_step) or the restart's (_read_restart)
+        self.state = self.ens.init_state(self.n_model, first_period=parse_datetime(self.cfg.start, "start"),
+                                         lat=lat)
         n = self.n_model
         self.x = np.zeros((n, len(self.drivers)))  # float64: drivers rounded to float32 once, by the model
         self.period_fluxes = {k: np.zeros(n) for k in ("gpp", "reco", "gpp_std", "reco_std", "nee_std")}
@@ -287,6 +290,8 @@ class CouplingComponent:
         if self.next_time is not None and t != self.next_time:
             raise InputError(f"coupling step at {t} s ({info.start}) but the component expects the step at "
                              f"{self.next_time} s ({self.clock.datetime(self.next_time)}); steps must be contiguous")
+        if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
+            self.ens.set_period(self.state, info.start)
         if self._validator is None:
             self._setup_imports()
         label = f"step {self.n_steps} ({info.start}, t = {t} s)"
@@ -360,10 +365,8 @@ class CouplingComponent:
         xt = torch.from_numpy(self.x)
         pf = self.period_fluxes
         st = self.state
-        from tamrl_coupler.model import EnsembleState
-
         for s, e in self.blocks:
-            block_state = EnsembleState(st.window[s:e], st.h[s:e], st.c[s:e])
+            block_state = st.block(s, e)  # views: the period's embedding is cached in place by the first step
             fl, new = self.ens.step(xt[s:e], block_state)
             pf["gpp"][s:e] = fl.gpp.cpu().numpy()
             pf["reco"][s:e] = fl.reco.cpu().numpy()
@@ -371,9 +374,7 @@ class CouplingComponent:
             pf["reco_std"][s:e] = fl.reco_std.cpu().numpy()
             pf["nee_std"][s:e] = fl.nee_std.cpu().numpy()
             if commit:
-                st.window[s:e] = new.window
-                st.h[s:e] = new.h
-                st.c[s:e] = new.c
+                st.commit(s, e, new)
 
     def _scale_spreads(self) -> None:
         """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate).
@@ -516,6 +517,7 @@ class CouplingComponent:
         self.state.window[:] = torch.as_tensor(arrays["state_window"][c0:c1], device=dev)
         self.state.h[:] = torch.as_tensor(arrays["state_h"][c0:c1], device=dev)
         self.state.c[:] = torch.as_tensor(arrays["state_c"][c0:c1], device=dev)
+        self.ens.set_period(self.state, self.clock.datetime(int(scalars["next_time"])))
         self.next_time = int(scalars["next_time"])
         self.n_steps = int(scalars["n_steps"])
         self._pending_last_valid = {k[len("last_valid_"):]: v[self.host_pos] for k, v in arrays.items()
