@@ -85,3 +85,16 @@ def test_training_sees_the_same_inputs_as_stepwise_inference():
     # starting the record in another month changes the derived season, hence the fluxes
     other = ens.predict_sequence(torch.from_numpy(x[sites]), first_period=data.time[6], lat=data.lat[sites])
     assert not np.allclose(other.gpp.numpy(), pred.gpp.numpy())
+
+
+def test_cv_variant_overrides_and_early_stopping_options_are_checked():
+    from tamrl_coupler.config import ConfigError, from_dict
+    from tamrl_coupler.training.config import CVConfig
+
+    cfg = from_dict(CVConfig, {"train": {}, "variants": [
+        {"name": "a", "kind": "tamrl", "train": {"min_epochs": 10, "val_smoothing": 0.5, "loss_units": "physical"}}]})
+    assert cfg.variants[0].train == {"min_epochs": 10, "val_smoothing": 0.5, "loss_units": "physical"}
+    with pytest.raises(ConfigError, match=r"variants\[0\].train: unknown or nested key\(s\) \['lr_typo'\]"):
+        from_dict(CVConfig, {"train": {}, "variants": [{"name": "a", "kind": "tamrl", "train": {"lr_typo": 1}}]})
+    with pytest.raises(ConfigError, match="val_smoothing"):
+        from_dict(TrainConfig, {"val_smoothing": 1.0})
