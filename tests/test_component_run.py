@@ -187,7 +187,8 @@ def test_sites_run_reproduces_model_predict(shared, tmp_path):
     assert list(names) == sites and len(months) == ds.time.size
     sub = ds.subset(np.array([list(ds.sites).index(s) for s in sites]))
     ens = load_checkpoint()
-    ref = ens.predict_sequence(torch.from_numpy(sub.driver_array(ens.meta.driver_names)))
+    ref = ens.predict_sequence(torch.from_numpy(sub.driver_array(ens.meta.driver_names)), first_period=sub.time[0],
+                               lat=sub.lat)
     for f in ("gpp", "reco", "nee"):
         assert np.array_equal(sim[f], getattr(ref, f).numpy()), f
     scores = (tmp_path / "sites_scores.md").read_text()

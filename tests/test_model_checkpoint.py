@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from test_model_core import make_ensemble, random_drivers
+from test_model_core import FIRST, lats, make_ensemble, random_drivers
 
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.model import default_checkpoint_path, load_checkpoint, read_header, save_checkpoint
@@ -21,7 +21,8 @@ def test_round_trip_is_exact_and_self_describing(tmp_path):
     path = save_checkpoint(ens, tmp_path / "ens.npz")
     back = load_checkpoint(path)
     x = torch.from_numpy(random_drivers(5, 16))
-    a, b = ens.predict_sequence(x), back.predict_sequence(x)
+    kw = {"first_period": FIRST, "lat": lats(5)}
+    a, b = ens.predict_sequence(x, **kw), back.predict_sequence(x, **kw)
     for k in ("gpp", "reco", "nee", "nee_std", "nee_free"):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
     h = read_header(path)
@@ -30,6 +31,7 @@ def test_round_trip_is_exact_and_self_describing(tmp_path):
     assert {d["name"]: d["units"] for d in h["drivers"]}["swdown"] == "MJ m-2 d-1"
     assert h["period"] == "monthly" and h["window"] == 6 and h["n_members"] == 3
     assert len(h["normalisation"]["mean"]) == 8
+    assert h["model"]["derived_inputs"] == ["month", "lat"] and h["format_version"] == 2
     with np.load(path, allow_pickle=False) as npz:  # plain arrays only: loads without pickle
         assert all(npz[k].dtype != object for k in npz.files)
 
@@ -74,8 +76,8 @@ def _rewrite_header(src, dst, **changes):
 
 def test_mismatched_checkpoints_fail_clearly(tmp_path):
     path = save_checkpoint(make_ensemble(), tmp_path / "ens.npz")
-    with pytest.raises(CheckpointError, match=r"weight 'member0.in_proj.weight' has shape \(16, 32\), the model "
-                                              r"config implies \(24, 32\)"):
+    with pytest.raises(CheckpointError, match=r"weight 'member0.in_proj.weight' has shape \(16, 36\), the model "
+                                              r"config implies \(24, 36\)"):
         load_checkpoint(_rewrite_header(path, tmp_path / "h.npz", model__hidden=24))
     with pytest.raises(CheckpointError, match="format_version 99 is not supported"):
         load_checkpoint(_rewrite_header(path, tmp_path / "v.npz", format_version=99))
@@ -95,9 +97,10 @@ def test_shipped_checkpoint_loads_and_runs_on_minimal_drivers():
     assert ens.meta.period == "monthly" and ens.meta.sign_convention.value == "uptake_positive"
     assert [d.name for d in ens.meta.drivers if d.required] == ["tmin", "tmax", "swdown", "vpd", "precip"]
     x = torch.from_numpy(random_drivers(5, 24))
-    full = ens.predict_sequence(x)
+    kw = {"first_period": FIRST, "lat": lats(5)}
+    full = ens.predict_sequence(x, **kw)
     x[..., 5:] = float("nan")
-    minimal = ens.predict_sequence(x)
+    minimal = ens.predict_sequence(x, **kw)
     assert torch.equal(minimal.nee, minimal.gpp - minimal.reco)
     assert bool(torch.isfinite(minimal.gpp).all()) and bool((minimal.gpp >= 0).all())
     assert not torch.equal(full.gpp, minimal.gpp), "optional drivers, when present, must be used"

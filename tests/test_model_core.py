@@ -8,6 +8,7 @@ import torch
 
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model import Ensemble, EnsembleMeta, EnsembleState, FeatureEncoder, ModelConfig, default_drivers
+from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.networks import NETWORKS
 from tamrl_coupler.physics.carbon import SignConvention
 
@@ -31,15 +32,23 @@ def random_drivers(n_cells: int, t: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+FIRST = np.datetime64("2015-03")
+
+
+def lats(n: int) -> np.ndarray:
+    return np.linspace(-60.0, 75.0, n)
+
+
 def make_ensemble(kind: str = "tamrl", members: int = 3, nee_mode: str = "derived",
-                  convention: str = "uptake_positive", seed: int = 0) -> Ensemble:
-    cfg = ModelConfig(kind=kind, hidden=16, encoder_hidden=8, embedding=4, projection=8, window=6, nee_mode=nee_mode)
+                  convention: str = "uptake_positive", seed: int = 0, derived=("month", "lat")) -> Ensemble:
+    cfg = ModelConfig(kind=kind, hidden=16, encoder_hidden=8, embedding=4, projection=8, window=6, nee_mode=nee_mode,
+                      derived_inputs=list(derived))
     drivers = default_drivers()
     enc = FeatureEncoder.fit(drivers, random_drivers(20, 24, seed=99))
     torch.manual_seed(seed)
     nets = []
     for _ in range(members):
-        net = NETWORKS[kind](enc.n_features, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
+        net = NETWORKS[kind](n_model_features(enc, cfg), hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
                              embedding=cfg.embedding, projection=cfg.projection, n_outputs=cfg.n_outputs,
                              target_scale=(3.0, 2.0, 1.5)[: cfg.n_outputs])
         for p in net.parameters():  # non-trivial modulation (FiLM layers start at zero otherwise)
@@ -57,15 +66,19 @@ FIELDS = ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std")
 def test_stateful_steps_equal_whole_sequence_bit_for_bit(kind):
     ens = make_ensemble(kind)
     x = torch.from_numpy(random_drivers(7, 30))
-    whole = ens.predict_sequence(x)
-    state = ens.init_state(7)
+    whole = ens.predict_sequence(x, first_period=FIRST, lat=lats(7))
+    state = ens.init_state(7, first_period=FIRST, lat=lats(7))
     for t in range(30):
         if t == 13:  # a restart in the middle: through numpy and back
+            state = EnsembleState.from_numpy(state.to_numpy())
+        if t == 17:  # a restart with the period's embedding already cached
+            ens.ensure_embedding(state)
+            assert bool(state.z_ready.all())
             state = EnsembleState.from_numpy(state.to_numpy())
         f, state = ens.step(x[:, t], state)
         for k in FIELDS:
             assert torch.equal(getattr(f, k), getattr(whole, k)[:, t]), (k, t)
-    first, mid = ens.predict_sequence(x[:, :11], return_state=True)
+    first, mid = ens.predict_sequence(x[:, :11], return_state=True, first_period=FIRST, lat=lats(7))
     second = ens.predict_sequence(x[:, 11:], state=mid)
     assert torch.equal(torch.cat([first.nee, second.nee], dim=1), whole.nee)
 
@@ -73,7 +86,7 @@ def test_stateful_steps_equal_whole_sequence_bit_for_bit(kind):
 @pytest.mark.parametrize("convention", ["uptake_positive", "atmosphere_positive"])
 def test_balance_identity_exact_and_components_non_negative(convention):
     ens = make_ensemble(convention=convention)
-    f = ens.predict_sequence(torch.from_numpy(random_drivers(50, 20, seed=3)))
+    f = ens.predict_sequence(torch.from_numpy(random_drivers(50, 20, seed=3)), first_period=FIRST, lat=lats(50))
     expected = f.gpp - f.reco if convention == "uptake_positive" else f.reco - f.gpp
     assert torch.equal(f.nee, expected)
     assert f.gpp.dtype == torch.float64
@@ -85,13 +98,14 @@ def test_balance_identity_exact_and_components_non_negative(convention):
 def test_step_is_pure_and_cells_independent():
     ens = make_ensemble()
     x = torch.from_numpy(random_drivers(6, 15))
-    _, state = ens.predict_sequence(x[:, :14], return_state=True)
+    _, state = ens.predict_sequence(x[:, :14], return_state=True, first_period=FIRST, lat=lats(6))
     before = {k: v.copy() for k, v in state.to_numpy().items()}
     f1, s1 = ens.step(x[:, 14], state)
     f2, _ = ens.step(x[:, 14], state)  # evaluating a partial period twice gives the same answer
     assert torch.equal(f1.nee, f2.nee)
     for k, v in state.to_numpy().items():
-        np.testing.assert_array_equal(v, before[k])
+        if k not in ("z", "z_ready"):  # the embedding cache is filled by the first call, nothing else changes
+            np.testing.assert_array_equal(v, before[k])
     assert not np.array_equal(s1.to_numpy()["h"], before["h"])
     # a cell's result does not depend on the other cells in the batch (up to float reassociation)
     parts = [state.take(np.array([0, 1, 2])), state.take(np.array([3, 4, 5]))]
@@ -119,9 +133,9 @@ def test_minimal_drivers_run_and_bad_input_is_named():
     ens = make_ensemble()
     x = torch.from_numpy(random_drivers(4, 5))
     x[..., 5:] = float("nan")  # only the five required meteorological drivers
-    f = ens.predict_sequence(x)
+    f = ens.predict_sequence(x, first_period=FIRST, lat=lats(4))
     assert bool(torch.isfinite(f.nee).all())
-    state = ens.init_state(4)
+    state = ens.init_state(4, first_period=FIRST, lat=lats(4))
     with pytest.raises(InputError, match=r"expected shape \(n_cells, 8\)"):
         ens.step(x[:, 0, :5], state)
     bad = x[:, 0].clone()
@@ -141,3 +155,52 @@ def test_cuda_request_falls_back_to_cpu_when_absent():
         with pytest.warns(UserWarning, match="CUDA is not available"):
             assert resolve_device("cuda").type == "cpu"
         assert resolve_device("auto").type == "cpu"
+
+
+def test_embedding_is_computed_once_per_period_from_completed_history_only(monkeypatch):
+    ens = make_ensemble()
+    x = torch.from_numpy(random_drivers(5, 10))
+    _, state = ens.predict_sequence(x[:, :8], return_state=True, first_period=FIRST, lat=lats(5))
+    calls = []
+    for m in ens.members:
+        orig = m.encode
+        monkeypatch.setattr(m, "encode", lambda w, orig=orig: calls.append(1) or orig(w))
+    partial = [ens.step(x[:, 8] * s, state) for s in (0.3, 0.6, 1.0)]  # partial-period drivers, then the whole
+    assert len(calls) == ens.n_members  # the encoder ran once (per member) for the three calls
+    # z depends only on the periods before: the current drivers change the fluxes, not the embedding
+    assert not torch.equal(partial[0][0].gpp, partial[2][0].gpp)
+    z_before = state.z.clone()
+    ens.ensure_embedding(state)
+    assert torch.equal(state.z, z_before)
+    nxt = partial[2][1]
+    assert not bool(nxt.z_ready.any()) and torch.equal(nxt.period, state.period + 1)
+    ens.step(x[:, 9], nxt)
+    assert len(calls) == 2 * ens.n_members and bool(nxt.z_ready.all())
+
+
+def test_calendar_and_latitude_are_derived_inputs_with_clear_errors():
+    ens = make_ensemble()
+    x = torch.from_numpy(random_drivers(3, 12))
+    jan = ens.predict_sequence(x, first_period="2015-01", lat=lats(3))
+    jul = ens.predict_sequence(x, first_period="2015-07", lat=lats(3))
+    south = ens.predict_sequence(x, first_period="2015-01", lat=-lats(3))
+    assert not torch.allclose(jan.gpp, jul.gpp) and not torch.allclose(jan.gpp, south.gpp)
+    with pytest.raises(InputError, match="first_period"):
+        ens.init_state(3, lat=lats(3))
+    with pytest.raises(InputError, match="lat="):
+        ens.init_state(3, first_period=FIRST)
+    with pytest.raises(InputError, match="lat at cell 1"):
+        ens.init_state(3, first_period=FIRST, lat=[0.0, 95.0, 0.0])
+    with pytest.raises(InputError, match="no calendar period at cell 0"):
+        ens.step(x[:, 0], EnsembleState(*(getattr(ens.init_state(3, FIRST, lats(3)), k) for k in ("window", "h", "c"))))
+    # a checkpoint without derived inputs runs without them
+    plain = make_ensemble(derived=())
+    assert bool(torch.isfinite(plain.predict_sequence(x).nee).all())
+    # the derived features: season in both hemispheres, polar night/day length
+    from tamrl_coupler.model.features import derived_features, period_index
+
+    pidx = torch.as_tensor(period_index(np.array(["2015-06", "2015-12"], dtype="datetime64[M]"), "monthly"))
+    f = derived_features(["month", "lat"], pidx[:, None], torch.tensor([[80.0, 0.0, -80.0]]), "monthly")
+    day = f[..., 3] * 24
+    assert day[0, 0] == 24 and day[0, 2] == 0 and day[1, 0] == 0 and day[1, 2] == 24
+    assert abs(float(day[0, 1]) - 12) < 0.01

@@ -53,3 +53,48 @@ def test_metrics_numbers():
     assert m["median_site_rmse"] == pytest.approx(np.median([np.sqrt(1 / 3), np.sqrt(1 / 3)]))
     bv = balance_violation(np.array([3.0]), np.array([1.0]), np.array([2.5]))
     assert bv["rms"] == pytest.approx(0.5) and bv["max_abs"] == pytest.approx(0.5)
+
+
+def test_training_sees_the_same_inputs_as_stepwise_inference():
+    """The training path (whole sequences, windows of the W periods *before* each period, derived season and
+    latitude) computes what the product computes one period at a time."""
+    from pathlib import Path
+
+    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.model import ModelConfig
+    from tamrl_coupler.model.features import period_index
+    from tamrl_coupler.training.loop import _Batcher, train_ensemble, training_arrays
+
+    torch.set_num_threads(1)
+    data = read_dataset(Path(__file__).parents[1] / "tamrl_coupler/sample_data/fluxval_sample.nc")
+    cfg = TrainConfig(members=1, max_epochs=1, patience=1, progress=False, batch_size=4, crop=24,
+                      model=ModelConfig(hidden=8, encoder_hidden=4, embedding=3, projection=4, window=6,
+                                        derived_inputs=["month", "lat"]))
+    ens, _ = train_ensemble(cfg, data)
+    x, y, mask = training_arrays(data, ens.meta.drivers)
+    batcher = _Batcher(x, y, mask, ens.features, 6, [], period_index(data.time, data.period), data.lat)
+    sites = np.arange(3)
+    f, w, _, _ = batcher.full(sites)
+    net = ens.members[0]
+    with torch.no_grad():
+        h0 = torch.zeros(len(sites), net.hidden)
+        out, _, _ = net.forward_sequence(f, w, h0, h0)
+    pred = ens.predict_sequence(torch.from_numpy(x[sites]), first_period=data.time[0], lat=data.lat[sites])
+    np.testing.assert_allclose(out[..., 0].numpy(), pred.gpp.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[..., 1].numpy(), pred.reco.numpy(), rtol=1e-5, atol=1e-6)
+    # starting the record in another month changes the derived season, hence the fluxes
+    other = ens.predict_sequence(torch.from_numpy(x[sites]), first_period=data.time[6], lat=data.lat[sites])
+    assert not np.allclose(other.gpp.numpy(), pred.gpp.numpy())
+
+
+def test_cv_variant_overrides_and_early_stopping_options_are_checked():
+    from tamrl_coupler.config import ConfigError, from_dict
+    from tamrl_coupler.training.config import CVConfig
+
+    cfg = from_dict(CVConfig, {"train": {}, "variants": [
+        {"name": "a", "kind": "tamrl", "train": {"min_epochs": 10, "val_smoothing": 0.5, "loss_units": "physical"}}]})
+    assert cfg.variants[0].train == {"min_epochs": 10, "val_smoothing": 0.5, "loss_units": "physical"}
+    with pytest.raises(ConfigError, match=r"variants\[0\].train: unknown or nested key\(s\) \['lr_typo'\]"):
+        from_dict(CVConfig, {"train": {}, "variants": [{"name": "a", "kind": "tamrl", "train": {"lr_typo": 1}}]})
+    with pytest.raises(ConfigError, match="val_smoothing"):
+        from_dict(TrainConfig, {"val_smoothing": 1.0})

@@ -12,6 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file")
     parser.add_argument("--min-site-obs", type=int, default=6, help="periods a site needs for its per-site RMSE")
+    parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
+                        help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
     parser.add_argument("--device", default="cpu")
 
 
@@ -22,11 +25,12 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.errors import InputError
     from tamrl_coupler.model import load_checkpoint
-    from tamrl_coupler.model.inference import predict_dataset, targets_in
+    from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in
     from tamrl_coupler.training.metrics import balance_violation, format_table, metrics_table
 
     ens = load_checkpoint(args.checkpoint, device=args.device)
     data = read_dataset(args.data, period=ens.meta.period)
+    set_site_lat(data, args.lat)
     if not any(data.targets.get(k) is not None for k in ("gpp", "nee")):
         raise InputError(f"{args.data}: no observed fluxes (gpp / nee) to evaluate against")
     conv = ens.meta.sign_convention

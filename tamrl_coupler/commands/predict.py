@@ -13,17 +13,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
     parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
+    parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
+                        help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.model import default_checkpoint_path, load_checkpoint
-    from tamrl_coupler.model.inference import predict_dataset, write_predictions
+    from tamrl_coupler.model.inference import predict_dataset, set_site_lat, write_predictions
     from tamrl_coupler.physics.carbon import SignConvention
 
     ens = load_checkpoint(args.checkpoint, device=args.device)
     data = read_dataset(args.data, period=ens.meta.period)
+    set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
     pred = predict_dataset(ens, data, conv)
     path = write_predictions(pred, data, ens, args.out, conv, str(args.checkpoint or default_checkpoint_path()))

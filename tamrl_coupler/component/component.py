@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.component.clock import Clock
+from tamrl_coupler.component.clock import Clock, parse_datetime
 from tamrl_coupler.component.config import RunConfig, load_run_config
 from tamrl_coupler.component.decomposition import BlockDecomposition
 from tamrl_coupler.component.devices import select_device
@@ -227,7 +227,10 @@ class CouplingComponent:
         self.drivers = meta.driver_names
         self.acc = DriverAccumulator(self.n_model, self.drivers)
         self.down = Downscaler(lat, lon)
-        self.state = self.ens.init_state(self.n_model)
+        # the model derives the season from the calendar and uses the cell latitude (never sent as drivers);
+        # the period is reset to the first step's (run_step) or the restart's (_read_restart)
+        self.state = self.ens.init_state(self.n_model, first_period=parse_datetime(self.cfg.start, "start"),
+                                         lat=lat)
         n = self.n_model
         self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
         self._build_model_buffers()
@@ -336,6 +339,8 @@ class CouplingComponent:
         if self.next_time is not None and t != self.next_time:
             raise InputError(f"coupling step at {t} s ({info.start}) but the component expects the step at "
                              f"{self.next_time} s ({self.clock.datetime(self.next_time)}); steps must be contiguous")
+        if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
+            self.ens.set_period(self.state, info.start)
         if self._validator is None:
             self._setup_imports()
         label = f"step {self.n_steps} ({info.start}, t = {t} s)"
@@ -418,21 +423,18 @@ class CouplingComponent:
         window are written back only when ``commit`` (the period's last step)."""
         import torch
 
-        from tamrl_coupler.model import EnsembleState
-
         est = self._estimate_dev
         st = self.state
         with torch.inference_mode():
             self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
             x = self._x_dev
             for s, e in self.blocks:
-                fl, new = self.ens.step(x[s:e], EnsembleState(st.window[s:e], st.h[s:e], st.c[s:e]))
+                block_state = st.block(s, e)  # views: the period's embedding is cached in place by the first step
+                fl, new = self.ens.step(x[s:e], block_state)
                 for row, name in enumerate(ESTIMATE_ORDER):
                     est[row, s:e].copy_(getattr(fl, name))
                 if commit:
-                    st.window[s:e].copy_(new.window)
-                    st.h[s:e].copy_(new.h)
-                    st.c[s:e].copy_(new.c)
+                    st.commit(s, e, new)
             if est is not self._estimate_host_t:
                 self._estimate_host_t.copy_(est)
 
@@ -587,6 +589,7 @@ class CouplingComponent:
         self.state.window[:] = torch.as_tensor(arrays["state_window"][c0:c1], device=dev)
         self.state.h[:] = torch.as_tensor(arrays["state_h"][c0:c1], device=dev)
         self.state.c[:] = torch.as_tensor(arrays["state_c"][c0:c1], device=dev)
+        self.ens.set_period(self.state, self.clock.datetime(int(scalars["next_time"])))
         self.next_time = int(scalars["next_time"])
         self.n_steps = int(scalars["n_steps"])
         # the period estimate between evaluations (format 1 has none: the next step evaluates)

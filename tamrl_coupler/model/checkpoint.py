@@ -21,12 +21,12 @@ from tamrl_coupler.config import ConfigError, from_dict, to_dict
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.model.config import ModelConfig
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
-from tamrl_coupler.model.features import Driver, FeatureEncoder
+from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
 from tamrl_coupler.model.networks import NETWORKS
 from tamrl_coupler.physics.carbon import SignConvention
 
 FORMAT = "tamrl-coupler-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the task encoder sees the completed periods before the current one; derived inputs
 _META_KEY = "__meta__"
 
 
@@ -111,6 +111,11 @@ def _open(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def n_model_features(encoder: FeatureEncoder, cfg: ModelConfig) -> int:
+    """Network input width: encoded drivers plus the derived inputs."""
+    return encoder.n_features + sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs)
+
+
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu", *,
                     expect_period: str | None = None, expect_drivers: list[str] | None = None) -> Ensemble:
     """Load an ensemble; ``None`` loads the one shipped in the package.
@@ -141,7 +146,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
         scale = arrays.get(prefix + "target_scale")
         if scale is None:
             raise CheckpointError(f"checkpoint {path}: weights of member {m} are missing ({prefix}target_scale)")
-        net = NETWORKS[cfg.kind](encoder.n_features, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
+        net = NETWORKS[cfg.kind](n_model_features(encoder, cfg), hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
                                  embedding=cfg.embedding, projection=cfg.projection, n_outputs=cfg.n_outputs,
                                  target_scale=tuple(float(s) for s in scale))
         expected = net.state_dict()

@@ -21,6 +21,9 @@ class ModelConfig:
     dropout: float = 0.0  # training-time dropout on the forward LSTM's input and output (no effect at inference)
     nee_mode: Literal["derived", "free"] = "derived"  # free: a third head predicts NEE, tied by a penalty
     optional_drivers: list[str] = field(default_factory=lambda: ["lai", "co2", "igbp"])
+    # inputs the model derives itself from its state (never sent by a host): "month" (sin/cos of the calendar
+    # period, from init_state(first_period=...)), "lat" (latitude and day length, from init_state(lat=...))
+    derived_inputs: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         for key in ("hidden", "encoder_hidden", "embedding", "projection", "window"):
@@ -32,6 +35,9 @@ class ModelConfig:
         bad = [d for d in self.optional_drivers if d not in known]
         if bad:
             raise ConfigError(f"optional_drivers: unknown driver(s) {bad}; expected some of {sorted(known)}")
+        bad = [d for d in self.derived_inputs if d not in ("month", "lat")]
+        if bad:
+            raise ConfigError(f"derived_inputs: unknown input(s) {bad}; expected some of ['lat', 'month']")
 
     @property
     def n_outputs(self) -> int:

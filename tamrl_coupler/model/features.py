@@ -100,3 +100,46 @@ class FeatureEncoder:
             onehot = torch.nn.functional.one_hot(idx, k).to(torch.float32) * (~miss).unsqueeze(-1)
             parts += [onehot, miss.unsqueeze(-1).to(torch.float32)]
         return torch.cat(parts, dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Derived inputs: computed by the model itself from what the state carries (the calendar period and the cell's
+# latitude), so that a host never has to send them as drivers.
+DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2}  # name -> number of features
+PERIOD_UNITS = {"monthly": "M", "daily": "D"}
+
+
+def period_index(when, period: str) -> np.ndarray:
+    """datetime64 value(s) -> integer period index (months or days since 1970-01), the state's calendar."""
+    unit = PERIOD_UNITS.get(period)
+    if unit is None:
+        raise CheckpointError(f"period {period!r}: derived inputs need one of {sorted(PERIOD_UNITS)}")
+    return np.asarray(when, dtype="datetime64[ns]").astype(f"datetime64[{unit}]").astype(np.int64)
+
+
+def _day_of_year(pidx: torch.Tensor, period: str) -> torch.Tensor:
+    """Mid-period day of the year (float) from the integer period index."""
+    if period == "monthly":
+        return (torch.remainder(pidx, 12).to(torch.float32) + 0.5) * (365.25 / 12.0)
+    days = pidx.to(torch.float64) + 0.5  # days since 1970-01-01; 1970-01-01 is day 0 of a year
+    return torch.remainder(days, 365.2425).to(torch.float32)
+
+
+def derived_features(names: list[str], pidx: torch.Tensor, lat: torch.Tensor, period: str) -> torch.Tensor:
+    """pidx (...) int64 period index, lat (...) degrees north -> (..., K) float32 features.
+
+    month: sin/cos of the mid-period day of the year (the season XGBoost's features also get);
+    lat: latitude / 90 (hemisphere and climate zone) and the astronomical day length / 24 h at mid-period.
+    """
+    parts = []
+    doy, lat = torch.broadcast_tensors(_day_of_year(pidx, period), lat.to(torch.float32))
+    if "month" in names:
+        ang = doy * (2.0 * np.pi / 365.25)
+        parts += [torch.sin(ang), torch.cos(ang)]
+    if "lat" in names:
+        decl = -0.40928 * torch.cos((doy + 10.0) * (2.0 * np.pi / 365.25))  # solar declination, rad
+        cosw = torch.clamp(-torch.tan(torch.deg2rad(lat)) * torch.tan(decl), -1.0, 1.0)
+        parts += [lat / 90.0, torch.arccos(cosw) / np.pi]  # day length / 24 h = hour angle at sunset / pi
+    if not parts:
+        return torch.zeros((*doy.shape, 0), dtype=torch.float32, device=pidx.device)
+    return torch.stack(parts, dim=-1)

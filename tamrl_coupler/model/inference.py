@@ -26,12 +26,35 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     for j, d in enumerate(ens.meta.drivers):
         if d.required and np.isnan(x[..., j]).all():
             raise InputError(f"{data.source}: required driver '{d.name}' ({d.units}) has no values")
-    f = ens.predict_sequence(torch.from_numpy(x)).to_numpy()
+    if "lat" in ens.derived_inputs and np.isnan(data.lat).any():
+        bad = data.sites[np.isnan(data.lat)][:5].tolist()
+        raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
+                         "pass --lat SITE=DEG")
+    f = ens.predict_sequence(torch.from_numpy(x), first_period=data.time[0], lat=data.lat).to_numpy()
     out = {k: f[k] for k in FIELDS}
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
         out["nee"] = nee_from_components(out["gpp"], out["reco"], conv)
     return out
+
+
+def set_site_lat(data: FluxDataset, specs: list[str] | None) -> None:
+    """``--lat``: '45.2' for every site, or 'US-AR1=36.4' per site (sites a file gives no latitude for)."""
+    for spec in specs or []:
+        site, _, value = spec.rpartition("=")
+        try:
+            lat = float(value)
+        except ValueError:
+            raise InputError(f"--lat {spec!r}: expected DEG or SITE=DEG with DEG a number") from None
+        if not abs(lat) <= 90:
+            raise InputError(f"--lat {spec!r}: latitude {lat} is outside [-90, 90]")
+        if not site:
+            data.lat[:] = lat
+            continue
+        hit = np.flatnonzero(data.sites.astype(str) == site)
+        if hit.size == 0:
+            raise InputError(f"--lat {spec!r}: no site {site!r} in {data.source} (sites: {data.sites[:5].tolist()})")
+        data.lat[hit] = lat
 
 
 def targets_in(data: FluxDataset, convention: SignConvention | str) -> dict[str, np.ndarray]:

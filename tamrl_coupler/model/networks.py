@@ -29,6 +29,7 @@ class TamrlNet(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         self.hidden = hidden
+        self.embedding = embedding
         self.drop = nn.Dropout(dropout)
         self.enc_proj = nn.Linear(n_features, projection)
         self.enc_lstm = nn.LSTM(projection, encoder_hidden, batch_first=True, bidirectional=True)
@@ -65,14 +66,14 @@ class TamrlNet(nn.Module):
         return torch.cat([pos, a[..., 2:] * self.target_scale[2:]], dim=-1)
 
     def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
-        """Training path. feats (B, T, F); windows (B, T, W, F) -> outputs (B, T, n_out), h, c."""
+        """Training path. feats (B, T, F); windows (B, T, W, F), the W periods *before* each period (completed
+        history only, so z is constant within a period) -> outputs (B, T, n_out), h, c."""
         b, t, w, f = windows.shape
         z = self.encode(windows.reshape(b * t, w, f)).reshape(b, t, -1)
         return self._modulated(feats, z, h0, c0)
 
-    def step(self, feat: torch.Tensor, window: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        """One period. feat (N, F); window (N, W, F) ending with this period -> outputs (N, n_out), h, c."""
-        z = self.encode(window)
+    def step(self, feat: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """One period. feat (N, F); z (N, E) from :meth:`encode` of the window before it -> (N, n_out), h, c."""
         out, h, c = self._modulated(feat.unsqueeze(1), z.unsqueeze(1), h, c)
         return out.squeeze(1), h, c
 
@@ -84,6 +85,7 @@ class LstmNet(nn.Module):
                  target_scale: tuple[float, ...] = (1.0, 1.0), dropout: float = 0.0, **_: object):
         super().__init__()
         self.hidden = hidden
+        self.embedding = 0
         self.drop = nn.Dropout(dropout)
         self.in_proj = nn.Linear(n_features, hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
@@ -97,7 +99,11 @@ class LstmNet(nn.Module):
         out, (h, c) = self.lstm(u, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         return self._heads(self.drop(out)), h.squeeze(0), c.squeeze(0)
 
-    def step(self, feat, window, h, c):
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """No task encoder: an empty embedding (N, 0)."""
+        return windows.new_zeros((windows.shape[0], 0))
+
+    def step(self, feat, z, h, c):
         out, h, c = self.forward_sequence(feat.unsqueeze(1), None, h, c)
         return out.squeeze(1), h, c
 

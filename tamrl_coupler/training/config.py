@@ -32,10 +32,15 @@ class TrainConfig:
     lr: float = 3.0e-3
     weight_decay: float = 1.0e-4
     patience: int = 20  # early stopping on held-out sites
+    min_epochs: int = 0  # never stop (nor keep a "best" epoch) before this many epochs
+    val_smoothing: float = 0.0  # early stopping on an exponential moving average of the validation loss (0: raw)
     val_fraction: float = 0.15
     optional_dropout: float = 0.3  # probability of hiding each optional driver for a whole training sequence
     balance_weight: float = 1.0  # carbon-balance penalty (gC m-2 d-1)^2, only for model.nee_mode = free
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    # "standardised": squared errors divided by each target's variance; "physical": in (gC m-2 d-1)^2, as the
+    # pooled RMSE that the CV reports weighs them
+    loss_units: Literal["standardised", "physical"] = "standardised"
     threads: int = 1
     progress: bool = True
 
@@ -46,6 +51,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction: expected a number in (0, 0.9), got {self.val_fraction}")
         if not 0.0 <= self.optional_dropout < 1.0:
             raise ConfigError(f"optional_dropout: expected a number in [0, 1), got {self.optional_dropout}")
+        if not 0.0 <= self.val_smoothing < 1.0:
+            raise ConfigError(f"val_smoothing: expected a number in [0, 1), got {self.val_smoothing}")
         if self.crop <= self.burn_in:
             raise ConfigError(f"crop: expected more than burn_in ({self.burn_in}), got {self.crop}")
 
@@ -69,6 +76,7 @@ class Variant:
     model: ModelConfig | None = None  # for tamrl / lstm; defaults to the train section's model
     members: int | None = None
     balance_weight: float | None = None
+    train: dict[str, int | float | str] = field(default_factory=dict)  # overrides of train keys (lr, min_epochs...)
 
 
 @dataclass
@@ -87,6 +95,10 @@ class CVConfig:
     def validate(self) -> None:
         if self.folds < 2:
             raise ConfigError(f"folds: expected at least 2, got {self.folds}")
+        for i, v in enumerate(self.variants):
+            bad = [k for k in v.train if k not in TrainConfig.__dataclass_fields__ or k in ("model", "loss_weights")]
+            if bad:
+                raise ConfigError(f"variants[{i}].train: unknown or nested key(s) {bad}")
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ConfigError(f"variants: names must be unique, got {names}")

@@ -73,11 +73,13 @@ def _run_job(args) -> dict:
             tc.members = variant.members
         if variant.balance_weight is not None:
             tc.balance_weight = variant.balance_weight
+        for key, value in variant.train.items():
+            setattr(tc, key, type(getattr(tc, key))(value))
         ens, hist = train_ensemble(tc, train)
         names = ens.meta.driver_names
         x = test.driver_array(names)
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
-            f = ens.predict_sequence(torch.from_numpy(xin)).to_numpy()
+            f = ens.predict_sequence(torch.from_numpy(xin), first_period=test.time[0], lat=test.lat).to_numpy()
             pred = {"gpp": f["gpp"], "reco": f["reco"], "nee": f["nee"], "nee_std": f["nee_std"]}
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head

@@ -15,8 +15,9 @@ import torch
 
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
-from tamrl_coupler.model.features import Driver, FeatureEncoder, default_drivers
+from tamrl_coupler.model.features import Driver, FeatureEncoder, default_drivers, derived_features, period_index
 from tamrl_coupler.model.networks import NETWORKS
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.training.config import TrainConfig
@@ -43,33 +44,42 @@ def training_arrays(data: FluxDataset, drivers: list[Driver]) -> tuple[np.ndarra
     return x, y, mask
 
 
-def _windows(xpad_feats: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, T + W - 1, F) front-padded features -> (B, T, W, F) rolling windows ending at each period."""
-    return xpad_feats.unfold(1, window, 1).permute(0, 1, 3, 2)
+def _windows(feats: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, T + W, F) features front-padded by W periods -> (B, T, W, F): for each period the W periods *before*
+    it (completed history only: the task embedding is constant within a period, as in stateful inference)."""
+    return feats[:, :-1].unfold(1, window, 1).permute(0, 1, 3, 2)
 
 
 class _Batcher:
     """Builds feature tensors for crops of sites, with the missing-value encoding and optional-driver dropout."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, encoder: FeatureEncoder, window: int,
-                 optional_cols: list[int]):
+    def __init__(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, features, window: int,
+                 optional_cols: list[int], pidx: np.ndarray, lat: np.ndarray):
         self.w = window
-        pad = np.full((x.shape[0], window - 1, x.shape[2]), np.nan, dtype=np.float32)
+        pad = np.full((x.shape[0], window, x.shape[2]), np.nan, dtype=np.float32)
         self.xpad = torch.from_numpy(np.concatenate([pad, x], axis=1))
+        # calendar period of every padded time step (the padding precedes the record) and each site's latitude
+        self.pidx = torch.as_tensor(np.concatenate([pidx[0] - window + np.arange(window), pidx]), dtype=torch.int64)
+        self.lat = torch.as_tensor(np.nan_to_num(np.asarray(lat, dtype=np.float32)))
         self.y = torch.from_numpy(np.nan_to_num(y))
         self.mask = torch.from_numpy(mask)
-        self.encoder = encoder
+        self.features = features  # (x (..., D), pidx (...), lat (...)) -> (..., F)
         self.optional_cols = optional_cols
         has = mask.any(axis=1)
         self.first = np.where(has, mask.argmax(axis=1), 0)
         self.last = np.where(has, mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1), mask.shape[1] - 1)
 
+    def _feats(self, xp: torch.Tensor, sites, tidx: torch.Tensor) -> torch.Tensor:
+        lat = self.lat[torch.as_tensor(sites)][:, None]
+        return self.features(xp, self.pidx[tidx], lat)
+
     def full(self, sites: np.ndarray, drop: list[int] | None = None):
         xp = self.xpad[sites].clone()
         if drop:
             xp[:, :, drop] = float("nan")
-        f = self.encoder(xp)
-        return f[:, self.w - 1:], _windows(f, self.w), self.y[sites], self.mask[sites]
+        tidx = torch.arange(xp.shape[1])[None].expand(len(sites), -1)
+        f = self._feats(xp, sites, tidx)
+        return f[:, self.w:], _windows(f, self.w), self.y[sites], self.mask[sites]
 
     def crops(self, sites: np.ndarray, length: int, burn_in: int, dropout: float, rng: np.random.Generator):
         t_total = self.mask.shape[1]
@@ -79,19 +89,19 @@ class _Batcher:
             lo = max(0, self.first[s] - length // 2)
             hi = max(lo, min(t_total - length, self.last[s] - length // 2))
             starts.append(int(rng.integers(lo, hi + 1)))
-        idx = torch.as_tensor(np.array(starts))[:, None] + torch.arange(length + self.w - 1)[None]
+        idx = torch.as_tensor(np.array(starts))[:, None] + torch.arange(length + self.w)[None]
         xp = self.xpad[torch.as_tensor(sites)[:, None], idx].clone()
         if dropout > 0 and self.optional_cols:
             hide = torch.from_numpy(rng.random((len(sites), len(self.optional_cols))) < dropout)
             for j, col in enumerate(self.optional_cols):
                 xp[hide[:, j], :, col] = float("nan")
-        f = self.encoder(xp)
+        f = self._feats(xp, sites, idx)
         tidx = idx[:, :length]  # original time index of each crop period
         rows = torch.as_tensor(sites)[:, None]
         m = self.mask[rows, tidx].clone()
         late = torch.as_tensor(np.array(starts)) > 0
         m[late, :burn_in] = False
-        return f[:, self.w - 1:], _windows(f, self.w), self.y[rows, tidx], m
+        return f[:, self.w:], _windows(f, self.w), self.y[rows, tidx], m
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, m: torch.Tensor, scale: torch.Tensor, cfg: TrainConfig,
@@ -124,9 +134,9 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
                             dropout=mc.dropout)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
-    scale_t = torch.as_tensor(scale, dtype=torch.float32)
+    scale_t = torch.as_tensor(scale if cfg.loss_units == "standardised" else np.ones_like(scale), dtype=torch.float32)
     vf, vw, vy, vm = batcher.full(val_sites)
-    best, best_state, best_epoch, bad = float("inf"), None, -1, 0
+    best, best_state, best_epoch, bad, smooth = float("inf"), None, -1, 0, float("inf")
     hist_train, hist_val = [], []
     for epoch in range(cfg.max_epochs):
         net.train()
@@ -148,18 +158,24 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
             h0 = torch.zeros(len(val_sites), net.hidden)
             out, _, _ = net.forward_sequence(vf, vw, h0, h0)
             val = float(_loss(out, vy, vm, scale_t, cfg, convention))
-        sched.step(val)
         hist_train.append(float(np.mean(losses)))
         hist_val.append(val)
-        if val < best - 1e-5:
-            best, best_state, best_epoch, bad = val, copy.deepcopy(net.state_dict()), epoch, 0
+        # noisy validation sites: decide on a moving average, and not before min_epochs
+        a = cfg.val_smoothing
+        smooth = val if epoch == 0 or a == 0 else a * smooth + (1 - a) * val
+        sched.step(smooth)
+        if epoch + 1 < cfg.min_epochs:
+            best_state, best_epoch = None, epoch
+        elif smooth < best - 1e-5 or best_state is None:
+            best, best_state, best_epoch, bad = smooth, copy.deepcopy(net.state_dict()), epoch, 0
         else:
             bad += 1
         if progress is not None:
             progress.set_postfix(member=seed, epoch=epoch, val=f"{val:.3f}", best=f"{best:.3f}")
         if bad >= cfg.patience:
             break
-    net.load_state_dict(best_state)
+    if best_state is not None:
+        net.load_state_dict(best_state)
     net.eval()
     return net, MemberHistory(seed, best_epoch, best, len(hist_train), hist_train, hist_val)
 
@@ -177,10 +193,23 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         y = y.copy()
         y[..., 2] = -y[..., 2]
     encoder = FeatureEncoder.fit(drivers, x)
+    derived = list(cfg.model.derived_inputs)
+    if "lat" in derived and np.isnan(data.lat).any():
+        bad = data.sites[np.isnan(data.lat)][:5].tolist()
+        raise InputError(f"{data.source}: model.derived_inputs has 'lat' but site(s) {bad} have no latitude")
+
+    def features(xr: torch.Tensor, pidx: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+        f = encoder(xr)
+        if not derived:
+            return f
+        return torch.cat([f, derived_features(derived, pidx, lat, data.period)], dim=-1)
+
     yv = y[mask]
     scale = np.maximum(yv.std(axis=0), 0.1).astype(np.float32) if len(yv) else np.ones(3, np.float32)
     optional_cols = [i for i, d in enumerate(drivers) if not d.required]
-    batcher = _Batcher(x, y, mask, encoder, cfg.model.window, optional_cols)
+    batcher = _Batcher(x, y, mask, features, cfg.model.window, optional_cols,
+                       period_index(data.time, data.period) if derived else np.zeros(len(data.time), np.int64),
+                       data.lat)
     sites_with_targets = np.flatnonzero(mask.any(axis=1))
     if len(sites_with_targets) < 2:
         raise InputError(f"{data.source}: need targets at 2 sites at least to train with held-out sites, got "
@@ -192,7 +221,8 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         rng = np.random.default_rng(seed + 7919)
         perm = rng.permutation(sites_with_targets)
         n_val = max(1, int(round(cfg.val_fraction * len(perm))))
-        net, hist = train_member(cfg, batcher, np.sort(perm[n_val:]), np.sort(perm[:n_val]), encoder.n_features,
+        net, hist = train_member(cfg, batcher, np.sort(perm[n_val:]), np.sort(perm[:n_val]),
+                                 n_model_features(encoder, cfg.model),
                                  scale, seed, convention, progress=bar if cfg.progress else None)
         members.append(net)
         history.append(hist)
