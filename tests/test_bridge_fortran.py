@@ -193,15 +193,22 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
     assert _statuses(checks, "mpi_after") == [0, 0]  # the host's MPI is alive after the bridge is done
 
 
+def _check_reports(directory: Path) -> str:
+    """The check program's per-rank report files (written and flushed line by line, so an abort loses nothing)."""
+    return "".join(p.read_text() for p in sorted(directory.glob("checks_rank*.txt")))
+
+
 def test_missing_checkpoint_is_reported_to_fortran(build_dir: Path, tmp_path: Path):
     config = _config(tmp_path, **{"model.checkpoint": str(tmp_path / "no_such_checkpoint.pt")})
     cells = tmp_path / "cells.txt"
     _land_cells_file(cells)
     proc = subprocess.run(["mpiexec", "-n", "2", str(build_dir / "bridge" / "tamrl_bridge_checks"), str(config),
                            str(cells), str(tmp_path)], capture_output=True, text=True, timeout=240, env=_env())
-    # the check program aborts when initialisation fails, after printing the status and the message
-    assert "CHECK initialise status=3" in proc.stdout, proc.stdout + proc.stderr
-    assert "no_such_checkpoint.pt" in proc.stdout and "CheckpointError" in proc.stdout
+    # the check program aborts when initialisation fails, after writing the status and the message to its
+    # per-rank report files (mpiexec may drop stdout that was still in flight at the abort)
+    out = _check_reports(tmp_path)
+    assert "CHECK initialise status=3" in out, out + proc.stdout + proc.stderr
+    assert "no_such_checkpoint.pt" in out and "CheckpointError" in out
 
 
 def test_python_not_found_is_reported_to_fortran(build_dir: Path, tmp_path: Path):
@@ -210,8 +217,9 @@ def test_python_not_found_is_reported_to_fortran(build_dir: Path, tmp_path: Path
     proc = subprocess.run(["mpiexec", "-n", "1", str(build_dir / "bridge" / "tamrl_bridge_checks"), "x.yaml",
                            str(cells), str(tmp_path)], capture_output=True, text=True, timeout=60,
                           env=_env(TAMRL_PYTHON=str(tmp_path / "no_venv" / "bin" / "python")))
-    assert "CHECK initialise status=7" in proc.stdout, proc.stdout + proc.stderr
-    assert "no_venv/bin/python" in proc.stdout and "TAMRL_PYTHON" in proc.stdout
+    out = _check_reports(tmp_path)
+    assert "CHECK initialise status=7" in out, out + proc.stdout + proc.stderr
+    assert "no_venv/bin/python" in out and "TAMRL_PYTHON" in out
 
 
 def test_embedded_python_finds_the_environment(build_dir: Path, tmp_path: Path):

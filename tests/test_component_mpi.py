@@ -1,5 +1,6 @@
-"""The coupled run under `mpiexec -n 1/2/3`: identical outputs, exact restart across a period end, the balance
-identity on every cell and step, global totals conserved across the model -> host regrid, CF compliance."""
+"""The coupled run under `mpiexec -n 1/2/3`: identical outputs, exact restart across a period end and a model
+evaluation boundary, the balance identity on every cell and step, global totals conserved across the model -> host
+regrid, CF compliance."""
 
 from __future__ import annotations
 
@@ -39,10 +40,13 @@ def _mpiexec(n: int, args: list[str], timeout: int = 400) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> Path:
-    """The demo, 3-hourly, 8 steps around the end of January (the LSTM state is committed at step 4)."""
+    """The demo, 3-hourly, 8 steps around the end of January (the LSTM state is committed at step 3), the ensemble
+    evaluated every 6 hours: at steps 0 (no estimate yet), 1, 3 (period end), 4 (new period), 5 and 7; steps 2 and 6
+    reuse the period estimate."""
     d = tmp_path_factory.mktemp("cfg")
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg.update(start="2015-01-31T12:00:00", end="2015-02-01T12:00:00")
+    cfg["model"]["update_interval"] = 21600
     cfg["regrid"]["cache_dir"] = str(d / "weights")
     cfg["output"]["map"] = False
     path = d / "run.yaml"
@@ -77,13 +81,16 @@ def test_ranks_identical_restart_exact_balance_and_cf(config, tmp_path):
     for n in (2, 3):
         for f in FIELDS:
             assert np.array_equal(runs[n][f], ref[f], equal_nan=True), f"{f} differs between 1 and {n} ranks"
-    # 2N == N + restart + N, bit for bit, across the month end (the state commit happens in the second half)
-    _run(2, config, tmp_path / "seg", steps=4)
-    restart = tmp_path / "seg" / "tamrl_fluxes_restart_20150201T000000.nc"
+    with netCDF4.Dataset(tmp_path / "n1" / "tamrl_fluxes_restart_20150201T120000.nc") as ds:
+        assert int(ds["scalar_n_evaluations"][...]) == 6  # steps 2 and 6 reused the estimate
+    # 2 + 6 steps == 8, bit for bit: the restart (after step 1's evaluation) carries the period estimate that step 2
+    # reuses, then step 3 evaluates and commits the state at the month end, on another number of ranks
+    _run(2, config, tmp_path / "seg", steps=2)
+    restart = tmp_path / "seg" / "tamrl_fluxes_restart_20150131T180000.nc"
     assert restart.exists()
-    _run(3, config, tmp_path / "seg", steps=4, restart=restart)  # and on another number of ranks
+    _run(3, config, tmp_path / "seg", restart=restart)
     a = _read(tmp_path / "seg" / "tamrl_fluxes_20150131T120000.nc")
-    b = _read(tmp_path / "seg" / "tamrl_fluxes_20150201T000000.nc")
+    b = _read(tmp_path / "seg" / "tamrl_fluxes_20150131T180000.nc")
     for f in (*FIELDS, "time_bnds"):
         assert np.array_equal(np.concatenate([a[f], b[f]]), ref[f], equal_nan=True), f"restart changed {f}"
     # the balance identity on every host cell and every step, exactly

@@ -14,6 +14,7 @@ from tamrl_coupler.component.config import load_run_config, resolve_path
 from tamrl_coupler.component.decomposition import BlockDecomposition
 from tamrl_coupler.component.devices import choose_device, select_device
 from tamrl_coupler.component.fields import CellLocator, ForcingValidator, import_name, missing_imports
+from tamrl_coupler.component.schedule import EvaluationSchedule
 from tamrl_coupler.config import ConfigError
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcheck import cfchecks
@@ -45,6 +46,42 @@ def test_clock_steps_days_and_months():
         Clock("2015-01-01T06:00", "monthly")
     d = Clock("2015-01-01", "daily")
     assert d.step(86400 - 1800, 1800).ends_period
+
+
+# --- model evaluation schedule (model.update_interval) -------------------------------------------------------------
+def _evaluated_steps(interval, dt: int, n_steps: int, start: int = 0, period: str = "monthly") -> list[int]:
+    """Indices of the steps that evaluate the ensemble, as the component decides them."""
+    clock, sched = Clock("2015-01-01", period), EvaluationSchedule(interval)
+    have, out = False, []
+    for k in range(n_steps):
+        info = clock.step(start + k * dt, dt)
+        if sched.due(info, have):
+            out.append(k)
+            have = True
+        if info.ends_period:
+            have = False
+    return out
+
+
+def test_evaluation_schedule_intervals_and_period_ends():
+    jan = 31 * 8  # 3-hourly steps in January
+    # one day: every step of the period's first day, then the step ending each day (the last one ends the period)
+    daily = _evaluated_steps(86400, 10800, jan + 10)
+    assert daily == list(range(8)) + [8 * d + 7 for d in range(1, 31)] + list(range(jan, jan + 8))  # Feb: 8
+    # six hours: the first interval's steps, then every second 3-hourly step; an interval not a multiple of the
+    # step: where a boundary is reached or crossed
+    assert _evaluated_steps(21600, 10800, 8) == [0, 1, 3, 5, 7]
+    assert _evaluated_steps(14400, 10800, 8) == [0, 1, 2, 3, 5, 6, 7]  # 4 h boundaries at 4, 8, 12 ... 24 h
+    # intervals not longer than the step: every step (the behaviour before update_interval existed)
+    assert _evaluated_steps(3600, 10800, 10) == list(range(10))
+    assert _evaluated_steps(10800, 10800, 10) == list(range(10))
+    # a run starting inside a period evaluates at once, then at the interval ends
+    assert _evaluated_steps(86400, 10800, 10, start=5 * 86400 + 3 * 10800) == [0, 4]
+    # daily model period with hourly steps and a 6-hour interval
+    assert _evaluated_steps(21600, 3600, 48, period="daily") == [*range(6), 11, 17, 23, *range(24, 30), 35, 41, 47]
+    for bad in (7000, 0, True, "period"):
+        with pytest.raises(ValueError, match="update_interval"):
+            EvaluationSchedule(bad)
 
 
 # --- devices -------------------------------------------------------------------------------------------------------
@@ -144,6 +181,11 @@ def test_run_config_errors_name_the_key(tmp_path):
         load_run_config({**base, "forcing": {"files": ["x"], "fill_policy": "zero"}})
     with pytest.raises(ConfigError, match=r"model: unknown key\(s\) \['grdi'\]"):
         load_run_config({**base, "model": {"grdi": "r90x45"}})
+    assert load_run_config(base).model.update_interval == 86400  # the default: one evaluation a day
+    with pytest.raises(ConfigError, match=r"model.update_interval: 7000 s must .* dividing a day"):
+        load_run_config({**base, "model": {"update_interval": 7000}})
+    with pytest.raises(ConfigError, match=r"model.update_interval: expected an integer, got 'weekly'"):
+        load_run_config({**base, "model": {"update_interval": "weekly"}})
     assert resolve_path("package://sample_data/demo_forcing.nc", None) == DEMO
     assert load_run_config(REPO / "configs" / "demo.yaml").model.grid == "r90x45"
 
@@ -274,3 +316,39 @@ def test_demo_forcing_is_cf_and_documented():
         assert ds["tas"].dtype == np.float32 and ds["time"].units.startswith("seconds since")
         assert ds["landfrac"].shape == ds["cell_area"].shape == (len(ds.dimensions["lat"]), len(ds.dimensions["lon"]))
     assert DEMO.stat().st_size < 3e6
+
+
+# --- progress output -----------------------------------------------------------------------------------------------
+def test_progress_lines_when_not_a_terminal_and_bar_on_one():
+    import io
+
+    from tamrl_coupler.driver.progress import LineProgress, make_progress
+
+    log = io.StringIO()  # a log file / CI pipe: not a terminal
+    p = make_progress(280, "coupling steps", "auto", stream=log)
+    assert isinstance(p, LineProgress)
+    for _ in range(280):
+        p.update(1)
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in log.getvalue()
+    assert lines[0].startswith("coupling steps: 28/280 steps (10 %)") and lines[-1].startswith(
+        "coupling steps: 280/280 steps (100 %)")
+    stopped = io.StringIO()  # a run stopped part-way reports where it got to when closed
+    p = make_progress(100, "coupling steps", "lines", stream=stopped)
+    for _ in range(25):
+        p.update(1)
+    p.close()
+    assert [ln.split(" steps (")[0] for ln in stopped.getvalue().splitlines()] == [
+        "coupling steps: 10/100", "coupling steps: 20/100", "coupling steps: 25/100"]
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    bar = make_progress(5, "coupling steps", "auto", stream=Terminal())
+    assert type(bar).__name__ == "tqdm"
+    bar.close()
+    assert make_progress(5, mode="none") is None
+    with pytest.raises(ValueError, match="progress mode 'fancy'"):
+        make_progress(5, mode="fancy")

@@ -8,7 +8,12 @@ import pytest
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.downscale import Downscaler
 from tamrl_coupler.physics.drivers import DriverAccumulator, vpd_hpa
-from tamrl_coupler.physics.solar import cos_zenith, daily_mean_toa_insolation, mean_toa_insolation
+from tamrl_coupler.physics.solar import (
+    ToaInsolation,
+    cos_zenith,
+    daily_mean_toa_insolation,
+    mean_toa_insolation,
+)
 from tamrl_coupler.physics.units import M_C, M_CO2, convert_flux, flux_unit, import_conversion
 
 
@@ -84,6 +89,18 @@ def test_solar_geometry():
     assert noon[0] > 0.99 and midnight[0] == 0.0
     m = mean_toa_insolation(np.array([0.0]), np.array([0.0]), np.datetime64("2015-03-20T00:00"), 86400, samples=96)
     assert m[0] == pytest.approx(q[0], rel=0.02)
+
+
+def test_preallocated_insolation_is_bit_for_bit_the_function():
+    """The downscaling's allocation-free insolation gives exactly the values of mean_toa_insolation."""
+    rng = np.random.default_rng(3)
+    lat, lon = rng.uniform(-90, 90, 500), rng.uniform(-180, 360, 500)
+    toa, out = ToaInsolation(lat, lon), np.zeros(500)
+    for start, dt, samples in (("2015-01-01T00:00", 10800, 2), ("2015-06-21T13:30", 1800, 2),
+                               ("2016-02-29T21:00", 86400, 12)):
+        ref = mean_toa_insolation(lat, lon, np.datetime64(start), dt, samples=samples)
+        assert np.array_equal(toa.mean(np.datetime64(start), dt, samples, out=out), ref)
+        assert ref.max() > 100.0 and ref.min() == 0.0
 
 
 def test_downscaling_period_totals_exact_and_follow_light():

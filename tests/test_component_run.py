@@ -133,6 +133,39 @@ def test_period_totals_exact_through_the_component(tmp_path):
         assert abs(hostv - model) <= 1e-12 * abs(model), (k, model, hostv)
 
 
+def test_period_totals_exact_when_the_estimate_is_reused(tmp_path):
+    """3-hourly steps through January, the ensemble evaluated once a day (and at every step of the first day):
+    the other steps reuse the estimate and only follow their own light and temperature; the month's total on every
+    model cell is still exactly the final prediction, and the balance identity exact on every host cell."""
+    comp, host = _component(tmp_path, model={"grid": "r90x45", "update_interval": 86400})
+    from tamrl_coupler.io.forcing import ForcingReader
+
+    reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+    bufs = {f: np.zeros(host.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    out = {f: np.zeros(host.size) for f in ("gpp", "reco", "nee")}
+    for f, b in out.items():
+        comp.register_export(f, b)
+    emitted = np.zeros((2, comp.n_model))
+    gpp_steps = []
+    land = host.landfrac > 0
+    for k in range(31 * 8):
+        t = k * 10800
+        for f, b in bufs.items():
+            b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
+        comp.run_step(t, 10800)
+        emitted += comp.step_model[:2] * (10800 / 86400)
+        gpp_steps.append(comp.step_model[0].copy())
+        assert np.array_equal(out["nee"][land], out["gpp"][land] - out["reco"][land])
+    assert comp.n_evaluations == 8 + 30
+    predicted = np.vstack([comp.period_fluxes["gpp"], comp.period_fluxes["reco"]]) * 31
+    np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
+    gpp_steps = np.array(gpp_steps)
+    # day 2 evaluates only at its last step: its other steps still have a diurnal cycle
+    assert (np.ptp(gpp_steps[8:15], axis=0) > 0).sum() > 0.5 * comp.n_model
+
+
 def test_sites_run_reproduces_model_predict(shared, tmp_path):
     """The FluxVal sites as a monthly point-set host give exactly the model's own predictions."""
     import torch
@@ -209,3 +242,89 @@ def test_prior_daily_means_in_mol_positive_up(tmp_path):
         total_coarse = float((ds["nee"][0][:].ravel() * g.area * 6371007.181 ** 2).sum())
     total_host = float((prior[0] * area).sum())
     assert total_coarse == pytest.approx(total_host, rel=2e-3)  # CDO areas vs exact lat-lon areas
+
+
+def _step_demo(comp, host, n_steps: int) -> dict[str, np.ndarray]:
+    from tamrl_coupler.io.forcing import ForcingReader
+
+    reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+    bufs = {f: np.zeros(host.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    out = {f: np.zeros(host.size) for f in comp.export_names}
+    for f, b in out.items():
+        comp.register_export(f, b)
+    for i in range(n_steps):
+        for f, b in bufs.items():
+            b[:] = reader.read(f, i)
+        comp.run_step(i * 10800, 10800)
+    return out
+
+
+def test_export_units_and_sign_convention(tmp_path):
+    from tamrl_coupler.physics.units import M_C, M_CO2
+
+    comp, host = _component(tmp_path)
+    ref = _step_demo(comp, host, 3)
+    comp2, _ = _component(tmp_path, exports={"unit": "kgCO2 m-2 s-1", "sign_convention": "atmosphere_positive"})
+    co2 = _step_demo(comp2, host, 3)
+    land = host.landfrac > 0
+    assert np.array_equal(co2["nee"][land], co2["reco"][land] - co2["gpp"][land])  # FLUXNET's way round, exactly
+    np.testing.assert_allclose(co2["gpp"][land], ref["gpp"][land] * M_CO2 / M_C, rtol=1e-14)
+    np.testing.assert_allclose(co2["nee"][land], -ref["nee"][land] * M_CO2 / M_C, rtol=1e-12,
+                               atol=1e-12 * np.abs(co2["gpp"]).max())
+    assert (ref["gpp_spread"][land] >= 0).all() and ref["gpp_spread"][land].max() > 0
+
+
+def test_restart_from_another_grid_is_refused(tmp_path):
+    comp, host = _component(tmp_path)
+    _step_demo(comp, host, 2)
+    path = comp.write_restart(tmp_path / "r.nc")
+    from tamrl_coupler.component import CouplingComponent, HostCells
+
+    cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
+    with pytest.raises(InputError, match="written for .* model cells on grid 'r90x45'; this run has .* 'r72x36'"):
+        CouplingComponent(_demo_cfg(tmp_path, model={"grid": "r72x36"}), MPI.COMM_WORLD, cells, restart=path)
+    again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
+    assert again.next_time == 2 * 10800 and again.n_steps == 2
+
+
+def test_host_cells_must_match_the_host_grid(tmp_path):
+    """A host passing 1-based indices (a Fortran habit) is told so instead of being regridded wrongly."""
+    from tamrl_coupler.component import CouplingComponent, HostCells
+    from tamrl_coupler.io.hostgrid import read_host_grid
+
+    host = read_host_grid(DEMO)
+    n = host.size - 1
+    cells = HostCells(np.arange(1, n + 1), host.lat[:n], host.lon[:n], host.area[:n], host.landfrac[:n])
+    with pytest.raises(InputError, match=r"host cell 1 \(global index, 0-based\) is at lat -57.5000, lon -177.5000 "
+                                         r"but host grid .* lon -172.5000"):
+        CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells)
+
+
+def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
+    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read and its first
+    step evaluates."""
+    from tamrl_coupler.component import CouplingComponent, HostCells
+
+    comp, host = _component(tmp_path)
+    _step_demo(comp, host, 2)
+    assert comp.have_estimate and comp.n_evaluations == 2  # the first day evaluates every step
+    path = comp.write_restart(tmp_path / "r.nc")
+    cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
+    again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
+    assert again.have_estimate and again.n_evaluations == 2
+    for k, v in comp.period_fluxes.items():
+        assert np.array_equal(again.period_fluxes[k], v), k
+    old = tmp_path / "format1.nc"
+    with netCDF4.Dataset(path) as src, netCDF4.Dataset(old, "w") as dst:
+        dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()})
+        dst.restart_format_version = 1
+        for d, dim in src.dimensions.items():
+            dst.createDimension(d, len(dim))
+        for name, v in src.variables.items():
+            if name.startswith("estimate_") or name in ("scalar_have_estimate", "scalar_n_evaluations"):
+                continue
+            dst.createVariable(name, v.dtype, v.dimensions)[...] = v[...]
+    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    assert not v1.have_estimate and v1.next_time == 2 * 10800

@@ -17,7 +17,8 @@ program bridge_checks
 
   character(len=4096) :: config, cells_file, restart_dir, factory
   type(tamrl_component) :: comp, comp2
-  integer :: ierr, st, rank, i, n, u, n_all, r, k
+  integer :: ierr, st, rank, i, n, u, n_all, r, k, logu
+  character(len=32) :: rank_name
   integer(c_int64_t) :: g
   real(c_double) :: y, a, fr
   integer(c_int64_t), allocatable :: gidx(:)
@@ -36,6 +37,11 @@ program bridge_checks
   call get_command_argument(3, restart_dir)
   factory = ''
   if (command_argument_count() >= 4) call get_command_argument(4, factory)
+  ! every report also goes to RESTART_DIR/checks_rank<r>.txt, flushed line by line: stdout forwarded by mpiexec
+  ! can be lost when a failed initialisation ends the run with MPI_Abort
+  write (rank_name, '(i0)') rank
+  open (newunit=logu, file=trim(restart_dir) // '/checks_rank' // trim(rank_name) // '.txt', status='replace', &
+        action='write')
 
   open (newunit=u, file=trim(cells_file), status='old', action='read')
   read (u, *) n_all
@@ -152,9 +158,16 @@ contains
   subroutine report(name, st)
     character(len=*), intent(in) :: name
     integer, intent(in) :: st
+    character(len=:), allocatable :: msg
     write (*, '(a,a,a,i0,a,i0)') 'CHECK ', name, ' status=', st, ' rank=', rank
-    if (st /= 0) write (*, '(a,a,a,a)') 'MSG ', name, ' ', tamrl_last_error()
+    write (logu, '(a,a,a,i0,a,i0)') 'CHECK ', name, ' status=', st, ' rank=', rank
+    if (st /= 0) then
+      msg = tamrl_last_error()
+      write (*, '(a,a,a,a)') 'MSG ', name, ' ', msg
+      write (logu, '(a,a,a,a)') 'MSG ', name, ' ', msg
+    end if
     flush (6)
+    flush (logu)
   end subroutine report
 
   !> The host's FP traps must be exactly as they were (the bridge masks them only while Python runs).
@@ -168,6 +181,7 @@ contains
   end subroutine report_traps
 
   subroutine stop_now()
+    close (logu)
     call MPI_Abort(MPI_COMM_WORLD, 3, ierr)
   end subroutine stop_now
 

@@ -12,7 +12,9 @@ HELP = "run the shipped demo (global coupled run on the packaged forcing), writi
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
 
 
 def demo_config_path():
@@ -31,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     result = run_offline(demo_config_path(), args.out, steps=args.steps, comm=MPI.COMM_WORLD,
-                         progress=not args.quiet)
+                         progress="none" if args.quiet else args.progress)
     report(result, MPI.COMM_WORLD)
     return 0

@@ -14,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default="prior_out", help="output directory (default: prior_out)")
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote: {write_prior(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg)}")
         return 0
     cfg.output.map = False
-    result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD, progress=not args.quiet)
+    result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
+                         progress="none" if args.quiet else args.progress)
     report(result, MPI.COMM_WORLD)
     return 0

@@ -14,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default="out", help="output directory (default: out)")
     parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart")
     parser.add_argument("--restart", default=None, help="continue from this restart file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
 
 
 def configure_logging() -> None:
@@ -43,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
-                         progress=not args.quiet)
+                         progress="none" if args.quiet else args.progress)
     report(result, MPI.COMM_WORLD)
     return 0

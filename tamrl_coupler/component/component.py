@@ -37,6 +37,7 @@ from tamrl_coupler.component.fields import (
     missing_imports,
 )
 from tamrl_coupler.component.remap import RemapSet
+from tamrl_coupler.component.schedule import EvaluationSchedule
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 from tamrl_coupler.physics.downscale import Downscaler
@@ -44,6 +45,7 @@ from tamrl_coupler.physics.drivers import DriverAccumulator
 from tamrl_coupler.physics.units import flux_unit
 
 EXPORT_ORDER = ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread")
+ESTIMATE_ORDER = ("gpp", "reco", "gpp_std", "reco_std", "nee_std")  # the period estimate's rows, gC m-2 d-1
 
 
 @dataclass
@@ -117,6 +119,9 @@ class CouplingComponent:
         self.convention = SignConvention.parse(cfg.exports.sign_convention)
         self.timers: dict[str, float] = {k: 0.0 for k in ("import", "regrid_in", "drivers", "model", "downscale",
                                                           "regrid_out", "export")}
+        self.schedule = EvaluationSchedule(cfg.model.update_interval)
+        self.have_estimate = False  # whether period_fluxes hold an estimate for the current period
+        self.n_evaluations = 0
         self._build_grids()
         self._build_model_side(meta)
         self._imports: dict[str, np.ndarray] = {}
@@ -147,6 +152,8 @@ class CouplingComponent:
             raise InputError(f"host cell {dup} (global index) is passed by more than one rank")
         lf = _allgatherv(comm, cells.land_fraction)[order]
         area = _allgatherv(comm, cells.area)[order]
+        lat = _allgatherv(comm, cells.lat)[order]
+        lon = _allgatherv(comm, cells.lon)[order]
         model_spec = self.cfg.model.grid
         host_spec = self._host_grid_spec()
         if model_spec != "host" and host_spec is None:
@@ -161,7 +168,7 @@ class CouplingComponent:
                 remap = RemapSet(present, lf, area, model_spec, host_spec, backend=self.cfg.regrid.backend,
                                  cache_dir=self.cfg.path(self.cfg.regrid.cache_dir),
                                  state_method=self.cfg.regrid.host_to_model_states,
-                                 flux_method=self.cfg.regrid.host_to_model_fluxes)
+                                 flux_method=self.cfg.regrid.host_to_model_fluxes, host_lat=lat, host_lon=lon)
             except Exception as exc:  # every rank must fail together, not hang in the broadcast
                 error = exc
         remap, error = comm.bcast((remap, error), root=0)
@@ -210,6 +217,9 @@ class CouplingComponent:
         self.den_state = self.rg_state(mask)[0]
         self.den_flux = self.rg_flux(mask)[0]
         self.use_flux_for_state = ~(self.den_state > 0)
+        # whether any rank needs the states' conservative fallback: the fallback rows ride in a collective
+        # exchange, so every rank must agree on the field count (a per-rank choice deadlocks)
+        self._any_fallback = self.comm.allreduce(int(self.use_flux_for_state.any())) > 0
         with np.errstate(divide="ignore"):
             self.inv_den_state = np.where(self.den_state > 0, 1.0 / np.where(self.den_state > 0, self.den_state, 1),
                                           0.0)
@@ -222,11 +232,30 @@ class CouplingComponent:
         self.state = self.ens.init_state(self.n_model, first_period=parse_datetime(self.cfg.start, "start"),
                                          lat=lat)
         n = self.n_model
-        self.x = np.zeros((n, len(self.drivers)))  # float64: drivers rounded to float32 once, by the model
-        self.period_fluxes = {k: np.zeros(n) for k in ("gpp", "reco", "gpp_std", "reco_std", "nee_std")}
+        self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
+        self._build_model_buffers()
         self.step_model = np.zeros((5, n))  # gpp, reco, gpp_spread, reco_spread, nee_spread at this step, gC m-2 d-1
         self.host_gc = np.zeros((5, self.cells.size))  # the same on this rank's host cells
         self._spread_scratch = np.zeros((2, n))
+        self._not_finite = np.zeros(n, dtype=bool)
+        self._host_nan = np.zeros(self.host_gc.shape, dtype=bool)
+
+    def _build_model_buffers(self) -> None:
+        """Buffers between the component and the ensemble, made once so an evaluation allocates nothing here.
+
+        The drivers go to the model's device as float32 once per evaluation (one conversion and one transfer,
+        not one per block); each block's ensemble means and spreads are copied straight into the period
+        estimate -- on the CPU a torch view of the numpy array, on a GPU a device tensor copied back once.
+        """
+        import torch
+
+        n, dev = self.n_model, self.ens.device
+        self._x_dev = torch.zeros((n, len(self.drivers)), dtype=torch.float32, device=dev)
+        self._estimate = np.zeros((len(ESTIMATE_ORDER), n))
+        self.period_fluxes = dict(zip(ESTIMATE_ORDER, self._estimate, strict=True))  # row views
+        self._estimate_host_t = torch.from_numpy(self._estimate)
+        self._estimate_dev = (self._estimate_host_t if dev.type == "cpu" else
+                              torch.zeros((len(ESTIMATE_ORDER), n), dtype=torch.float64, device=dev))
 
     # ------------------------------------------------------------------ registration
     @property
@@ -266,9 +295,29 @@ class CouplingComponent:
         self._state_names = [n for n in names if IMPORT_FIELDS[n].regrid == "state"]
         self._flux_names = [n for n in names if IMPORT_FIELDS[n].regrid == "flux"]
         self._class_names = [n for n in names if IMPORT_FIELDS[n].regrid == "class"]
-        self.buf_state = np.zeros((len(self._state_names), self.cells.size))
-        self.buf_flux = np.zeros((len(self._flux_names), self.cells.size))
-        self.buf_class = np.zeros((len(self._class_names), self.cells.size))
+        n_f, n_s, n_h, n_m = len(self._flux_names), len(self._state_names), self.cells.size, self.n_model
+        # States also need their conservative values where no land host cell is in a model cell's bilinear
+        # stencil: they ride in the flux fields' conservative application (one exchange, a constant field count,
+        # so the regridder's buffers are reused), as rows after the fluxes.
+        self._fallback = self._any_fallback and n_s > 0
+        n_cons = n_f + (n_s if self._fallback else 0)
+        self._buf_conservative = np.zeros((n_cons, n_h))
+        self.buf_flux = self._buf_conservative[:n_f]
+        self.buf_state = self._buf_conservative[n_f:] if self._fallback else np.zeros((n_s, n_h))
+        self.buf_class = np.zeros((len(self._class_names), n_h))
+        # the same fields on this rank's model cells, regridded into place every step (no per-step allocation)
+        self._model_conservative = np.zeros((n_cons, n_m))
+        self.model_flux = self._model_conservative[:n_f]
+        self._state_fallback = self._model_conservative[n_f:]  # conservative values of the states
+        self.model_state = np.zeros((n_s, n_m))
+        self.model_class = np.zeros((len(self._class_names), n_m))
+        self._fallback_where = np.broadcast_to(self.use_flux_for_state[None, :], self.model_state.shape)
+        self.fields: dict[str, np.ndarray] = {}
+        for group, rows in ((self._state_names, self.model_state), (self._flux_names, self.model_flux),
+                            (self._class_names, self.model_class)):
+            self.fields.update(zip(group, rows, strict=True))
+        if "tas" not in self.fields:  # the Reco downscaling's temperature from the step's extremes
+            self._tas_mid = np.zeros(n_m)
         prev = self._validator
         self._validator = ForcingValidator(names, self.host_active, self.locator, self.cfg.forcing.fill_policy,
                                            self.cfg.forcing.check_range)
@@ -305,38 +354,33 @@ class CouplingComponent:
                 self._validator.check(n, row, label)
         t1 = _time.perf_counter()
         self.timers["import"] += t1 - tick
-        # 2. host -> model
-        fields: dict[str, np.ndarray] = {}
-        if self._flux_names:
-            yf = self.rg_flux(self.buf_flux)
-            yf *= self.inv_den_flux
-            fields.update(zip(self._flux_names, yf, strict=True))
-        if self._state_names:
-            ys = self.rg_state(self.buf_state)
-            ys *= self.inv_den_state
-            if self.use_flux_for_state.any():
-                yc = self.rg_flux(self.buf_state)
-                yc *= self.inv_den_flux
-                ys[:, self.use_flux_for_state] = yc[:, self.use_flux_for_state]
-            fields.update(zip(self._state_names, ys, strict=True))
-        if self._class_names:
-            fields.update(zip(self._class_names, self.rg_class(self.buf_class), strict=True))
+        # 2. host -> model, into the preallocated model-cell rows behind self.fields
+        self._regrid_in()
+        fields = self.fields
         t2 = _time.perf_counter()
         self.timers["regrid_in"] += t2 - t1
         # 3. drivers of the period so far
         self.acc.add(fields, info.dt, info.ends_day)
-        self.acc.fill(self.x)
+        evaluate = self.schedule.due(info, self.have_estimate)
+        if evaluate:
+            self.acc.fill(self.x)
         t3 = _time.perf_counter()
         self.timers["drivers"] += t3 - t2
-        # 4. the model, on fixed blocks; the state is committed only at the period end
-        self._run_model(commit=info.ends_period)
+        # 4. the model on fixed blocks, when the schedule says so (always at the period end, which commits the
+        #    state); otherwise the period estimate of the last evaluation is reused
+        if evaluate:
+            self._run_model(commit=info.ends_period)
+            self.have_estimate = True
+            self.n_evaluations += 1
         t4 = _time.perf_counter()
         self.timers["model"] += t4 - t3
         # 5. downscale period rates to this step (period totals exact)
         pf, sm = self.period_fluxes, self.step_model
         tas = fields.get("tas")
         if tas is None:
-            tas = 0.5 * (fields["tasmin"] + fields["tasmax"])
+            tas = self._tas_mid
+            np.add(fields["tasmin"], fields["tasmax"], out=tas)
+            tas *= 0.5
         remaining = info.period_seconds - info.elapsed
         covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
         self.down.step(pf["gpp"], pf["reco"], fields["rsds"], tas, self.acc.sum_sw, self.acc.elapsed, remaining,
@@ -345,9 +389,9 @@ class CouplingComponent:
         t5 = _time.perf_counter()
         self.timers["downscale"] += t5 - t4
         # 6. model -> host (conservative, exact global totals)
-        y = self.rg_out(sm)
-        np.nan_to_num(y, copy=False, nan=0.0)
-        self.host_gc[...] = y
+        self.rg_out(sm, out=self.host_gc)
+        np.isnan(self.host_gc, out=self._host_nan)  # host cells without model cells (nan_to_num would allocate)
+        np.copyto(self.host_gc, 0.0, where=self._host_nan)
         t6 = _time.perf_counter()
         self.timers["regrid_out"] += t6 - t5
         # 7. exports: unit, then NEE recomputed from the exported GPP and Reco (identity exact)
@@ -356,25 +400,43 @@ class CouplingComponent:
         if info.ends_period:
             self.acc.reset()
             self.down.reset()
+            self.have_estimate = False  # the next period starts with an evaluation
         self.next_time = t + info.dt
         self.n_steps += 1
 
+    def _regrid_in(self) -> None:
+        """Host -> model: fluxes conservative, states bilinear (conservative where the bilinear stencil has no
+        land), classes by largest overlap; land-mask normalised; written into the rows behind ``self.fields``."""
+        if self._buf_conservative.shape[0]:
+            self.rg_flux(self._buf_conservative, out=self._model_conservative)
+            self._model_conservative *= self.inv_den_flux
+        if self._state_names:
+            self.rg_state(self.buf_state, out=self.model_state)
+            self.model_state *= self.inv_den_state
+            if self._fallback:
+                np.copyto(self.model_state, self._state_fallback, where=self._fallback_where)
+        if self._class_names:
+            self.rg_class(self.buf_class, out=self.model_class)
+
     def _run_model(self, commit: bool) -> None:
+        """The ensemble on this rank's fixed blocks into the period estimate; the LSTM state and the task-encoder
+        window are written back only when ``commit`` (the period's last step)."""
         import torch
 
-        xt = torch.from_numpy(self.x)
-        pf = self.period_fluxes
+        est = self._estimate_dev
         st = self.state
-        for s, e in self.blocks:
-            block_state = st.block(s, e)  # views: the period's embedding is cached in place by the first step
-            fl, new = self.ens.step(xt[s:e], block_state)
-            pf["gpp"][s:e] = fl.gpp.cpu().numpy()
-            pf["reco"][s:e] = fl.reco.cpu().numpy()
-            pf["gpp_std"][s:e] = fl.gpp_std.cpu().numpy()
-            pf["reco_std"][s:e] = fl.reco_std.cpu().numpy()
-            pf["nee_std"][s:e] = fl.nee_std.cpu().numpy()
-            if commit:
-                st.commit(s, e, new)
+        with torch.inference_mode():
+            self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
+            x = self._x_dev
+            for s, e in self.blocks:
+                # block views: the period's task embedding is cached in place by its first step
+                fl, new = self.ens.step(x[s:e], st.block(s, e))
+                for row, name in enumerate(ESTIMATE_ORDER):
+                    est[row, s:e].copy_(getattr(fl, name))
+                if commit:
+                    st.commit(s, e, new)
+            if est is not self._estimate_host_t:
+                self._estimate_host_t.copy_(est)
 
     def _scale_spreads(self) -> None:
         """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate).
@@ -386,7 +448,7 @@ class CouplingComponent:
         with np.errstate(divide="ignore", invalid="ignore"):
             for j, (flux, std) in enumerate((("gpp", "gpp_std"), ("reco", "reco_std"))):
                 np.divide(sm[j], pf[flux], out=sm[2 + j])
-                np.nan_to_num(sm[2 + j], copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+                self._one_where_not_finite(sm[2 + j])
                 np.abs(sm[2 + j], out=sm[2 + j])
                 sm[2 + j] *= pf[std]
             np.abs(sm[0], out=tot)
@@ -394,8 +456,15 @@ class CouplingComponent:
             tot += sm[4]
             np.add(pf["gpp"], pf["reco"], out=ref)
             np.divide(tot, ref, out=tot)
-            np.nan_to_num(tot, copy=False, nan=1.0, posinf=1.0, neginf=1.0)
+            self._one_where_not_finite(tot)
         np.multiply(pf["nee_std"], tot, out=sm[4])
+
+    def _one_where_not_finite(self, x: np.ndarray) -> None:
+        """``np.nan_to_num(x, nan=1, posinf=1, neginf=1)`` in place, without its temporary masks."""
+        bad = self._not_finite
+        np.isfinite(x, out=bad)
+        np.logical_not(bad, out=bad)
+        np.copyto(x, 1.0, where=bad)
 
     def _write_exports(self) -> None:
         f = self.unit.factor
@@ -465,7 +534,8 @@ class CouplingComponent:
             raise InputError("write_restart before the first run_step: nothing to restart from")
         state = self.state.to_numpy()
         arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-        model_arrays = {**self.acc.state_arrays(), **self.down.state_arrays()}
+        model_arrays = {**self.acc.state_arrays(), **self.down.state_arrays(),
+                        **{f"estimate_{k}": v for k, v in self.period_fluxes.items()}}
         gathered = {k: self._gather_model(v) for k, v in model_arrays.items()}
         gstate = {k: self._gather_model(v) for k, v in state.items()}
         last = {}
@@ -482,10 +552,12 @@ class CouplingComponent:
             for k, v in last.items():
                 arrays[f"last_valid_{k}"] = (("host_cell",), v)
             scalars = {"next_time": float(self.next_time), "n_steps": float(self.n_steps),
+                       "have_estimate": float(self.have_estimate), "n_evaluations": float(self.n_evaluations),
                        **self.acc.state_scalars()}
             attrs = {"reference_date": str(self.clock.reference), "period": self.clock.period,
                      "model_grid": self.cfg.model.grid, "drivers": " ".join(self.drivers),
-                     "next_time_iso": str(self.clock.datetime(self.next_time))}
+                     "next_time_iso": str(self.clock.datetime(self.next_time)),
+                     "model_update_interval": str(self.cfg.model.update_interval)}
             out = write_restart(path, scalars, arrays, attrs)
         else:
             out = Path(path)
@@ -520,6 +592,12 @@ class CouplingComponent:
         self.ens.set_period(self.state, self.clock.datetime(int(scalars["next_time"])))
         self.next_time = int(scalars["next_time"])
         self.n_steps = int(scalars["n_steps"])
+        # the period estimate between evaluations (format 1 has none: the next step evaluates)
+        self.have_estimate = bool(scalars.get("have_estimate", 0.0)) and "estimate_gpp" in arrays
+        self.n_evaluations = int(scalars.get("n_evaluations", 0.0))
+        if self.have_estimate:
+            for k, v in self.period_fluxes.items():
+                v[:] = arrays[f"estimate_{k}"][c0:c1]
         self._pending_last_valid = {k[len("last_valid_"):]: v[self.host_pos] for k, v in arrays.items()
                                     if k.startswith("last_valid_")}
 

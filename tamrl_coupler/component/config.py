@@ -53,10 +53,17 @@ class ModelSection:
     checkpoint: str | None = None  # None: the checkpoint shipped in the package
     grid: str = "host"  # "host" (model cells = host cells), a CDO-style name (r90x45) or a grid file
     block_size: int = 256  # cells evaluated together; fixed blocks make results independent of the rank count
+    # Seconds between ensemble evaluations inside a model period, dividing a day (so it divides every period). The
+    # period's first interval and its last step always evaluate; between evaluations the period estimate is reused
+    # and only the step downscaling changes (component/schedule.py).
+    update_interval: int = 86400
 
     def validate(self) -> None:
         if self.block_size < 1:
             raise ConfigError(f"model.block_size: expected a positive integer, got {self.block_size}")
+        if self.update_interval <= 0 or 86400 % self.update_interval:
+            raise ConfigError(f"model.update_interval: {self.update_interval} s must be a positive number of "
+                              f"seconds dividing a day (86400 s), so that it divides every model period")
 
 
 @dataclass

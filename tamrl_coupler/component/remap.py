@@ -45,13 +45,28 @@ def largest_overlap(matrix: sp.csr_matrix, weight: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=m.shape)
 
 
+def check_host_coordinates(grid, index: np.ndarray, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> None:
+    """The host's cell centres must be the grid's at the given global indices (catches 1-based indices, a
+    transposed or flipped grid, or the wrong grid file)."""
+    dlat = np.abs(grid.lat[index] - lat)
+    dlon = np.abs((grid.lon[index] - lon + 180.0) % 360.0 - 180.0)
+    bad = (dlat > tol) | ((dlon > tol) & (np.abs(lat) < 90.0 - tol))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"host cell {int(index[i])} (global index, 0-based) is at lat {lat[i]:.4f}, lon {lon[i]:.4f} "
+                         f"but host grid {grid.name!r} has lat {grid.lat[index[i]]:.4f}, lon "
+                         f"{grid.lon[index[i]]:.4f} there ({int(bad.sum())} cells differ); are the indices 0-based "
+                         f"and in the grid's C order (lat slowest)?")
+
+
 class RemapSet:
     """Global sparse matrices in the component's numbering (host present cells, model land cells)."""
 
     def __init__(self, host_present: np.ndarray, host_landfrac: np.ndarray, host_area: np.ndarray,
                  model_grid_spec: str, host_grid_spec, backend: str = "auto", cache_dir=None,
-                 state_method: str = "bilinear", flux_method: str = "conservative"):
-        """``host_present``: sorted global host indices of all ranks; landfrac/area in that order."""
+                 state_method: str = "bilinear", flux_method: str = "conservative",
+                 host_lat: np.ndarray | None = None, host_lon: np.ndarray | None = None):
+        """``host_present``: sorted global host indices of all ranks; landfrac/area/lat/lon in that order."""
         self.identity = model_grid_spec == "host"
         n_h = host_present.size
         if self.identity:
@@ -73,6 +88,8 @@ class RemapSet:
         if host_present.size and host_present.max() >= host_grid.size:
             raise InputError(f"host cell global index {int(host_present.max())} is outside the host grid "
                              f"{host_grid.name!r} ({host_grid.size} cells)")
+        if host_lat is not None:
+            check_host_coordinates(host_grid, host_present, host_lat, host_lon)
         wc = Regridder(host_grid, model_grid, flux_method, backend=backend, cache_dir=cache_dir).weights
         wc = wc.to_normalization("destarea") if wc.normalization not in ("destarea", "none") else wc
         ws = Regridder(host_grid, model_grid, state_method, backend=backend, cache_dir=cache_dir).weights

@@ -2,7 +2,8 @@
 
 It does what a land model's cap does around the component: decomposes the host grid over MPI ranks (contiguous
 blocks), reads each rank's forcing every coupling step into arrays registered with the component (zero-copy),
-steps the component, gathers the exported fluxes to rank 0 and writes them as CF NetCDF, with a progress bar.
+steps the component, gathers the exported fluxes to rank 0 and writes them as CF NetCDF, with progress on rank 0
+(a tqdm bar on a terminal, a line every ~10 % in logs: ``driver/progress.py``).
 ``steps`` stops early and writes a restart; ``restart`` continues from one.
 """
 
@@ -47,9 +48,13 @@ def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
 
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
-                restart: str | Path | None = None, comm=None, progress: bool = True,
+                restart: str | Path | None = None, comm=None, progress: bool | str = True,
                 on_step=None) -> RunResult:
-    """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks)."""
+    """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks).
+
+    ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of
+    :func:`tamrl_coupler.driver.progress.make_progress`.
+    """
     from tamrl_coupler.component.component import CouplingComponent, HostCells
     from tamrl_coupler.io.forcing import ForcingReader, expand_files
     from tamrl_coupler.io.hostgrid import read_host_grid
@@ -113,10 +118,11 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
                                 comp.clock.reference, attrs={"forcing_files": " ".join(str(f) for f in files),
                                                              "mpi_ranks": str(size)})
     bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
+    if rank == 0:
+        from tamrl_coupler.driver.progress import make_progress
 
-        bar = tqdm(total=len(starts), desc="coupling steps", unit="step")
+        mode = ("auto" if progress else "none") if isinstance(progress, bool) else progress
+        bar = make_progress(len(starts), "coupling steps", mode)
     n_done = 0
     try:
         for t, step_dt in starts:

@@ -76,6 +76,8 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     md = out_dir / "sites_scores.md"
     lines = [f"# FluxVal sites: {Path(flux_file).name} against {Path(observed).name}", "",
              "gC m-2 d-1; NEE = GPP - Reco (uptake positive); observed Reco = NEE_FLUXNET + GPP.", "",
+             "Note: a checkpoint trained on these same sites (the shipped one uses all 160) is scored in-sample "
+             "here; held-out skill is what the model's grouped cross-validation reports.", "",
              "## Pooled", "", "| flux | n | RMSE | bias | R2 |", "|---|---|---|---|---|"]
     lines += [f"| {f} | {m['n']} | {m['rmse']:.3f} | {m['bias']:.3f} | {m['r2']:.3f} |" for f, m in pooled.items()]
     lines += ["", "## Per biome (IGBP)", "", "| IGBP | sites | " + " | ".join(

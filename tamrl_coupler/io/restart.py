@@ -13,7 +13,8 @@ import numpy as np
 
 from tamrl_coupler.errors import InputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the period estimate between model evaluations (model.update_interval)
+READABLE_VERSIONS = (1, 2)
 
 
 def write_atomic_netcdf(path: str | Path, fill) -> Path:
@@ -77,8 +78,9 @@ def read_restart(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndarr
         if getattr(ds, "title", "") != "tamrl-coupler restart":
             raise InputError(f"{path} is not a tamrl-coupler restart file (title attribute missing)")
         version = int(getattr(ds, "restart_format_version", -1))
-        if version != FORMAT_VERSION:
-            raise InputError(f"restart file {path} has format version {version}; this build reads {FORMAT_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise InputError(f"restart file {path} has format version {version}; this build reads "
+                             f"{' and '.join(map(str, READABLE_VERSIONS))}")
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         scalars, arrays = {}, {}
         for name, var in ds.variables.items():

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tamrl_coupler.physics.solar import daily_mean_toa_insolation, day_of_year_and_utc_hours, mean_toa_insolation
+from tamrl_coupler.physics.solar import ToaInsolation, daily_mean_toa_insolation, day_of_year_and_utc_hours
 from tamrl_coupler.physics.units import SECONDS_PER_DAY
 
 GPP_LIGHT_FLOOR = 1.0  # W m-2 added to shortwave weights
 DEFAULT_TRANSMISSIVITY = 0.7
 Q10_RECO = 2.0
 T_REF_RECO = 283.15  # K
+LOG_Q10_PER_K = float(np.log(Q10_RECO) / 10.0)
 
 
 class Downscaler:
@@ -46,6 +47,9 @@ class Downscaler:
         self._rem = np.zeros(n)
         self._q = np.zeros(n)
         self._q_day = -1.0
+        self._toa = np.zeros(n)
+        self._dark = np.zeros(n, dtype=bool)
+        self._insolation = ToaInsolation(self.lat, self.lon)
 
     def reset(self) -> None:
         for name in self.STATE_ARRAYS:
@@ -84,7 +88,7 @@ class Downscaler:
         elapsed = accumulated
         period_days = covered / SECONDS_PER_DAY
         # --- GPP: light
-        toa = mean_toa_insolation(self.lat, self.lon, start, dt, samples=2)
+        toa = self._insolation.mean(start, dt, 2, out=self._toa)
         toa *= dt
         self.sum_toa += toa
         w, what = self._w, self._what
@@ -98,13 +102,14 @@ class Downscaler:
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.divide(sum_rsds_dt, self.sum_toa, out=what)
             np.clip(what, 0.0, 1.0, out=what)
-            what[self.sum_toa < 1.0] = DEFAULT_TRANSMISSIVITY
+            np.less(self.sum_toa, 1.0, out=self._dark)
+            np.copyto(what, DEFAULT_TRANSMISSIVITY, where=self._dark)
             what *= q
             what += GPP_LIGHT_FLOOR
         self._split(gpp_rate, self.emitted_gpp, w, what, dt, remaining, period_days, out_gpp)
         # --- Reco: temperature (Q10)
         np.subtract(tas, T_REF_RECO, out=w)
-        w *= np.log(Q10_RECO) / 10.0
+        w *= LOG_Q10_PER_K
         np.exp(w, out=w)
         np.multiply(w, dt, out=what)
         self.sum_sreco += what

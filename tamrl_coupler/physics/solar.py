@@ -78,3 +78,46 @@ def daily_mean_toa_insolation(lat_deg, day_of_year) -> np.ndarray:
     q = SOLAR_CONSTANT * eccentricity_factor(day_of_year) / np.pi * (
         h0 * np.sin(phi) * np.sin(dec) + np.cos(phi) * np.cos(dec) * np.sin(h0))
     return np.maximum(q, 0.0)
+
+
+class ToaInsolation:
+    """:func:`mean_toa_insolation` for fixed cells, without allocating: the coupling loop calls it every step.
+
+    The cells' trigonometry is computed once; each call works in preallocated buffers with the same operations in
+    the same order as :func:`cos_zenith`, so the values are bit for bit those of :func:`mean_toa_insolation`.
+    """
+
+    def __init__(self, lat_deg: np.ndarray, lon_deg: np.ndarray):
+        lat = np.asarray(lat_deg, dtype=np.float64)
+        lon = np.asarray(lon_deg, dtype=np.float64)
+        phi = np.deg2rad(lat)
+        self.sin_phi = np.sin(phi)
+        self.cos_phi = np.cos(phi)
+        self.lon_hours = lon / 15.0
+        self._a = np.zeros(lat.shape)
+        self._b = np.zeros(lat.shape)
+
+    def mean(self, start: np.datetime64, seconds: float, samples: int, out: np.ndarray) -> np.ndarray:
+        """Mean insolation [W m-2] over ``[start, start + seconds)`` into ``out`` (midpoint rule, ``samples``)."""
+        a, b = self._a, self._b
+        out.fill(0.0)
+        for off in (np.arange(samples) + 0.5) * (seconds / samples):
+            t = np.datetime64(start, "ms") + np.timedelta64(int(round(off * 1000.0)), "ms")
+            doy, hours = day_of_year_and_utc_hours(t)
+            frac_doy = doy + hours / 24.0
+            dec = declination(frac_doy)
+            np.add(hours, self.lon_hours, out=a)  # solar time [h]
+            a += equation_of_time_minutes(frac_doy) / 60.0
+            a -= 12.0
+            a *= 15.0
+            np.deg2rad(a, out=a)  # hour angle
+            np.cos(a, out=a)
+            np.multiply(self.cos_phi, np.cos(dec), out=b)
+            b *= a
+            np.multiply(self.sin_phi, np.sin(dec), out=a)
+            a += b
+            np.maximum(a, 0.0, out=a)  # cos(zenith)
+            a *= SOLAR_CONSTANT * eccentricity_factor(doy)
+            out += a
+        out /= samples
+        return out
