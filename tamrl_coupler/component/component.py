@@ -429,8 +429,8 @@ class CouplingComponent:
             self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
             x = self._x_dev
             for s, e in self.blocks:
-                block_state = st.block(s, e)  # views: the period's embedding is cached in place by the first step
-                fl, new = self.ens.step(x[s:e], block_state)
+                # block views: the period's task embedding is cached in place by its first step
+                fl, new = self.ens.step(x[s:e], st.block(s, e))
                 for row, name in enumerate(ESTIMATE_ORDER):
                     est[row, s:e].copy_(getattr(fl, name))
                 if commit:
