@@ -271,7 +271,7 @@ def test_restart_round_trip_and_atomicity(tmp_path):
     assert scalars["next_time"] == 10800.0 and attrs["reference_date"] == "2015-01-01"
     np.testing.assert_array_equal(arrays["x"], a)
     (tmp_path / "bad.nc").write_bytes(b"not a netcdf file")
-    with pytest.raises(InputError, match="cannot be read as NetCDF"):
+    with pytest.raises(InputError, match="is not a readable NetCDF file"):
         read_restart(tmp_path / "bad.nc")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.io.netcdf import open_netcdf
 
 FORMAT_VERSION = 2  # 2: the period estimate between model evaluations (model.update_interval)
 READABLE_VERSIONS = (1, 2)
@@ -64,16 +65,8 @@ def write_restart(path: str | Path, scalars: dict[str, float], arrays: dict[str,
 
 
 def read_restart(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, str]]:
-    import netCDF4
-
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"restart file {path} does not exist")
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as exc:
-        raise InputError(f"restart file {path} cannot be read as NetCDF: {exc}") from None
-    with ds:
+    with open_netcdf(path, "restart file") as ds:
         ds.set_auto_mask(False)
         if getattr(ds, "title", "") != "tamrl-coupler restart":
             raise InputError(f"{path} is not a tamrl-coupler restart file (title attribute missing)")

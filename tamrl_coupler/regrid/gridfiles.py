@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.errors import RegridError
+from tamrl_coupler.io.netcdf import open_netcdf
 from tamrl_coupler.regrid.grid import Grid
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "yc", "TLAT", "XLAT")
@@ -38,15 +39,7 @@ def _find_coord(ds, names, standard_name: str):
 
 
 def read_grid_file(path: Path, infer_bounds: bool = True) -> Grid:
-    import netCDF4
-
-    if not path.exists():
-        raise RegridError(f"grid file {path} does not exist")
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as exc:
-        raise RegridError(f"grid file {path} is not a readable NetCDF file: {exc}") from exc
-    with ds:
+    with open_netcdf(path, "grid file", RegridError) as ds:
         name = path.stem
         if "grid_center_lat" in ds.variables:
             return _read_scrip(ds, name, path)

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tamrl_coupler.errors import RegridError
+from tamrl_coupler.io.netcdf import open_netcdf
 
 NORMALIZATIONS = ("destarea", "fracarea", "none")
 
@@ -115,16 +116,8 @@ class Weights:
     @classmethod
     def read(cls, path) -> Weights:
         """ESMF/"NCAR-CSM" (S,row,col) or SCRIP (remap_matrix, src/dst_address) weight file."""
-        import netCDF4
-
         path = Path(path)
-        if not path.exists():
-            raise RegridError(f"weight file {path} does not exist")
-        try:
-            ds = netCDF4.Dataset(path)
-        except OSError as exc:
-            raise RegridError(f"weight file {path} is not a readable NetCDF file: {exc}") from exc
-        with ds:
+        with open_netcdf(path, "weight file", RegridError) as ds:
             ds.set_auto_mask(False)
             v = ds.variables
             if {"S", "row", "col"} <= set(v):
