@@ -19,6 +19,7 @@ def shared_path(relative: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared():
+    """``shared(relative)`` -> path under ../shared, or a skip with the reason (usable from module fixtures)."""
     return shared_path

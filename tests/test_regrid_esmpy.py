@@ -11,21 +11,10 @@ from tamrl_coupler.regrid.backends import esmpy_backend
 pytestmark = pytest.mark.skipif(not esmpy_backend.available(), reason=f"esmpy backend: {esmpy_backend.why_not()}")
 
 
-def shared_file(relative: str):
-    """Like the ``shared`` fixture, usable from module-scoped fixtures: skips with a reason when absent."""
-    import os
-    from pathlib import Path
-
-    root = Path(os.environ.get("TAMRL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    if not (root / relative).exists():
-        pytest.skip(f"needs {root / relative} (the project's shared data, not on users' machines)")
-    return root / relative
-
-
 @pytest.fixture(scope="module")
-def grids():
-    return (Grid.from_file(shared_file("data/weights/r144x96.nc")),
-            Grid.from_file(shared_file("data/weights/r360x180.nc")))
+def grids(shared):
+    return (Grid.from_file(shared("data/weights/r144x96.nc")),
+            Grid.from_file(shared("data/weights/r360x180.nc")))
 
 
 @pytest.mark.parametrize("fname,src,method", [

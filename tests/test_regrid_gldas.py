@@ -15,22 +15,11 @@ GLDAS = "data/gldas/GLDAS_NOAH025_3H.A20150101.0000.021.nc4"
 needs_cdo = pytest.mark.skipif(shutil.which("cdo") is None, reason="cdo not on PATH (apt install cdo)")
 
 
-def shared_file(relative: str):
-    """Like the ``shared`` fixture, usable from module-scoped fixtures: skips with a reason when absent."""
-    import os
-    from pathlib import Path
-
-    root = Path(os.environ.get("TAMRL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    if not (root / relative).exists():
-        pytest.skip(f"needs {root / relative} (the project's shared data, not on users' machines)")
-    return root / relative
-
-
 @pytest.fixture(scope="module")
-def gldas():
+def gldas(shared):
     import netCDF4
 
-    path = shared_file(GLDAS)
+    path = shared(GLDAS)
     with netCDF4.Dataset(path) as ds:
         fields = {n: np.ma.filled(ds[n][0].astype(np.float64), np.nan).ravel()
                   for n in ("Tair_f_inst", "Rainf_f_tavg", "SWdown_f_tavg")}
