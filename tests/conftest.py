@@ -19,6 +19,19 @@ def shared_path(relative: str) -> Path:
     return path
 
 
+def require_tools(*tools: str) -> None:
+    """Skip when a system tool is missing on a user's machine; fail under CI, where scripts/install.sh provides it
+    (a skip there would hide a broken install)."""
+    import shutil
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        message = f"needs {missing} on PATH (installed by scripts/install.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared():
     """``shared(relative)`` -> path under ../shared, or a skip with the reason (usable from module fixtures)."""

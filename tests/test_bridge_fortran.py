@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import require_tools
 
 pytestmark = [pytest.mark.fortran, pytest.mark.mpi]
 
@@ -33,9 +33,7 @@ N_STEPS = 280  # the whole demo (2015-01-01 to 02-05, 3-hourly): crosses the Jan
 
 
 def _need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {missing} (installed by scripts/install.sh)")
+    require_tools(*tools)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ regrid, CF compliance."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import netCDF4
 import numpy as np
 import pytest
 import yaml
+from conftest import require_tools
 
 from tamrl_coupler.io.cfcheck import cfchecks
 
@@ -30,8 +30,7 @@ def _env() -> dict:
 
 
 def _mpiexec(n: int, args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
-    if shutil.which("mpiexec") is None:
-        pytest.skip("mpiexec is not installed")
+    require_tools("mpiexec")
     cmd = ["mpiexec", "-n", str(n), sys.executable, *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout, cwd=REPO)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"

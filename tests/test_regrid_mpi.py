@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,8 +59,7 @@ if rank == 0:
 
 
 def _run(n: int, tmp_path: Path, *extra: str) -> dict:
-    if shutil.which("mpiexec") is None:
-        pytest.skip("mpiexec not on PATH (install mpich)")
+    require_tools("mpiexec")
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     out = tmp_path / f"out{n}.npz"

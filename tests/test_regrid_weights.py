@@ -5,6 +5,7 @@ from __future__ import annotations
 import netCDF4
 import numpy as np
 import pytest
+from conftest import require_tools
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid import Grid, Regridder, Weights
@@ -86,11 +87,9 @@ def test_bad_weight_files_say_what_is_wrong(tmp_path, cons):
 
 
 def test_scrip_file_from_cdo(tmp_path):
-    import shutil
     import subprocess
 
-    if shutil.which("cdo") is None:
-        pytest.skip("cdo not on PATH")
+    require_tools("cdo")
     subprocess.run(["cdo", "-s", "gencon,r360x180", "-const,1,r144x96", str(tmp_path / "s.nc")], check=True)
     w = Weights.read(tmp_path / "s.nc")
     assert w.normalization == "fracarea" and w.method == "conservative" and w.src_shape == (96, 144)
