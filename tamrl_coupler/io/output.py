@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import __version__
+from tamrl_coupler.io.cfcoords import write_horizontal_coords
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import FluxUnit
 
@@ -103,38 +104,8 @@ class FluxFileWriter:
         t.axis = "T"
         t.bounds = "time_bnds"
         ds.createVariable("time_bnds", "f8", ("time", "nv"))
-        if grid.kind == "regular":
-            ds.createDimension("lat", grid.lat.size)
-            ds.createDimension("lon", grid.lon.size)
-            space = ("lat", "lon")
-            for nm, vals, bnds, units, std, axis in (
-                    ("lat", grid.lat, grid.lat_bounds, "degrees_north", "latitude", "Y"),
-                    ("lon", grid.lon, grid.lon_bounds, "degrees_east", "longitude", "X")):
-                v = ds.createVariable(nm, "f8", (nm,))
-                v.units, v.standard_name, v.axis = units, std, axis
-                v[:] = vals
-                if bnds is not None:
-                    v.bounds = f"{nm}_bnds"
-                    b = ds.createVariable(f"{nm}_bnds", "f8", (nm, "nv"))
-                    b[:] = bnds
-            coords = None
-        else:
-            ds.setncattr("featureType", "timeSeries")
-            ds.createDimension("site", grid.lat.size)
-            space = ("site",)
-            for nm, vals, units, std in (("lat", grid.lat, "degrees_north", "latitude"),
-                                         ("lon", grid.lon, "degrees_east", "longitude")):
-                v = ds.createVariable(nm, "f8", ("site",))
-                v.units, v.standard_name = units, std
-                v[:] = vals
-            if grid.site_names is not None:
-                width = max(1, max(len(n) for n in grid.site_names))
-                ds.createDimension("name_strlen", width)
-                s = ds.createVariable("site_name", "S1", ("site", "name_strlen"))
-                s.cf_role = "timeseries_id"
-                s.long_name = "site identifier"
-                s[:] = netCDF4.stringtochar(np.array(grid.site_names, dtype=f"S{width}"))
-            coords = "lat lon" + (" site_name" if grid.site_names is not None else "")
+        space, coords = write_horizontal_coords(ds, grid.kind, grid.lat, grid.lon, grid.lat_bounds,
+                                                grid.lon_bounds, grid.site_names)
         lf = ds.createVariable("landfrac", "f8", space)
         lf.standard_name, lf.units, lf.long_name = "land_area_fraction", "1", "land fraction of the host cell"
         if coords:

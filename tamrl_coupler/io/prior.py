@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.io.cfcoords import write_horizontal_coords
 from tamrl_coupler.io.output import HostGridInfo
 from tamrl_coupler.io.restart import write_atomic_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -115,30 +116,8 @@ def write_prior(flux_file: Path, section, out_dir: Path, cfg=None) -> Path:
                                                                   "time_bnds")
         t[:] = bounds.mean(axis=1)
         ds.createVariable("time_bnds", "f8", ("time", "nv"))[:] = bounds
-        if info.kind == "regular":
-            space = ("lat", "lon")
-            for nm, vals, b, units, std, axis in (("lat", info.lat, info.lat_bounds, "degrees_north", "latitude",
-                                                   "Y"),
-                                                  ("lon", info.lon, info.lon_bounds, "degrees_east", "longitude",
-                                                   "X")):
-                ds.createDimension(nm, vals.size)
-                v = ds.createVariable(nm, "f8", (nm,))
-                v.units, v.standard_name, v.axis = units, std, axis
-                v[:] = vals
-                if b is not None:
-                    v.bounds = f"{nm}_bnds"
-                    ds.createVariable(f"{nm}_bnds", "f8", (nm, "nv"))[:] = b
-            coords = None
-        else:
-            ds.setncattr("featureType", "timeSeries")
-            ds.createDimension("site", info.lat.size)
-            space = ("site",)
-            for nm, vals, units, std in (("lat", info.lat, "degrees_north", "latitude"),
-                                         ("lon", info.lon, "degrees_east", "longitude")):
-                v = ds.createVariable(nm, "f8", ("site",))
-                v.units, v.standard_name = units, std
-                v[:] = vals
-            coords = "lat lon"
+        space, coords = write_horizontal_coords(ds, info.kind, info.lat, info.lon, info.lat_bounds,
+                                                info.lon_bounds)
         shape = (n_w, *info.shape)
         for name, data, std, long in (
                 ("nee", out_mean, "surface_upward_mole_flux_of_carbon_dioxide",
