@@ -43,6 +43,35 @@ def test_folds_are_grouped_by_site_and_stratified_by_igbp():
     assert np.array_equal(fold, stratified_group_folds(igbp, 5, seed=0))  # reproducible
 
 
+def test_forcing_cell_folds_keep_colocated_sites_together():
+    """Sites sharing a forcing cell (identical drivers) must never be split between training and test folds."""
+    rng = np.random.default_rng(2)
+    igbp = np.array(["ENF"] * 30 + ["CRO"] * 12 + ["GRA"] * 18)
+    groups = np.concatenate([np.arange(40), rng.integers(0, 40, size=20)])  # 20 sites share a cell with another
+    fold = stratified_group_folds(igbp, 5, seed=0, groups=groups)
+    for g in set(groups.tolist()):
+        assert len(set(fold[groups == g].tolist())) == 1, g
+    sizes = np.bincount(fold, minlength=5)
+    assert sizes.min() > 0 and sizes.max() - sizes.min() <= 4
+    assert np.array_equal(fold, stratified_group_folds(igbp, 5, seed=0, groups=groups))
+    # singleton groups reproduce the by-site folds exactly
+    assert np.array_equal(stratified_group_folds(igbp, 5, 0, np.arange(60)), stratified_group_folds(igbp, 5, 0))
+
+
+def test_forcing_cell_groups_from_identical_drivers():
+    from tamrl_coupler.data.dataset import FluxDataset
+    from tamrl_coupler.training.cv import forcing_cell_groups
+
+    t = np.arange("2001-01", "2002-01", dtype="datetime64[M]").astype("datetime64[ns]")
+    base = np.random.default_rng(3).random((3, 12))
+    drivers = {k: base[[0, 1, 0]] + i for i, k in enumerate(("tmin", "tmax", "swdown", "vpd", "precip"))}
+    drivers["lai"] = np.random.default_rng(4).random((3, 12))  # optional drivers do not split a cell
+    ds = FluxDataset(sites=np.array(["A", "B", "C"]), time=t, period="monthly", drivers=drivers, targets={},
+                     igbp=np.array(["ENF", "ENF", "GRA"]))
+    g = forcing_cell_groups(ds)
+    assert g[0] == g[2] and g[0] != g[1]
+
+
 def test_metrics_numbers():
     obs = np.array([[1.0, 2.0, np.nan, 4.0], [0.0, 0.0, 1.0, np.nan]])
     pred = np.array([[2.0, 2.0, 5.0, 4.0], [0.0, 1.0, 1.0, 3.0]])
@@ -98,3 +127,30 @@ def test_cv_variant_overrides_and_early_stopping_options_are_checked():
         from_dict(CVConfig, {"train": {}, "variants": [{"name": "a", "kind": "tamrl", "train": {"lr_typo": 1}}]})
     with pytest.raises(ConfigError, match="val_smoothing"):
         from_dict(TrainConfig, {"val_smoothing": 1.0})
+
+
+def test_training_options_run_and_keep_the_identity():
+    """by-record site sampling, no held-out sites (fixed cosine schedule, last weights), input noise, and crops as
+    long as the whole record (a late-starting site used to index past the padded record)."""
+    from pathlib import Path
+
+    from tamrl_coupler.config import ConfigError, from_dict
+    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.model import ModelConfig
+    from tamrl_coupler.training.loop import train_ensemble
+
+    torch.set_num_threads(1)
+    data = read_dataset(Path(__file__).parents[1] / "tamrl_coupler/sample_data/fluxval_sample.nc")
+    small = ModelConfig(hidden=8, encoder_hidden=4, embedding=3, projection=4, window=6)
+    cfg = TrainConfig(members=1, max_epochs=3, progress=False, batch_size=4, crop=len(data.time), burn_in=6,
+                      model=small, site_sampling="by_record", val_fraction=0.0, input_noise=0.2)
+    ens, hist = train_ensemble(cfg, data)
+    assert hist[0].epochs_run == 3 and hist[0].best_epoch == 2 and hist[0].val_loss == []
+    x = torch.from_numpy(data.driver_array(ens.meta.driver_names))
+    f = ens.predict_sequence(x, first_period=data.time[0], lat=data.lat)
+    assert torch.isfinite(f.gpp).all()
+    assert torch.equal(f.nee, f.gpp - f.reco)
+    with pytest.raises(ConfigError, match="input_noise"):
+        from_dict(TrainConfig, {"input_noise": -0.1})
+    with pytest.raises(ConfigError, match="site_sampling"):
+        from_dict(TrainConfig, {"site_sampling": "random"})

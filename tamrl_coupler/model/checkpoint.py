@@ -22,7 +22,7 @@ from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.model.config import ModelConfig
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
-from tamrl_coupler.model.networks import NETWORKS
+from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
 
 FORMAT = "tamrl-coupler-checkpoint"
@@ -146,9 +146,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
         scale = arrays.get(prefix + "target_scale")
         if scale is None:
             raise CheckpointError(f"checkpoint {path}: weights of member {m} are missing ({prefix}target_scale)")
-        net = NETWORKS[cfg.kind](n_model_features(encoder, cfg), hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
-                                 embedding=cfg.embedding, projection=cfg.projection, n_outputs=cfg.n_outputs,
-                                 target_scale=tuple(float(s) for s in scale))
+        net = build_network(cfg, n_model_features(encoder, cfg), scale)
         expected = net.state_dict()
         for name, tensor in expected.items():
             key = prefix + name

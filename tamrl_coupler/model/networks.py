@@ -109,3 +109,10 @@ class LstmNet(nn.Module):
 
 
 NETWORKS = {"tamrl": TamrlNet, "lstm": LstmNet}
+
+
+def build_network(cfg, n_features: int, target_scale: tuple[float, ...]) -> nn.Module:
+    """One member from a :class:`~tamrl_coupler.model.config.ModelConfig` (training and checkpoint loading agree)."""
+    return NETWORKS[cfg.kind](n_features, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
+                              embedding=cfg.embedding, projection=cfg.projection, n_outputs=cfg.n_outputs,
+                              target_scale=tuple(float(s) for s in target_scale), dropout=cfg.dropout)

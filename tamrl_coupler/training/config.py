@@ -34,21 +34,28 @@ class TrainConfig:
     patience: int = 20  # early stopping on held-out sites
     min_epochs: int = 0  # never stop (nor keep a "best" epoch) before this many epochs
     val_smoothing: float = 0.0  # early stopping on an exponential moving average of the validation loss (0: raw)
-    val_fraction: float = 0.15
+    val_fraction: float = 0.15  # 0: no early stopping, max_epochs with cosine decay, the last weights kept
+    input_noise: float = 0.0  # training-time Gaussian noise on continuous drivers, in units of each driver's std
     optional_dropout: float = 0.3  # probability of hiding each optional driver for a whole training sequence
     balance_weight: float = 1.0  # carbon-balance penalty (gC m-2 d-1)^2, only for model.nee_mode = free
     loss_weights: LossWeights = field(default_factory=LossWeights)
     # "standardised": squared errors divided by each target's variance; "physical": in (gC m-2 d-1)^2, as the
     # pooled RMSE that the CV reports weighs them
     loss_units: Literal["standardised", "physical"] = "standardised"
+    # "uniform": every training site once per epoch; "by_record": an epoch draws as many crops, sites chosen with
+    # probability proportional to their number of target periods (every site-period weighs the same, as in the
+    # pooled RMSE, instead of a 2-month record weighing as much as a 14-year one)
+    site_sampling: Literal["uniform", "by_record"] = "uniform"
     threads: int = 1
     progress: bool = True
 
     def validate(self) -> None:
         if self.members < 1:
             raise ConfigError(f"members: expected at least 1, got {self.members}")
-        if not 0.0 < self.val_fraction < 0.9:
-            raise ConfigError(f"val_fraction: expected a number in (0, 0.9), got {self.val_fraction}")
+        if not 0.0 <= self.val_fraction < 0.9:
+            raise ConfigError(f"val_fraction: expected a number in [0, 0.9), got {self.val_fraction}")
+        if self.input_noise < 0:
+            raise ConfigError(f"input_noise: expected a non-negative number, got {self.input_noise}")
         if not 0.0 <= self.optional_dropout < 1.0:
             raise ConfigError(f"optional_dropout: expected a number in [0, 1), got {self.optional_dropout}")
         if not 0.0 <= self.val_smoothing < 1.0:
@@ -90,6 +97,8 @@ class CVConfig:
     seed: int = 0
     output: str = "results/cv_fluxval"
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
+    # "site": each site in one fold; "forcing_cell": sites with identical drivers (one 0.5-degree cell) in one fold
+    group_by: Literal["site", "forcing_cell"] = "site"
     min_site_obs: int = 6  # sites with fewer target periods are left out of the median per-site RMSE
 
     def validate(self) -> None:

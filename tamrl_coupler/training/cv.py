@@ -20,16 +20,48 @@ from tamrl_coupler.training.config import CVConfig
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
 
-def stratified_group_folds(igbp: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold index per site: sites of each IGBP class are shuffled and dealt round-robin, continuing across classes
-    (so every fold gets its share of every class and folds differ in size by at most one site)."""
+def forcing_cell_groups(data: FluxDataset) -> np.ndarray:
+    """Group index per site: sites whose required drivers are identical over the whole record share a forcing cell
+    (FluxVal drivers come from the tower's 0.5-degree cell, so nearby towers get the very same inputs)."""
+    from tamrl_coupler.model.features import REQUIRED_DRIVERS
+
+    x = data.driver_array(list(REQUIRED_DRIVERS))
+    keys: dict[bytes, int] = {}
+    return np.array([keys.setdefault(np.nan_to_num(x[s], nan=-9999.0).tobytes(), len(keys))
+                     for s in range(data.n_sites)])
+
+
+def stratified_group_folds(igbp: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold index per site, every group of sites in one fold, every fold with its share of every IGBP class.
+
+    Groups are single sites by default: the sites of each class are shuffled and dealt round-robin, continuing
+    across classes (folds differ in size by at most one site). With ``groups`` (e.g. :func:`forcing_cell_groups`)
+    each group takes its most common class, and the shuffled groups of each class go to the fold with the fewest
+    sites so far, so that no model is scored on a site whose inputs it saw in training under another name.
+    """
     rng = np.random.default_rng(seed)
     fold = np.empty(len(igbp), dtype=int)
-    k = 0
-    for cls in sorted(set(igbp.tolist())):
-        for s in rng.permutation(np.flatnonzero(igbp == cls)):
-            fold[s] = k % n_folds
-            k += 1
+    if groups is None or len(set(groups.tolist())) == len(groups):
+        k = 0
+        for cls in sorted(set(igbp.tolist())):
+            for s in rng.permutation(np.flatnonzero(igbp == cls)):
+                fold[s] = k % n_folds
+                k += 1
+        return fold
+    ids = sorted(set(groups.tolist()))
+    members = {g: np.flatnonzero(groups == g) for g in ids}
+    klass = {g: max(sorted(set(igbp[m].tolist())), key=lambda c, m=m: int((igbp[m] == c).sum()))
+             for g, m in members.items()}
+    size = np.zeros(n_folds, dtype=int)
+    for cls in sorted(set(klass.values())):
+        cls_groups = [g for g in ids if klass[g] == cls]
+        in_cls = np.zeros(n_folds, dtype=int)
+        for j in rng.permutation(len(cls_groups)):
+            g = cls_groups[j]
+            k = min(range(n_folds), key=lambda f: (in_cls[f], size[f]))  # fewest of this class, then fewest sites
+            fold[members[g]] = k
+            size[k] += len(members[g])
+            in_cls[k] += len(members[g])
     return fold
 
 
@@ -95,7 +127,8 @@ def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int
 
     sites = np.flatnonzero(np.isfinite(data.targets["gpp"]).any(axis=1))
     data = data.subset(sites)
-    fold = stratified_group_folds(data.igbp, cfg.folds, cfg.seed)
+    groups = forcing_cell_groups(data) if cfg.group_by == "forcing_cell" else None
+    fold = stratified_group_folds(data.igbp, cfg.folds, cfg.seed, groups)
     jobs = []
     for variant in cfg.variants:
         for k in range(cfg.folds):
@@ -124,6 +157,7 @@ def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int
         table = metrics_table(p, data.targets, data.igbp, cfg.min_site_obs)
         table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
         results["rows"][name] = table
+    results["predictions"] = preds  # (site, time) arrays per row; written to an .npz beside the tables
     return results
 
 
@@ -136,10 +170,18 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     js, md = out.with_suffix(".json"), out.with_suffix(".md")
-    payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]), **results}
+    preds = results.get("predictions", {})
+    payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]),
+               **{k: v for k, v in results.items() if k != "predictions"}}
     js.write_text(json.dumps(payload, indent=1, default=float))
+    if preds:  # the held-out predictions themselves, for diagnostics beyond the tables
+        arrays = {f"{row}/{var}": a.astype(np.float32) for row, p in preds.items() for var, a in p.items()}
+        np.savez_compressed(out.with_name(out.name + "_predictions.npz"), site=np.array(list(results["folds"])),
+                            fold=np.array(list(results["folds"].values())),
+                            time=data.time.astype("datetime64[M]").astype(str), **arrays)
     rows = results["rows"]
-    lines = [f"# Grouped {cfg.folds}-fold CV on FluxVal sites (grouped by site, stratified by IGBP)", "",
+    grouping = "site" if cfg.group_by == "site" else "forcing cell: sites with identical drivers in one fold"
+    lines = [f"# Grouped {cfg.folds}-fold CV on FluxVal sites (grouped by {grouping}, stratified by IGBP)", "",
              "Made by:", "", "```", command, "```", "",
              f"{len(results['folds'])} sites, monthly, targets in gC m-2 d-1, NEE = GPP - Reco (uptake positive). "
              f"Pooled metrics over all held-out (site, month) pairs; median per-site RMSE over sites with >= "

@@ -17,8 +17,15 @@ from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
-from tamrl_coupler.model.features import Driver, FeatureEncoder, default_drivers, derived_features, period_index
-from tamrl_coupler.model.networks import NETWORKS
+from tamrl_coupler.model.features import (
+    CATEGORICAL,
+    Driver,
+    FeatureEncoder,
+    default_drivers,
+    derived_features,
+    period_index,
+)
+from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.training.config import TrainConfig
 
@@ -54,8 +61,10 @@ class _Batcher:
     """Builds feature tensors for crops of sites, with the missing-value encoding and optional-driver dropout."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, features, window: int,
-                 optional_cols: list[int], pidx: np.ndarray, lat: np.ndarray):
+                 optional_cols: list[int], pidx: np.ndarray, lat: np.ndarray, noise: np.ndarray | None = None):
         self.w = window
+        # training-time Gaussian noise on the drivers, physical units (D,); 0 for the categorical ones
+        self.noise = None if noise is None or not np.any(noise) else torch.as_tensor(noise, dtype=torch.float32)
         pad = np.full((x.shape[0], window, x.shape[2]), np.nan, dtype=np.float32)
         self.xpad = torch.from_numpy(np.concatenate([pad, x], axis=1))
         # calendar period of every padded time step (the padding precedes the record) and each site's latitude
@@ -86,7 +95,7 @@ class _Batcher:
         length = min(length, t_total)
         starts = []
         for s in sites:
-            lo = max(0, self.first[s] - length // 2)
+            lo = min(max(0, self.first[s] - length // 2), t_total - length)
             hi = max(lo, min(t_total - length, self.last[s] - length // 2))
             starts.append(int(rng.integers(lo, hi + 1)))
         idx = torch.as_tensor(np.array(starts))[:, None] + torch.arange(length + self.w)[None]
@@ -95,6 +104,9 @@ class _Batcher:
             hide = torch.from_numpy(rng.random((len(sites), len(self.optional_cols))) < dropout)
             for j, col in enumerate(self.optional_cols):
                 xp[hide[:, j], :, col] = float("nan")
+        if self.noise is not None:
+            g = torch.from_numpy(rng.standard_normal(xp.shape, dtype=np.float32))
+            xp = xp + g * self.noise
         f = self._feats(xp, sites, idx)
         tidx = idx[:, :length]  # original time index of each crop period
         rows = torch.as_tensor(sites)[:, None]
@@ -129,18 +141,24 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
     rng = np.random.default_rng(seed)
     mc = cfg.model
     n_out = mc.n_outputs
-    net = NETWORKS[mc.kind](n_features, hidden=mc.hidden, encoder_hidden=mc.encoder_hidden, embedding=mc.embedding,
-                            projection=mc.projection, n_outputs=n_out, target_scale=tuple(scale[:n_out].tolist()),
-                            dropout=mc.dropout)
+    net = build_network(mc, n_features, tuple(scale[:n_out].tolist()))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
     scale_t = torch.as_tensor(scale if cfg.loss_units == "standardised" else np.ones_like(scale), dtype=torch.float32)
-    vf, vw, vy, vm = batcher.full(val_sites)
+    has_val = len(val_sites) > 0
+    if has_val:
+        vf, vw, vy, vm = batcher.full(val_sites)
+    else:  # no held-out sites: a fixed schedule, cosine decay over max_epochs, the last weights kept
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
     best, best_state, best_epoch, bad, smooth = float("inf"), None, -1, 0, float("inf")
     hist_train, hist_val = [], []
+    n_obs = batcher.mask[torch.as_tensor(fit_sites)].sum(dim=1).numpy().astype(np.float64)
     for epoch in range(cfg.max_epochs):
         net.train()
-        order = rng.permutation(fit_sites)
+        if cfg.site_sampling == "by_record":
+            order = rng.choice(fit_sites, size=len(fit_sites), p=n_obs / n_obs.sum())
+        else:
+            order = rng.permutation(fit_sites)
         losses = []
         for i in range(0, len(order), cfg.batch_size):
             sites = order[i:i + cfg.batch_size]
@@ -153,12 +171,18 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             losses.append(float(loss.detach()))
+        hist_train.append(float(np.mean(losses)))
         net.eval()
+        if not has_val:
+            sched.step()
+            best_epoch = epoch
+            if progress is not None:
+                progress.set_postfix(member=seed, epoch=epoch, loss=f"{hist_train[-1]:.3f}")
+            continue
         with torch.no_grad():
             h0 = torch.zeros(len(val_sites), net.hidden)
             out, _, _ = net.forward_sequence(vf, vw, h0, h0)
             val = float(_loss(out, vy, vm, scale_t, cfg, convention))
-        hist_train.append(float(np.mean(losses)))
         hist_val.append(val)
         # noisy validation sites: decide on a moving average, and not before min_epochs
         a = cfg.val_smoothing
@@ -207,9 +231,13 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
     yv = y[mask]
     scale = np.maximum(yv.std(axis=0), 0.1).astype(np.float32) if len(yv) else np.ones(3, np.float32)
     optional_cols = [i for i, d in enumerate(drivers) if not d.required]
+    noise = None
+    if cfg.input_noise > 0:
+        noise = np.array([0.0 if d.name in CATEGORICAL else cfg.input_noise * float(np.nanstd(x[..., i]))
+                          for i, d in enumerate(drivers)])
     batcher = _Batcher(x, y, mask, features, cfg.model.window, optional_cols,
                        period_index(data.time, data.period) if derived else np.zeros(len(data.time), np.int64),
-                       data.lat)
+                       data.lat, noise)
     sites_with_targets = np.flatnonzero(mask.any(axis=1))
     if len(sites_with_targets) < 2:
         raise InputError(f"{data.source}: need targets at 2 sites at least to train with held-out sites, got "
@@ -220,7 +248,7 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         seed = cfg.seed * 1000 + m
         rng = np.random.default_rng(seed + 7919)
         perm = rng.permutation(sites_with_targets)
-        n_val = max(1, int(round(cfg.val_fraction * len(perm))))
+        n_val = max(1, int(round(cfg.val_fraction * len(perm)))) if cfg.val_fraction > 0 else 0
         net, hist = train_member(cfg, batcher, np.sort(perm[n_val:]), np.sort(perm[:n_val]),
                                  n_model_features(encoder, cfg.model),
                                  scale, seed, convention, progress=bar if cfg.progress else None)
