@@ -8,7 +8,8 @@ TAMRL_BUILD_DIR, so run.sh's own cmake calls find everything built). What is sho
 - error paths, each a non-zero status and a message in Fortran: unknown field, wrong size, strided array, a field
   registered twice, NaN forcing with fill_policy "error", a missing restart and a missing checkpoint, a bad handle,
   a Python that cannot be found;
-- the example land host on 2 ranks gives the offline driver's fluxes bit for bit.
+- the example land host on 2 ranks gives the offline driver's fluxes bit for bit, and its restart (write, then a new
+  run from the file) continues bit for bit.
 """
 
 from __future__ import annotations
@@ -308,3 +309,46 @@ def test_python_host_through_the_c_layer(build_dir: Path, tmp_path: Path):
     out = _run([sys.executable, str(script), str(lib)],
                env=_env(PYTHONPATH=f"{REPO / 'bench'}{os.pathsep}{REPO}")).stdout
     assert "PYTHON HOST OK" in out
+
+
+def _host_namelist(out: Path, steps: int, **overrides: str) -> Path:
+    """examples/fortran_host/host_namelist.py for the demo, with some /host/ values replaced or added."""
+    text = _run([sys.executable, str(REPO / "examples" / "fortran_host" / "host_namelist.py"), str(DEMO_CONFIG),
+                 str(out), "--steps", str(steps)], env=_env()).stdout
+    lines = [ln for ln in text.splitlines() if ln.split("=")[0].strip() not in overrides and ln.strip() != "/"]
+    lines += [f"  {k} = {v}" for k, v in overrides.items()] + ["/"]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "land_host.nml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fortran_host_restart_is_bit_for_bit(build_dir: Path, tmp_path: Path):
+    """The example host on 2 ranks: 200 steps + restart file + 80 steps from it (across the January model-period
+    end) equals one 280-step run, every export on every cell and step."""
+    env = _env(TAMRL_PYTHON=sys.executable, TAMRL_BUILD_DIR=str(build_dir))
+    full_out = tmp_path / "full"
+    _run(["bash", str(REPO / "examples" / "fortran_host" / "run.sh"), "2", str(full_out)], env=env)  # builds too
+    host = build_dir / "host" / "land_host"
+    full = _read_fluxes(full_out / "tamrl_fluxes_20150101T000000.nc")
+    n1 = 200
+    restart = tmp_path / "restart" / "tamrl_restart.nc"
+    restart.parent.mkdir()
+    nml1 = _host_namelist(tmp_path / "first", n1, restart_out=f"'{restart}'")
+    _run(["mpiexec", "-n", "2", str(host), str(nml1)], env=env)
+    assert restart.exists()
+    text = nml1.read_text()
+    start = float(re.search(r"start_seconds = ([-0-9.e+]+)", text).group(1))
+    dt = float(re.search(r"\bdt = ([0-9.e+]+)", text).group(1))
+    second_out = tmp_path / "second"
+    nml2 = _host_namelist(second_out, N_STEPS - n1, restart_in=f"'{restart}'", start_seconds=repr(start + n1 * dt),
+                          output=f"'{second_out / 'second.nc'}'")
+    proc = _run(["mpiexec", "-n", "2", str(host), str(nml2)], env=env)
+    assert f"{N_STEPS - n1} steps done" in proc.stdout, proc.stdout
+    second = _read_fluxes(second_out / "second.nc")
+    assert np.array_equal(second["time"], full["time"][n1:])
+    for name in ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread"):
+        assert np.array_equal(second[name], full[name][n1:]), f"{name}: max |diff| " \
+            f"{np.nanmax(np.abs(second[name] - full[name][n1:]))}"
+    land = full["gpp"][0] < 1e19
+    assert np.abs(second["gpp"][:, land]).max() > 0

@@ -479,7 +479,7 @@ class CouplingComponent:
         np.multiply(h[0], f, out=gpp)
         np.multiply(h[1], f, out=reco)
         if "nee" in ex:
-            ex["nee"][:] = nee_from_components(gpp, reco, self.convention)
+            nee_from_components(gpp, reco, self.convention, out=ex["nee"])
         for j, name in ((2, "gpp_spread"), (3, "reco_spread"), (4, "nee_spread")):
             if name in ex:
                 np.multiply(h[j], f, out=ex[name])

@@ -54,12 +54,21 @@ class SignConvention(str, Enum):
 DEFAULT_CONVENTION = SignConvention.UPTAKE_POSITIVE
 
 
-def nee_from_components(gpp: ArrayT, reco: ArrayT, convention: SignConvention | str = DEFAULT_CONVENTION) -> ArrayT:
-    """NEE from GPP and Reco so that the balance identity holds exactly (one IEEE subtraction)."""
+def nee_from_components(gpp: ArrayT, reco: ArrayT, convention: SignConvention | str = DEFAULT_CONVENTION,
+                        out: ArrayT | None = None) -> ArrayT:
+    """NEE from GPP and Reco so that the balance identity holds exactly (one IEEE subtraction).
+
+    ``out`` (a NumPy array or torch tensor) receives the result without a temporary: the coupling loop's export.
+    """
     convention = SignConvention.parse(convention)
-    if convention is SignConvention.UPTAKE_POSITIVE:
-        return gpp - reco
-    return reco - gpp
+    a, b = (gpp, reco) if convention is SignConvention.UPTAKE_POSITIVE else (reco, gpp)
+    if out is None:
+        return a - b
+    if isinstance(out, np.ndarray):
+        return np.subtract(a, b, out=out)
+    import torch
+
+    return torch.sub(a, b, out=out)
 
 
 def convert_nee(nee: ArrayT, source: SignConvention | str, target: SignConvention | str) -> ArrayT:
