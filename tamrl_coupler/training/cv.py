@@ -165,6 +165,21 @@ def _pct(a: float, b: float) -> str:
     return f"{100.0 * (a - b) / b:+.1f} %"
 
 
+def _igbp_detail(rows: dict, classes: list[str], counts: dict[str, int]) -> list[str]:
+    """Every metric per IGBP class for the all-inputs rows: RMSE / R2 / bias / median per-site RMSE of each flux."""
+    head = " | ".join(f"{v} RMSE | {v} R2 | {v} bias | {v} med.site" for v in ("GPP", "Reco", "NEE"))
+    lines = ["", "## Per IGBP class, every metric (all inputs; gC m-2 d-1)", "", f"| class (sites) | model | {head} |",
+             "|---|---|" + "---|" * 12]
+    names = [n for n in rows if "(" not in n]
+    for c in classes:
+        for name in names:
+            m = rows[name]["by_igbp"][c]
+            vals = " | ".join(f"{m[v]['rmse']:.3f} | {m[v]['r2']:.3f} | {m[v]['bias']:+.3f} | "
+                              f"{m[v]['median_site_rmse']:.3f}" for v in ("gpp", "reco", "nee"))
+            lines.append(f"| {c} ({counts.get(c, '?')}) | {name} | {vals} |")
+    return lines
+
+
 def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset, out: str | Path) -> tuple[Path, Path]:
     """results/cv_*.json (everything) and .md (the tables, the exact command on top)."""
     out = Path(out)
@@ -175,7 +190,7 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
                **{k: v for k, v in results.items() if k != "predictions"}}
     js.write_text(json.dumps(payload, indent=1, default=float))
     if preds:  # the held-out predictions themselves, for diagnostics beyond the tables
-        arrays = {f"{row}/{var}": a.astype(np.float32) for row, p in preds.items() for var, a in p.items()}
+        arrays = {f"{row}/{var}": a for row, p in preds.items() for var, a in p.items()}  # float64: exact NEE
         np.savez_compressed(out.with_name(out.name + "_predictions.npz"), site=np.array(list(results["folds"])),
                             fold=np.array(list(results["folds"].values())),
                             time=data.time.astype("datetime64[M]").astype(str), **arrays)
@@ -216,6 +231,7 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     for name, t in rows.items():
         cells = [f"{t['by_igbp'][c]['gpp']['rmse']:.2f} / {t['by_igbp'][c]['nee']['rmse']:.2f}" for c in classes]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _igbp_detail(rows, classes, counts)
     lines += ["", "## Cost", "", "| variant | CPU-seconds (sum over folds) | best epochs (members x folds) |",
               "|---|---|---|"]
     for name, v in results["variants"].items():
