@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.config import ConfigError, load_yaml
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.training.config import CVConfig
-    from tamrl_coupler.training.cv import run_cv, write_results
+    from tamrl_coupler.training.cv import run_cv
+    from tamrl_coupler.training.cv_report import write_results
 
     cfg = load_yaml(CVConfig, args.config)
     if not cfg.data:
