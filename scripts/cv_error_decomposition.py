@@ -59,4 +59,6 @@ def main(pred_path: str, data_path: str) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: cv_error_decomposition.py CV_PREDICTIONS.npz FLUXVAL.nc")
     main(*sys.argv[1:3])
