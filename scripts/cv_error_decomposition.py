@@ -39,6 +39,9 @@ def main(pred_path: str, data_path: str) -> None:
     p = np.load(pred_path)
     data = read_dataset(data_path)
     index = {str(s): i for i, s in enumerate(data.sites)}
+    missing = [str(s) for s in p["site"] if str(s) not in index]
+    if missing:
+        sys.exit(f"{pred_path}: site(s) {missing[:5]} are not in {data_path}: predictions of another dataset?")
     rows = np.array([index[str(s)] for s in p["site"]])
     month = (data.time.astype("datetime64[M]").astype(int) % 12)
     names = sorted({k.split("/")[0] for k in p.files if "/" in k and "(" not in k})

@@ -197,3 +197,44 @@ def test_cv_command_end_to_end_on_the_sample(tmp_path, group_by):
     assert np.array_equal(pred["tamrl/nee"], pred["tamrl/gpp"] - pred["tamrl/reco"])
     assert res["rows"]["tamrl"]["balance_violation"]["rms"] == 0.0
     assert "Per IGBP class, every metric" in md and ("forcing cell" in md) == (group_by == "forcing_cell")
+
+
+def test_crops_stay_inside_the_record_and_noise_spares_categorical_drivers():
+    """A crop nearly as long as the record for a site whose targets start late must still fit inside the padded
+    record (it used to start past T - length and index beyond it); input noise perturbs continuous drivers only."""
+    from tamrl_coupler.training.loop import _Batcher
+
+    t, d, w = 40, 3, 4
+    x = np.random.default_rng(0).random((2, t, d)).astype(np.float32)
+    x[..., 2] = 5.0  # a categorical column (e.g. the land-cover class)
+    y = np.zeros((2, t, 3), np.float32)
+    mask = np.zeros((2, t), bool)
+    mask[0, 30:] = True  # targets only in the last 10 periods
+    mask[1] = True
+
+    def raw(xp, pidx, lat):
+        return xp
+
+    clean = _Batcher(x, y, mask, raw, w, [], np.arange(t), np.zeros(2))
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        f, win, yy, m = clean.crops(np.array([0, 1]), 30, 5, 0.0, rng)
+        assert f.shape == (2, 30, d) and win.shape == (2, 30, w, d)
+        assert bool(m[0].any())  # the late site's crop reaches its targets
+    noisy = _Batcher(x, y, mask, raw, w, [], np.arange(t), np.zeros(2), noise=np.array([0.1, 0.2, 0.0]))
+    f0, *_ = clean.crops(np.array([1]), 40, 5, 0.0, np.random.default_rng(2))
+    f1, *_ = noisy.crops(np.array([1]), 40, 5, 0.0, np.random.default_rng(2))
+    diff = (f1 - f0).numpy()
+    assert np.all(diff[..., 2] == 0.0)
+    assert 0.05 < diff[..., 0].std() < 0.15 and 0.1 < diff[..., 1].std() < 0.3
+
+
+def test_by_record_sampling_weighs_every_site_period_alike():
+    from tamrl_coupler.training.loop import epoch_sites
+
+    sites, n_obs = np.array([3, 7, 9]), np.array([2.0, 20.0, 178.0])
+    rng = np.random.default_rng(0)
+    assert sorted(epoch_sites(sites, n_obs, "uniform", rng).tolist()) == [3, 7, 9]
+    draws = np.concatenate([epoch_sites(sites, n_obs, "by_record", rng) for _ in range(20_000)])
+    freq = np.array([(draws == s).mean() for s in sites])
+    np.testing.assert_allclose(freq, n_obs / n_obs.sum(), atol=0.005)

@@ -134,6 +134,14 @@ def _loss(out: torch.Tensor, y: torch.Tensor, m: torch.Tensor, scale: torch.Tens
     return loss
 
 
+def epoch_sites(sites: np.ndarray, n_obs: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's order of training sites: each once ("uniform"), or as many draws with probability proportional
+    to each site's number of target periods ("by_record")."""
+    if mode == "by_record":
+        return rng.choice(sites, size=len(sites), p=n_obs / n_obs.sum())
+    return rng.permutation(sites)
+
+
 def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val_sites: np.ndarray,
                  n_features: int, scale: np.ndarray, seed: int, convention: SignConvention, progress=None):
     """Train one member; returns (network with its best weights, history)."""
@@ -155,10 +163,7 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
     n_obs = batcher.mask[torch.as_tensor(fit_sites)].sum(dim=1).numpy().astype(np.float64)
     for epoch in range(cfg.max_epochs):
         net.train()
-        if cfg.site_sampling == "by_record":
-            order = rng.choice(fit_sites, size=len(fit_sites), p=n_obs / n_obs.sum())
-        else:
-            order = rng.permutation(fit_sites)
+        order = epoch_sites(fit_sites, n_obs, cfg.site_sampling, rng)
         losses = []
         for i in range(0, len(order), cfg.batch_size):
             sites = order[i:i + cfg.batch_size]
