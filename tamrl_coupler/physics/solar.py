@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
+
 SOLAR_CONSTANT = 1361.0  # W m-2
 
 
@@ -41,8 +43,8 @@ def day_of_year_and_utc_hours(time: np.datetime64 | np.ndarray) -> tuple[np.ndar
     t = np.asarray(time, dtype="datetime64[s]")
     year_start = t.astype("datetime64[Y]").astype("datetime64[s]")
     seconds = (t - year_start).astype(np.int64).astype(np.float64)
-    doy = np.floor(seconds / 86400.0) + 1.0
-    hours = (seconds % 86400.0) / 3600.0
+    doy = np.floor(seconds / SECONDS_PER_DAY) + 1.0
+    hours = (seconds % SECONDS_PER_DAY) / 3600.0
     return doy, hours
 
 

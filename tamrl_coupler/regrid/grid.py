@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.errors import RegridError
+from tamrl_coupler.regrid.gridfiles import read_grid_file
+from tamrl_coupler.regrid.sphere import lonlat_to_xyz, spherical_polygon_area
 
 KINDS = ("regular", "curvilinear", "unstructured", "points")
 _NAME = re.compile(r"^r(\d+)x(\d+)$")
@@ -27,8 +29,9 @@ def _as_f8(a, name: str) -> np.ndarray:
     return arr
 
 
-def _bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | None) -> np.ndarray:
-    """Cell edges halfway between centres; only for (near-)uniform spacing, where this is unambiguous."""
+def bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | None) -> np.ndarray:
+    """Cell edges halfway between centres, ``(n, 2)``: the one rule for a coordinate without bounds, and only for
+    (near-)uniform spacing, where it is unambiguous (anything else is an error, never a guess)."""
     if c.size < 2:
         raise RegridError(f"coordinate {name!r} has {c.size} value(s): cannot infer cell bounds")
     d = np.diff(c)
@@ -39,6 +42,14 @@ def _bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | N
     if clip is not None:
         edges = np.clip(edges, *clip)
     return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def latlon_cell_areas(lat_bounds: np.ndarray, lon_bounds: np.ndarray) -> np.ndarray:
+    """Exact areas (steradians, flat C order) of the cells of a regular lat-lon grid with these ``(n, 2)`` bounds."""
+    s = np.sin(np.deg2rad(lat_bounds))
+    dy = np.abs(s[:, 1] - s[:, 0])
+    dx = np.deg2rad(np.abs(lon_bounds[:, 1] - lon_bounds[:, 0]))
+    return np.outer(dy, dx).ravel()
 
 
 @dataclass
@@ -90,9 +101,9 @@ class Grid:
         lat = _as_f8(lat, "lat").ravel()
         lon = _as_f8(lon, "lon").ravel()
         if lat_bounds is None and infer_bounds:
-            lat_bounds = _bounds_from_centres(lat, "lat", (-90.0, 90.0))
+            lat_bounds = bounds_from_centres(lat, "lat", (-90.0, 90.0))
         if lon_bounds is None and infer_bounds:
-            lon_bounds = _bounds_from_centres(lon, "lon", None)
+            lon_bounds = bounds_from_centres(lon, "lon", None)
         for nm, b, c in (("lat_bounds", lat_bounds, lat), ("lon_bounds", lon_bounds, lon)):
             if b is not None and np.size(b) != 2 * c.size:
                 raise RegridError(f"grid {name!r}: {nm} has {np.size(b)} values, expected {c.size} x 2")
@@ -171,9 +182,14 @@ class Grid:
     @classmethod
     def from_file(cls, path, infer_bounds: bool = True) -> Grid:
         """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID."""
-        from tamrl_coupler.regrid.gridfiles import read_grid_file
-
-        return read_grid_file(Path(path), infer_bounds=infer_bounds)
+        parts = read_grid_file(Path(path))
+        if parts.kind == "regular":
+            parts.args["infer_bounds"] = infer_bounds
+        build = {"": cls, "regular": cls.regular, "curvilinear": cls.curvilinear, "unstructured": cls.unstructured}
+        g = build[parts.kind](**parts.args)
+        if parts.area is not None:
+            g._area = parts.area
+        return g
 
     @classmethod
     def resolve(cls, spec) -> Grid:
@@ -201,10 +217,7 @@ class Grid:
         """Cell areas in steradians: exact lat-lon areas for regular grids, great-circle polygons otherwise."""
         if self._area is None:
             if self.kind == "regular" and self.lat_bounds is not None and self.lon_bounds is not None:
-                s = np.sin(np.deg2rad(self.lat_bounds))
-                dy = np.abs(s[:, 1] - s[:, 0])
-                dx = np.deg2rad(np.abs(self.lon_bounds[:, 1] - self.lon_bounds[:, 0]))
-                self._area = np.outer(dy, dx).ravel()
+                self._area = latlon_cell_areas(self.lat_bounds, self.lon_bounds)
             elif self.corner_lat is not None:
                 self._area = spherical_polygon_area(self.corner_lat, self.corner_lon)
         return self._area
@@ -240,25 +253,3 @@ class Grid:
     def xyz(self) -> np.ndarray:
         """Centres as unit vectors (size, 3), for nearest-neighbour searches on the sphere."""
         return lonlat_to_xyz(self.lon, self.lat)
-
-
-def lonlat_to_xyz(lon, lat) -> np.ndarray:
-    lo, la = np.deg2rad(np.asarray(lon, np.float64)), np.deg2rad(np.asarray(lat, np.float64))
-    c = np.cos(la)
-    return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)
-
-
-def spherical_polygon_area(corner_lat: np.ndarray, corner_lon: np.ndarray) -> np.ndarray:
-    """Great-circle polygon areas (steradians) by a triangle fan from vertex 0 (Eriksson's formula), vectorised.
-
-    Repeated vertices (padding) give zero-area triangles, so padded polygons are fine.
-    """
-    v = lonlat_to_xyz(corner_lon, corner_lat)  # (n, nv, 3)
-    a = v[:, 0, :]
-    total = np.zeros(v.shape[0])
-    for k in range(1, v.shape[1] - 1):
-        b, c = v[:, k, :], v[:, k + 1, :]
-        num = np.einsum("ij,ij->i", a, np.cross(b, c))
-        den = 1.0 + np.einsum("ij,ij->i", a, b) + np.einsum("ij,ij->i", b, c) + np.einsum("ij,ij->i", c, a)
-        total += 2.0 * np.arctan2(num, den)
-    return np.abs(total)

@@ -90,9 +90,10 @@ class Regridder:
         if self.unmapped_cells.size and unmapped == "nearest":
             S = self._fill_nearest(S)
         self.matrix: sp.csr_matrix = S
-        self._nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
+        # destination cells every result sets to NaN: unmapped ones (unmapped="nan") and masked ones
+        self.nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
         if self.dst.mask is not None and unmapped == "nan":
-            self._nan_rows = np.union1d(self._nan_rows, np.nonzero(self.dst.mask == 0)[0])
+            self.nan_rows = np.union1d(self.nan_rows, np.nonzero(self.dst.mask == 0)[0])
         self._torch: dict = {}
 
     def _fill_nearest(self, S: sp.csr_matrix) -> sp.csr_matrix:
@@ -162,8 +163,8 @@ class Regridder:
             y = num
         else:
             y = spmm(S, X)
-        if self._nan_rows.size:
-            y[:, self._nan_rows] = np.nan
+        if self.nan_rows.size:
+            y[:, self.nan_rows] = np.nan
         return y.reshape(lead + tail).astype(out_dtype, copy=False)
 
     def _fraction_vector(self, src_fraction):
@@ -197,6 +198,6 @@ class Regridder:
             y = num / torch.where(den > 0, den, torch.full((), float("nan"), dtype=x.dtype, device=x.device))
         else:
             y = op(X)
-        if self._nan_rows.size:
-            y[:, torch.as_tensor(self._nan_rows, device=x.device)] = float("nan")
+        if self.nan_rows.size:
+            y[:, torch.as_tensor(self.nan_rows, device=x.device)] = float("nan")
         return y.reshape(lead + tail)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import RegridError
-from tamrl_coupler.io.netcdf import open_netcdf
+from tamrl_coupler.ncfiles import open_netcdf
 
 NORMALIZATIONS = ("destarea", "fracarea", "none")
 
@@ -39,8 +40,8 @@ class Weights:
     matrix: sp.csr_matrix
     method: str = "conservative"
     normalization: str = "destarea"
-    area_a: np.ndarray | None = None
-    area_b: np.ndarray | None = None
+    area_a: np.ndarray | None = None  # source cell areas, steradians (the ESMF convention, whatever the file holds)
+    area_b: np.ndarray | None = None  # destination cell areas, steradians
     frac_a: np.ndarray | None = None
     frac_b: np.ndarray | None = None
     mask_a: np.ndarray | None = None
@@ -203,6 +204,25 @@ def _opt(ds, name):
     return np.asarray(ds.variables[name][...]) if name in ds.variables else None
 
 
+_STERADIANS = {"square radians", "square radian", "steradian", "steradians", "sr", "rad2", "rad^2", "radians^2",
+               "radian^2", "radians2", "radian2", "rad**2"}
+_SQUARE_METRES = {"m2", "m^2", "m**2", "square meters", "square metres", "square meter", "square metre"}
+
+
+def _area(ds, name: str, path: Path) -> np.ndarray | None:
+    """Cell areas in steradians (ESMF and SCRIP write square radians; a file in m2 is converted, and a unit that is
+    neither is an error: areas decide conservation, they are never guessed)."""
+    if name not in ds.variables:
+        return None
+    a = np.asarray(ds.variables[name][...], dtype=np.float64)
+    units = " ".join(str(getattr(ds.variables[name], "units", "square radians")).strip().lower().split())
+    if units in _STERADIANS:
+        return a
+    if units in _SQUARE_METRES:
+        return a / EARTH_RADIUS ** 2
+    raise RegridError(f"weight file {path}: variable {name!r} has units {units!r}; expected square radians (or m2)")
+
+
 def _grid_shape(ds, name):
     d = _opt(ds, name)
     return tuple(int(i) for i in reversed(d)) if d is not None else None
@@ -233,7 +253,7 @@ def _read_esmf(ds, path: Path) -> Weights:
         norm = "none"
     method = _method_name(str(getattr(ds, "map_method", "")) + " " + str(getattr(ds, "ESMF_regrid_method", "")))
     return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
-                   area_a=_opt(ds, "area_a"), area_b=_opt(ds, "area_b"), frac_a=_opt(ds, "frac_a"),
+                   area_a=_area(ds, "area_a", path), area_b=_area(ds, "area_b", path), frac_a=_opt(ds, "frac_a"),
                    frac_b=_opt(ds, "frac_b"), mask_a=_opt(ds, "mask_a"), mask_b=_opt(ds, "mask_b"),
                    src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
                    attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path),
@@ -261,7 +281,7 @@ def _read_scrip(ds, path: Path) -> Weights:
         norm = "none"
     method = _method_name(str(getattr(ds, "map_method", "")))
     return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
-                   area_a=_opt(ds, "src_grid_area"), area_b=_opt(ds, "dst_grid_area"),
+                   area_a=_area(ds, "src_grid_area", path), area_b=_area(ds, "dst_grid_area", path),
                    frac_a=_opt(ds, "src_grid_frac"), frac_b=_opt(ds, "dst_grid_frac"),
                    mask_a=_opt(ds, "src_grid_imask"), mask_b=_opt(ds, "dst_grid_imask"),
                    src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
