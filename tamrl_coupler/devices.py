@@ -24,6 +24,8 @@ log = logging.getLogger("tamrl_coupler.devices")
 
 @dataclass(frozen=True)
 class DeviceChoice:
+    """A device and why it was chosen (logged once per rank)."""
+
     device: str  # "cpu" or "cuda:N"
     reason: str
 
@@ -53,7 +55,7 @@ def choose_device(requested: str | None, local_rank: int, n_cuda: int) -> Device
     return DeviceChoice(f"cuda:{idx}", f"node-local rank {local_rank} mod {n_cuda} visible CUDA device(s) = {idx}")
 
 
-def node_local_rank(comm) -> tuple[int, int]:
+def node_local_rank(comm: Any) -> tuple[int, int]:
     """(rank within this node, ranks on this node) from an MPI shared-memory split."""
     from mpi4py import MPI
 
@@ -65,6 +67,7 @@ def node_local_rank(comm) -> tuple[int, int]:
 
 
 def cuda_device_count() -> int:
+    """Visible CUDA devices; 0 when torch or CUDA is missing or broken (a CPU run must still start)."""
     try:
         import torch
 
@@ -73,7 +76,7 @@ def cuda_device_count() -> int:
         return 0
 
 
-def select_device(comm, requested: str = "auto") -> DeviceChoice:
+def select_device(comm: Any, requested: str = "auto") -> DeviceChoice:
     """Choose this rank's device and log one line saying which and why."""
     local_rank, local_size = node_local_rank(comm)
     choice = choose_device(requested, local_rank, cuda_device_count())

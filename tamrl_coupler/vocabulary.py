@@ -22,6 +22,7 @@ A categorical quantity (land cover) carries its ``classes``; its value is the cl
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -137,6 +138,7 @@ def canonical_name(role: Role, name: str) -> str:
 
 
 def lookup(role: Role, name: str) -> Quantity:
+    """The quantity ``name`` (a name, an alias or a CF standard name) stands for in ``role``."""
     return _TABLES[role][canonical_name(role, name)]
 
 
@@ -163,10 +165,12 @@ def missing_imports(registered: set[str]) -> list[str]:
 
 
 def required_drivers() -> tuple[str, ...]:
+    """The drivers every model needs, in the model's input order."""
     return tuple(n for n, q in DRIVERS.items() if q.required)
 
 
 def optional_drivers() -> tuple[str, ...]:
+    """The drivers a model may be trained with and run without (NaN: missing, masked by the model)."""
     return tuple(n for n, q in DRIVERS.items() if not q.required)
 
 
@@ -185,7 +189,7 @@ def model_outputs() -> tuple[str, ...]:
     return tuple(q.carries for q in carried_exports() if q.carries is not None)
 
 
-def igbp_index(codes) -> np.ndarray:
+def igbp_index(codes: Iterable[str]) -> np.ndarray:
     """IGBP class codes -> float class indices (NaN for unknown codes, so that they count as missing)."""
     index = {c: float(i) for i, c in enumerate(IGBP_CLASSES)}
     return np.array([index.get(str(c).strip().upper(), np.nan) for c in codes], dtype=np.float64)

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tamrl_coupler.component import state
 from tamrl_coupler.component.clock import Clock, parse_datetime
 from tamrl_coupler.component.evaluation import Evaluation
@@ -87,13 +89,14 @@ class CouplingComponent:
 
     @property
     def export_names(self) -> list[str]:
+        """Export field names, in the vocabulary's order."""
         return self.exports.names()
 
-    def register_import(self, name: str, array) -> None:
+    def register_import(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; its values are read at every step."""
         self.imports.register(name, array)
 
-    def register_export(self, name: str, array) -> None:
+    def register_export(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; every step writes into it."""
         self.exports.register(name, array)
 

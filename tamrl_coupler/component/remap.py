@@ -15,6 +15,7 @@ their position among all ranks' host global indices sorted (hosts may pass only 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,8 +23,12 @@ import scipy.sparse as sp
 from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import InputError, RegridError
 
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid import Grid
+
 
 def restrict(matrix: sp.csr_matrix, rows: np.ndarray | None, cols: np.ndarray | None) -> sp.csr_matrix:
+    """The rows and columns of ``matrix`` at these indices (None: all), CSR with sorted indices."""
     m = matrix
     if rows is not None:
         m = m[rows]
@@ -46,7 +51,7 @@ def largest_overlap(matrix: sp.csr_matrix, weight: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=m.shape)
 
 
-def check_host_coordinates(grid, index: np.ndarray, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> None:
+def check_host_coordinates(grid: Grid, index: np.ndarray, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> None:
     """The host's cell centres must be the grid's at the given global indices (catches 1-based indices, a
     transposed or flipped grid, or the wrong grid file)."""
     dlat = np.abs(grid.lat[index] - lat)

@@ -12,6 +12,8 @@ from tamrl_coupler.errors import ConfigError
 
 @dataclass
 class XGBoostConfig:
+    """The XGBoost baseline's hyperparameters (FLUXCOM-X-BASE-like)."""
+
     n_estimators: int = 400
     max_depth: int = 6
     learning_rate: float = 0.05

@@ -43,13 +43,15 @@ class GridSpec:
 
     @classmethod
     def parse(cls, text: str) -> GridSpec:
+        """A keyword, else a CDO-style name (``r<nx>x<ny>``), else a file."""
         t = str(text).strip()
         if t in _KEYWORDS:
             return cls(_KEYWORDS[t], t)
         return cls(GridKind.NAME if _GRID_NAME.fullmatch(t) else GridKind.FILE, t)
 
     @classmethod
-    def from_config(cls, value, path: str) -> GridSpec:
+    def from_config(cls, value: object, path: str) -> GridSpec:
+        """From a YAML value (the schema layer calls this); ``path`` is the key, for errors."""
         if isinstance(value, GridSpec):
             return value
         if not isinstance(value, str) or not value.strip():
@@ -67,6 +69,7 @@ class GridSpec:
         return self.text
 
     def require(self, key: str, *kinds: GridKind) -> None:
+        """A ConfigError naming ``key`` unless this grid is one of ``kinds`` (what the key can mean)."""
         if self.kind not in kinds:
             raise ConfigError(f"{key}: {self.text!r} is a {self.kind.value} grid here; expected "
                               f"{' or '.join(k.value for k in kinds)}")
@@ -74,6 +77,8 @@ class GridSpec:
 
 @dataclass
 class ModelSection:
+    """``model:``: the checkpoint, the grid the model runs on, its evaluation blocks and how often it runs."""
+
     checkpoint: str | None = None  # None: the checkpoint shipped in the package
     grid: GridSpec = field(default_factory=lambda: GridSpec.parse("host"))  # host: model cells = host cells
     block_size: int = 256  # cells evaluated together; fixed blocks make results independent of the rank count
@@ -96,6 +101,8 @@ class ModelSection:
 
 @dataclass
 class HostSection:
+    """``host:``: the host grid and, for the offline driver, the names of its land fraction and cell areas."""
+
     grid: GridSpec  # a grid file (CF lat/lon with bounds), a CDO-style name, "forcing" or "points"
     landfrac_variable: str = "landfrac"  # in the forcing/grid file, for the offline driver
     area_variable: str = "cell_area"
@@ -111,6 +118,8 @@ class HostSection:
 
 @dataclass
 class ForcingSection:
+    """``forcing:``: the offline driver's forcing files, their variable names, and the component's fill policy."""
+
     files: list[str] = field(default_factory=list)  # paths or globs, read in time order (offline driver)
     variables: dict[str, str] = field(default_factory=dict)  # import name -> name in the files (ERA5, GSWP3 ...)
     fill_policy: str = "error"  # error | persist (repeat the cell's last valid value) | missing (NaN to the model)
@@ -128,6 +137,8 @@ class ForcingSection:
 
 @dataclass
 class ExportSection:
+    """``exports:``: the unit and NEE sign convention of the fluxes handed to the host."""
+
     unit: str = "kgC m-2 s-1"
     sign_convention: str = "uptake_positive"
 
@@ -144,6 +155,8 @@ class ExportSection:
 
 @dataclass
 class RegridSection:
+    """``regrid:``: the weight generator, the weight cache and the host -> model methods."""
+
     backend: str = "auto"
     cache_dir: str | None = None  # None: no on-disk cache; a path: weights are written/read there
     host_to_model_states: str = "bilinear"
@@ -152,12 +165,16 @@ class RegridSection:
 
 @dataclass
 class DeviceSection:
+    """``device:``: where the model runs on each rank, and its threads (fixed: results must not depend on cores)."""
+
     kind: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 1  # torch threads per rank (fixed so results do not depend on the machine's core count)
 
 
 @dataclass
 class OutputSection:
+    """``output:``: the offline driver's files (fluxes, map, site scores, inversion prior)."""
+
     prefix: str = "tamrl_fluxes"
     every: int = 1  # write every n-th coupling step
     map: bool = False  # a PNG map of the time-mean NEE at the end (the demo)
@@ -167,6 +184,8 @@ class OutputSection:
 
 @dataclass
 class PriorSection:
+    """``output.prior:``: the inversion prior: target grid, averaging window, file prefix."""
+
     grid: GridSpec = field(default_factory=lambda: GridSpec.parse("host"))  # host, a CDO-style name or a file
     frequency: str = "daily"  # 3hourly | daily | monthly
     prefix: str = "tamrl_prior"
@@ -182,6 +201,8 @@ class PriorSection:
 
 @dataclass
 class RunConfig:
+    """The run YAML: time axis and coupling step, host, forcing, model, exports, regrid, device, output."""
+
     reference_date: str  # time axis origin, 00:00 UTC
     start: str  # first coupling step (offline driver)
     end: str  # end of the last coupling step (offline driver)

@@ -11,6 +11,8 @@ from tamrl_coupler.errors import ConfigError
 
 @dataclass
 class LossWeights:
+    """Weights of the three targets in the training loss."""
+
     gpp: float = 1.0
     reco: float = 0.5
     nee: float = 1.0

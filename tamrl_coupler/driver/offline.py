@@ -10,8 +10,10 @@ steps the component, gathers the exported fluxes to rank 0 and writes them as CF
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,8 @@ log = logging.getLogger("tamrl_coupler.driver")
 
 @dataclass
 class RunResult:
+    """What a run wrote (on rank 0; None elsewhere), how far it got, and where the time went."""
+
     flux_file: Path | None
     restart_file: Path | None
     n_steps: int
@@ -49,8 +53,8 @@ def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
 
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
-                restart: str | Path | None = None, comm=None, progress: bool | str = True,
-                on_step=None) -> RunResult:
+                restart: str | Path | None = None, comm: Any = None, progress: bool | str = True,
+                on_step: Callable[[Any, int], None] | None = None) -> RunResult:
     """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks).
 
     ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of

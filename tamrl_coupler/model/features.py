@@ -111,7 +111,7 @@ DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2}  # name -> number of fea
 PERIOD_UNITS = {"monthly": "M", "daily": "D"}
 
 
-def period_index(when, period: str) -> np.ndarray:
+def period_index(when: np.datetime64 | np.ndarray | str, period: str) -> np.ndarray:
     """datetime64 value(s) -> integer period index (months or days since 1970-01), the state's calendar."""
     unit = PERIOD_UNITS.get(period)
     if unit is None:

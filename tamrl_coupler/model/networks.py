@@ -80,6 +80,7 @@ class TamrlNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> TamrlNet:
+        """A member as the model config describes it."""
         return cls(n_features, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden, embedding=cfg.embedding,
                    projection=cfg.projection, n_outputs=cfg.n_outputs, target_scale=target_scale,
                    dropout=cfg.dropout)
@@ -98,14 +99,16 @@ class TamrlNet(nn.Module):
         o = self.drop((1.0 + g_h) * out + b_h)
         return flux_heads(self.head, self.target_scale, o), h.squeeze(0), c.squeeze(0)
 
-    def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
+    def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor,
+                         c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training path. feats (B, T, F); windows (B, T, W, F), the W periods *before* each period (completed
         history only, so z is constant within a period) -> outputs (B, T, n_out), h, c."""
         b, t, w, f = windows.shape
         z = self.encode(windows.reshape(b * t, w, f)).reshape(b, t, -1)
         return self._modulated(feats, z, h0, c0)
 
-    def step(self, feat: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    def step(self, feat: torch.Tensor, z: torch.Tensor, h: torch.Tensor,
+             c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One period. feat (N, F); z (N, E) from :meth:`encode` of the window before it -> (N, n_out), h, c."""
         out, h, c = self._modulated(feat.unsqueeze(1), z.unsqueeze(1), h, c)
         return out.squeeze(1), h, c
@@ -127,6 +130,7 @@ class LstmNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> LstmNet:
+        """A member as the model config describes it (its task-encoder sizes do not apply)."""
         return cls(n_features, hidden=cfg.hidden, n_outputs=cfg.n_outputs, target_scale=target_scale,
                    dropout=cfg.dropout)
 

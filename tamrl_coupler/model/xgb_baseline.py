@@ -51,8 +51,9 @@ def build_features(x: np.ndarray, names: list[str], time: np.ndarray) -> tuple[n
 class XGBoostFluxModel:
     """Three XGBoost regressors (GPP, Reco, NEE), trained on the periods with targets."""
 
-    def __init__(self, n_estimators=400, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
-                 min_child_weight=5.0, seed=0, n_jobs=1):
+    def __init__(self, n_estimators: int = 400, max_depth: int = 6, learning_rate: float = 0.05,
+                 subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 5.0, seed: int = 0,
+                 n_jobs: int = 1):
         # the native API: no scikit-learn needed
         self.rounds = n_estimators
         self.params = dict(max_depth=max_depth, eta=learning_rate, subsample=subsample,

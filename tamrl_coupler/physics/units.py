@@ -12,12 +12,15 @@ which other spellings and units convert into each canonical unit, and by how muc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.constants import M_C, M_CO2, SECONDS_PER_DAY, ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
+
+ArrayT = TypeVar("ArrayT")  # a numpy array or a torch tensor
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def flux_unit(name: str) -> FluxUnit:
     raise InputError(f"flux unit {name!r} is not known; expected one of {sorted(FLUX_UNITS)}")
 
 
-def convert_flux(values_gc_per_day, unit: str | FluxUnit):
+def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
@@ -81,6 +84,7 @@ class ScalarConversion:
     offset: float = 0.0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        """Into the canonical unit (``x`` itself when nothing changes)."""
         if self.scale == 1.0 and self.offset == 0.0:
             return x
         return x * self.scale + self.offset

@@ -9,12 +9,18 @@ same kernel, so the result is bit-for-bit the same for any number of ranks and a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.sparse_apply import spmm
 from tamrl_coupler.regrid.weights import Weights
+
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid.regridder import Regridder
 
 
 class DistributedRegridder:
@@ -28,7 +34,8 @@ class DistributedRegridder:
     this rank's source cells in the order of ``src_global_index``; returns ``(k, n_dst_local)`` (or 1-D).
     """
 
-    def __init__(self, w, comm, src_global_index, dst_global_index, normalization: str = "fracarea") -> None:
+    def __init__(self, w: Weights | Regridder, comm: Any, src_global_index: ArrayLike, dst_global_index: ArrayLike,
+                 normalization: str = "fracarea") -> None:
         from tamrl_coupler.regrid.regridder import Regridder
 
         if isinstance(w, Regridder):
@@ -139,7 +146,7 @@ class DistributedRegridder:
         return gathered
 
     @property
-    def local_matrix(self):
+    def local_matrix(self) -> sp.csr_matrix:
         """This rank's rows of the weights, columns numbered in the order the exchange delivers source values."""
         return self._A
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.gridfiles import read_grid_file
@@ -95,7 +96,8 @@ class Grid:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def regular(cls, lat, lon, lat_bounds=None, lon_bounds=None, mask=None, name: str = "regular",
+    def regular(cls, lat: ArrayLike, lon: ArrayLike, lat_bounds: ArrayLike | None = None,
+                lon_bounds: ArrayLike | None = None, mask: ArrayLike | None = None, name: str = "regular",
                 infer_bounds: bool = True) -> Grid:
         """Rectilinear lat-lon grid from 1-D centres; bounds ``(n, 2)`` inferred for uniform spacing if absent."""
         lat = _as_f8(lat, "lat").ravel()
@@ -146,7 +148,7 @@ class Grid:
                            name=name.strip())
 
     @classmethod
-    def points(cls, lat, lon, name: str = "points") -> Grid:
+    def points(cls, lat: ArrayLike, lon: ArrayLike, name: str = "points") -> Grid:
         """A set of locations (e.g. flux towers): bilinear or nearest targets, no cell area."""
         lat = _as_f8(lat, "lat").ravel()
         lon = _as_f8(lon, "lon").ravel()
@@ -155,7 +157,9 @@ class Grid:
         return cls("points", (lat.size,), lat, lon, name=name)
 
     @classmethod
-    def curvilinear(cls, lat2d, lon2d, corner_lat=None, corner_lon=None, mask=None, name="curvilinear") -> Grid:
+    def curvilinear(cls, lat2d: ArrayLike, lon2d: ArrayLike, corner_lat: ArrayLike | None = None,
+                    corner_lon: ArrayLike | None = None, mask: ArrayLike | None = None,
+                    name: str = "curvilinear") -> Grid:
         """Logically rectangular grid with 2-D centres; corners ``(ny, nx, 4)`` or ``(ny+1, nx+1)`` vertices."""
         lat2d = _as_f8(lat2d, "lat")
         lon2d = _as_f8(lon2d, "lon")
@@ -174,13 +178,14 @@ class Grid:
         return cls("curvilinear", (ny, nx), lat2d, lon2d, corner_lat, corner_lon, mask=mask, name=name)
 
     @classmethod
-    def unstructured(cls, lat, lon, corner_lat=None, corner_lon=None, mask=None, name="mesh") -> Grid:
+    def unstructured(cls, lat: ArrayLike, lon: ArrayLike, corner_lat: ArrayLike | None = None,
+                     corner_lon: ArrayLike | None = None, mask: ArrayLike | None = None, name: str = "mesh") -> Grid:
         """Cells with centres and polygons ``(n, nv)`` (pad short polygons by repeating their last vertex)."""
         lat = _as_f8(lat, "lat").ravel()
         return cls("unstructured", (lat.size,), lat, lon, corner_lat, corner_lon, mask=mask, name=name)
 
     @classmethod
-    def from_file(cls, path, infer_bounds: bool = True) -> Grid:
+    def from_file(cls, path: str | Path, infer_bounds: bool = True) -> Grid:
         """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID."""
         parts = read_grid_file(Path(path))
         if parts.kind == "regular":
@@ -192,7 +197,7 @@ class Grid:
         return g
 
     @classmethod
-    def resolve(cls, spec) -> Grid:
+    def resolve(cls, spec: Grid | str | Path) -> Grid:
         """A Grid, a CDO-style name, or a path."""
         if isinstance(spec, Grid):
             return spec
@@ -223,11 +228,12 @@ class Grid:
         return self._area
 
     def require_bounds(self, why: str) -> None:
+        """Conservative remapping needs cell corners: an error naming the grid and ``why`` when there are none."""
         if not self.has_bounds:
             raise RegridError(f"grid {self.name!r} ({self.kind}, shape {self.shape}) has no cell bounds, which {why} "
                               "needs; give the file CF 'bounds' or SCRIP corners, or use bilinear/nearest")
 
-    def with_mask(self, mask) -> Grid:
+    def with_mask(self, mask: ArrayLike) -> Grid:
         """A copy with a land/sea mask (1 = active cell)."""
         import copy
 

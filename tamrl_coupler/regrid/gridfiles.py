@@ -33,7 +33,8 @@ def _filled(var) -> np.ndarray:
     return np.asarray(var[...])
 
 
-def find_coord(ds, names, standard_name: str):
+def find_coord(ds: Any, names: tuple[str, ...], standard_name: str) -> Any:
+    """The latitude or longitude variable: by standard name, else by a usual name, else by its units."""
     for v in ds.variables.values():
         if getattr(v, "standard_name", None) == standard_name:
             return v

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.grid import Grid
@@ -51,9 +52,10 @@ class Regridder:
       CSR matrix on the tensor's device otherwise; ``"torch"`` forces the torch kernel (also on CPU).
     """
 
-    def __init__(self, src, dst, method: str = "conservative", backend: str = "auto", weights=None,
-                 cache_dir=None, normalization: str = "fracarea", unmapped: str = "nan",
-                 torch_kernel: str = "auto") -> None:
+    def __init__(self, src: Grid | str | Path, dst: Grid | str | Path, method: str = "conservative",
+                 backend: str = "auto", weights: Weights | str | Path | None = None,
+                 cache_dir: str | Path | bool | None = None, normalization: str = "fracarea",
+                 unmapped: str = "nan", torch_kernel: str = "auto") -> None:
         if torch_kernel not in ("auto", "torch", "scipy"):
             raise RegridError(f"torch_kernel={torch_kernel!r} unknown; expected 'auto', 'torch' or 'scipy'")
         self.torch_kernel = torch_kernel
@@ -175,7 +177,7 @@ class Regridder:
             raise RegridError(f"src_fraction has {f.size} values, source grid {self.src.name!r} has {self.src.size}")
         return f
 
-    def dst_fraction(self, src_fraction=None) -> np.ndarray:
+    def dst_fraction(self, src_fraction: ArrayLike | None = None) -> np.ndarray:
         """Fraction of each destination cell covered by active source (times ``src_fraction``, e.g. land)."""
         f = self._fraction_vector(src_fraction)
         return self._dest.matrix @ (f if f is not None else np.ones(self.src.size))

@@ -8,6 +8,8 @@ kernel whatever ``k`` is, so the same matrix gives the same bits for any subset 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -46,7 +48,8 @@ except ImportError:  # pragma: no cover
 class TorchSparse:
     """A CSR matrix resident on one torch device; ``op(X)`` for ``X`` of shape ``(k, n_src)`` on that device."""
 
-    def __init__(self, S: sp.csr_matrix, device=None, dtype=None) -> None:
+    def __init__(self, S: sp.csr_matrix, device: Any = None, dtype: Any = None) -> None:
+        """``device``: as :func:`tamrl_coupler.devices.resolve_device` takes it (None: CUDA when visible)."""
         import torch
 
         self.device = resolve_device(device)

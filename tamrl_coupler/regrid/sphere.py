@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def lonlat_to_xyz(lon, lat) -> np.ndarray:
+def lonlat_to_xyz(lon: ArrayLike, lat: ArrayLike) -> np.ndarray:
+    """Degrees -> unit vectors (..., 3) on the sphere."""
     lo, la = np.deg2rad(np.asarray(lon, np.float64)), np.deg2rad(np.asarray(lat, np.float64))
     c = np.cos(la)
     return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)

@@ -13,18 +13,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.ncfiles import open_netcdf
 
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid.grid import Grid
+
 NORMALIZATIONS = ("destarea", "fracarea", "none")
 
 
-def canonical_csr(rows, cols, vals, n_dst: int, n_src: int) -> sp.csr_matrix:
+def canonical_csr(rows: ArrayLike, cols: ArrayLike, vals: ArrayLike, n_dst: int, n_src: int) -> sp.csr_matrix:
     """CSR with duplicates summed and column indices sorted inside each row: the fixed order of summation."""
     m = sp.coo_matrix((np.asarray(vals, np.float64), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
                       shape=(n_dst, n_src)).tocsr()
@@ -77,7 +82,7 @@ class Weights:
             rs = np.asarray(m.sum(axis=1)).ravel()
             self.frac_b = rs if self.normalization == "destarea" else (rs > 0).astype(np.float64)
 
-    def attach_grids(self, src, dst) -> None:
+    def attach_grids(self, src: Grid, dst: Grid) -> None:
         """Keep the grids' centres and corners so that written files carry them (NCO/ESMF tools read them)."""
         for g, sfx in ((src, "a"), (dst, "b")):
             self.coords[f"xc_{sfx}"], self.coords[f"yc_{sfx}"] = g.lon, g.lat
@@ -93,6 +98,7 @@ class Weights:
         return self.matrix.shape[0]
 
     def check_sizes(self, n_src: int, n_dst: int, what: str = "grids") -> None:
+        """An error naming ``what`` unless these weights map ``n_src`` source to ``n_dst`` destination cells."""
         if (self.n_src, self.n_dst) != (n_src, n_dst):
             raise RegridError(f"weights from {self.source} map {self.n_src} source to {self.n_dst} destination cells, "
                               f"but the {what} have {n_src} source and {n_dst} destination cells")
@@ -115,7 +121,7 @@ class Weights:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def read(cls, path) -> Weights:
+    def read(cls, path: str | Path) -> Weights:
         """ESMF/"NCAR-CSM" (S,row,col) or SCRIP (remap_matrix, src/dst_address) weight file."""
         path = Path(path)
         with open_netcdf(path, "weight file", RegridError) as ds:
@@ -128,7 +134,7 @@ class Weights:
             raise RegridError(f"weight file {path} is neither ESMF format (needs variables S, row, col) nor SCRIP "
                               f"format (needs remap_matrix, src_address, dst_address); it has {sorted(v)[:12]}")
 
-    def write(self, path) -> None:
+    def write(self, path: str | Path) -> None:
         """ESMF offline-weights ("NCAR-CSM") format, 1-based ``row``/``col``, readable by ESMF, NCO and xESMF."""
         import netCDF4
 

@@ -32,6 +32,8 @@ from tamrl_coupler.physics.carbon import SignConvention
 
 @dataclass
 class MemberHistory:
+    """One member's training: its seed, best epoch and validation loss, and the loss curves."""
+
     seed: int
     best_epoch: int
     best_val_loss: float

@@ -61,7 +61,7 @@ def balance_violation(gpp: np.ndarray, reco: np.ndarray, nee: np.ndarray,
     return {"rms": float(np.sqrt(np.mean(r**2))), "max_abs": float(np.abs(r).max())}
 
 
-def format_table(table: dict, variables=VARIABLES) -> str:
+def format_table(table: dict, variables: tuple[str, ...] = VARIABLES) -> str:
     """A plain-text table of the overall metrics (for the evaluate command)."""
     lines = [f"{'var':6s} {'n':>6s} {'RMSE':>8s} {'R2':>7s} {'bias':>8s} {'med.site RMSE':>14s}"]
     for v in variables:
