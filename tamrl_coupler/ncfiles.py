@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 
 _TIME_UNITS = {"second": 1, "seconds": 1, "s": 1, "sec": 1, "minute": 60, "minutes": 60, "min": 60, "hour": 3600,
-               "hours": 3600, "h": 3600, "day": 86400, "days": 86400, "d": 86400}
+               "hours": 3600, "h": 3600, "day": SECONDS_PER_DAY, "days": SECONDS_PER_DAY, "d": SECONDS_PER_DAY}
 
 
 def open_netcdf(path: str | Path, what: str, error: type[Exception] = InputError) -> Any:

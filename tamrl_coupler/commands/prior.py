@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.commands.run import configure_logging, report
     from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
-    from tamrl_coupler.io.prior import write_prior
+    from tamrl_coupler.products.prior import write_prior
 
     configure_logging()
     cfg = load_run_config(args.config)

@@ -9,6 +9,7 @@ Buffers are made once, so an evaluation allocates nothing here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,6 @@ class Evaluation:
 
     def step(self, fields: dict[str, np.ndarray], info: StepInfo, timers: dict[str, float]) -> NamedRows:
         """Accumulate, evaluate when due, downscale: this step's fluxes on the model cells (named rows)."""
-        import time
-
         t0 = time.perf_counter()
         self.acc.add(fields, info.dt, info.ends_day)
         evaluate = self.schedule.due(info, self.have_estimate)

@@ -11,7 +11,6 @@ import numpy as np
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component.geometry import Geometry
-from tamrl_coupler.component.imports import check_host_array
 from tamrl_coupler.component.rows import NamedRows
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 from tamrl_coupler.physics.units import FluxUnit
@@ -37,7 +36,7 @@ class Exports:
     def register(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` by reference; every step writes this field's values into it."""
         short = vocabulary.canonical_name(Role.EXPORT, name)
-        self.arrays[short] = check_host_array(short, array, self.geo.rank, self.geo.cells.size)
+        self.arrays[short] = self.geo.host_array(short, array)
 
     def regrid(self, model_rows: NamedRows) -> None:
         """Model -> host (conservative, exact global totals); host cells without model cells get 0."""

@@ -146,6 +146,18 @@ class Geometry:
             self.inv_den_state = np.where(den_state > 0, 1.0 / np.where(den_state > 0, den_state, 1), 0.0)
             self.inv_den_flux = np.where(den_flux > 0, 1.0 / np.where(den_flux > 0, den_flux, 1), 0.0)
 
+    def host_array(self, name: str, array: object) -> np.ndarray:
+        """A host field registered by name must be this rank's host cells as a 1-D float64 numpy array: it is used
+        in place, every step."""
+        n = self.cells.size
+        if not isinstance(array, np.ndarray):
+            raise InputError(f"field '{name}' on rank {self.rank}: expected a numpy float64 array, got "
+                             f"{type(array).__name__}")
+        if array.dtype != np.float64 or array.ndim != 1 or array.size != n:
+            raise InputError(f"field '{name}' on rank {self.rank}: expected a 1-D float64 array of {n} values (this "
+                             f"rank's host cells), got {array.dtype} {array.shape}")
+        return array
+
     @property
     def model_global(self) -> np.ndarray:
         """Model-grid indices of this rank's model cells."""

@@ -19,16 +19,6 @@ from tamrl_coupler.physics.drivers import ImportDerivations
 from tamrl_coupler.vocabulary import Regrid, Role
 
 
-def check_host_array(name: str, array: object, rank: int, n: int) -> np.ndarray:
-    """A registered field must be this rank's host cells as a 1-D float64 numpy array (it is used in place)."""
-    if not isinstance(array, np.ndarray):
-        raise InputError(f"field '{name}' on rank {rank}: expected a numpy float64 array, got {type(array).__name__}")
-    if array.dtype != np.float64 or array.ndim != 1 or array.size != n:
-        raise InputError(f"field '{name}' on rank {rank}: expected a 1-D float64 array of {n} values (this rank's "
-                         f"host cells), got {array.dtype} {array.shape}")
-    return array
-
-
 class Imports:
     """Registered host fields -> validated model-cell rows (``fields``) every step; see the module docstring."""
 
@@ -48,7 +38,7 @@ class Imports:
     def register(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` by reference; its values are read at every step."""
         short = vocabulary.canonical_name(Role.IMPORT, name)
-        self.arrays[short] = check_host_array(short, array, self.geo.rank, self.geo.cells.size)
+        self.arrays[short] = self.geo.host_array(short, array)
         self.validator = None  # buffers are made again at the next step
 
     @property

@@ -8,18 +8,32 @@ that differs is refused with both sides named, rather than continued from someon
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from tamrl_coupler.component.clock import Clock
+from tamrl_coupler.component.evaluation import Evaluation
+from tamrl_coupler.component.geometry import Geometry
+from tamrl_coupler.component.imports import Imports
+from tamrl_coupler.config.run import RunConfig
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.restart import read_restart, write_restart
 
-if TYPE_CHECKING:
-    from tamrl_coupler.component.component import CouplingComponent
+
+class Restartable(Protocol):
+    """What a restart holds of a component (CouplingComponent is one): its stages and where it is in time."""
+
+    cfg: RunConfig
+    clock: Clock
+    geometry: Geometry
+    imports: Imports
+    evaluation: Evaluation
+    next_time: int | None
+    n_steps: int
 
 
-def save(comp: CouplingComponent, path: str | Path) -> Path:
+def save(comp: Restartable, path: str | Path) -> Path:
     """Write ``comp``'s restart to ``path`` (collective; rank 0 writes)."""
     if comp.next_time is None:
         raise InputError("write_restart before the first run_step: nothing to restart from")
@@ -42,7 +56,7 @@ def save(comp: CouplingComponent, path: str | Path) -> Path:
     return out
 
 
-def load(comp: CouplingComponent, path: str | Path) -> None:
+def load(comp: Restartable, path: str | Path) -> None:
     """Continue ``comp`` from the restart at ``path``: every rank reads it and takes its own cells."""
     scalars, arrays, attrs = read_restart(path)
     geo, ev, clock = comp.geometry, comp.evaluation, comp.clock

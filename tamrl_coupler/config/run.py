@@ -85,7 +85,7 @@ class ModelSection:
     # Seconds between ensemble evaluations inside a model period, dividing a day (so it divides every period). The
     # period's first interval and its last step always evaluate; between evaluations the period estimate is reused
     # and only the step downscaling changes (component/schedule.py).
-    update_interval: int = 86400
+    update_interval: int = SECONDS_PER_DAY
 
     def __post_init__(self) -> None:
         self.grid = GridSpec.from_config(self.grid, "model.grid")

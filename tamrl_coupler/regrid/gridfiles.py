@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -16,8 +16,22 @@ from tamrl_coupler.errors import RegridError
 from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.regrid.sphere import lonlat_to_xyz
 
-if TYPE_CHECKING:
-    from tamrl_coupler.regrid.grid import Grid
+
+class GridGeometry(Protocol):
+    """What a grid file is written from (a :class:`~tamrl_coupler.regrid.grid.Grid` is one)."""
+
+    shape: tuple[int, ...]
+    lat: np.ndarray
+    lon: np.ndarray
+    mask: np.ndarray | None
+    corner_lat: np.ndarray | None
+    corner_lon: np.ndarray | None
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def has_bounds(self) -> bool: ...
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "yc", "TLAT", "XLAT")
 LON_NAMES = ("lon", "longitude", "nav_lon", "x", "xc", "TLONG", "XLONG")
@@ -206,7 +220,7 @@ def _read_cf(ds, name: str, path: Path) -> GridParts:
                       "do not form a regular (1-D, 1-D), curvilinear (2-D) or unstructured (same 1-D) grid")
 
 
-def write_scrip_grid(grid: Grid, path: Path) -> None:
+def write_scrip_grid(grid: GridGeometry, path: Path) -> None:
     """Write a SCRIP grid file (degrees), the format ESMF_RegridWeightGen and CDO both read."""
     import netCDF4
 
