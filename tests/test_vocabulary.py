@@ -55,7 +55,7 @@ def test_every_quantity_is_made_by_the_physics():
     assert list(vocabulary.TARGETS) == ["gpp", "reco", "nee"]
 
 
-def test_the_example_host_takes_its_names_from_the_vocabulary():
+def test_the_example_host_takes_its_names_from_the_vocabulary(tmp_path):
     """The Fortran host has no name lists of its own: its namelist carries the vocabulary's."""
     import subprocess
     import sys
@@ -63,7 +63,7 @@ def test_the_example_host_takes_its_names_from_the_vocabulary():
     from conftest import REPO
 
     text = subprocess.run([sys.executable, str(REPO / "examples" / "fortran_host" / "host_namelist.py"),
-                           str(DEMO_CONFIG), "/tmp"], capture_output=True, text=True, check=True).stdout
+                           str(DEMO_CONFIG), str(tmp_path)], capture_output=True, text=True, check=True).stdout
     exports = ", ".join(f"'{n}'" for n in vocabulary.EXPORTS)
     assert f"export_names = {exports}" in text and f"n_exports = {len(vocabulary.EXPORTS)}" in text
     assert "import_names = 'tas', 'huss', 'ps', 'rsds', 'pr'" in text
