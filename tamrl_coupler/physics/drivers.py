@@ -206,9 +206,11 @@ RULES: dict[Aggregate, Callable[[str, int, set[str] | None], _Rule]] = {
     Aggregate.LAST: _Last,
 }
 
-# names in restart formats 1 and 2 of the state now called (without the ``acc_`` prefix)
+# names in restart formats 1 and 2 of the state now called (without the ``acc_`` prefix), and the factor from what
+# they held then to what is held now (VPD was summed in hPa, it is now summed in the import's Pa)
 _LEGACY_NAMES = {"sum_swdown": "sum_sw", "sum_precip": "sum_pr", "day_tmin": "day_min",
                  "day_tmax": "day_max", "last_igbp": "landcover", "has_igbp": "has_landcover"}
+_LEGACY_FACTORS = {"sum_vpd": 100.0}
 
 
 class DriverAccumulator:
@@ -292,6 +294,8 @@ class DriverAccumulator:
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, float]) -> None:
         """From :meth:`state_arrays` / :meth:`state_scalars` (``acc_`` prefix), or a format 1-2 restart's names."""
+        legacy = "acc_day_min" in arrays  # a format 1-2 restart (it always held the daily minimum so named)
+
         def get(table: dict, key: str, default=None):
             for k in (key, _LEGACY_NAMES.get(key)):
                 if k is not None and f"acc_{k}" in table:
@@ -302,7 +306,8 @@ class DriverAccumulator:
 
         for r in self.rules:
             for a in r.arrays:
-                getattr(r, a)[:] = get(arrays, self._key(r, a))
+                key = self._key(r, a)
+                getattr(r, a)[:] = get(arrays, key) * (_LEGACY_FACTORS.get(key, 1.0) if legacy else 1.0)
             r.seen = bool(get(scalars, f"has_{r.driver}", 1.0))  # formats 1-2 always had the required drivers
         self.days_done = int(scalars["acc_days_done"])
         self.day_steps = int(scalars["acc_day_steps"])

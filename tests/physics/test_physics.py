@@ -97,19 +97,23 @@ def test_import_derivations_and_driver_units():
 
 
 def test_accumulator_restart_state_and_formats_1_and_2():
-    acc = DriverAccumulator(2, ["tmin", "swdown", "igbp"])
+    drivers = ["tmin", "swdown", "vpd", "igbp"]
+    acc = DriverAccumulator(2, drivers)
     acc.add({**_fields([280.0, 281.0]), "igbp": np.array([3.0, 4.0])}, 10800, False)
     arrays, scalars = acc.state_arrays(), acc.state_scalars()
-    assert set(arrays) == {"acc_day_tmin", "acc_sum_tmin", "acc_sum_swdown", "acc_last_igbp"}
-    again = DriverAccumulator(2, ["tmin", "swdown", "igbp"])
+    assert set(arrays) == {"acc_day_tmin", "acc_sum_tmin", "acc_sum_swdown", "acc_sum_vpd", "acc_last_igbp"}
+    expected = acc.fill(np.zeros((2, 4)))
+    again = DriverAccumulator(2, drivers)
     again.load_state(arrays, scalars)
-    np.testing.assert_array_equal(again.fill(np.zeros((2, 3))), acc.fill(np.zeros((2, 3))))
+    np.testing.assert_array_equal(again.fill(np.zeros((2, 4))), expected)
+    # formats 1 and 2: other names, and VPD summed in hPa (now in the import's Pa)
     legacy = {"acc_day_min": arrays["acc_day_tmin"], "acc_sum_tmin": arrays["acc_sum_tmin"],
-              "acc_sum_sw": arrays["acc_sum_swdown"], "acc_landcover": arrays["acc_last_igbp"]}
-    old = DriverAccumulator(2, ["tmin", "swdown", "igbp"])
+              "acc_sum_sw": arrays["acc_sum_swdown"], "acc_sum_vpd": arrays["acc_sum_vpd"] / 100.0,
+              "acc_landcover": arrays["acc_last_igbp"]}
+    old = DriverAccumulator(2, drivers)
     old.load_state(legacy, {k: v for k, v in scalars.items() if k in ("acc_days_done", "acc_day_steps",
                                                                       "acc_elapsed")} | {"acc_has_landcover": 1.0})
-    np.testing.assert_array_equal(old.fill(np.zeros((2, 3))), acc.fill(np.zeros((2, 3))))
+    np.testing.assert_allclose(old.fill(np.zeros((2, 4))), expected, rtol=1e-15)
 
 
 def test_solar_geometry():
