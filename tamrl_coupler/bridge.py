@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.errors import CheckpointError, InputError, TamrlError
+from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, TamrlError
 
 # Status codes: keep in sync with fortran_bridge/src/tamrl_bridge.h and the Fortran module's parameters.
 OK = 0
@@ -76,8 +76,6 @@ def last_error() -> str:
 
 
 def _status_of(exc: BaseException) -> int:
-    from tamrl_coupler.config import ConfigError
-
     if isinstance(exc, BridgeUsageError):
         return ERR_USAGE
     if isinstance(exc, MPIMismatchError):
@@ -332,7 +330,7 @@ def finalise(handle: int) -> int:
     try:
         entry = _entry(handle, "tamrl_finalise")
         del _entries[handle]
-        entry.component.finalize()
+        entry.component.finalise()
         return OK
     except BaseException as exc:
         return _fail("tamrl_finalise", entry.rank if entry else _rank_hint, exc)

@@ -11,6 +11,10 @@ class InputError(TamrlError, ValueError):
     """Bad input data: NaN/fill values, out-of-range values, wrong shapes, unknown or missing fields."""
 
 
+class ConfigError(TamrlError, ValueError):
+    """A configuration value is missing, unknown or of the wrong type; the message names the key path."""
+
+
 class CheckpointError(TamrlError):
     """A checkpoint is missing, corrupt, or does not match what the caller needs."""
 

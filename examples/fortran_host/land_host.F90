@@ -17,15 +17,14 @@ program land_host
   use tamrl_bridge
   implicit none
 
-  integer, parameter :: n_imports = 5, n_exports = 6
-  character(len=*), parameter :: import_names(n_imports) = [character(len=4) :: 'tas', 'huss', 'ps', 'rsds', 'pr']
-  character(len=*), parameter :: export_names(n_exports) = [character(len=11) :: 'gpp', 'reco', 'nee', &
-                                                            'gpp_spread', 'reco_spread', 'nee_spread']
+  integer, parameter :: max_fields = 32
 
-  ! namelist /host/ (written by host_namelist.py from the run config)
+  ! namelist /host/ (written by host_namelist.py from the run config and the product's vocabulary)
   character(len=1024) :: config = '', forcing = '', output = '', restart_in = '', restart_out = ''
   character(len=256) :: component = ''  ! '' = the product's CouplingComponent; else 'package.module:Factory'
-  character(len=64) :: forcing_names(n_imports) = [character(len=64) :: 'tas', 'huss', 'ps', 'rsds', 'pr']
+  integer :: n_imports = 0, n_exports = 0
+  character(len=64) :: import_names(max_fields) = '', export_names(max_fields) = ''  ! the component's names
+  character(len=64) :: forcing_names(max_fields) = ''  ! each import's variable in the forcing file
   character(len=64) :: time_bounds = ''  ! forcing time-bounds variable: records start at their lower bound
   real(real64) :: time_scale = 1, time_offset = 0  ! seconds since reference = forcing time * scale + offset
   character(len=64) :: reference_date = '2000-01-01 00:00:00'
@@ -36,13 +35,14 @@ program land_host
   ! metadata of the flux file (the offline driver's)
   character(len=64) :: flux_units = 'kg m-2 s-1', flux_unit_name = 'kgC m-2 s-1', nee_positive = 'down'
   character(len=64) :: sign_convention = 'uptake_positive', nee_formula = 'NEE = GPP - Reco'
-  character(len=256) :: long_names(n_exports) = '', standard_names(n_exports) = ''
-  namelist /host/ config, forcing, output, restart_in, restart_out, component, forcing_names, time_bounds, &
-    time_scale, time_offset, reference_date, start_seconds, dt, n_steps, land_only, landfrac_variable, &
-    area_variable, flux_units, flux_unit_name, nee_positive, sign_convention, nee_formula, long_names, standard_names
+  character(len=256) :: long_names(max_fields) = '', standard_names(max_fields) = ''
+  namelist /host/ config, forcing, output, restart_in, restart_out, component, n_imports, import_names, &
+    forcing_names, n_exports, export_names, time_bounds, time_scale, time_offset, reference_date, start_seconds, &
+    dt, n_steps, land_only, landfrac_variable, area_variable, flux_units, flux_unit_name, nee_positive, &
+    sign_convention, nee_formula, long_names, standard_names
 
   integer :: ierr, rank, nprocs, st, u, ncid, varid, dimid, nlon, nlat, nt, i, j, k, f, step, n_local, n_sel
-  integer :: k0, k1, jmin, jmax, nj, record, rec
+  integer :: k0, k1, jmin, jmax, nj, record, rec, i_gpp, i_reco, i_nee
   real(real64), allocatable :: lat(:), lon(:), time(:), landfrac2(:, :), area2(:, :)
   integer, allocatable :: sel_i(:), sel_j(:)                    ! selected cells (global order)
   integer(int64), allocatable :: gidx(:)
@@ -54,7 +54,7 @@ program land_host
   integer(int64) :: bad_cells
   type(tamrl_component) :: comp
   ! output (rank 0)
-  integer :: out_id, out_vars(n_exports), time_var, tb_var, lf_var, area_var
+  integer :: out_id, out_vars(max_fields), time_var, tb_var, lf_var, area_var
   integer, allocatable :: counts(:), displs(:)
   integer(int64), allocatable :: all_gidx(:)
   real(real64), allocatable :: gathered(:), field2(:, :)
@@ -73,6 +73,9 @@ program land_host
     if (ierr /= 0) call fail('cannot read namelist /host/ from '//trim(nml_path))
     close (u)
   end block
+  if (n_imports < 1 .or. n_imports > max_fields .or. n_exports < 1 .or. n_exports > max_fields) &
+    call fail('the namelist must give 1 to 32 import_names and export_names (n_imports, n_exports)')
+  i_gpp = field_index('gpp'); i_reco = field_index('reco'); i_nee = field_index('nee')   ! the balance check's
 
   ! ---- grid and static fields (every rank reads the small 2-D fields) --------------------------------------
   call nc(nf90_open(trim(forcing), NF90_NOWRITE, ncid), 'open '//trim(forcing))
@@ -156,10 +159,10 @@ program land_host
     end if
     call check(tamrl_run_step(comp, t, dt))
     ! the host's own balance check, on every cell at every step: exact, no tolerance
-    bad_cells = bad_cells + count(exports(:, 3) /= exports(:, 1) - exports(:, 2))
-    accum(:, 1) = accum(:, 1) + exports(:, 1) * dt
-    accum(:, 2) = accum(:, 2) + exports(:, 2) * dt
-    accum(:, 3) = accum(:, 3) + exports(:, 3) * dt
+    bad_cells = bad_cells + count(exports(:, i_nee) /= exports(:, i_gpp) - exports(:, i_reco))
+    accum(:, 1) = accum(:, 1) + exports(:, i_gpp) * dt
+    accum(:, 2) = accum(:, 2) + exports(:, i_reco) * dt
+    accum(:, 3) = accum(:, 3) + exports(:, i_nee) * dt
     call write_step(step, t)
   end do
   call nc(nf90_close(ncid), 'close forcing')
@@ -190,6 +193,15 @@ program land_host
   call MPI_Finalize(ierr)
 
 contains
+
+  !> Position of export `name` in export_names (the host checks the balance by name, never by position).
+  integer function field_index(name) result(idx)
+    character(len=*), intent(in) :: name
+    do idx = 1, n_exports
+      if (trim(export_names(idx)) == name) return
+    end do
+    call fail('export '//name//' is not among the namelist''s export_names')
+  end function field_index
 
   subroutine check(st)
     integer, intent(in) :: st
@@ -262,7 +274,7 @@ contains
     allocate (counts(nprocs), displs(nprocs), all_gidx(n_sel), gathered(n_sel), field2(nlon, nlat))
   end subroutine gather_setup
 
-  !> The offline driver's flux file layout (tamrl_coupler.io.output): CF-1.8, time with bounds at mid-step,
+  !> The offline driver's flux file layout (tamrl_coupler.io.fluxfile): CF-1.8, time with bounds at mid-step,
   !> lat/lon with bounds, landfrac, cell_area, and the six fluxes with fill values off land.
   subroutine create_output()
     integer :: d_lon, d_lat, d_t, d_nv, v

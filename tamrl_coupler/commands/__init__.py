@@ -1,1 +1,24 @@
-"""One module per CLI subcommand (see :mod:`tamrl_coupler.cli`)."""
+"""One module per CLI subcommand (see :mod:`tamrl_coupler.cli`), and the options they share."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_output_argument(parser: argparse.ArgumentParser, help: str, required: bool = False, **kwargs: Any) -> None:
+    """``--output`` / ``-o``, the one spelling of every command's output; ``--out``, the old one, still works."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--output", "-o", dest="output", help=help, **kwargs)
+    group.add_argument("--out", dest="output", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+
+
+def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo)."""
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+
+
+def progress_mode(args: argparse.Namespace) -> str:
+    return "none" if args.quiet else args.progress

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument
+
 HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
-    parser.add_argument("--out", required=True, help="output NetCDF file")
+    add_output_argument(parser, "output NetCDF file", required=True)
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
     parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
     pred = predict_dataset(ens, data, conv)
-    path = write_predictions(pred, data, ens, args.out, conv, str(args.checkpoint or default_checkpoint_path()))
+    path = write_predictions(pred, data, ens, args.output, conv, str(args.checkpoint or default_checkpoint_path()))
     print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
           f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
     return 0

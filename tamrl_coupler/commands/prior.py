@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. configs/prior_demo.yaml")
-    parser.add_argument("--output", "-o", default="prior_out", help="output directory (default: prior_out)")
+    parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
+                                       "configs/run/prior_demo.yaml")
+    add_output_argument(parser, "output directory (default: prior_out)", default="prior_out")
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
-    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from tamrl_coupler.commands.run import configure_logging, report
-    from tamrl_coupler.component.config import PriorSection, load_run_config
+    from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
-    from tamrl_coupler.io.prior import write_prior
+    from tamrl_coupler.products.prior import write_prior
 
     configure_logging()
     cfg = load_run_config(args.config)
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
-                         progress="none" if args.quiet else args.progress)
+                         progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

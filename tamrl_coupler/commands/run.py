@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
-    parser.add_argument("--output", "-o", default="out", help="output directory (default: out)")
+    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml")
+    add_output_argument(parser, "output directory (default: out)", default="out")
     parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart")
     parser.add_argument("--restart", default=None, help="continue from this restart file")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
-    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+    add_progress_arguments(parser)
 
 
 def configure_logging() -> None:
@@ -45,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
-                         progress="none" if args.quiet else args.progress)
+                         progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

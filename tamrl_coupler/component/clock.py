@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
-
-SECONDS_PER_DAY = 86400
 
 
 def parse_datetime(value: str | np.datetime64, what: str) -> np.datetime64:
+    """An ISO date/time at second resolution; an error names ``what`` (the config key) otherwise."""
     try:
         return np.datetime64(value, "s")
     except (ValueError, TypeError):
@@ -30,7 +30,6 @@ class StepInfo:
     dt: int  # seconds
     ends_day: bool
     ends_period: bool
-    period_start: np.datetime64
     period_seconds: int
     elapsed: int  # seconds from the period start to the end of this step
 
@@ -100,7 +99,6 @@ class Clock:
             start=start, dt=dt,
             ends_day=int((end - end.astype("datetime64[D]")).astype(np.int64)) == 0,
             ends_period=bool(end == p_end),
-            period_start=p_start,
             period_seconds=int((p_end - p_start).astype(np.int64)),
             elapsed=int((end - p_start).astype(np.int64)),
         )

@@ -14,11 +14,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from tamrl_coupler.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; the message names the key path."""
 
 
 def _describe(tp: Any) -> str:
@@ -32,6 +30,8 @@ def _describe(tp: Any) -> str:
         return f"a list of {_describe(args[0])}" if args else "a list"
     if origin is dict:
         return "a mapping"
+    if hasattr(tp, "describe_config"):
+        return tp.describe_config()
     if dataclasses.is_dataclass(tp):
         return f"a mapping ({tp.__name__})"
     if tp is type(None):
@@ -43,6 +43,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    parse = getattr(tp, "from_config", None)
+    if parse is not None:  # a type that reads itself from a plain YAML value (e.g. a grid: name, file or keyword)
+        return parse(value, path)
     if origin is typing.Literal:
         if value in get_args(tp):
             return value
@@ -136,6 +139,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
 
 def to_dict(obj: Any) -> Any:
     """Inverse of :func:`from_dict` (paths become strings), for writing configs into checkpoints and files."""
+    if hasattr(obj, "to_config"):
+        return obj.to_config()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

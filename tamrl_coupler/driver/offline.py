@@ -10,21 +10,26 @@ steps the component, gathers the exported fluxes to rank 0 and writes them as CF
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.component.config import RunConfig, load_run_config
+from tamrl_coupler import vocabulary
 from tamrl_coupler.component.decomposition import contiguous_split
-from tamrl_coupler.component.fields import IMPORT_FIELDS, REQUIRED_GROUPS
+from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.ncfiles import open_netcdf
 
 log = logging.getLogger("tamrl_coupler.driver")
 
 
 @dataclass
 class RunResult:
+    """What a run wrote (on rank 0; None elsewhere), how far it got, and where the time went."""
+
     flux_file: Path | None
     restart_file: Path | None
     n_steps: int
@@ -38,27 +43,27 @@ def _stamp(t: np.datetime64) -> str:
 
 
 def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
-    """The imports to read: those mapped in the config or present by name, plus the first alternative of every
-    required group still unsatisfied (tas or tasmin+tasmax; huss+ps or vpd; rsds; pr)."""
-    fields = [n for n in IMPORT_FIELDS if n in cfg.forcing.variables or n in available]
-    for group in REQUIRED_GROUPS:
-        if not any(all(f in fields for f in alt) for alt in group):
-            fields.extend(f for f in group[0] if f not in fields)
+    """The imports to read: those mapped in the config or present in the forcing by name, plus every required
+    import that cannot be derived from them (the reader then names what is missing)."""
+    mapped = {vocabulary.canonical_name(vocabulary.Role.IMPORT, k) for k in cfg.forcing.variables}
+    fields = [n for n, q in vocabulary.IMPORTS.items()
+              if n in mapped or any(name in available for name in (n, *q.aliases))]
+    fields += [n for n, q in vocabulary.IMPORTS.items() if q.required and not vocabulary.satisfiable(n, set(fields))]
     return fields
 
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
-                restart: str | Path | None = None, comm=None, progress: bool | str = True,
-                on_step=None) -> RunResult:
+                restart: str | Path | None = None, comm: Any = None, progress: bool | str = True,
+                on_step: Callable[[Any, int], None] | None = None) -> RunResult:
     """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks).
 
     ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of
     :func:`tamrl_coupler.driver.progress.make_progress`.
     """
     from tamrl_coupler.component.component import CouplingComponent, HostCells
+    from tamrl_coupler.io.fluxfile import FluxFileWriter
     from tamrl_coupler.io.forcing import ForcingReader, expand_files
     from tamrl_coupler.io.hostgrid import read_host_grid
-    from tamrl_coupler.io.output import FluxFileWriter
 
     if comm is None:
         from mpi4py import MPI
@@ -79,18 +84,23 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
             fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites)
         comm.Barrier()
         files = [converted]
-    host_spec = cfg.host.grid
-    grid_file = files[0] if host_spec == "forcing" else cfg.path(host_spec)
+    host_grid = cfg.host.grid
+    if host_grid.kind is GridKind.FORCING:
+        grid_file = files[0]
+    elif host_grid.kind is GridKind.FILE:
+        grid_file = cfg.path(host_grid.text)
+    else:
+        raise InputError(f"host.grid {host_grid.text!r}: the offline driver reads its host cells (land fraction, "
+                         "areas) from a file: name a grid file or 'forcing'")
     host = read_host_grid(grid_file, cfg.host.landfrac_variable, cfg.host.area_variable)
+    if host_grid.kind is GridKind.FORCING:  # the forcing's own grid, or no grid for a point set
+        host_grid = GridSpec(GridKind.FILE, str(grid_file)) if host.info.kind == "regular" else \
+            GridSpec(GridKind.POINTS, "points")
     c0, c1 = contiguous_split(host.size, size, rank)
     cells_idx = np.arange(c0, c1, dtype=np.int64)
     cells = HostCells(cells_idx, host.lat[c0:c1], host.lon[c0:c1], host.area[c0:c1], host.landfrac[c0:c1])
-    if host_spec == "forcing":
-        cfg.host.grid = str(grid_file) if host.info.kind == "regular" else "points"
-    comp = CouplingComponent(cfg, comm, cells, restart=restart)
-    import netCDF4
-
-    with netCDF4.Dataset(files[0]) as ds:
+    comp = CouplingComponent(cfg, comm, cells, restart=restart, host_grid=host_grid)
+    with open_netcdf(files[0], "forcing file") as ds:
         available = set(ds.variables)
     reader = ForcingReader(files, cfg.forcing.variables, import_fields_for(cfg, available), grid_size=host.size)
     bufs = {f: np.zeros(cells.size) for f in reader.fields}
@@ -156,7 +166,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
         restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
         comp.write_restart(restart_path)
     result = RunResult(flux_path, restart_path, n_done, comp.next_time, timers=dict(comp.timers))
-    comp.finalize()
+    comp.finalise()
     if rank == 0 and flux_path is not None:
         result.extra_files.extend(_post(cfg, flux_path, out_dir))
     return result
@@ -175,15 +185,15 @@ def _step_starts(comp, t_start: int, t_end: int, dt: int):
 def _post(cfg: RunConfig, flux_path: Path, out_dir: Path) -> list[Path]:
     files = []
     if cfg.output.map:
-        from tamrl_coupler.driver.plots import nee_map
+        from tamrl_coupler.products.maps import nee_map
 
         files.append(nee_map(flux_path, out_dir / f"{cfg.output.prefix}_nee_map.png"))
     if cfg.output.score:
-        from tamrl_coupler.driver.scoring import score_sites
+        from tamrl_coupler.products.scoring import score_sites
 
         files.extend(score_sites(flux_path, cfg.path(cfg.output.score), out_dir))
     if cfg.output.prior is not None:
-        from tamrl_coupler.io.prior import write_prior
+        from tamrl_coupler.products.prior import write_prior
 
         files.append(write_prior(flux_path, cfg.output.prior, out_dir, cfg))
     return files

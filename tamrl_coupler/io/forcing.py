@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.component.fields import IMPORT_FIELDS
+from tamrl_coupler import vocabulary
+from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.ncfiles import open_netcdf, read_times
 from tamrl_coupler.physics.units import ScalarConversion, import_conversion
+from tamrl_coupler.vocabulary import Role
 
 
 def expand_files(patterns: list[str], base: Path | None = None) -> list[Path]:
     """Paths and globs (relative to ``base``) -> existing files, in the order given, globs sorted."""
-    from tamrl_coupler.component.config import resolve_path
-
     files: list[Path] = []
     for pat in patterns:
         p = resolve_path(pat, base)
@@ -47,24 +48,6 @@ class _Source:
     conv: ScalarConversion
 
 
-def _times(ds, path: Path) -> np.ndarray:
-    import cftime
-
-    if "time" not in ds.variables:
-        raise InputError(f"forcing file {path}: no 'time' variable")
-    tv = ds.variables["time"]
-    units = getattr(tv, "units", None)
-    if units is None:
-        raise InputError(f"forcing file {path}: variable 'time' has no units (expected e.g. 'seconds since ...')")
-    cal = getattr(tv, "calendar", "standard")
-    values = np.asarray(tv[:], dtype=np.float64)
-    bname = getattr(tv, "bounds", None)
-    if bname and bname in ds.variables:
-        values = np.asarray(ds.variables[bname][:], dtype=np.float64)[:, 0]
-    dates = cftime.num2date(values, units.strip(), calendar=cal, only_use_cftime_datetimes=True)
-    return np.array([np.datetime64(d.isoformat(), "s") for d in np.atleast_1d(dates)], dtype="datetime64[s]")
-
-
 class ForcingReader:
     """Reads records of the configured files for one rank's host cells (flat global indices)."""
 
@@ -74,10 +57,11 @@ class ForcingReader:
 
         if not files:
             raise InputError("forcing: no files given")
-        for k in variables:
-            if k not in IMPORT_FIELDS:
-                raise InputError(f"forcing.variables: {k!r} is not an import field; expected some of "
-                                 f"{sorted(IMPORT_FIELDS)}")
+        unknown = [k for k in variables if k not in vocabulary.accepted_names(Role.IMPORT)]
+        if unknown:
+            raise InputError(f"forcing.variables: {unknown[0]!r} is not an import field; expected some of "
+                             f"{sorted(vocabulary.IMPORTS)}")
+        variables = {vocabulary.canonical_name(Role.IMPORT, k): v for k, v in variables.items()}
         self.files = files
         self.fields = list(fields)
         self.times_list: list[np.ndarray] = []
@@ -85,21 +69,20 @@ class ForcingReader:
         self.grid_size = grid_size
         self._handles: dict[Path, netCDF4.Dataset] = {}
         for path in files:
-            try:
-                ds = netCDF4.Dataset(path)
-            except OSError as exc:
-                raise InputError(f"forcing file {path} cannot be opened as NetCDF: {exc}") from None
+            ds = open_netcdf(path, "forcing file")
             ds.set_auto_maskandscale(False)
             self._handles[path] = ds
-            times = _times(ds, path)
+            times = read_times(ds, f"forcing file {path}")
             by_std = {getattr(v, "standard_name", None): n for n, v in ds.variables.items()}
             for f in self.fields:
                 name = variables.get(f)
+                std = vocabulary.IMPORTS[f].standard_name
                 if name is None:
-                    name = f if f in ds.variables else by_std.get(IMPORT_FIELDS[f].standard_name)
+                    name = f if f in ds.variables else by_std.get(std) if std else None
+                    name = name or next((a for a in vocabulary.IMPORTS[f].aliases if a in ds.variables), None)
                 if name is None or name not in ds.variables:
                     want = f"'{variables[f]}' (mapped from {f})" if f in variables else \
-                        f"'{f}' or one with standard_name '{IMPORT_FIELDS[f].standard_name}'"
+                        f"'{f}'" + (f" or one with standard_name '{std}'" if std else "")
                     raise InputError(f"forcing file {path}: variable {want} is missing; map it under "
                                      f"forcing.variables")
                 var = ds.variables[name]

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.errors import InputError
-from tamrl_coupler.io.output import HostGridInfo
-
-EARTH_RADIUS = 6371007.181
+from tamrl_coupler.constants import EARTH_RADIUS
+from tamrl_coupler.errors import InputError, RegridError
+from tamrl_coupler.io.cfcoords import HostGridInfo
+from tamrl_coupler.ncfiles import open_netcdf
+from tamrl_coupler.regrid.grid import bounds_from_centres, latlon_cell_areas
 
 
 @dataclass
 class HostGrid:
+    """The host grid of an offline run: its layout, and per flat cell centre, area and land fraction."""
+
     info: HostGridInfo
     lat: np.ndarray  # flat, per cell
     lon: np.ndarray
@@ -27,21 +30,12 @@ class HostGrid:
         return self.lat.size
 
 
-def _bounds(c: np.ndarray, clip: tuple[float, float] | None) -> np.ndarray:
-    d = np.diff(c)
-    edges = np.concatenate([[c[0] - d[0] / 2], c[:-1] + d / 2, [c[-1] + d[-1] / 2]]) if c.size > 1 else \
-        np.array([c[0] - 0.5, c[0] + 0.5])
-    if clip:
-        edges = np.clip(edges, *clip)
-    return np.stack([edges[:-1], edges[1:]], 1)
-
-
 def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "cell_area") -> HostGrid:
+    """A regular grid (1-D lat and lon; bounds from the file, else inferred from uniformly spaced centres) or a
+    point set (lat and lon on one other dimension; area 1 m2 and land fraction 1 unless the file has them)."""
     import netCDF4
 
-    if not Path(path).exists():
-        raise InputError(f"host grid file {path} does not exist")
-    with netCDF4.Dataset(path) as ds:
+    with open_netcdf(path, "host grid file") as ds:
         v = ds.variables
         if "lat" not in v or "lon" not in v:
             raise InputError(f"host grid file {path}: needs 'lat' and 'lon' variables")
@@ -65,16 +59,18 @@ def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "
             lf = np.ones(lat.size) if lf is None else lf
             area = np.ones(lat.size) if area is None else area  # a nominal 1 m2: point fluxes are per m2 anyway
         else:
-            lat_b = np.asarray(v[v["lat"].bounds][:], dtype=np.float64) if hasattr(v["lat"], "bounds") else \
-                _bounds(lat, (-90.0, 90.0))
-            lon_b = np.asarray(v[v["lon"].bounds][:], dtype=np.float64) if hasattr(v["lon"], "bounds") else \
-                _bounds(lon, None)
+            try:
+                lat_b = np.asarray(v[v["lat"].bounds][:], dtype=np.float64) if hasattr(v["lat"], "bounds") else \
+                    bounds_from_centres(lat, "lat", (-90.0, 90.0))
+                lon_b = np.asarray(v[v["lon"].bounds][:], dtype=np.float64) if hasattr(v["lon"], "bounds") else \
+                    bounds_from_centres(lon, "lon", None)
+            except RegridError as exc:
+                raise InputError(f"host grid file {path}: {exc}") from None
             info = HostGridInfo("regular", lat, lon, lat_b, lon_b)
             LA, LO = np.meshgrid(lat, lon, indexing="ij")
             flat_lat, flat_lon = LA.ravel(), LO.ravel()
             if area is None:
-                area = (EARTH_RADIUS ** 2 * np.deg2rad(lon_b[:, 1] - lon_b[:, 0])[None, :]
-                        * np.abs(np.sin(np.deg2rad(lat_b[:, 1])) - np.sin(np.deg2rad(lat_b[:, 0])))[:, None]).ravel()
+                area = latlon_cell_areas(lat_b, lon_b) * EARTH_RADIUS ** 2
             if lf is None:
                 raise InputError(f"host grid file {path}: land fraction variable '{landfrac_var}' is missing "
                                  f"(set host.landfrac_variable)")

@@ -1,4 +1,4 @@
-"""Restart files: NetCDF, written atomically (temporary file in the same directory, then ``os.replace``).
+"""Restart files: NetCDF, written atomically (a temporary file in the same directory, then renamed).
 
 A crash while writing leaves the previous restart intact; a reader never sees half a file. Arrays are stored in
 the component's global cell order, so a run may restart on a different number of ranks.
@@ -6,33 +6,16 @@ the component's global cell order, so a run may restart on a different number of
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.io.netcdf import open_netcdf
+from tamrl_coupler.ncfiles import open_netcdf, write_atomic_netcdf
 
-FORMAT_VERSION = 2  # 2: the period estimate between model evaluations (model.update_interval)
-READABLE_VERSIONS = (1, 2)
-
-
-def write_atomic_netcdf(path: str | Path, fill) -> Path:
-    """Create ``path`` through ``fill(dataset)`` on a temporary file, then rename it into place."""
-    import netCDF4
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
-            fill(ds)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+# 2: the period estimate between model evaluations (model.update_interval); 3: driver state named by driver
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def write_restart(path: str | Path, scalars: dict[str, float], arrays: dict[str, tuple[tuple[str, ...], np.ndarray]],
@@ -65,6 +48,7 @@ def write_restart(path: str | Path, scalars: dict[str, float], arrays: dict[str,
 
 
 def read_restart(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, str]]:
+    """(scalars, arrays, global attributes) of a restart file this build can read; errors name the file."""
     path = Path(path)
     with open_netcdf(path, "restart file") as ds:
         ds.set_auto_mask(False)

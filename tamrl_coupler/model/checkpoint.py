@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from tamrl_coupler.config import ConfigError, from_dict, to_dict
+from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import CheckpointError
-from tamrl_coupler.model.config import ModelConfig
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
 from tamrl_coupler.model.networks import build_network

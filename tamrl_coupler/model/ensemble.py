@@ -6,30 +6,17 @@ are the same computation and agree bit for bit.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from tamrl_coupler.config.model import ModelConfig
+from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.model.config import ModelConfig
 from tamrl_coupler.model.features import Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' -> CUDA when present; a CUDA request on a machine without one falls back to the CPU with a warning."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device {device!r} requested but CUDA is not available; using the CPU", stacklevel=2)
-        return torch.device("cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return dev
 
 
 @dataclass

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tamrl_coupler.data.dataset import DRIVER_UNITS, IGBP_CLASSES
+from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import CheckpointError
 
-REQUIRED_DRIVERS: tuple[str, ...] = ("tmin", "tmax", "swdown", "vpd", "precip")
-OPTIONAL_DRIVERS: tuple[str, ...] = ("lai", "co2", "igbp")
-CATEGORICAL = {"igbp": len(IGBP_CLASSES)}
-# log1p before standardising: precipitation is heavily skewed.
+# log1p before standardising: precipitation is heavily skewed (a modelling choice, written into every checkpoint).
 TRANSFORMS = {"precip": "log1p"}
 
 
@@ -34,9 +31,12 @@ class Driver:
         return {"name": self.name, "units": self.units, "required": self.required}
 
 
-def default_drivers(optional: tuple[str, ...] = OPTIONAL_DRIVERS) -> list[Driver]:
-    return [Driver(n, DRIVER_UNITS[n], True) for n in REQUIRED_DRIVERS] + [
-        Driver(n, DRIVER_UNITS[n], False) for n in optional
+def default_drivers(optional: tuple[str, ...] | None = None) -> list[Driver]:
+    """The vocabulary's required drivers, then ``optional`` (default: every optional driver it knows)."""
+    optional = vocabulary.optional_drivers() if optional is None else optional
+    units = {n: q.units for n, q in vocabulary.DRIVERS.items()}
+    return [Driver(n, units[n], True) for n in vocabulary.required_drivers()] + [
+        Driver(n, units[n], False) for n in optional
     ]
 
 
@@ -52,8 +52,9 @@ class FeatureEncoder:
         if self.mean.shape != (n,) or self.std.shape != (n,):
             raise CheckpointError(f"normalisation statistics have shapes {self.mean.shape}/{self.std.shape}, "
                                   f"expected ({n},) for drivers {self.names}")
-        self.cont_idx = [i for i, d in enumerate(self.names) if d not in CATEGORICAL]
-        self.cat_idx = [(i, CATEGORICAL[d]) for i, d in enumerate(self.names) if d in CATEGORICAL]
+        categorical = vocabulary.categorical_drivers()
+        self.cont_idx = [i for i, d in enumerate(self.names) if d not in categorical]
+        self.cat_idx = [(i, categorical[d]) for i, d in enumerate(self.names) if d in categorical]
         self.log_idx = [i for i, d in enumerate(self.names) if TRANSFORMS.get(d) == "log1p"]
         self.n_features = 2 * len(self.cont_idx) + sum(k + 1 for _, k in self.cat_idx)
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -64,8 +65,9 @@ class FeatureEncoder:
         flat = np.asarray(x, dtype=np.float64).reshape(-1, len(drivers))
         mean = np.zeros(len(drivers))
         std = np.ones(len(drivers))
+        categorical = vocabulary.categorical_drivers()
         for i, d in enumerate(drivers):
-            if d.name in CATEGORICAL:
+            if d.name in categorical:
                 continue
             col = flat[:, i]
             col = col[np.isfinite(col)]
@@ -109,7 +111,7 @@ DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2}  # name -> number of fea
 PERIOD_UNITS = {"monthly": "M", "daily": "D"}
 
 
-def period_index(when, period: str) -> np.ndarray:
+def period_index(when: np.datetime64 | np.ndarray | str, period: str) -> np.ndarray:
     """datetime64 value(s) -> integer period index (months or days since 1970-01), the state's calendar."""
     unit = PERIOD_UNITS.get(period)
     if unit is None:

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
 
-FIELDS = ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std")
+FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
 
 
 def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None

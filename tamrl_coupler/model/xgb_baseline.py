@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tamrl_coupler.data.dataset import IGBP_CLASSES
+from tamrl_coupler import vocabulary
 
 
 def _rolling_mean(x: np.ndarray, k: int) -> np.ndarray:
@@ -30,10 +30,11 @@ def build_features(x: np.ndarray, names: list[str], time: np.ndarray) -> tuple[n
     feats, fnames = [], []
     for j, name in enumerate(names):
         col = x[:, :, j].astype(np.float64)
-        if name == "igbp":
-            for c, cls in enumerate(IGBP_CLASSES):
+        classes = vocabulary.DRIVERS[name].classes
+        if classes:  # categorical: one-hot
+            for c, cls in enumerate(classes):
                 feats.append(np.where(np.isfinite(col), (col == c).astype(float), np.nan))
-                fnames.append(f"igbp_{cls}")
+                fnames.append(f"{name}_{cls}")
             continue
         lag1 = np.concatenate([np.full((col.shape[0], 1), np.nan), col[:, :-1]], axis=1)
         lag2 = np.concatenate([np.full((col.shape[0], 2), np.nan), col[:, :-2]], axis=1)
@@ -50,8 +51,9 @@ def build_features(x: np.ndarray, names: list[str], time: np.ndarray) -> tuple[n
 class XGBoostFluxModel:
     """Three XGBoost regressors (GPP, Reco, NEE), trained on the periods with targets."""
 
-    def __init__(self, n_estimators=400, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
-                 min_child_weight=5.0, seed=0, n_jobs=1):
+    def __init__(self, n_estimators: int = 400, max_depth: int = 6, learning_rate: float = 0.05,
+                 subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 5.0, seed: int = 0,
+                 n_jobs: int = 1):
         # the native API: no scikit-learn needed
         self.rounds = n_estimators
         self.params = dict(max_depth=max_depth, eta=learning_rate, subsample=subsample,
@@ -63,7 +65,7 @@ class XGBoostFluxModel:
         import xgboost as xgb
 
         f = feats.reshape(-1, feats.shape[-1])
-        for name in ("gpp", "reco", "nee"):
+        for name in vocabulary.TARGETS:
             y = targets[name].reshape(-1)
             ok = np.isfinite(y)
             self.models[name] = xgb.train(self.params, xgb.DMatrix(f[ok], label=y[ok]), self.rounds)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.physics.solar import ToaInsolation, daily_mean_toa_insolation, day_of_year_and_utc_hours
-from tamrl_coupler.physics.units import SECONDS_PER_DAY
 
 GPP_LIGHT_FLOOR = 1.0  # W m-2 added to shortwave weights
 DEFAULT_TRANSMISSIVITY = 0.7

@@ -4,19 +4,23 @@ Inside the product fluxes are gC m-2 d-1 (what the model was trained on). Hosts 
 ``Fall_fco2_lnd`` is kg CO2 m-2 s-1, land models report kg C m-2 s-1, atmospheric inversions want mol CO2 m-2 s-1.
 Conversions are pure multiplications by one factor, so the carbon balance identity survives them exactly when NEE
 is recomputed after conversion (the component does that).
+
+Every other quantity has one canonical unit, declared in :mod:`tamrl_coupler.vocabulary`; this module only knows
+which other spellings and units convert into each canonical unit, and by how much.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.constants import M_C, M_CO2, SECONDS_PER_DAY, ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
 
-M_C = 12.011  # g mol-1, carbon
-M_CO2 = 44.0095  # g mol-1, carbon dioxide
-SECONDS_PER_DAY = 86400.0
+ArrayT = TypeVar("ArrayT")  # a numpy array or a torch tensor
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,13 @@ def flux_unit(name: str) -> FluxUnit:
     raise InputError(f"flux unit {name!r} is not known; expected one of {sorted(FLUX_UNITS)}")
 
 
-def convert_flux(values_gc_per_day, unit: str | FluxUnit):
+def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
 
 
-# --- import (forcing) units -------------------------------------------------------------------------------------
+# --- every other unit: conversions into each canonical unit of the vocabulary ------------------------------------
 
 @dataclass(frozen=True)
 class ScalarConversion:
@@ -80,64 +84,61 @@ class ScalarConversion:
     offset: float = 0.0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        """Into the canonical unit (``x`` itself when nothing changes)."""
         if self.scale == 1.0 and self.offset == 0.0:
             return x
         return x * self.scale + self.offset
 
+    def inverse(self) -> ScalarConversion:
+        """canonical -> this unit."""
+        return ScalarConversion(1.0 / self.scale, -self.offset / self.scale)
 
-# canonical import unit per field, and the other spellings/units accepted (conversion into the canonical unit)
-IMPORT_UNITS: dict[str, tuple[str, dict[str, ScalarConversion]]] = {
-    "tas": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                  "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15),
-                  "degrees_celsius": ScalarConversion(1.0, 273.15), "c": ScalarConversion(1.0, 273.15)}),
-    "tasmin": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                     "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15)}),
-    "tasmax": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                     "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15)}),
-    "vpd": ("Pa", {"pa": ScalarConversion(), "hpa": ScalarConversion(100.0), "kpa": ScalarConversion(1000.0)}),
-    "huss": ("kg kg-1", {"kg kg-1": ScalarConversion(), "kg/kg": ScalarConversion(), "1": ScalarConversion(),
-                         "g kg-1": ScalarConversion(1e-3), "g/kg": ScalarConversion(1e-3)}),
-    "ps": ("Pa", {"pa": ScalarConversion(), "hpa": ScalarConversion(100.0), "mbar": ScalarConversion(100.0),
-                  "kpa": ScalarConversion(1000.0)}),
-    "rsds": ("W m-2", {"w m-2": ScalarConversion(), "w/m2": ScalarConversion(), "w m**-2": ScalarConversion()}),
-    "rlds": ("W m-2", {"w m-2": ScalarConversion(), "w/m2": ScalarConversion(), "w m**-2": ScalarConversion()}),
-    "pr": ("kg m-2 s-1", {"kg m-2 s-1": ScalarConversion(), "mm s-1": ScalarConversion(),
-                          "mm/s": ScalarConversion(), "kg m**-2 s**-1": ScalarConversion(),
-                          "mm d-1": ScalarConversion(1.0 / SECONDS_PER_DAY),
-                          "mm day-1": ScalarConversion(1.0 / SECONDS_PER_DAY),
-                          "m s-1": ScalarConversion(1000.0)}),
-    "sfcWind": ("m s-1", {"m s-1": ScalarConversion(), "m/s": ScalarConversion()}),
-    "co2": ("ppm", {"ppm": ScalarConversion(), "1e-6": ScalarConversion(), "umol mol-1": ScalarConversion(),
-                    "mol mol-1": ScalarConversion(1e6), "1": ScalarConversion(1e6)}),
-    "lai": ("m2 m-2", {"m2 m-2": ScalarConversion(), "1": ScalarConversion(), "m2/m2": ScalarConversion()}),
-    "landcover": ("1", {"1": ScalarConversion(), "": ScalarConversion()}),
+
+_SAME = ScalarConversion()
+_FROM_CELSIUS = ScalarConversion(1.0, ZERO_CELSIUS)
+_FROM_MJ_PER_DAY = ScalarConversion(1e6 / SECONDS_PER_DAY)
+# canonical import unit -> {accepted spelling or unit (lower case, single spaces): conversion into the canonical
+# unit}; the model drivers' units (degC, hPa, MJ m-2 d-1, mm d-1) are among them
+ACCEPTED_UNITS: dict[str, dict[str, ScalarConversion]] = {
+    "K": {"k": _SAME, "kelvin": _SAME, "degc": _FROM_CELSIUS, "celsius": _FROM_CELSIUS,
+          "degrees_celsius": _FROM_CELSIUS, "c": _FROM_CELSIUS},
+    "Pa": {"pa": _SAME, "hpa": ScalarConversion(100.0), "mbar": ScalarConversion(100.0),
+           "kpa": ScalarConversion(1000.0)},
+    "kg kg-1": {"kg kg-1": _SAME, "kg/kg": _SAME, "1": _SAME, "g kg-1": ScalarConversion(1e-3),
+                "g/kg": ScalarConversion(1e-3)},
+    "W m-2": {"w m-2": _SAME, "w/m2": _SAME, "w m**-2": _SAME,
+              "mj m-2 d-1": _FROM_MJ_PER_DAY, "mj m-2 day-1": _FROM_MJ_PER_DAY},
+    "kg m-2 s-1": {"kg m-2 s-1": _SAME, "mm s-1": _SAME, "mm/s": _SAME, "kg m**-2 s**-1": _SAME,
+                   "mm d-1": ScalarConversion(1.0 / SECONDS_PER_DAY),
+                   "mm day-1": ScalarConversion(1.0 / SECONDS_PER_DAY), "m s-1": ScalarConversion(1000.0)},
+    "m s-1": {"m s-1": _SAME, "m/s": _SAME},
+    "ppm": {"ppm": _SAME, "1e-6": _SAME, "umol mol-1": _SAME, "mol mol-1": ScalarConversion(1e6),
+            "1": ScalarConversion(1e6)},
+    "m2 m-2": {"m2 m-2": _SAME, "1": _SAME, "m2/m2": _SAME},
+    "1": {"1": _SAME, "": _SAME},
 }
 
 
-def import_conversion(field: str, units: str | None, where: str) -> ScalarConversion:
-    """The conversion from ``units`` to the field's canonical unit; a clear error naming ``where`` otherwise."""
-    canonical, accepted = IMPORT_UNITS[field]
+def to_canonical(canonical: str, units: str | None, where: str, field: str) -> ScalarConversion:
+    """The conversion from ``units`` into ``canonical``; a clear error naming ``where`` and ``field`` otherwise.
+
+    ``units`` None (a file that does not say) is taken as the canonical unit."""
     if units is None:
-        return ScalarConversion()
+        return _SAME
+    accepted = ACCEPTED_UNITS[canonical]
     key = " ".join(str(units).strip().lower().split())
     if key in accepted:
         return accepted[key]
-    raise InputError(
-        f"{where}: field {field!r} has units {units!r}; expected {canonical!r} or one of {sorted(accepted)}"
-    )
+    raise InputError(f"{where}: field {field!r} has units {units!r}; expected {canonical!r} or one of "
+                     f"{sorted(accepted)}")
 
 
-# --- driver unit helpers (model drivers are daily-rate units) ------------------------------------------------------
-
-def w_m2_to_mj_m2_d(x):
-    """Mean irradiance W m-2 -> daily energy MJ m-2 d-1."""
-    return x * (SECONDS_PER_DAY * 1e-6)
+def import_conversion(field: str, units: str | None, where: str) -> ScalarConversion:
+    """The conversion from ``units`` to import ``field``'s canonical unit (from the vocabulary)."""
+    return to_canonical(vocabulary.IMPORTS[field].units, units, where, field)
 
 
-def kg_m2_s_to_mm_d(x):
-    """Precipitation flux kg m-2 s-1 (= mm s-1 of water) -> mm d-1."""
-    return x * SECONDS_PER_DAY
-
-
-def kelvin_to_celsius(x):
-    return x - 273.15
+def driver_conversion(driver: str, source: str) -> ScalarConversion:
+    """The conversion of import ``source`` (in its canonical unit) into model driver ``driver``'s unit: the inverse
+    of the driver unit's conversion into the import's (so each factor is written once, in ACCEPTED_UNITS)."""
+    return import_conversion(source, vocabulary.DRIVERS[driver].units, f"driver {driver!r}").inverse()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.errors import RegridError
+from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf
 from tamrl_coupler.regrid.grid import Grid
 
 SKIP_ATTRS = {"_FillValue", "scale_factor", "add_offset", "missing_value", "valid_range", "valid_min", "valid_max",
@@ -15,10 +16,10 @@ SKIP_ATTRS = {"_FillValue", "scale_factor", "add_offset", "missing_value", "vali
 
 def _spatial_dims(ds, grid: Grid) -> tuple[tuple[str, ...], set[str]]:
     """The grid's dimensions in the file, and the coordinate variables (lat, lon, their bounds) not to copy."""
-    from tamrl_coupler.regrid.gridfiles import LAT_NAMES, LON_NAMES, _find_coord
+    from tamrl_coupler.regrid.gridfiles import LAT_NAMES, LON_NAMES, find_coord
 
-    latv = _find_coord(ds, LAT_NAMES, "latitude")
-    lonv = _find_coord(ds, LON_NAMES, "longitude")
+    latv = find_coord(ds, LAT_NAMES, "latitude")
+    lonv = find_coord(ds, LON_NAMES, "longitude")
     coords = {latv.name, lonv.name}
     for v in (latv, lonv):
         for cand in (getattr(v, "bounds", None), f"{v.name}_bnds", f"{v.name}_bounds"):
@@ -54,17 +55,19 @@ def _write_grid(out, g: Grid) -> tuple[str, ...]:
     return dims
 
 
-def regrid_file(inp: Path, target, out_path: Path, method: str = "conservative", weights=None, backend="auto",
+def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", weights=None, backend="auto",
                 cache_dir=None, variables=None) -> int:
+    """Regrid every numeric variable on ``inp``'s lat/lon grid to ``grid`` (a name, file or Grid) into
+    ``out_path``, written atomically; returns the number of variables regridded."""
     import netCDF4
 
     from tamrl_coupler.regrid.regridder import Regridder
 
     src = Grid.from_file(inp)
-    dst = Grid.resolve(target)
+    dst = Grid.resolve(grid)
     rg = Regridder(src, dst, method=method, backend=backend, weights=weights, cache_dir=cache_dir)
     n_done = 0
-    with netCDF4.Dataset(inp) as ds:
+    with open_netcdf(inp, "input file", RegridError) as ds:
         sdims, skip = _spatial_dims(ds, src)
         on_grid = [n for n, v in ds.variables.items() if n not in skip and v.dimensions[-len(sdims):] == sdims
                    and np.issubdtype(v.dtype, np.number)]
@@ -75,8 +78,9 @@ def regrid_file(inp: Path, target, out_path: Path, method: str = "conservative",
             on_grid = [n for n in on_grid if n in variables]
         if not on_grid:
             raise RegridError(f"{inp}: no variable has the grid dimensions {sdims}; nothing to regrid")
-        tmp = out_path.with_name(out_path.name + ".tmp")
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as out:
+        target = AtomicNetCDF(out_path)
+        out = target.ds
+        try:
             out.setncatts({k: ds.getncattr(k) for k in ds.ncattrs()})
             for name, d in ds.dimensions.items():
                 if name not in sdims:
@@ -104,6 +108,9 @@ def regrid_file(inp: Path, target, out_path: Path, method: str = "conservative",
                 nv[...] = np.ma.masked_invalid(y)
                 n_done += 1
             hist = getattr(ds, "history", "")
-            out.history = (f"tamrl-coupler regrid {inp.name} --grid {target} --method {method}\n" + str(hist)).strip()
-        tmp.replace(out_path)
+            out.history = (f"tamrl-coupler regrid {inp.name} --grid {grid} --method {method}\n" + str(hist)).strip()
+        except BaseException:
+            target.abort()
+            raise
+        target.close()
     return n_done

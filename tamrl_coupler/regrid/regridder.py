@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.grid import Grid
@@ -51,9 +52,10 @@ class Regridder:
       CSR matrix on the tensor's device otherwise; ``"torch"`` forces the torch kernel (also on CPU).
     """
 
-    def __init__(self, src, dst, method: str = "conservative", backend: str = "auto", weights=None,
-                 cache_dir=None, normalization: str = "fracarea", unmapped: str = "nan",
-                 torch_kernel: str = "auto") -> None:
+    def __init__(self, src: Grid | str | Path, dst: Grid | str | Path, method: str = "conservative",
+                 backend: str = "auto", weights: Weights | str | Path | None = None,
+                 cache_dir: str | Path | bool | None = None, normalization: str = "fracarea",
+                 unmapped: str = "nan", torch_kernel: str = "auto") -> None:
         if torch_kernel not in ("auto", "torch", "scipy"):
             raise RegridError(f"torch_kernel={torch_kernel!r} unknown; expected 'auto', 'torch' or 'scipy'")
         self.torch_kernel = torch_kernel
@@ -90,9 +92,10 @@ class Regridder:
         if self.unmapped_cells.size and unmapped == "nearest":
             S = self._fill_nearest(S)
         self.matrix: sp.csr_matrix = S
-        self._nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
+        # destination cells every result sets to NaN: unmapped ones (unmapped="nan") and masked ones
+        self.nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
         if self.dst.mask is not None and unmapped == "nan":
-            self._nan_rows = np.union1d(self._nan_rows, np.nonzero(self.dst.mask == 0)[0])
+            self.nan_rows = np.union1d(self.nan_rows, np.nonzero(self.dst.mask == 0)[0])
         self._torch: dict = {}
 
     def _fill_nearest(self, S: sp.csr_matrix) -> sp.csr_matrix:
@@ -162,8 +165,8 @@ class Regridder:
             y = num
         else:
             y = spmm(S, X)
-        if self._nan_rows.size:
-            y[:, self._nan_rows] = np.nan
+        if self.nan_rows.size:
+            y[:, self.nan_rows] = np.nan
         return y.reshape(lead + tail).astype(out_dtype, copy=False)
 
     def _fraction_vector(self, src_fraction):
@@ -174,7 +177,7 @@ class Regridder:
             raise RegridError(f"src_fraction has {f.size} values, source grid {self.src.name!r} has {self.src.size}")
         return f
 
-    def dst_fraction(self, src_fraction=None) -> np.ndarray:
+    def dst_fraction(self, src_fraction: ArrayLike | None = None) -> np.ndarray:
         """Fraction of each destination cell covered by active source (times ``src_fraction``, e.g. land)."""
         f = self._fraction_vector(src_fraction)
         return self._dest.matrix @ (f if f is not None else np.ones(self.src.size))
@@ -197,6 +200,6 @@ class Regridder:
             y = num / torch.where(den > 0, den, torch.full((), float("nan"), dtype=x.dtype, device=x.device))
         else:
             y = op(X)
-        if self._nan_rows.size:
-            y[:, torch.as_tensor(self._nan_rows, device=x.device)] = float("nan")
+        if self.nan_rows.size:
+            y[:, torch.as_tensor(self.nan_rows, device=x.device)] = float("nan")
         return y.reshape(lead + tail)

@@ -13,17 +13,16 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.training.config import CVConfig
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
 
 def forcing_cell_groups(data: FluxDataset) -> np.ndarray:
     """Group index per site: sites whose required drivers are identical over the whole record share a forcing cell
     (FluxVal drivers come from the tower's 0.5-degree cell, so nearby towers get the very same inputs)."""
-    from tamrl_coupler.model.features import REQUIRED_DRIVERS
-
-    x = data.driver_array(list(REQUIRED_DRIVERS))
+    x = data.driver_array(list(vocabulary.required_drivers()))
     keys: dict[bytes, int] = {}
     return np.array([keys.setdefault(np.nan_to_num(x[s], nan=-9999.0).tobytes(), len(keys))
                      for s in range(data.n_sites)])
@@ -84,7 +83,7 @@ def _run_job(args) -> dict:
         from tamrl_coupler.model.features import default_drivers
         from tamrl_coupler.model.xgb_baseline import XGBoostFluxModel, build_features
 
-        for tag, optional in (("", ("lai", "co2", "igbp")), ("met-only", ())):
+        for tag, optional in (("", vocabulary.optional_drivers()), ("met-only", ())):
             names = [d.name for d in default_drivers(optional)]
             ftr, _ = build_features(train.driver_array(names), names, data.time)
             fte, _ = build_features(test.driver_array(names), names, data.time)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.training.config import CVConfig
 
 
 def _pct(a: float, b: float) -> str:

@@ -1,0 +1,168 @@
+"""The model side of a coupling step, on this rank's model cells: the period's drivers so far, the TAM-RL ensemble
+on fixed cell blocks when the schedule says so (the LSTM state committed only at the period end), and the step's
+fluxes downscaled from the period estimate so that period totals are exact.
+
+Rows are named (component/rows.py): the period estimate by the ensemble outputs the vocabulary's exports carry
+(``gpp``, ``reco``, ``gpp_std`` ...), the step's fluxes by those exports (``gpp``, ``reco``, ``gpp_spread`` ...).
+Buffers are made once, so an evaluation allocates nothing here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from tamrl_coupler import vocabulary
+from tamrl_coupler.component.clock import StepInfo
+from tamrl_coupler.component.geometry import Geometry
+from tamrl_coupler.component.rows import NamedRows
+from tamrl_coupler.component.schedule import EvaluationSchedule
+from tamrl_coupler.physics.downscale import Downscaler
+from tamrl_coupler.physics.drivers import DriverAccumulator
+
+
+class Evaluation:
+    """Drivers, ensemble and downscaling for one rank's model cells; see the module docstring."""
+
+    def __init__(self, ensemble: Any, geometry: Geometry, update_interval: int, first_period: np.datetime64):
+        import torch
+
+        self.ens = ensemble
+        self.geo = geometry
+        n = geometry.n_model
+        self.drivers = ensemble.meta.driver_names
+        self.acc = DriverAccumulator(n, self.drivers)
+        self.down = Downscaler(geometry.model_lat, geometry.model_lon)
+        self.schedule = EvaluationSchedule(update_interval)
+        # the model derives the season from the calendar and uses the cell latitude (never sent as drivers); the
+        # period is reset to the first step's (CouplingComponent.run_step) or the restart's
+        self.state = ensemble.init_state(n, first_period=first_period, lat=geometry.model_lat)
+        self.have_estimate = False  # whether the estimate holds one for the current period
+        self.n_evaluations = 0
+        self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
+        # The drivers go to the model's device as float32 once per evaluation (one conversion and one transfer, not
+        # one per block); each block's ensemble means and spreads are copied straight into the period estimate --
+        # on the CPU a torch view of the numpy array, on a GPU a device tensor copied back once.
+        dev = ensemble.device
+        self._x_dev = torch.zeros((n, len(self.drivers)), dtype=torch.float32, device=dev)
+        self.estimate = NamedRows(vocabulary.model_outputs(), n)  # period rates, gC m-2 d-1
+        self._estimate_host_t = torch.from_numpy(self.estimate.array)
+        self._estimate_dev = (self._estimate_host_t if dev.type == "cpu" else
+                              torch.zeros(self.estimate.array.shape, dtype=torch.float64, device=dev))
+        self.step_rows = NamedRows((q.name for q in vocabulary.carried_exports()), n)  # this step, gC m-2 d-1
+        self._spread_scratch = np.zeros((2, n))
+        self._not_finite = np.zeros(n, dtype=bool)
+
+    def step(self, fields: dict[str, np.ndarray], info: StepInfo, timers: dict[str, float]) -> NamedRows:
+        """Accumulate, evaluate when due, downscale: this step's fluxes on the model cells (named rows)."""
+        t0 = time.perf_counter()
+        self.acc.add(fields, info.dt, info.ends_day)
+        evaluate = self.schedule.due(info, self.have_estimate)
+        if evaluate:
+            self.acc.fill(self.x)
+        t1 = time.perf_counter()
+        # the model on fixed blocks, when the schedule says so (always at the period end, which commits the state);
+        # otherwise the period estimate of the last evaluation is reused
+        if evaluate:
+            self._run_model(commit=info.ends_period)
+            self.have_estimate = True
+            self.n_evaluations += 1
+        t2 = time.perf_counter()
+        est, out = self.estimate, self.step_rows
+        remaining = info.period_seconds - info.elapsed
+        covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
+        self.down.step(est["gpp"], est["reco"], fields["rsds"], fields["tas"],
+                       self.acc.running_sum_of("rsds"), self.acc.elapsed, remaining, covered, info.start, info.dt,
+                       out["gpp"], out["reco"])
+        self._scale_spreads()
+        timers["drivers"] += t1 - t0
+        timers["model"] += t2 - t1
+        timers["downscale"] += time.perf_counter() - t2
+        return out
+
+    def end_period(self) -> None:
+        self.acc.reset()
+        self.down.reset()
+        self.have_estimate = False  # the next period starts with an evaluation
+
+    def _run_model(self, commit: bool) -> None:
+        """The ensemble on this rank's fixed blocks into the period estimate; the LSTM state and the task-encoder
+        window are written back only when ``commit`` (the period's last step)."""
+        import torch
+
+        est, st, names = self._estimate_dev, self.state, self.estimate.names
+        with torch.inference_mode():
+            self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
+            x = self._x_dev
+            for s, e in self.geo.blocks:
+                # block views: the period's task embedding is cached in place by its first step
+                fl, new = self.ens.step(x[s:e], st.block(s, e))
+                for row, name in enumerate(names):
+                    est[row, s:e].copy_(getattr(fl, name))
+                if commit:
+                    st.commit(s, e, new)
+            if est is not self._estimate_host_t:
+                self._estimate_host_t.copy_(est)
+
+    def _scale_spreads(self) -> None:
+        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate); NEE's
+        spread follows the sum of the absolute components. In place on preallocated rows: no allocation per step."""
+        est, out = self.estimate, self.step_rows
+        tot, ref = self._spread_scratch
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for flux in ("gpp", "reco"):
+                spread = out[f"{flux}_spread"]
+                np.divide(out[flux], est[flux], out=spread)
+                self._one_where_not_finite(spread)
+                np.abs(spread, out=spread)
+                spread *= est[f"{flux}_std"]
+            nee_spread = out["nee_spread"]
+            np.abs(out["gpp"], out=tot)
+            np.abs(out["reco"], out=nee_spread)
+            tot += nee_spread
+            np.add(est["gpp"], est["reco"], out=ref)
+            np.divide(tot, ref, out=tot)
+            self._one_where_not_finite(tot)
+        np.multiply(est["nee_std"], tot, out=nee_spread)
+
+    def _one_where_not_finite(self, x: np.ndarray) -> None:
+        """``np.nan_to_num(x, nan=1, posinf=1, neginf=1)`` in place, without its temporary masks."""
+        bad = self._not_finite
+        np.isfinite(x, out=bad)
+        np.logical_not(bad, out=bad)
+        np.copyto(x, 1.0, where=bad)
+
+    # restart ----------------------------------------------------------------------------------------------------
+    def state_arrays(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """Per model cell: drivers so far, downscaling bookkeeping, the period estimate and the ensemble state."""
+        flat = {**self.acc.state_arrays(), **self.down.state_arrays(),
+                **{f"estimate_{k}": v for k, v in self.estimate.items()}}
+        arrays = {k: (("model_cell",), v) for k, v in flat.items()}
+        state = self.state.to_numpy()
+        arrays["state_window"] = (("model_cell", "window", "driver"), state["window"])
+        arrays["state_h"] = (("model_cell", "member", "hidden"), state["h"])
+        arrays["state_c"] = (("model_cell", "member", "hidden"), state["c"])
+        return arrays
+
+    def state_scalars(self) -> dict[str, float]:
+        return {"have_estimate": float(self.have_estimate), "n_evaluations": float(self.n_evaluations),
+                **self.acc.state_scalars()}
+
+    def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, float], period: np.datetime64) -> None:
+        """From a restart: ``arrays`` already cut to this rank's model cells; ``period`` is the next step's."""
+        import torch
+
+        self.acc.load_state({k: v for k, v in arrays.items() if k.startswith("acc_")}, scalars)
+        self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")})
+        dev = self.state.window.device
+        for k in ("window", "h", "c"):
+            getattr(self.state, k)[:] = torch.as_tensor(arrays[f"state_{k}"], device=dev)
+        self.ens.set_period(self.state, period)
+        # the period estimate between evaluations (format 1 has none: the next step evaluates)
+        self.have_estimate = bool(scalars.get("have_estimate", 0.0)) and "estimate_gpp" in arrays
+        self.n_evaluations = int(scalars.get("n_evaluations", 0.0))
+        if self.have_estimate:
+            for k, v in self.estimate.items():
+                v[:] = arrays[f"estimate_{k}"]

@@ -1,0 +1,164 @@
+"""CF-1.8 NetCDF flux files: gpp, reco, nee (and their ensemble spreads) on the host grid or a point set; the writer
+the offline driver appends to every coupling step, and the reader every product made from a run uses.
+
+Every file states its sign convention (global attributes and NEE's ``positive``), its units, cell methods
+(``time: mean area: mean where land``) and cell measures. CF standard names are used where the CF table has one
+for the quantity in the chosen unit; total ecosystem respiration has none, so ``reco`` carries a long name only.
+The file is written under a temporary name and renamed when closed, so an interrupted run never leaves a truncated
+file under the final name and never damages a file written before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tamrl_coupler import __version__, vocabulary
+from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
+from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
+from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.physics.units import FluxUnit, flux_unit
+
+FILL = np.float64(1.0e20)
+
+
+def long_name(field: str, convention: SignConvention) -> str:
+    """The export's long name, NEE's with the formula of ``convention``."""
+    text = vocabulary.EXPORTS[field].long_name
+    return text + (f" ({convention.formula})" if field == "nee" else "")
+
+
+def standard_name(field: str, unit: FluxUnit, convention: SignConvention) -> str | None:
+    """The CF standard name of ``field`` in ``unit``/``convention``, or None when the CF table has none.
+
+    The vocabulary's names are for carbon mass, NEE uptake-positive; mole units have their own CO2 names."""
+    if field == "gpp" and unit.species == "carbon":
+        return vocabulary.EXPORTS["gpp"].standard_name
+    if field == "nee":
+        if unit.species == "carbon" and convention is SignConvention.UPTAKE_POSITIVE:
+            return vocabulary.EXPORTS["nee"].standard_name
+        if unit.species == "mole":
+            return ("surface_downward_mole_flux_of_carbon_dioxide" if convention is SignConvention.UPTAKE_POSITIVE
+                    else "surface_upward_mole_flux_of_carbon_dioxide")
+    return None
+
+
+class FluxFileWriter:
+    """Appends one time record per call; ``close`` renames the finished file into place."""
+
+    def __init__(self, path: str | Path, grid: HostGridInfo, landfrac: np.ndarray, area: np.ndarray | None,
+                 unit: FluxUnit, convention: SignConvention, reference: np.datetime64,
+                 fields: tuple[str, ...] | None = None, attrs: dict[str, str] | None = None,
+                 time_method: str = "mean"):
+        self.file = AtomicNetCDF(path)
+        self.path = self.file.path
+        self.grid = grid
+        self.fields = tuple(vocabulary.EXPORTS) if fields is None else fields
+        self.land = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape) > 0
+        ds = self.ds = self.file.ds
+        ds.setncattr("Conventions", "CF-1.8")
+        ds.setncattr("title", "TAM-RL carbon fluxes from tamrl-coupler")
+        ds.setncattr("source", f"tamrl-coupler {__version__}: TAM-RL ensemble (task-aware modulated LSTM)")
+        ds.setncattr("institution", "tamrl-coupler developers")
+        ds.setncattr("sign_convention", convention.value)
+        ds.setncattr("nee_definition", f"{convention.formula} (exact: NEE is recomputed from GPP and Reco on every "
+                                       f"cell and step)")
+        ds.setncattr("flux_unit", unit.name)
+        ds.setncattr("flux_unit_description", unit.description)
+        for k, v in (attrs or {}).items():
+            ds.setncattr(k, v)
+        ds.createDimension("time", None)
+        ds.createDimension("nv", 2)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = f"seconds since {str(reference).replace('T', ' ')}"
+        t.calendar = "proleptic_gregorian"
+        t.standard_name = "time"
+        t.axis = "T"
+        t.bounds = "time_bnds"
+        ds.createVariable("time_bnds", "f8", ("time", "nv"))
+        space, coords = write_horizontal_coords(ds, grid)
+        lf = ds.createVariable("landfrac", "f8", space)
+        lf.standard_name, lf.units, lf.long_name = "land_area_fraction", "1", "land fraction of the host cell"
+        if coords:
+            lf.coordinates = coords
+        lf[:] = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape)
+        measures = None
+        if area is not None:
+            a = ds.createVariable("cell_area", "f8", space)
+            a.standard_name, a.units, a.long_name = "cell_area", "m2", "area of the host cell"
+            if coords:
+                a.coordinates = coords
+            a[:] = np.asarray(area, dtype=np.float64).reshape(grid.shape)
+            measures = "area: cell_area"
+        self.vars = {}
+        for f in self.fields:
+            v = ds.createVariable(f, "f8", ("time", *space), fill_value=FILL, zlib=True, complevel=1,
+                                  chunksizes=(1, *grid.shape))
+            v.units = unit.udunits
+            v.long_name = long_name(f, convention)
+            std = standard_name(f, unit, convention)
+            if std:
+                v.standard_name = std
+            if f == "nee":
+                v.positive = convention.cf_positive
+            v.cell_methods = f"time: {time_method} area: mean where land"
+            if measures:
+                v.cell_measures = measures
+            if coords:
+                v.coordinates = coords
+            if f"{f}_spread" in self.fields:
+                v.ancillary_variables = f"{f}_spread"
+            self.vars[f] = v
+        self.n = 0
+
+    def append(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
+        """One record: the interval [t0, t1] (seconds since the reference) and flat global fields."""
+        i = self.n
+        self.ds.variables["time"][i] = 0.5 * (t0 + t1)
+        self.ds.variables["time_bnds"][i, :] = (t0, t1)
+        for f in self.fields:
+            a = np.asarray(values[f], dtype=np.float64).reshape(self.grid.shape)
+            self.vars[f][i] = np.where(self.land, a, FILL)
+        self.n += 1
+
+    def close(self) -> Path:
+        return self.file.close()
+
+    def abort(self) -> None:
+        self.file.abort()
+
+
+@dataclass
+class FluxFile:
+    """A flux file read back: fields as float64 with NaN off land, the time axis in seconds since ``reference``."""
+
+    path: Path
+    unit: FluxUnit
+    convention: SignConvention
+    reference: np.datetime64  # the time origin (the run's reference date)
+    time_units: str
+    bounds: np.ndarray  # (T, 2) seconds since the reference: each record's interval
+    grid: HostGridInfo
+    landfrac: np.ndarray  # grid shape
+    fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Each record's start as datetime64[s]."""
+        return self.reference + self.bounds[:, 0].astype(np.int64).astype("timedelta64[s]")
+
+
+def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> FluxFile:
+    """Read a file :class:`FluxFileWriter` wrote (``fields``: default every export it holds)."""
+    path = Path(path)
+    with open_netcdf(path, "flux file") as ds:
+        where = f"flux file {path}"
+        scale, reference = parse_time_units(ds["time"].units, where)
+        bounds = np.asarray(ds["time_bnds"][:], dtype=np.float64) * scale
+        names = [f for f in vocabulary.EXPORTS if f in ds.variables] if fields is None else list(fields)
+        data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
+        return FluxFile(path, flux_unit(ds.getncattr("flux_unit")),
+                        SignConvention.parse(ds.getncattr("sign_convention")), reference, ds["time"].units, bounds,
+                        read_horizontal_coords(ds), np.asarray(ds["landfrac"][:], dtype=np.float64), data)

@@ -1,0 +1,96 @@
+"""The ``regrid`` and ``weights`` subcommands on real NetCDF files."""
+
+from __future__ import annotations
+
+import netCDF4
+import numpy as np
+import pytest
+
+from tamrl_coupler.cli import main
+from tamrl_coupler.regrid import Grid, Regridder, Weights
+
+
+def _forcing(path):
+    """A small CF file on a 2-degree regional grid: one field with fill values (sea), one without, a time axis."""
+    lat = np.arange(-19.0, 20.0, 2.0)
+    lon = np.arange(1.0, 40.0, 2.0)
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.title = "test forcing"
+        ds.createDimension("time", None)
+        ds.createDimension("lat", lat.size)
+        ds.createDimension("lon", lon.size)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "days since 2015-01-01"
+        t[:] = [0.0, 1.0]
+        for nm, vals, units, std in (("lat", lat, "degrees_north", "latitude"), ("lon", lon, "degrees_east",
+                                                                               "longitude")):
+            v = ds.createVariable(nm, "f4", (nm,))
+            v.units, v.standard_name = units, std
+            v[:] = vals
+        la, lo = np.meshgrid(lat, lon, indexing="ij")
+        tas = ds.createVariable("tas", "f4", ("time", "lat", "lon"), fill_value=-9999.0)
+        tas.units, tas.long_name = "K", "air temperature"
+        field = 290 + 0.1 * la + 0.05 * lo
+        data = np.ma.masked_array(np.stack([field, field + 1]), mask=np.stack([lo > 30] * 2))
+        tas[:] = data
+        pr = ds.createVariable("pr", "f4", ("time", "lat", "lon"))
+        pr.units = "kg m-2 s-1"
+        pr[:] = np.stack([np.full_like(la, 1e-5)] * 2)
+        orog = ds.createVariable("orog", "f4", ("lat", "lon"))  # a static field: no time dimension
+        orog.units = "m"
+        orog[:] = np.full_like(la, 250.0)
+    return lat, lon
+
+
+def test_regrid_command_keeps_attributes_and_conserves(tmp_path, capsys):
+    inp, out = tmp_path / "in.nc", tmp_path / "out.nc"
+    _forcing(inp)
+    rc = main(["regrid", str(inp), "--grid", "r144x96", "--method", "conservative", "--output", str(out),
+               "--backend", "native"])
+    assert rc == 0, capsys.readouterr().err
+    with netCDF4.Dataset(out) as ds, netCDF4.Dataset(inp) as src:
+        assert ds.title == "test forcing" and "tamrl-coupler regrid" in ds.history
+        assert ds["tas"].units == "K" and ds["tas"].long_name == "air temperature"
+        assert ds["tas"].dimensions == ("time", "lat", "lon") and ds["tas"].shape == (2, 96, 144)
+        assert ds["time"][:].tolist() == [0.0, 1.0] and ds["lat"].bounds == "lat_bnds"
+        tas = ds["tas"][:]
+        assert tas.mask.any() and (~tas.mask).sum() > 50
+        # the land integral with the regridder's own areas and land fractions is kept
+        g = Grid.from_file(inp)
+        rg = Regridder(g, "r144x96", "conservative", backend="native")
+        x = np.ma.filled(src["tas"][0].astype(np.float64), np.nan).ravel()
+        land = np.isfinite(x)
+        total = np.sum(rg.weights.area_a * land * np.nan_to_num(x))
+        fd = rg.dst_fraction(land)
+        got = np.sum(rg.weights.area_b * fd * np.ma.filled(tas[0].astype(np.float64), 0.0).ravel())
+        assert abs(got - total) / total < 1e-6  # float32 output
+        assert np.allclose(ds["pr"][:].compressed(), 1e-5, rtol=1e-6)
+        assert ds["orog"].dimensions == ("lat", "lon") and np.allclose(ds["orog"][:].compressed(), 250.0)
+
+
+def test_weights_command_and_reuse(tmp_path, capsys):
+    wfile = tmp_path / "w.nc"
+    assert main(["weights", "r144x96", "r360x180", "--method", "bilinear", "--backend", "native", "--out",
+                 str(wfile)]) == 0
+    assert "bilinear weights r144x96" in capsys.readouterr().out
+    w = Weights.read(wfile)
+    assert w.method == "bilinear" and w.matrix.shape == (64800, 13824)
+    inp, out = tmp_path / "in.nc", tmp_path / "out.nc"
+    _forcing(inp)
+    # a weight file for other grids is refused with the sizes named
+    rc = main(["regrid", str(inp), "--grid", "r360x180", "--out", str(out), "--weights", str(wfile)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "map 13824 source to 64800 destination cells" in err and "400 source" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["regrid", "IN", "--grid", "r12", "--output", "o.nc"], "neither a CDO-style name like 'r360x180' nor an existing"),
+    (["weights", "r144x96", "r360x180", "--method", "conservative_2nd", "--backend", "native", "--out", "w.nc"],
+     "backend 'native' cannot make conservative_2nd weights"),
+])
+def test_cli_errors(tmp_path, capsys, argv, message):
+    inp = tmp_path / "in.nc"
+    _forcing(inp)
+    argv = [str(inp) if a == "IN" else (str(tmp_path / a) if a.endswith(".nc") else a) for a in argv]
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
