@@ -80,22 +80,43 @@ class Imports:
         self.derivations = ImportDerivations(self.fields, n_m)
         prev = self.validator
         self.validator = ForcingValidator(names, geo.host_active, geo.locator, self.fill_policy, self.check_range)
-        if prev is not None and prev.policy == self.validator.policy == "persist":
-            self.validator.last_valid.update(prev.last_valid)
+        if prev is not None:
+            self.validator.substitutions.update({k: v for k, v in prev.substitutions.items() if k in names})
+            if prev.policy == self.validator.policy == "persist":
+                self.validator.last_valid.update({k: v for k, v in prev.last_valid.items() if k in names})
         for k, v in self._pending_last_valid.items():
             if k in self.validator.last_valid:
                 self.validator.last_valid[k][:] = v
         self._pending_last_valid = {}
 
     def step(self, label: str) -> dict[str, np.ndarray]:
-        """Copy, validate and regrid this step's imports; returns ``fields`` (derived imports included)."""
+        """Copy and validate this step's imports into the buffers (nothing else changes: :meth:`commit` once the
+        step passed on every rank); returns ``fields``."""
         active = self.geo.host_active
-        for buf, names in ((self.buf_state, self.state_names), (self.buf_flux, self.flux_names),
-                           (self.buf_class, self.class_names)):
+        for buf, names in self._groups():
             for row, n in zip(buf, names, strict=True):
                 np.copyto(row, self.arrays[n], where=active)
                 self.validator.check(n, row, label)
         return self.fields
+
+    def _groups(self) -> tuple[tuple[np.ndarray, list[str]], ...]:
+        return ((self.buf_state, self.state_names), (self.buf_flux, self.flux_names),
+                (self.buf_class, self.class_names))
+
+    def commit(self, label: str) -> None:
+        """The step's imports passed on every rank: remember them (fill policy 'persist') and count substitutions."""
+        self.validator.commit({n: row for buf, names in self._groups() for row, n in zip(buf, names, strict=True)},
+                              label)
+
+    def discard(self) -> None:
+        """The step failed on some rank: forget what :meth:`step` counted."""
+        if self.validator is not None:
+            self.validator.discard()
+
+    @property
+    def substitutions(self) -> dict[str, int]:
+        """Values replaced by the fill policy so far on this rank, per import field."""
+        return dict(self.validator.substitutions) if self.validator is not None else {}
 
     def regrid(self) -> dict[str, np.ndarray]:
         """Host -> model, into the rows behind ``fields``: fluxes conservative, states bilinear (conservative where
