@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
+    from tamrl_coupler.atomicfile import write_text_atomic
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.errors import InputError
     from tamrl_coupler.model import load_checkpoint
@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     bv = table["balance_violation"]
     print(f"balance violation: RMS {bv['rms']:.1e}, max {bv['max_abs']:.1e} gC m-2 d-1")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(table, indent=1))
+        write_text_atomic(args.json, json.dumps(table, indent=1), "metrics")
         print(f"wrote {args.json}")
     return 0

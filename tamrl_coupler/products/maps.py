@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.io.fluxfile import read_flux_file
 
@@ -39,7 +40,9 @@ def nee_map(flux_file: Path, png: Path) -> Path:
     ax.set_xlim(-180, 180)
     ax.set_ylim(-60, 90)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
+    try:
+        with atomic_path(png, "NEE map") as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return png

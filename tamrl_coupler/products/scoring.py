@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
 from tamrl_coupler.data.fluxval import read_fluxval
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -74,10 +75,11 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     for r in rows:
         cells = " | ".join(f"{r[f + '_rmse']:.3f} | {r[f + '_r2']:.3f}" for f in FLUXES)
         lines.append(f"| {r['site']} | {r['igbp']} | {r['gpp_n']} | {cells} |")
-    md.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n", "site scores")
     csv = out_dir / "sites_scores_per_site.csv"
     keys = list(rows[0]) if rows else []
-    csv.write_text(",".join(keys) + "\n" + "\n".join(",".join(str(r[k]) for k in keys) for r in rows) + "\n")
+    write_text_atomic(csv, ",".join(keys) + "\n" + "\n".join(",".join(str(r[k]) for k in keys) for r in rows) + "\n",
+                      "site scores")
     fig, axes = plt.subplots(1, 3, figsize=(12, 4), dpi=100)
     for ax, f in zip(axes, FLUXES, strict=True):
         o, s = obs[f].ravel(), sim[f].ravel()
@@ -90,8 +92,7 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
         ax.set_ylabel("coupled TAM-RL [gC m-2 d-1]")
     fig.tight_layout()
     scatter = out_dir / "sites_scatter.png"
-    fig.savefig(scatter)
-    plt.close(fig)
+    _save_figure(plt, fig, scatter)
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
     x = np.arange(len(biomes))
     for k, f in enumerate(FLUXES):
@@ -102,6 +103,14 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     ax.set_title("Coupled TAM-RL at the FluxVal sites: RMSE per IGBP class")
     fig.tight_layout()
     bars = out_dir / "sites_biome_rmse.png"
-    fig.savefig(bars)
-    plt.close(fig)
+    _save_figure(plt, fig, bars)
     return [md, csv, scatter, bars]
+
+
+def _save_figure(plt, fig, path: Path) -> None:
+    """The figure as a PNG, written atomically; the figure is closed either way."""
+    try:
+        with atomic_path(path, "figure") as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
 from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
 
@@ -39,12 +40,14 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     preds = results.get("predictions", {})
     payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]),
                **{k: v for k, v in results.items() if k != "predictions"}}
-    js.write_text(json.dumps(payload, indent=1, default=float))
+    write_text_atomic(js, json.dumps(payload, indent=1, default=float), "CV results")
     if preds:  # the held-out predictions themselves, for diagnostics beyond the tables
         arrays = {f"{row}/{var}": a for row, p in preds.items() for var, a in p.items()}  # float64: exact NEE
-        np.savez_compressed(out.with_name(out.name + "_predictions.npz"), site=np.array(list(results["folds"])),
-                            fold=np.array(list(results["folds"].values())),
-                            time=data.time.astype("datetime64[M]").astype(str), **arrays)
+        with atomic_path(out.with_name(out.name + "_predictions.npz"), "CV predictions") as tmp, \
+                open(tmp, "wb") as fh:
+            np.savez_compressed(fh, site=np.array(list(results["folds"])),
+                                fold=np.array(list(results["folds"].values())),
+                                time=data.time.astype("datetime64[M]").astype(str), **arrays)
     rows = results["rows"]
     grouping = "site" if cfg.group_by == "site" else "forcing cell: sites with identical drivers in one fold"
     lines = [f"# Grouped {cfg.folds}-fold CV on FluxVal sites (grouped by {grouping}, stratified by IGBP)", "",
@@ -88,5 +91,5 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     for name, v in results["variants"].items():
         be = v["best_epochs"]
         lines.append(f"| {name} | {v['seconds']:.0f} | {f'median {int(np.median(be))}' if be else '-'} |")
-    md.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n", "CV report")
     return md, js
