@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from tamrl_coupler.errors import OutputError, TamrlError
 
@@ -54,6 +55,15 @@ def output_error(exc: BaseException, path: Path, what: str) -> BaseException:
     return OutputError(f"could not write {what} {path}: {reason} (nothing was left under that name)")
 
 
+def raise_as_output_error(exc: BaseException, path: Path, what: str) -> NoReturn:
+    """Raise :func:`output_error` of ``exc`` (from ``exc``), or ``exc`` itself when it stays what it is; for use in
+    an ``except`` block of a write."""
+    converted = output_error(exc, path, what)
+    if converted is exc:
+        raise exc
+    raise converted from exc
+
+
 def remove_quietly(path: Path) -> None:
     """Remove ``path`` if it exists; a failure to remove is not worth hiding the original error."""
     try:
@@ -73,10 +83,7 @@ def atomic_path(path: str | Path, what: str = "file") -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException as exc:
         remove_quietly(tmp)
-        converted = output_error(exc, path, what)
-        if converted is exc:
-            raise
-        raise converted from exc
+        raise_as_output_error(exc, path, what)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes, what: str = "file") -> Path:

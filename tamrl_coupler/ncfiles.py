@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.atomicfile import output_error, prepare_target, remove_quietly, temporary_name
+from tamrl_coupler.atomicfile import prepare_target, raise_as_output_error, remove_quietly, temporary_name
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 
@@ -66,7 +66,7 @@ class AtomicNetCDF:
             self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         except BaseException as exc:
             remove_quietly(self.tmp)
-            raise output_error(exc, self.path, what) from exc
+            raise_as_output_error(exc, self.path, what)
 
     def close(self) -> Path:
         """Close and rename into place; on failure (the last buffers may not fit on the disk) the temporary file
@@ -76,7 +76,7 @@ class AtomicNetCDF:
             os.replace(self.tmp, self.path)
         except BaseException as exc:
             remove_quietly(self.tmp)
-            raise output_error(exc, self.path, self.what) from exc
+            raise_as_output_error(exc, self.path, self.what)
         return self.path
 
     def abort(self) -> None:
@@ -98,10 +98,7 @@ def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str
         fill(out.ds)
     except BaseException as exc:
         out.abort()
-        converted = output_error(exc, out.path, what)
-        if converted is exc:
-            raise
-        raise converted from exc
+        raise_as_output_error(exc, out.path, what)
     return out.close()
 
 

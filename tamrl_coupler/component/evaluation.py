@@ -98,10 +98,10 @@ class Evaluation:
             np.isfinite(row, out=bad)
             if not bad.all():
                 i = int(np.argmin(bad))
+                geo = self.geo
                 raise CheckpointError(f"the ensemble produced a non-finite {name} ({row[i]}) for the period of "
-                                      f"{info.start} on rank {self.geo.rank}, model cell {int(self.geo.model_global[i])}"
-                                      f" (model-grid index) at lat {self.geo.model_lat[i]:.3f}, lon "
-                                      f"{self.geo.model_lon[i]:.3f}")
+                                      f"{info.start} on rank {geo.rank}, model cell {int(geo.model_global[i])} "
+                                      f"(model-grid index) at lat {geo.model_lat[i]:.3f}, lon {geo.model_lon[i]:.3f}")
 
     def end_period(self) -> None:
         self.acc.reset()
