@@ -94,3 +94,21 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     argv = [str(inp) if a == "IN" else (str(tmp_path / a) if a.endswith(".nc") else a) for a in argv]
     assert main(argv) == 1
     assert message in capsys.readouterr().err
+
+
+def test_regrid_handles_a_bounds_dimension_named_nv_and_leaves_no_temporary_file(tmp_path, capsys):
+    """CF files name their bounds dimension nv, as the package's own demo forcing does; the output's grid bounds
+    share it (the command crashed and left its temporary file). A failed write leaves nothing behind."""
+    from conftest import DEMO
+
+    out = tmp_path / "out.nc"
+    assert main(["regrid", str(DEMO), "--grid", "r72x36", "--backend", "native", "--variables", "tas", "pr",
+                 "--output", str(out)]) == 0, capsys.readouterr().err
+    with netCDF4.Dataset(out) as ds:
+        assert ds["tas"].shape == (280, 36, 72) and ds["lat_bnds"].dimensions == ("lat", "nv")
+        assert ds["time_bnds"].dimensions == ("time", "nv")
+    (tmp_path / "as_dir.nc").mkdir()
+    assert main(["regrid", str(DEMO), "--grid", "r72x36", "--backend", "native", "--variables", "tas",
+                 "--output", str(tmp_path / "as_dir.nc")]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.tmp"))
