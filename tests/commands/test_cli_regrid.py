@@ -112,3 +112,23 @@ def test_regrid_handles_a_bounds_dimension_named_nv_and_leaves_no_temporary_file
                  "--output", str(tmp_path / "as_dir.nc")]) == 1
     assert "is a directory" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.mpi
+def test_regrid_refuses_to_run_on_several_ranks(tmp_path):
+    """Under mpiexec -n 3 every rank ran the whole regrid and wrote the same file (corrupt in 3 of 3 tries): now
+    every rank stops before doing anything, the error printed once."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import DEMO, REPO, require_tools
+
+    require_tools("mpiexec")
+    out = tmp_path / "out.nc"
+    res = subprocess.run(["mpiexec", "-n", "3", sys.executable, "-m", "tamrl_coupler", "regrid", str(DEMO), "--grid",
+                          "r72x36", "--output", str(out)], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    assert res.returncode != 0
+    assert res.stderr.count("'regrid' runs on one process, but was launched on 3 ranks") == 1, res.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -209,6 +209,22 @@ def test_damaged_restarts_are_refused_before_use(weights, restart, tmp_path, cas
         _component(weights, restart=bad)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bit_flips", "not_netcdf"])
+def test_unreadable_restarts_are_input_errors(weights, restart, tmp_path, damage):
+    data = bytearray(restart.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "bit_flips":
+        for i in range(len(data) // 3, len(data), 1009):
+            data[i] ^= 0x10
+    else:
+        data = bytearray(b"CDF? not a restart")
+    bad = tmp_path / f"{damage}.nc"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=f"{damage}.nc"):
+        _component(weights, restart=bad)
+
+
 def test_a_restart_from_another_network_or_schedule_is_refused(weights, restart):
     import torch
 

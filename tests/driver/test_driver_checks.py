@@ -13,7 +13,7 @@ import yaml
 from conftest import DEMO, REPO
 
 from tamrl_coupler.driver.offline import run_offline
-from tamrl_coupler.errors import InputError
+from tamrl_coupler.errors import InputError, OutputError
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,9 @@ def test_persisted_and_missing_values_are_counted_and_reported(tmp_path, weights
     with pytest.raises(InputError, match="15 K, outside the physical range .* degC was given where K is declared"):
         run_offline(_config(tmp_path, weights, forcing, forcing__fill_policy="persist"), tmp_path / "out2", steps=3,
                     progress=False)
+
+
+def test_an_output_directory_that_is_a_file_is_an_output_error(tmp_path, weights):
+    (tmp_path / "out").write_text("a file, not a directory")
+    with pytest.raises(OutputError, match="output directory .*out is a file"):
+        run_offline(_config(tmp_path, weights), tmp_path / "out", progress=False)
