@@ -246,16 +246,18 @@ def _snapshot(comp, exports) -> dict:
     return snap
 
 
-def _same(a: dict, b: dict) -> bool:
+def _differences(a: dict, b: dict) -> list[str]:
+    """The entries of two snapshots that differ (empty when the component was left as it was)."""
     if a.keys() != b.keys():
-        return False
+        return [f"keys {sorted(set(a) ^ set(b))}"]
+    out = []
     for k in a:
         if isinstance(a[k], np.ndarray):
             if a[k].shape != b[k].shape or not np.array_equal(a[k], b[k], equal_nan=True):
-                return False
+                out.append(k)
         elif a[k] != b[k]:
-            return False
-    return True
+            out.append(f"{k}: {a[k]} -> {b[k]}")
+    return out
 
 
 times = st.one_of(st.just("next"), st.sampled_from(["same", "previous", "nan", "inf", "huge", "text", "none"]),
@@ -343,7 +345,8 @@ def test_component_calls_fail_cleanly_and_change_nothing_when_they_fail(componen
             event(f"{kind}: ok")
         except TamrlError as exc:
             event(f"{kind}: {type(exc).__name__}")
-            assert _same(before, _snapshot(comp, exports)), f"{kind} failed but changed the component"
+            changed = _differences(before, _snapshot(comp, exports))
+            assert not changed, f"{kind} failed ({exc}) but changed the component: {changed}"
         finally:
             for f, a in imports.items():
                 a[:] = saved[f]

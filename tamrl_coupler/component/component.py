@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.component import state
 from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
 from tamrl_coupler.component.evaluation import Evaluation
@@ -124,18 +125,18 @@ class CouplingComponent:
         timers = self.timers
         tick = time.perf_counter()
         label = f"step {self.n_steps}"
-        with self.agreement.guard(f"run_step(time={time_seconds!r} s, dt={dt_seconds!r} s)",
-                                  same=self._registration_signature):
-            info, t = self._check_step(time_seconds, dt_seconds)
-            label = f"step {self.n_steps} ({info.start}, t = {t} s)"
-            if not self.imports.ready:
-                self.imports.setup()
-            self.exports.check_arrays()
-            try:
+        try:
+            with self.agreement.guard(f"run_step(time={time_seconds!r} s, dt={dt_seconds!r} s)",
+                                      same=self._registration_signature):
+                info, t = self._check_step(time_seconds, dt_seconds)
+                label = f"step {self.n_steps} ({info.start}, t = {t} s)"
+                if not self.imports.ready:
+                    self.imports.setup()
+                self.exports.check_arrays()
                 self.imports.step(label)
-            except BaseException:
-                self.imports.discard()
-                raise
+        except BaseException:
+            self.imports.discard()  # this step's substitutions are counted when it is retried and passes
+            raise
         # every rank validated everything: from here on the step changes the component's state
         if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
             self.ens.set_period(self.evaluation.state, info.start)
@@ -204,11 +205,11 @@ class CouplingComponent:
         return self._fingerprint
 
     def forcing_substitutions(self) -> dict[str, int]:
-        """Values the fill policy replaced so far, per import field, summed over all ranks (collective)."""
+        """Values the fill policy replaced so far, per import field with any, summed over all ranks (collective)."""
         local = self.imports.substitutions
-        names = sorted(local)
-        totals = self.comm.allreduce(np.array([local[n] for n in names], dtype=np.int64)) if names else []
-        return {n: int(v) for n, v in zip(names, totals, strict=True)}
+        names = list(vocabulary.IMPORTS)  # the same vector on every rank, whatever each registered
+        totals = self.comm.allreduce(np.array([local.get(n, 0) for n in names], dtype=np.int64))
+        return {n: int(v) for n, v in zip(names, totals, strict=True) if v}
 
     def finalise(self) -> None:
         """Release the host arrays; further steps are errors. Logs this rank's fill-policy substitutions."""

@@ -27,6 +27,7 @@ class Imports:
         self.fill_policy, self.check_range = fill_policy, check_range
         self.arrays: dict[str, np.ndarray] = {}
         self.validator: ForcingValidator | None = None
+        self._previous: ForcingValidator | None = None  # the validator before a new registration (its memory)
         self.fields: dict[str, np.ndarray] = {}  # import name -> this rank's model-cell row, after each step
         self._pending_last_valid: dict[str, np.ndarray] = {}
 
@@ -39,7 +40,8 @@ class Imports:
         """Keep ``array`` by reference; its values are read at every step."""
         short = vocabulary.canonical_name(Role.IMPORT, name)
         self.arrays[short] = self.geo.host_array(short, array)
-        self.validator = None  # buffers are made again at the next step
+        if self.validator is not None:  # buffers are made again at the next step; the counts and memory carry over
+            self._previous, self.validator = self.validator, None
 
     @property
     def ready(self) -> bool:
@@ -78,7 +80,7 @@ class Imports:
                             (self.class_names, self.model_class)):
             self.fields.update(zip(group, rows, strict=True))
         self.derivations = ImportDerivations(self.fields, n_m)
-        prev = self.validator
+        prev, self._previous = self._previous, None
         self.validator = ForcingValidator(names, geo.host_active, geo.locator, self.fill_policy, self.check_range)
         if prev is not None:
             self.validator.substitutions.update({k: v for k, v in prev.substitutions.items() if k in names})
@@ -115,8 +117,9 @@ class Imports:
 
     @property
     def substitutions(self) -> dict[str, int]:
-        """Values replaced by the fill policy so far on this rank, per import field."""
-        return dict(self.validator.substitutions) if self.validator is not None else {}
+        """Values replaced by the fill policy so far on this rank, per import field (those with any)."""
+        validator = self.validator or self._previous
+        return {k: v for k, v in validator.substitutions.items() if v} if validator is not None else {}
 
     def regrid(self) -> dict[str, np.ndarray]:
         """Host -> model, into the rows behind ``fields``: fluxes conservative, states bilinear (conservative where
@@ -139,9 +142,10 @@ class Imports:
     # restart ----------------------------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Per host cell: the last valid value of every field (fill policy 'persist' only)."""
-        if self.validator is None or self.validator.policy != "persist":
+        validator = self.validator or self._previous
+        if validator is None or validator.policy != "persist":
             return {}
-        return {f"last_valid_{k}": v for k, v in self.validator.last_valid.items()}
+        return {f"last_valid_{k}": v for k, v in validator.last_valid.items()}
 
     def load_state(self, host_arrays: dict[str, np.ndarray]) -> None:
         """``last_valid_<import>`` arrays of this rank's host cells (applied when the buffers are made)."""
