@@ -90,3 +90,30 @@ def test_under_three_ranks_every_rank_raises_the_same_error(tmp_path):
 def test_agreement_buffers_are_made_once():
     a = Agreement(None)
     assert a.size == 1 and a._send.shape == (3,)
+
+
+ABORT_SCRIPT = r'''
+import sys
+from mpi4py import MPI
+from tamrl_coupler.parallel import abort_unagreed
+comm = MPI.COMM_WORLD
+if comm.Get_rank() == 1:
+    try:
+        raise RuntimeError("a bug on rank 1, outside any agreement")
+    except RuntimeError as exc:
+        abort_unagreed(exc)
+comm.Barrier()  # rank 0 waits here forever unless the job is aborted
+print("NOT REACHED", flush=True)
+'''
+
+
+@pytest.mark.mpi
+def test_an_unagreed_error_aborts_the_job_instead_of_hanging(tmp_path):
+    """The CLI's last resort: an error no agreement covered (a bug) while rank 0 waits in a collective ends the job
+    with MPI_Abort, non-zero, promptly."""
+    require_tools("mpiexec")
+    script = tmp_path / "abort.py"
+    script.write_text(ABORT_SCRIPT)
+    res = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO, start_new_session=True)
+    assert res.returncode != 0 and "NOT REACHED" not in res.stdout, res.stdout + res.stderr
