@@ -61,7 +61,8 @@ attempt("local", local_failure)
 attempt("same", differing)
 attempt("root", write)
 attempt("fine", lambda: a.check(None, "nothing"))
-print("RESULT", rank, json.dumps(out), flush=True)
+with open(f"{sys.argv[1]}/rank{rank}.json", "w") as fh:  # one file per rank: stdout lines may interleave
+    json.dump(out, fh)
 '''
 
 
@@ -70,12 +71,12 @@ def test_under_three_ranks_every_rank_raises_the_same_error(tmp_path):
     require_tools("mpiexec")
     script = tmp_path / "agree.py"
     script.write_text(SCRIPT)
-    res = subprocess.run(["mpiexec", "-n", "3", sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, cwd=REPO, start_new_session=True)
+    res = subprocess.run(["mpiexec", "-n", "3", sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, cwd=REPO, start_new_session=True)
     assert res.returncode == 0, res.stderr[-3000:]
     import json
 
-    results = [json.loads(ln.split(" ", 2)[2]) for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
     assert len(results) == 3
     assert all(r == results[0] for r in results), results
     r = results[0]
