@@ -326,10 +326,11 @@ def test_kill_9_during_writes_never_damages_a_file(demo_config, tmp_path):
     before = {p: p.read_bytes() for p in (flux, restart)}
     proc = subprocess.Popen(cmd, env=_env(), cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + HANG
+    deadline, seen = time.monotonic() + HANG, None
     while proc.poll() is None and time.monotonic() < deadline:  # until the flux file has taken some records
         tmp = list(out.glob(f".{flux.name}.*.tmp"))
-        if tmp and tmp[0].stat().st_size > 100_000:
+        seen = seen or (time.monotonic() if tmp else None)
+        if tmp and (tmp[0].stat().st_size > 100_000 or time.monotonic() - seen > 1.0):
             break
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
