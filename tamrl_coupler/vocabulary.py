@@ -85,6 +85,7 @@ class Quantity:
     # drivers
     sources: tuple[str, ...] = ()  # imports it is made from, the first one registered wins
     aggregate: Aggregate | None = None
+    periods: tuple[str, ...] = ("monthly", "daily")  # the model periods whose models take this driver
     # exports
     carries: str | None = None  # the ensemble output an export carries (Fluxes field); None: derived on the host
 
@@ -164,14 +165,14 @@ def missing_imports(registered: set[str]) -> list[str]:
     return out
 
 
-def required_drivers() -> tuple[str, ...]:
-    """The drivers every model needs, in the model's input order."""
-    return tuple(n for n, q in DRIVERS.items() if q.required)
+def required_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers every model of ``period`` needs, in the model's input order."""
+    return tuple(n for n, q in DRIVERS.items() if q.required and period in q.periods)
 
 
-def optional_drivers() -> tuple[str, ...]:
-    """The drivers a model may be trained with and run without (NaN: missing, masked by the model)."""
-    return tuple(n for n, q in DRIVERS.items() if not q.required)
+def optional_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers a model of ``period`` may be trained with and run without (NaN: missing, masked by the model)."""
+    return tuple(n for n, q in DRIVERS.items() if not q.required and period in q.periods)
 
 
 def categorical_drivers() -> dict[str, int]:
@@ -239,9 +240,12 @@ for _q in (
 # --- model drivers: period values, in the units the model was trained on -------------------------------------------
 for _q in (
     Quantity("tmin", Role.DRIVER, "degC", "mean of daily minimum air temperature", required=True,
-             sources=("tasmin", "tas"), aggregate=Aggregate.DAILY_MIN),
+             sources=("tasmin", "tas"), aggregate=Aggregate.DAILY_MIN, periods=("monthly",)),
     Quantity("tmax", Role.DRIVER, "degC", "mean of daily maximum air temperature", required=True,
-             sources=("tasmax", "tas"), aggregate=Aggregate.DAILY_MAX),
+             sources=("tasmax", "tas"), aggregate=Aggregate.DAILY_MAX, periods=("monthly",)),
+    # the daily model takes the day's mean air temperature (what FLUXNET DD files and hosts' daily means give)
+    Quantity("tmean", Role.DRIVER, "degC", "mean air temperature", required=True, sources=("tas",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
     Quantity("swdown", Role.DRIVER, "MJ m-2 d-1", "downwelling shortwave radiation", required=True,
              sources=("rsds",), aggregate=Aggregate.MEAN),
     Quantity("vpd", Role.DRIVER, "hPa", "vapour pressure deficit", required=True, sources=("vpd",),
@@ -253,6 +257,13 @@ for _q in (
              aggregate=Aggregate.MEAN),
     Quantity("igbp", Role.DRIVER, "1", "IGBP land-cover class index", aliases=("landcover",), classes=IGBP_CLASSES,
              sources=("igbp",), aggregate=Aggregate.LAST),
+    # optional daily meteorology (FLUXNET LW_IN_F, PA_F, WS_F; a host's rlds, ps, sfcWind)
+    Quantity("lwdown", Role.DRIVER, "W m-2", "downwelling longwave radiation", sources=("rlds",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+    Quantity("pressure", Role.DRIVER, "kPa", "surface air pressure", sources=("ps",), aggregate=Aggregate.MEAN,
+             periods=("daily",)),
+    Quantity("wind", Role.DRIVER, "m s-1", "near-surface wind speed", sources=("sfcWind",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
 ):
     register(_q)
 
