@@ -14,7 +14,9 @@ from tamrl_coupler.errors import ConfigError
 class ModelConfig:
     """Architecture of one ensemble member."""
 
-    kind: Literal["tamrl", "lstm"] = "tamrl"
+    # tamrl: BiLSTM task encoder over the last `window` periods' drivers (monthly); tamrl_daily: MLP encoder over
+    # the last 12 completed monthly means in calendar slots (daily); lstm: no task encoder
+    kind: Literal["tamrl", "lstm", "tamrl_daily"] = "tamrl"
     hidden: int = 48  # forward LSTM width
     encoder_hidden: int = 24  # task-encoder BiLSTM width (per direction)
     embedding: int = 16  # size of the task embedding z
@@ -37,9 +39,9 @@ class ModelConfig:
         bad = [d for d in self.optional_drivers if d not in known]
         if bad:
             raise ConfigError(f"optional_drivers: unknown driver(s) {bad}; expected some of {sorted(known)}")
-        bad = [d for d in self.derived_inputs if d not in ("month", "lat")]
+        bad = [d for d in self.derived_inputs if d not in ("month", "lat", "toa")]
         if bad:
-            raise ConfigError(f"derived_inputs: unknown input(s) {bad}; expected some of ['lat', 'month']")
+            raise ConfigError(f"derived_inputs: unknown input(s) {bad}; expected some of ['lat', 'month', 'toa']")
 
     @property
     def n_outputs(self) -> int:

@@ -20,6 +20,7 @@ import torch
 from tamrl_coupler.config import ConfigError, from_dict, to_dict
 from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.model.daily_ensemble import ensemble_class
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
 from tamrl_coupler.model.networks import build_network
@@ -161,5 +162,5 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
                         n_members=n_members, target_units=header.get("target_units", "gC m-2 d-1"),
                         trained_on=header.get("trained_on", ""), created_utc=header.get("created_utc", ""),
                         extra=header.get("extra", {}))
-    return Ensemble(members, encoder, meta, device=device)
+    return ensemble_class(cfg.kind)(members, encoder, meta, device=device)
 

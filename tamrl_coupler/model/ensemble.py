@@ -15,7 +15,7 @@ from torch import nn
 from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.model.features import Driver, FeatureEncoder, derived_features, period_index
+from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 
 
@@ -55,7 +55,7 @@ class Fluxes:
         return {k: v.detach().cpu().numpy() for k, v in self.__dict__.items() if v is not None}
 
 
-_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat")
+_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat", "acc_sum", "acc_n")
 
 
 @dataclass
@@ -75,6 +75,9 @@ class EnsembleState:
     z_ready: torch.Tensor | None = None  # (n_cells,) bool
     period: torch.Tensor | None = None  # (n_cells,) int64: the current period (months/days since 1970-01)
     lat: torch.Tensor | None = None  # (n_cells,) float32 degrees north, NaN = not given
+    # daily models: the current month's running sums and counts of each driver (model/history.py); zeros otherwise
+    acc_sum: torch.Tensor | None = None  # (n_cells, D) float32
+    acc_n: torch.Tensor | None = None  # (n_cells, D) float32
 
     def __post_init__(self):
         n, dev = self.window.shape[0], self.window.device
@@ -87,6 +90,10 @@ class EnsembleState:
             self.period = torch.full((n,), -(2 ** 62), dtype=torch.int64, device=dev)  # unknown
         if self.lat is None:
             self.lat = torch.full((n,), float("nan"), device=dev)
+        if self.acc_sum is None:
+            self.acc_sum = torch.zeros((n, self.window.shape[2]), device=dev)
+        if self.acc_n is None:
+            self.acc_n = torch.zeros((n, self.window.shape[2]), device=dev)
 
     @property
     def n_cells(self) -> int:
@@ -178,7 +185,7 @@ class Ensemble:
                 cell = int(np.flatnonzero(bad)[0])
                 raise InputError(f"init_state: lat at cell {cell} is {lat_a[cell]}; expected degrees in [-90, 90]")
             lat_t[:] = torch.as_tensor(lat_a, dtype=torch.float32)
-        elif "lat" in need:
+        elif any(d in need for d in LAT_INPUTS):
             raise InputError("init_state: this checkpoint uses latitude (derived input 'lat'): pass lat= (degrees "
                              "north, one per cell)")
         return EnsembleState(
@@ -207,7 +214,7 @@ class Ensemble:
             cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
             raise InputError(f"ensemble state: no calendar period at cell {cell}; this checkpoint derives the "
                              "season: create the state with init_state(n, first_period=...)")
-        if "lat" in need and bool(torch.isnan(state.lat).any()):
+        if any(d in need for d in LAT_INPUTS) and bool(torch.isnan(state.lat).any()):
             cell = int(torch.nonzero(torch.isnan(state.lat))[0])
             raise InputError(f"ensemble state: no latitude at cell {cell}; this checkpoint uses latitude: create "
                              "the state with init_state(n, lat=...)")

@@ -11,6 +11,7 @@ from tamrl_coupler import vocabulary
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
+from tamrl_coupler.model.features import LAT_INPUTS
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
 
 FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
@@ -27,7 +28,7 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     for j, d in enumerate(ens.meta.drivers):
         if d.required and np.isnan(x[..., j]).all():
             raise InputError(f"{data.source}: required driver '{d.name}' ({d.units}) has no values")
-    if "lat" in ens.derived_inputs and np.isnan(data.lat).any():
+    if any(d in ens.derived_inputs for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
