@@ -35,7 +35,7 @@ class ModelConfig:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
-        known = vocabulary.optional_drivers()
+        known = (*vocabulary.optional_drivers("monthly"), *vocabulary.optional_drivers("daily"))
         bad = [d for d in self.optional_drivers if d not in known]
         if bad:
             raise ConfigError(f"optional_drivers: unknown driver(s) {bad}; expected some of {sorted(known)}")

@@ -31,11 +31,12 @@ class Driver:
         return {"name": self.name, "units": self.units, "required": self.required}
 
 
-def default_drivers(optional: tuple[str, ...] | None = None) -> list[Driver]:
-    """The vocabulary's required drivers, then ``optional`` (default: every optional driver it knows)."""
-    optional = vocabulary.optional_drivers() if optional is None else optional
+def default_drivers(optional: tuple[str, ...] | None = None, period: str = "monthly") -> list[Driver]:
+    """The vocabulary's required drivers of ``period``'s models, then ``optional`` (default: every optional driver
+    of that period)."""
+    optional = vocabulary.optional_drivers(period) if optional is None else optional
     units = {n: q.units for n, q in vocabulary.DRIVERS.items()}
-    return [Driver(n, units[n], True) for n in vocabulary.required_drivers()] + [
+    return [Driver(n, units[n], True) for n in vocabulary.required_drivers(period)] + [
         Driver(n, units[n], False) for n in optional
     ]
 
