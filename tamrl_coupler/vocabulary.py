@@ -286,11 +286,14 @@ for _q in (
              aliases=("ecosystem_respiration_carbon_flux",), carries="reco"),  # no CF standard name exists
     Quantity("nee", Role.EXPORT, "gC m-2 d-1", "net ecosystem exchange", _NEP),  # derived: GPP and Reco, exactly
     Quantity("gpp_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of gross primary productivity", carries="gpp_std"),
+             "spread of gross primary productivity (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="gpp_std"),
     Quantity("reco_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of ecosystem respiration", carries="reco_std"),
+             "spread of ecosystem respiration (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="reco_std"),
     Quantity("nee_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of net ecosystem exchange", carries="nee_std"),
+             "spread of net ecosystem exchange (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="nee_std"),
 ):
     register(_q)
 del _q

@@ -86,6 +86,21 @@ class SpreadCalibration:
         x = design(gpp, reco, igbp)
         return {v: np.exp(x @ self.coef[v]) for v in FLUXES}
 
+    def sigma_torch(self, gpp, reco, igbp) -> dict:
+        """:meth:`sigma` on torch tensors (float64, on their device): what the ensemble's step applies."""
+        import torch
+
+        k = len(IGBP_CLASSES)
+        known = torch.isfinite(igbp) & (igbp >= 0) & (igbp < k)
+        idx = torch.where(known, igbp, torch.zeros_like(igbp)).long()
+        out = {}
+        for v in FLUXES:
+            c = torch.as_tensor(self.coef[v], dtype=torch.float64, device=gpp.device)
+            ls = (c[0] + c[1] * torch.log1p(torch.clamp(gpp, min=0.0)) + c[2] * torch.log1p(torch.clamp(reco, min=0.0))
+                  + torch.where(known, c[N_BASE:][idx], torch.zeros((), dtype=torch.float64, device=gpp.device)))
+            out[v] = torch.exp(ls)
+        return out
+
     def to_dict(self) -> dict:
         """JSON-able form for the checkpoint header."""
         return {"formula": "log sigma = a + b log1p(gpp) + c log1p(reco) + class offset",

@@ -88,7 +88,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
     for k in FIELDS:
         base = k.removesuffix("_std")
         a = dict(attrs[base]) if k == base else {
-            "long_name": f"ensemble spread (standard deviation over {ens.n_members} members) of {base}, gC m-2 d-1"}
+            "long_name": f"{ens.spread_meaning}, of {base}, gC m-2 d-1"}
         a["units"] = units
         if k != base:
             a.pop("standard_name", None)
@@ -109,6 +109,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "checkpoint": checkpoint,
         "checkpoint_trained_on": ens.meta.trained_on,
         "ensemble_members": ens.n_members,
+        "spread_meaning": ens.spread_meaning,
         "input_data": str(data.source),
         "input_attribution": data.attrs.get("license", "") + " " + data.attrs.get("source", ""),
         "history": "tamrl-coupler predict",

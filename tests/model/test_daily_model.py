@@ -120,3 +120,29 @@ def test_restart_and_checkpoint_round_trip_bit_for_bit(ens, tmp_path):
     c = loaded.predict_sequence(x, first_period=T0, lat=LAT)
     d = ens.predict_sequence(x, first_period=T0, lat=LAT)
     assert torch.equal(c.gpp, d.gpp) and torch.equal(c.reco, d.reco)
+
+
+def test_calibrated_spreads_are_applied_stored_and_described(ens, tmp_path):
+    from tamrl_coupler.model.calibration import SpreadCalibration
+
+    rng = np.random.default_rng(3)
+    pred = {"gpp": rng.gamma(2, 2, 3000), "reco": rng.gamma(2, 1.5, 3000)}
+    pred["nee"] = pred["gpp"] - pred["reco"]
+    obs = {k: v + rng.normal(size=3000) * (0.5 + 0.2 * pred["gpp"]) for k, v in pred.items()}
+    cal = SpreadCalibration.fit(pred, obs, np.full(3000, 0.0), fitted_on="test")
+    meta = EnsembleMeta(**{**ens.meta.__dict__, "calibration": cal.to_dict()})
+    calibrated = DailyEnsemble(ens.members, ens.encoder, meta)
+    x = torch.from_numpy(_drivers())
+    f = calibrated.predict_sequence(x[:, :40], first_period=T0, lat=LAT)
+    plain = ens.predict_sequence(x[:, :40], first_period=T0, lat=LAT)
+    assert torch.equal(f.gpp, plain.gpp)  # the means are untouched
+    igbp = x[:, :40, 4].numpy()
+    want = cal.sigma(f.gpp.numpy(), f.reco.numpy(), igbp)
+    for v in ("gpp", "reco", "nee"):
+        np.testing.assert_allclose(getattr(f, f"{v}_std").numpy(), want[v], rtol=1e-6)
+    assert not torch.allclose(f.gpp_std, plain.gpp_std)
+    loaded = load_checkpoint(save_checkpoint(calibrated, tmp_path / "cal.npz"))
+    g = loaded.predict_sequence(x[:, :40], first_period=T0, lat=LAT)
+    assert torch.equal(g.nee_std, f.nee_std)
+    assert "calibrated predictive standard deviation" in loaded.spread_meaning
+    assert "members" in ens.spread_meaning
