@@ -40,6 +40,36 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     return out
 
 
+def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
+    """Every calendar month of every site predicted alone from its own drivers: a fresh state (no history, zero
+    LSTM state) at the month's first day -- what a run or a one-month prior that starts there gives. Daily data;
+    (site, time) arrays like :func:`predict_dataset`. Vectorised: every (site, month) is one cell."""
+    if data.period != "daily" or ens.meta.period != "daily":
+        raise InputError(f"{data.source}: cold-month prediction is for daily data and daily checkpoints")
+    x = data.driver_array(ens.meta.driver_names)
+    days = data.time.astype("datetime64[D]")
+    month = days.astype("datetime64[M]")
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    stops = np.r_[starts[1:], len(days)]
+    n_sites, n_months, length = data.n_sites, len(starts), int((stops - starts).max())
+    xs = np.full((n_sites, n_months, length, x.shape[2]), np.nan, dtype=np.float32)
+    for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        xs[:, m, :b - a] = x[:, a:b]
+    cells = xs.reshape(n_sites * n_months, length, x.shape[2])
+    state = ens.init_state(len(cells), first_period=days[0], lat=np.repeat(data.lat, n_months))
+    first = days[starts].astype(np.int64)
+    state.period[:] = torch.as_tensor(np.tile(first, n_sites), device=state.period.device)
+    f = ens.predict_sequence(torch.from_numpy(cells), state=state).to_numpy()
+    out = {}
+    for k in FIELDS:
+        v = f[k].reshape(n_sites, n_months, length)
+        arr = np.full((n_sites, len(days)), np.nan)
+        for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
+            arr[:, a:b] = v[:, m, :b - a]
+        out[k] = arr
+    return out
+
+
 def set_site_lat(data: FluxDataset, specs: list[str] | None) -> None:
     """``--lat``: '45.2' for every site, or 'US-AR1=36.4' per site (sites a file gives no latitude for)."""
     for spec in specs or []:

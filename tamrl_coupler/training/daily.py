@@ -19,8 +19,8 @@ from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
-from tamrl_coupler.model.daily_ensemble import DailyEnsemble, slot_features
-from tamrl_coupler.model.ensemble import EnsembleMeta
+from tamrl_coupler.model.daily_ensemble import ensemble_class, slot_features
+from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, default_drivers, derived_features
 from tamrl_coupler.model.history import slot_tables
 from tamrl_coupler.model.networks import build_network
@@ -120,12 +120,12 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
 
 
 def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConvention | str = "uptake_positive",
-                         trained_on: str = "") -> tuple[DailyEnsemble, list[MemberHistory]]:
-    """Train ``cfg.members`` daily TAM-RL members on every site of a daily dataset (``data.weight``, when the
-    reader kept QC-failed days, weighs each day's loss)."""
-    if data.period != "daily" or cfg.model.kind != "tamrl_daily" or cfg.steps < 1:
+                         trained_on: str = "") -> tuple[Ensemble, list[MemberHistory]]:
+    """Train ``cfg.members`` daily TAM-RL members (or plain-LSTM members, the baseline) on every site of a daily
+    dataset (``data.weight``, when the reader kept QC-failed days, weighs each day's loss)."""
+    if data.period != "daily" or cfg.model.kind not in ("tamrl_daily", "lstm") or cfg.steps < 1:
         raise InputError(f"{data.source}: the daily recipe needs daily data ({data.period}), model.kind "
-                         f"tamrl_daily ({cfg.model.kind}) and steps > 0 ({cfg.steps})")
+                         f"tamrl_daily or lstm ({cfg.model.kind}) and steps > 0 ({cfg.steps})")
     torch.set_num_threads(max(1, cfg.threads))
     convention = SignConvention.parse(convention)
     drivers = default_drivers(tuple(cfg.model.optional_drivers), period="daily")
@@ -153,4 +153,4 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction},
     )
-    return DailyEnsemble(members, encoder, meta), history
+    return ensemble_class(cfg.model.kind)(members, encoder, meta), history

@@ -146,3 +146,22 @@ def test_calibrated_spreads_are_applied_stored_and_described(ens, tmp_path):
     assert torch.equal(g.nee_std, f.nee_std)
     assert "calibrated predictive standard deviation" in loaded.spread_meaning
     assert "members" in ens.spread_meaning
+
+
+def test_cold_months_equal_fresh_runs_of_each_month(ens):
+    from tamrl_coupler.data.dataset import FluxDataset
+    from tamrl_coupler.model.inference import predict_cold_months
+
+    x = _drivers()
+    names = ens.meta.driver_names
+    time = (T0 + np.arange(x.shape[1])).astype("datetime64[ns]")
+    data = FluxDataset(sites=np.array(["A", "B", "C"]), time=time, period="daily", igbp=np.array(["", "", ""]),
+                       lat=LAT, lon=np.zeros(3), drivers={n: x[..., j].astype(np.float64) for j, n in
+                                                          enumerate(names) if n != "igbp"}, targets={})
+    data.drivers["igbp"] = x[..., names.index("igbp")].astype(np.float64)
+    cold = predict_cold_months(ens, data)
+    feb = slice(15, 15 + 28)  # 2003-02-01 .. 2003-02-28: a month from a fresh state
+    alone = ens.predict_sequence(torch.from_numpy(x[:, feb]), first_period=np.datetime64("2003-02-01"), lat=LAT)
+    np.testing.assert_allclose(cold["gpp"][:, feb], alone.gpp.numpy(), rtol=0, atol=1e-5)  # other batch: float32
+    warm = ens.predict_sequence(torch.from_numpy(x), first_period=T0, lat=LAT)
+    assert not np.allclose(cold["gpp"][:, 60:], warm.gpp.numpy()[:, 60:])  # history matters after the first month
