@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import __version__, vocabulary
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
@@ -150,15 +151,33 @@ class FluxFile:
         return self.reference + self.bounds[:, 0].astype(np.int64).astype("timedelta64[s]")
 
 
+def flux_file_metadata(attrs: dict, where: str) -> tuple[FluxUnit, SignConvention]:
+    """The unit and sign convention a flux file states in its global attributes; an error naming the file and the
+    attribute when it does not (a file this product did not write, or one that lost them)."""
+    found = {}
+    for key in ("flux_unit", "sign_convention"):
+        if key not in attrs:
+            raise InputError(f"{where}: global attribute {key!r} is missing; a tamrl-coupler flux file states its "
+                             "flux unit and NEE sign convention")
+        found[key] = attrs[key]
+    try:
+        return flux_unit(str(found["flux_unit"])), SignConvention.parse(str(found["sign_convention"]))
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
 def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> FluxFile:
     """Read a file :class:`FluxFileWriter` wrote (``fields``: default every export it holds)."""
     path = Path(path)
     with open_netcdf(path, "flux file") as ds:
         where = f"flux file {path}"
+        unit, convention = flux_file_metadata({k: ds.getncattr(k) for k in ds.ncattrs()}, where)
         scale, reference = parse_time_units(ds["time"].units, where)
         bounds = np.asarray(ds["time_bnds"][:], dtype=np.float64) * scale
         names = [f for f in vocabulary.EXPORTS if f in ds.variables] if fields is None else list(fields)
+        missing = [f for f in names if f not in ds.variables]
+        if missing:
+            raise InputError(f"{where}: variable(s) {missing} are missing")
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
-        return FluxFile(path, flux_unit(ds.getncattr("flux_unit")),
-                        SignConvention.parse(ds.getncattr("sign_convention")), reference, ds["time"].units, bounds,
-                        read_horizontal_coords(ds), np.asarray(ds["landfrac"][:], dtype=np.float64), data)
+        return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data)
