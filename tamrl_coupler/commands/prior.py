@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.commands.run import configure_logging, report
     from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
-    from tamrl_coupler.products.prior import write_prior
+    from tamrl_coupler.products.prior import write_prior_and_map
 
     configure_logging()
     cfg = load_run_config(args.config)
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
         if MPI.COMM_WORLD.Get_rank() == 0:
-            print(f"wrote: {write_prior(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg)}")
+            for path in write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg):
+                print(f"wrote: {path}")
         return 0
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
