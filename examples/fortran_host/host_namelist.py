@@ -32,10 +32,9 @@ def fortran_string(value: str) -> str:
 def namelist(config_path: str, outdir: Path, steps: int) -> str:
     import netCDF4
 
-    from tamrl_coupler import vocabulary
+    from tamrl_coupler import __version__, vocabulary
     from tamrl_coupler.config.run import GridKind, load_run_config
     from tamrl_coupler.driver.offline import import_fields_for
-    from tamrl_coupler import __version__
     from tamrl_coupler.io.fluxfile import field_attributes, file_attributes
     from tamrl_coupler.io.forcing import expand_files
     from tamrl_coupler.ncfiles import parse_time_units

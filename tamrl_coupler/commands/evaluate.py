@@ -12,12 +12,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
                                        "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
-                                       "_seasonal_cycle.png)")
+                                       "_seasonal_cycle.png; default: print only)")
     parser.add_argument("--min-site-obs", type=int, default=6, help="periods a site needs for its per-site RMSE")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
                         help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
-                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
-    parser.add_argument("--device", default="cpu")
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
+                             "(default: the file's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@ HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
                                        "configs/run/prior_demo.yaml")
-    add_output_argument(parser, "output directory (default: prior_out)", default="prior_out")
-    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
-    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run")
+    add_output_argument(parser, "output directory", default="prior_out")
+    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
+    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
+                        "(default: run the config first)")
     add_progress_arguments(parser)
 
 

@@ -29,8 +29,9 @@ def read_simulated(flux_file: Path) -> tuple[np.ndarray, np.ndarray, dict[str, n
     return np.array(ff.grid.site_names), ff.starts.astype("datetime64[M]"), sim
 
 
-def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
-    """Score a point-set run's flux file against the observed FluxVal-layout file; returns the files written."""
+def matched(flux_file: Path, observed: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict]:
+    """(sites, IGBP classes, months, observed, simulated): a point-set run's fluxes and the observed FluxVal-layout
+    file's on the same (site, month) pairs, gC m-2 d-1, NEE uptake-positive."""
     names, months, sim = read_simulated(flux_file)
     obs_ds = read_fluxval(observed)
     site_pos = {s: i for i, s in enumerate(obs_ds.sites)}
@@ -40,7 +41,18 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     keep = tj >= 0
     obs = {f: obs_ds.targets[f][si][:, tj[keep]] for f in FLUXES}
     sim = {f: v[:, keep] for f, v in sim.items()}
-    igbp = obs_ds.igbp[si]
+    return names, obs_ds.igbp[si], months[keep], obs, sim
+
+
+def pooled_scores(flux_file: Path, observed: Path) -> dict[str, dict[str, float]]:
+    """Flux -> pooled n, RMSE, bias, R2 over every matched (site, month): the headline numbers."""
+    _, _, _, obs, sim = matched(flux_file, observed)
+    return {f: metrics(sim[f].ravel(), obs[f].ravel()) for f in FLUXES}
+
+
+def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
+    """Score a point-set run's flux file against the observed FluxVal-layout file; returns the files written."""
+    names, igbp, months, obs, sim = matched(flux_file, observed)
     rows = []
     for k, s in enumerate(names):
         row = {"site": s, "igbp": igbp[k]}
