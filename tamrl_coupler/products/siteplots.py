@@ -46,7 +46,8 @@ def _label(flux: str, convention: SignConvention) -> str:
 
 def scatter(png: Path, obs: dict, sim: dict, fluxes: list[str], convention: SignConvention, title: str) -> Path:
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(fluxes), figsize=(4.0 * len(fluxes), 4.2), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(fluxes), figsize=(4.0 * len(fluxes), 3.6), dpi=100, squeeze=False,
+                             layout="constrained")
     for ax, f in zip(axes[0], fluxes, strict=True):
         o, s = obs[f].ravel(), sim[f].ravel()
         ok = np.isfinite(o) & np.isfinite(s)
@@ -75,7 +76,6 @@ def scatter(png: Path, obs: dict, sim: dict, fluxes: list[str], convention: Sign
                 transform=ax.transAxes, va="top", fontsize=7.5,
                 bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
     fig.suptitle(f"{title}: observed against simulated", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_png(fig, png)
 
 
