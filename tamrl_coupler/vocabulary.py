@@ -78,6 +78,7 @@ class Quantity:
     valid_max: float = math.inf
     hint: str = ""  # what an out-of-range value usually means (a unit mix-up)
     classes: tuple[str, ...] = ()  # categorical: the class codes, a value is the index
+    water_equivalent: bool = False  # a depth (rate) of liquid water converts to it (mm d-1 -> kg m-2 s-1)
     # imports
     regrid: Regrid | None = None
     required: bool = False  # imports: a step needs it (registered, or derived); drivers: the model needs it
@@ -220,7 +221,7 @@ for _q in (
              valid_min=-1.0, valid_max=1500.0, regrid=Regrid.FLUX, required=True),
     Quantity("pr", Role.IMPORT, "kg m-2 s-1", "precipitation", "precipitation_flux", aliases=("precipitation",),
              valid_min=-1.0e-8, valid_max=0.1, hint="values above 0.1 usually mean mm/day or mm/h was given",
-             regrid=Regrid.FLUX, required=True),  # rounding negatives pass
+             water_equivalent=True, regrid=Regrid.FLUX, required=True),  # rounding negatives pass
     Quantity("rlds", Role.IMPORT, "W m-2", "surface downwelling longwave radiation",
              "surface_downwelling_longwave_flux_in_air", valid_min=0.0, valid_max=1000.0, regrid=Regrid.FLUX),
     Quantity("sfcWind", Role.IMPORT, "m s-1", "near-surface wind speed", "wind_speed", aliases=("wind",),
@@ -251,7 +252,7 @@ for _q in (
     Quantity("vpd", Role.DRIVER, "hPa", "vapour pressure deficit", required=True, sources=("vpd",),
              aggregate=Aggregate.MEAN),
     Quantity("precip", Role.DRIVER, "mm d-1", "precipitation", required=True, sources=("pr",),
-             aggregate=Aggregate.MEAN),
+             aggregate=Aggregate.MEAN, water_equivalent=True),
     Quantity("lai", Role.DRIVER, "m2 m-2", "leaf area index", sources=("lai",), aggregate=Aggregate.MEAN),
     Quantity("co2", Role.DRIVER, "ppm", "atmospheric CO2 mole fraction", sources=("co2",),
              aggregate=Aggregate.MEAN),

@@ -11,9 +11,9 @@ HELP = "train an ensemble from a YAML config (configs/train/fluxval.yaml) and wr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML file with a TrainConfig (see configs/train/fluxval.yaml)")
-    add_output_argument(parser, "checkpoint path (overrides the config's 'out')")
-    parser.add_argument("--data", help="data path (overrides the config's 'data')")
-    parser.add_argument("--members", type=int, help="number of ensemble members (overrides the config)")
+    add_output_argument(parser, "checkpoint path (default: the config's 'out')")
+    parser.add_argument("--data", help="data path (default: the config's 'data')")
+    parser.add_argument("--members", type=int, help="number of ensemble members (default: the config's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
