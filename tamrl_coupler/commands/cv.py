@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_yaml(CVConfig, args.config)
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing")
-    data = read_dataset(cfg.data)
+    data = read_dataset(cfg.data, period=cfg.period)
     results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"
