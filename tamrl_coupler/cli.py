@@ -35,6 +35,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default when it has one (argparse lists the choices in ``{a,b}``); options
+    whose default is "not given" say in their own help what happens then."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "%(default)" not in text and not isinstance(action, (argparse._HelpAction,
+                                                                         argparse._VersionAction))):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tamrl-coupler",
@@ -49,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != module_name:
                 raise
             continue  # a command not built yet in this checkout
-        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "__doc__", None) or module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "__doc__", None) or module.HELP,
+                           formatter_class=HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

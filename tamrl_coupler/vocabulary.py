@@ -78,6 +78,7 @@ class Quantity:
     valid_max: float = math.inf
     hint: str = ""  # what an out-of-range value usually means (a unit mix-up)
     classes: tuple[str, ...] = ()  # categorical: the class codes, a value is the index
+    water_equivalent: bool = False  # a depth (rate) of liquid water converts to it (mm d-1 -> kg m-2 s-1)
     # imports
     regrid: Regrid | None = None
     required: bool = False  # imports: a step needs it (registered, or derived); drivers: the model needs it
@@ -85,6 +86,7 @@ class Quantity:
     # drivers
     sources: tuple[str, ...] = ()  # imports it is made from, the first one registered wins
     aggregate: Aggregate | None = None
+    periods: tuple[str, ...] = ("monthly", "daily")  # the model periods whose models take this driver
     # exports
     carries: str | None = None  # the ensemble output an export carries (Fluxes field); None: derived on the host
 
@@ -164,14 +166,14 @@ def missing_imports(registered: set[str]) -> list[str]:
     return out
 
 
-def required_drivers() -> tuple[str, ...]:
-    """The drivers every model needs, in the model's input order."""
-    return tuple(n for n, q in DRIVERS.items() if q.required)
+def required_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers every model of ``period`` needs, in the model's input order."""
+    return tuple(n for n, q in DRIVERS.items() if q.required and period in q.periods)
 
 
-def optional_drivers() -> tuple[str, ...]:
-    """The drivers a model may be trained with and run without (NaN: missing, masked by the model)."""
-    return tuple(n for n, q in DRIVERS.items() if not q.required)
+def optional_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers a model of ``period`` may be trained with and run without (NaN: missing, masked by the model)."""
+    return tuple(n for n, q in DRIVERS.items() if not q.required and period in q.periods)
 
 
 def categorical_drivers() -> dict[str, int]:
@@ -219,7 +221,7 @@ for _q in (
              valid_min=-1.0, valid_max=1500.0, regrid=Regrid.FLUX, required=True),
     Quantity("pr", Role.IMPORT, "kg m-2 s-1", "precipitation", "precipitation_flux", aliases=("precipitation",),
              valid_min=-1.0e-8, valid_max=0.1, hint="values above 0.1 usually mean mm/day or mm/h was given",
-             regrid=Regrid.FLUX, required=True),  # rounding negatives pass
+             water_equivalent=True, regrid=Regrid.FLUX, required=True),  # rounding negatives pass
     Quantity("rlds", Role.IMPORT, "W m-2", "surface downwelling longwave radiation",
              "surface_downwelling_longwave_flux_in_air", valid_min=0.0, valid_max=1000.0, regrid=Regrid.FLUX),
     Quantity("sfcWind", Role.IMPORT, "m s-1", "near-surface wind speed", "wind_speed", aliases=("wind",),
@@ -239,20 +241,30 @@ for _q in (
 # --- model drivers: period values, in the units the model was trained on -------------------------------------------
 for _q in (
     Quantity("tmin", Role.DRIVER, "degC", "mean of daily minimum air temperature", required=True,
-             sources=("tasmin", "tas"), aggregate=Aggregate.DAILY_MIN),
+             sources=("tasmin", "tas"), aggregate=Aggregate.DAILY_MIN, periods=("monthly",)),
     Quantity("tmax", Role.DRIVER, "degC", "mean of daily maximum air temperature", required=True,
-             sources=("tasmax", "tas"), aggregate=Aggregate.DAILY_MAX),
+             sources=("tasmax", "tas"), aggregate=Aggregate.DAILY_MAX, periods=("monthly",)),
+    # the daily model takes the day's mean air temperature (what FLUXNET DD files and hosts' daily means give)
+    Quantity("tmean", Role.DRIVER, "degC", "mean air temperature", required=True, sources=("tas",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
     Quantity("swdown", Role.DRIVER, "MJ m-2 d-1", "downwelling shortwave radiation", required=True,
              sources=("rsds",), aggregate=Aggregate.MEAN),
     Quantity("vpd", Role.DRIVER, "hPa", "vapour pressure deficit", required=True, sources=("vpd",),
              aggregate=Aggregate.MEAN),
     Quantity("precip", Role.DRIVER, "mm d-1", "precipitation", required=True, sources=("pr",),
-             aggregate=Aggregate.MEAN),
+             aggregate=Aggregate.MEAN, water_equivalent=True),
     Quantity("lai", Role.DRIVER, "m2 m-2", "leaf area index", sources=("lai",), aggregate=Aggregate.MEAN),
     Quantity("co2", Role.DRIVER, "ppm", "atmospheric CO2 mole fraction", sources=("co2",),
              aggregate=Aggregate.MEAN),
     Quantity("igbp", Role.DRIVER, "1", "IGBP land-cover class index", aliases=("landcover",), classes=IGBP_CLASSES,
              sources=("igbp",), aggregate=Aggregate.LAST),
+    # optional daily meteorology (FLUXNET LW_IN_F, PA_F, WS_F; a host's rlds, ps, sfcWind)
+    Quantity("lwdown", Role.DRIVER, "W m-2", "downwelling longwave radiation", sources=("rlds",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+    Quantity("pressure", Role.DRIVER, "kPa", "surface air pressure", sources=("ps",), aggregate=Aggregate.MEAN,
+             periods=("daily",)),
+    Quantity("wind", Role.DRIVER, "m s-1", "near-surface wind speed", sources=("sfcWind",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
 ):
     register(_q)
 
@@ -275,11 +287,14 @@ for _q in (
              aliases=("ecosystem_respiration_carbon_flux",), carries="reco"),  # no CF standard name exists
     Quantity("nee", Role.EXPORT, "gC m-2 d-1", "net ecosystem exchange", _NEP),  # derived: GPP and Reco, exactly
     Quantity("gpp_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of gross primary productivity", carries="gpp_std"),
+             "spread of gross primary productivity (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="gpp_std"),
     Quantity("reco_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of ecosystem respiration", carries="reco_std"),
+             "spread of ecosystem respiration (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="reco_std"),
     Quantity("nee_spread", Role.EXPORT, "gC m-2 d-1",
-             "ensemble spread (member standard deviation) of net ecosystem exchange", carries="nee_std"),
+             "spread of net ecosystem exchange (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="nee_std"),
 ):
     register(_q)
 del _q

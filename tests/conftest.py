@@ -19,7 +19,8 @@ def shared_path(relative: str) -> Path:
     """Path of a file under ../shared; skips the calling test with a reason when it is not there."""
     path = SHARED / relative
     if not path.exists():
-        pytest.skip(f"needs {path} (the project's shared data, not on users' machines)")
+        pytest.skip(f"needs {path} (the project's shared data, not on users' machines; set TAMRL_SHARED to the "
+                    "folder that holds data/ to run it)")
     return path
 
 

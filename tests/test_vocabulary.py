@@ -37,7 +37,7 @@ def test_every_quantity_is_made_by_the_physics():
     from tamrl_coupler.model.ensemble import Fluxes
 
     for q in vocabulary.IMPORTS.values():
-        assert q.units in units.ACCEPTED_UNITS, q.name
+        assert units.parse_units(q.units, q.name) is not None, q.name  # the units library knows the unit
         assert q.regrid in Regrid, q.name
         assert q.valid_min < q.valid_max, q.name
         if q.derived_from:
@@ -73,14 +73,13 @@ def test_the_example_host_takes_its_names_from_the_vocabulary(tmp_path):
 
 # --- a new optional import field: one vocabulary entry (and its unit in the physics), nothing else ---------------
 @pytest.fixture
-def soil_water(monkeypatch):
+def soil_water():
     """Soil water as the host sends it (kg m-2, regridded as a state) and the model driver made from it (its
-    period mean): added here at test time, exactly as a developer would add them to vocabulary.py."""
-    monkeypatch.setitem(units.ACCEPTED_UNITS, "kg m-2", {"kg m-2": units.ScalarConversion(),
-                                                         "mm": units.ScalarConversion()})
+    period mean): added here at test time, exactly as a developer would add them to vocabulary.py (the units
+    library knows kg m-2, and mm of water converts to it because the quantity says it is water-equivalent)."""
     imp = vocabulary.register(Quantity("mrsos", Role.IMPORT, "kg m-2", "water in the upper soil layer",
                                        "mass_content_of_water_in_soil_layer", valid_min=0.0, valid_max=1000.0,
-                                       hint="kg m-2 is mm of water", regrid=Regrid.STATE))
+                                       hint="kg m-2 is mm of water", regrid=Regrid.STATE, water_equivalent=True))
     drv = vocabulary.register(Quantity("soilw", Role.DRIVER, "kg m-2", "water in the upper soil layer",
                                        sources=("mrsos",), aggregate=Aggregate.MEAN))
     yield imp, drv
@@ -142,6 +141,7 @@ def test_a_new_optional_import_flows_through_import_validation_regrid_and_driver
         # accumulated into the model's drivers as the period mean so far, in the driver's unit
         np.testing.assert_allclose(comp.evaluation.x[:, col], 0.5 * (200.0 + value) if k else 200.0, rtol=1e-13)
     assert comp.evaluation.x.shape[1] == len(drivers)
+    assert units.import_conversion("mrsos", "mm", "f").scale == 1.0  # 1 mm of water is 1 kg m-2
     # validated like every import: an impossible value on a land cell is named with its field and hint
     land = int(np.flatnonzero(host.landfrac > 0)[0])
     soil[land] = 5000.0

@@ -32,10 +32,10 @@ def fortran_string(value: str) -> str:
 def namelist(config_path: str, outdir: Path, steps: int) -> str:
     import netCDF4
 
-    from tamrl_coupler import vocabulary
+    from tamrl_coupler import __version__, vocabulary
     from tamrl_coupler.config.run import GridKind, load_run_config
     from tamrl_coupler.driver.offline import import_fields_for
-    from tamrl_coupler.io.fluxfile import long_name, standard_name
+    from tamrl_coupler.io.fluxfile import field_attributes, file_attributes
     from tamrl_coupler.io.forcing import expand_files
     from tamrl_coupler.ncfiles import parse_time_units
     from tamrl_coupler.physics.carbon import SignConvention
@@ -80,8 +80,14 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
     unit = flux_unit(cfg.exports.unit)
     convention = SignConvention.parse(cfg.exports.sign_convention)
     exports = list(vocabulary.EXPORTS)
-    std_names = [standard_name(f, unit, convention) or "" for f in exports]
-    long_names = [long_name(f, convention) for f in exports]
+    # the offline driver's attributes, from the same functions its writer uses
+    variable_attrs = [field_attributes(f, unit, convention, tuple(exports)) for f in exports]
+    std_names = [a.get("standard_name", "") for a in variable_attrs]
+    long_names = [a["long_name"] for a in variable_attrs]
+    ancillary = [a.get("ancillary_variables", "") for a in variable_attrs]
+    file_attrs = file_attributes(unit, convention)
+    file_attrs["source"] = (f"tamrl-coupler {__version__} through its Fortran bridge, called by examples/fortran_host "
+                            "(land_host)")
     lines = [
         "&host",
         f"  config = {fortran_string(Path(config_path).resolve())}",
@@ -108,6 +114,10 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
         f"  nee_positive = {fortran_string(convention.cf_positive)}",
         f"  long_names = {', '.join(fortran_string(n) for n in long_names)}",
         f"  standard_names = {', '.join(fortran_string(n) for n in std_names)}",
+        f"  ancillary_variables = {', '.join(fortran_string(n) for n in ancillary)}",
+        f"  n_file_attributes = {len(file_attrs)}",
+        f"  file_attribute_names = {', '.join(fortran_string(n) for n in file_attrs)}",
+        f"  file_attribute_values = {', '.join(fortran_string(v) for v in file_attrs.values())}",
         "/",
     ]
     return "\n".join(lines) + "\n"

@@ -36,10 +36,15 @@ program land_host
   character(len=64) :: flux_units = 'kg m-2 s-1', flux_unit_name = 'kgC m-2 s-1', nee_positive = 'down'
   character(len=64) :: sign_convention = 'uptake_positive', nee_formula = 'NEE = GPP - Reco'
   character(len=256) :: long_names(max_fields) = '', standard_names(max_fields) = ''
+  character(len=64) :: ancillary_variables(max_fields) = ''   ! each export's spread variable ('' = none)
+  integer :: n_file_attributes = 0                             ! the flux file's global attributes, as Python's
+  character(len=64) :: file_attribute_names(max_fields) = ''
+  character(len=512) :: file_attribute_values(max_fields) = ''
   namelist /host/ config, forcing, output, restart_in, restart_out, component, n_imports, import_names, &
     forcing_names, n_exports, export_names, time_bounds, time_scale, time_offset, reference_date, start_seconds, &
     dt, n_steps, land_only, landfrac_variable, area_variable, flux_units, flux_unit_name, nee_positive, &
-    sign_convention, nee_formula, long_names, standard_names
+    sign_convention, nee_formula, long_names, standard_names, ancillary_variables, n_file_attributes, &
+    file_attribute_names, file_attribute_values
 
   integer :: ierr, rank, nprocs, st, u, ncid, varid, dimid, nlon, nlat, nt, i, j, k, f, step, n_local, n_sel
   integer :: k0, k1, jmin, jmax, nj, record, rec, i_gpp, i_reco, i_nee
@@ -279,14 +284,20 @@ contains
   subroutine create_output()
     integer :: d_lon, d_lat, d_t, d_nv, v
     call nc(nf90_create(trim(output), ior(NF90_CLOBBER, NF90_NETCDF4), out_id), 'create '//trim(output))
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'Conventions', 'CF-1.8'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'title', 'TAM-RL carbon fluxes from tamrl-coupler'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'source', 'tamrl-coupler through its Fortran bridge, called by '// &
-                         'examples/fortran_host (land_host)'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', trim(sign_convention)), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'nee_definition', trim(nee_formula)//' (exact: checked by the '// &
-                         'host on every cell and step)'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'flux_unit', trim(flux_unit_name)), 'att')
+    ! the offline driver's global attributes (names and values from the namelist, made by its Python writer's
+    ! functions), then the host's own
+    if (n_file_attributes < 0 .or. n_file_attributes > max_fields) call fail('n_file_attributes out of range')
+    do f = 1, n_file_attributes
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, trim(file_attribute_names(f)), trim(file_attribute_values(f))), &
+              'att '//trim(file_attribute_names(f)))
+    end do
+    if (n_file_attributes == 0) then   ! a namelist from before: the essentials
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'Conventions', 'CF-1.8'), 'att')
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', trim(sign_convention)), 'att')
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'flux_unit', trim(flux_unit_name)), 'att')
+    end if
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'nee_check', trim(nee_formula)//' checked by the host on every '// &
+                         'cell and step'), 'att')
     call nc(nf90_def_dim(out_id, 'time', NF90_UNLIMITED, d_t), 'def time')
     call nc(nf90_def_dim(out_id, 'nv', 2, d_nv), 'def nv')
     call nc(nf90_def_var(out_id, 'time', NF90_DOUBLE, [d_t], time_var), 'def time')
@@ -303,9 +314,11 @@ contains
     call nc(nf90_def_var(out_id, 'landfrac', NF90_DOUBLE, [d_lon, d_lat], lf_var), 'def landfrac')
     call nc(nf90_put_att(out_id, lf_var, 'standard_name', 'land_area_fraction'), 'att')
     call nc(nf90_put_att(out_id, lf_var, 'units', '1'), 'att')
+    call nc(nf90_put_att(out_id, lf_var, 'long_name', 'land fraction of the host cell'), 'att')
     call nc(nf90_def_var(out_id, 'cell_area', NF90_DOUBLE, [d_lon, d_lat], area_var), 'def cell_area')
     call nc(nf90_put_att(out_id, area_var, 'standard_name', 'cell_area'), 'att')
     call nc(nf90_put_att(out_id, area_var, 'units', 'm2'), 'att')
+    call nc(nf90_put_att(out_id, area_var, 'long_name', 'area of the host cell'), 'att')
     do f = 1, n_exports
       call nc(nf90_def_var(out_id, trim(export_names(f)), NF90_DOUBLE, [d_lon, d_lat, d_t], out_vars(f), &
                            chunksizes=[nlon, nlat, 1], deflate_level=1), 'def '//trim(export_names(f)))
@@ -318,6 +331,8 @@ contains
       if (export_names(f) == 'nee') call nc(nf90_put_att(out_id, v, 'positive', trim(nee_positive)), 'att')
       call nc(nf90_put_att(out_id, v, 'cell_methods', 'time: mean area: mean where land'), 'att')
       call nc(nf90_put_att(out_id, v, 'cell_measures', 'area: cell_area'), 'att')
+      if (len_trim(ancillary_variables(f)) > 0) &
+        call nc(nf90_put_att(out_id, v, 'ancillary_variables', trim(ancillary_variables(f))), 'att')
     end do
     call nc(nf90_enddef(out_id), 'enddef')
     call nc(nf90_put_var(out_id, lf_var, landfrac2), 'put landfrac')

@@ -17,7 +17,8 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo)."""
     parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
     parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+                        help="auto: a bar on a terminal, a line every ~10%% of the steps otherwise (logs, CI); bar "
+                             "or lines: always that; none: nothing")
 
 
 def progress_mode(args: argparse.Namespace) -> str:

@@ -11,9 +11,9 @@ HELP = "grouped k-fold CV (by site, stratified by IGBP) of TAM-RL, XGBoost and L
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML CVConfig (see configs/cv/fluxval.yaml)")
-    add_output_argument(parser, "output path without suffix (overrides the config's 'output')")
-    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_output_argument(parser, "output path without suffix (default: the config's 'output')")
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_yaml(CVConfig, args.config)
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing")
-    data = read_dataset(cfg.data)
+    data = read_dataset(cfg.data, period=cfg.period)
     results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"

@@ -13,8 +13,8 @@ HELP = "run the shipped demo (global coupled run on the packaged forcing), writi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_output_argument(parser, "output directory (default: demo_out)", default="demo_out")
-    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
+    add_output_argument(parser, "output directory (the Fortran main job writes demo_out)", default="demo_python_out")
+    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
     add_progress_arguments(parser)
 
 

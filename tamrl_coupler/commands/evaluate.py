@@ -10,16 +10,20 @@ HELP = "evaluate the ensemble on a dataset with observed fluxes; prints (and wri
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
-    parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file")
+    parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
+                                       "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
+                                       "_seasonal_cycle.png; default: print only)")
     parser.add_argument("--min-site-obs", type=int, default=6, help="periods a site needs for its per-site RMSE")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
                         help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
-                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
-    parser.add_argument("--device", default="cpu")
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
+                             "(default: the file's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from tamrl_coupler.atomicfile import write_text_atomic
     from tamrl_coupler.data.reader import read_dataset
@@ -44,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     bv = table["balance_violation"]
     print(f"balance violation: RMS {bv['rms']:.1e}, max {bv['max_abs']:.1e} gC m-2 d-1")
     if args.json:
-        write_text_atomic(args.json, json.dumps(table, indent=1), "metrics")
-        print(f"wrote {args.json}")
+        from tamrl_coupler.products.siteplots import site_plots
+
+        out = Path(args.json)
+        write_text_atomic(out, json.dumps(table, indent=1), "metrics")
+        print(f"wrote {out}")
+        for png in site_plots(out.parent, out.stem, data.sites, data.igbp, data.time, targets_in(data, conv), pred,
+                              conv, f"TAM-RL on {Path(args.data).name}"):
+            print(f"wrote {png}")
     return 0

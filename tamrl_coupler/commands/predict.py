@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
                         help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
-                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
+                             "(default: the file's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 

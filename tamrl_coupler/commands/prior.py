@@ -15,9 +15,10 @@ HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
                                        "configs/run/prior_demo.yaml")
-    add_output_argument(parser, "output directory (default: prior_out)", default="prior_out")
-    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
-    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run")
+    add_output_argument(parser, "output directory", default="prior_out")
+    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
+    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
+                        "(default: run the config first)")
     add_progress_arguments(parser)
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
     from tamrl_coupler.parallel import every_rank, on_root
-    from tamrl_coupler.products.prior import write_prior
+    from tamrl_coupler.products.prior import write_prior_and_map
 
     configure_logging()
     with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):
@@ -38,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
-        path = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
-                       lambda: write_prior(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
-        if path is not None:
+        paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
+                        lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
+        for path in paths or ():
             print(f"wrote: {path}")
         return 0
     cfg.output.map = False

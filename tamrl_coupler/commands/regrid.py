@@ -17,10 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input NetCDF file with CF latitude/longitude coordinates")
     p.add_argument("--grid", required=True, help="target grid: CDO-style name (r360x180) or grid file")
     p.add_argument("--method", default="conservative",
-                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"])
+                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"],
+                   help="remapping method (conservative for fluxes, bilinear for states)")
     add_output_argument(p, "output NetCDF file", required=True)
-    p.add_argument("--weights", default=None, help="ESMF or SCRIP weight file to use instead of generating weights")
-    p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"])
+    p.add_argument("--weights", default=None, help="ESMF or SCRIP weight file to use instead of generating "
+                   "weights (default: generate)")
+    p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"],
+                   help="weight generator (auto: esmpy if importable, else cdo if on PATH, else native)")
     p.add_argument("--cache-dir", default=None, help="weight cache directory (default: no cache)")
     p.add_argument("--variables", nargs="*", default=None, help="only these variables (default: all on the grid)")
 

@@ -14,9 +14,11 @@ HELP = "run the coupled model offline on CF forcing (also under mpiexec), writin
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml")
-    add_output_argument(parser, "output directory (default: out)", default="out")
-    parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart")
-    parser.add_argument("--restart", default=None, help="continue from this restart file")
+    add_output_argument(parser, "output directory", default="out")
+    parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart "
+                        "(default: run to the config's end)")
+    parser.add_argument("--restart", default=None, help="continue from this restart file "
+                        "(default: start at the config's start)")
     add_progress_arguments(parser)
 
 

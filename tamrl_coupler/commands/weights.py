@@ -13,11 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="source grid: CDO-style name (r360x180) or grid file (CF, SCRIP, ESMF mesh, UGRID)")
     p.add_argument("dst", help="destination grid: name or grid file")
     p.add_argument("--method", default="conservative",
-                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"])
+                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"],
+                   help="remapping method")
     p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"],
                    help="weight generator (auto: esmpy if importable, else cdo if on PATH, else native)")
     p.add_argument("--normalization", default="destarea", choices=["destarea", "fracarea"],
-                   help="row normalisation written to the file (ESMF default: destarea)")
+                   help="row normalisation written to the file (ESMF's default is destarea)")
     add_output_argument(p, "output weight file (.nc)", required=True)
 
 

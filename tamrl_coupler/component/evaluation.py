@@ -165,6 +165,9 @@ class Evaluation:
         arrays["state_window"] = (("model_cell", "window", "driver"), state["window"])
         arrays["state_h"] = (("model_cell", "member", "hidden"), state["h"])
         arrays["state_c"] = (("model_cell", "member", "hidden"), state["c"])
+        # the daily model's running sums of the current month (zeros for monthly models)
+        arrays["state_acc_sum"] = (("model_cell", "driver"), state["acc_sum"])
+        arrays["state_acc_n"] = (("model_cell", "driver"), state["acc_n"])
         return arrays
 
     def state_scalars(self) -> dict[str, float]:
@@ -178,8 +181,9 @@ class Evaluation:
         self.acc.load_state({k: v for k, v in arrays.items() if k.startswith("acc_")}, scalars)
         self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")}, self.acc.elapsed)
         dev = self.state.window.device
-        for k in ("window", "h", "c"):
-            getattr(self.state, k)[:] = torch.as_tensor(arrays[f"state_{k}"], device=dev)
+        for k in ("window", "h", "c", "acc_sum", "acc_n"):
+            if f"state_{k}" in arrays:  # restarts written before the daily model have no running sums (zeros)
+                getattr(self.state, k)[:] = torch.as_tensor(arrays[f"state_{k}"], device=dev)
         self.ens.set_period(self.state, period)
         # the period estimate between evaluations (format 1 has none: the next step evaluates)
         self.have_estimate = bool(scalars.get("have_estimate", 0.0)) and "estimate_gpp" in arrays

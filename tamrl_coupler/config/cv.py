@@ -27,7 +27,7 @@ class Variant:
     """One row family of the CV table."""
 
     name: str
-    kind: Literal["tamrl", "lstm", "xgboost"]
+    kind: Literal["tamrl", "lstm", "xgboost", "tamrl_daily"]
     model: ModelConfig | None = None  # for tamrl / lstm; defaults to the train section's model
     members: int | None = None
     balance_weight: float | None = None
@@ -45,8 +45,10 @@ class CVConfig:
     seed: int = 0
     output: str = "results/cv_fluxval"
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
-    # "site": each site in one fold; "forcing_cell": sites with identical drivers (one 0.5-degree cell) in one fold
-    group_by: Literal["site", "forcing_cell"] = "site"
+    # "site": each site in one fold; "forcing_cell": sites with identical drivers (one 0.5-degree cell) in one fold;
+    # "colocated": towers within 5 km of each other (treatment pairs, chronosequences) in one fold
+    group_by: Literal["site", "forcing_cell", "colocated"] = "site"
+    period: Literal["monthly", "daily"] = "monthly"  # daily: daily tower files, the daily recipe (training/daily.py)
     min_site_obs: int = 6  # sites with fewer target periods are left out of the median per-site RMSE
 
     def validate(self) -> None:

@@ -14,7 +14,9 @@ from tamrl_coupler.errors import ConfigError
 class ModelConfig:
     """Architecture of one ensemble member."""
 
-    kind: Literal["tamrl", "lstm"] = "tamrl"
+    # tamrl: BiLSTM task encoder over the last `window` periods' drivers (monthly); tamrl_daily: MLP encoder over
+    # the last 12 completed monthly means in calendar slots (daily); lstm: no task encoder
+    kind: Literal["tamrl", "lstm", "tamrl_daily"] = "tamrl"
     hidden: int = 48  # forward LSTM width
     encoder_hidden: int = 24  # task-encoder BiLSTM width (per direction)
     embedding: int = 16  # size of the task embedding z
@@ -33,13 +35,13 @@ class ModelConfig:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
-        known = vocabulary.optional_drivers()
+        known = (*vocabulary.optional_drivers("monthly"), *vocabulary.optional_drivers("daily"))
         bad = [d for d in self.optional_drivers if d not in known]
         if bad:
             raise ConfigError(f"optional_drivers: unknown driver(s) {bad}; expected some of {sorted(known)}")
-        bad = [d for d in self.derived_inputs if d not in ("month", "lat")]
+        bad = [d for d in self.derived_inputs if d not in ("month", "lat", "toa")]
         if bad:
-            raise ConfigError(f"derived_inputs: unknown input(s) {bad}; expected some of ['lat', 'month']")
+            raise ConfigError(f"derived_inputs: unknown input(s) {bad}; expected some of ['lat', 'month', 'toa']")
 
     @property
     def n_outputs(self) -> int:

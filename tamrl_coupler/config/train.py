@@ -48,6 +48,11 @@ class TrainConfig:
     # probability proportional to their number of target periods (every site-period weighs the same, as in the
     # pooled RMSE, instead of a 2-month record weighing as much as a 14-year one)
     site_sampling: Literal["uniform", "by_record"] = "uniform"
+    # fixed-schedule training (the daily recipe): > 0 trains every member for this many AdamW steps of
+    # `batch_size` crops with a one-cycle learning rate, on all sites, and keeps the last weights
+    steps: int = 0
+    cold_fraction: float = 0.0  # share of crops that start cold: no history before the crop, loss from its first day
+    slot_dropout: float = 0.0  # daily model: probability of hiding each monthly history slot for a whole crop
     threads: int = 1
     progress: bool = True
 
@@ -62,5 +67,10 @@ class TrainConfig:
             raise ConfigError(f"optional_dropout: expected a number in [0, 1), got {self.optional_dropout}")
         if not 0.0 <= self.val_smoothing < 1.0:
             raise ConfigError(f"val_smoothing: expected a number in [0, 1), got {self.val_smoothing}")
+        for key in ("cold_fraction", "slot_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{key}: expected a number in [0, 1), got {getattr(self, key)}")
+        if self.steps < 0:
+            raise ConfigError(f"steps: expected 0 (epochs with early stopping) or a positive number, got {self.steps}")
         if self.crop <= self.burn_in:
             raise ConfigError(f"crop: expected more than burn_in ({self.burn_in}), got {self.crop}")

@@ -29,6 +29,8 @@ class FluxDataset:
     igbp: np.ndarray  # (S,) str ("" unknown)
     lat: np.ndarray = field(default_factory=lambda: np.zeros(0))
     lon: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    elevation: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) m above sea level, NaN unknown
+    weight: np.ndarray | None = None  # (S, T) per-period training weight of the targets (e.g. QC fraction)
     source: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
     convention: SignConvention = SignConvention.UPTAKE_POSITIVE
@@ -42,6 +44,10 @@ class FluxDataset:
         if len(self.lat) == 0:
             self.lat = np.full(shape[0], np.nan)
             self.lon = np.full(shape[0], np.nan)
+        if len(self.elevation) == 0:
+            self.elevation = np.full(shape[0], np.nan)
+        if self.weight is not None and self.weight.shape != shape:
+            raise InputError(f"{self.source}: target weight has shape {self.weight.shape}, expected {shape}")
         if "igbp" not in self.drivers:
             self.drivers["igbp"] = np.repeat(igbp_index(self.igbp)[:, None], shape[1], axis=1)
 
@@ -74,8 +80,9 @@ class FluxDataset:
             sites=self.sites[index], time=self.time, period=self.period,
             drivers={k: v[index] for k, v in self.drivers.items()},
             targets={k: v[index] for k, v in self.targets.items()},
-            igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index],
-            source=self.source, attrs=dict(self.attrs), convention=self.convention,
+            igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index], elevation=self.elevation[index],
+            weight=None if self.weight is None else self.weight[index], source=self.source, attrs=dict(self.attrs),
+            convention=self.convention,
         )
 
 

@@ -268,7 +268,7 @@ def _post(cfg: RunConfig, flux_path: Path, out_dir: Path) -> list[Path]:
 
         files.extend(score_sites(flux_path, cfg.path(cfg.output.score), out_dir))
     if cfg.output.prior is not None:
-        from tamrl_coupler.products.prior import write_prior
+        from tamrl_coupler.products.prior import write_prior_and_map
 
-        files.append(write_prior(flux_path, cfg.output.prior, out_dir, cfg))
+        files.extend(write_prior_and_map(flux_path, cfg.output.prior, out_dir, cfg))
     return files

@@ -17,6 +17,7 @@ import numpy as np
 
 from tamrl_coupler import __version__, vocabulary
 from tamrl_coupler.atomicfile import raise_as_output_error
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
@@ -46,6 +47,42 @@ def standard_name(field: str, unit: FluxUnit, convention: SignConvention) -> str
     return None
 
 
+def file_attributes(unit: FluxUnit, convention: SignConvention) -> dict[str, str]:
+    """The global attributes of every flux file, whoever writes it (this writer, or a Fortran host through the
+    bridge: ``examples/fortran_host`` gets them in its namelist)."""
+    return {
+        "Conventions": "CF-1.8",
+        "title": "TAM-RL carbon fluxes from tamrl-coupler",
+        "source": f"tamrl-coupler {__version__}: TAM-RL ensemble (task-aware modulated LSTM)",
+        "institution": "tamrl-coupler developers",
+        "sign_convention": convention.value,
+        "nee_definition": f"{convention.formula} (exact: NEE is recomputed from GPP and Reco on every cell and step)",
+        "flux_unit": unit.name,
+        "flux_unit_description": unit.description,
+    }
+
+
+def field_attributes(field: str, unit: FluxUnit, convention: SignConvention, fields: tuple[str, ...],
+                     time_method: str = "mean", measures: str | None = "area: cell_area",
+                     coordinates: str | None = None) -> dict[str, str]:
+    """The attributes of flux ``field`` in a file holding ``fields``: units, long and standard name, NEE's
+    ``positive``, cell methods and measures, and its spread as ``ancillary_variables``."""
+    out = {"units": unit.udunits, "long_name": long_name(field, convention)}
+    std = standard_name(field, unit, convention)
+    if std:
+        out["standard_name"] = std
+    if field == "nee":
+        out["positive"] = convention.cf_positive
+    out["cell_methods"] = f"time: {time_method} area: mean where land"
+    if measures:
+        out["cell_measures"] = measures
+    if coordinates:
+        out["coordinates"] = coordinates
+    if f"{field}_spread" in fields:
+        out["ancillary_variables"] = f"{field}_spread"
+    return out
+
+
 class FluxFileWriter:
     """Appends one time record per call; ``close`` renames the finished file into place."""
 
@@ -68,16 +105,7 @@ class FluxFileWriter:
         self.fields = tuple(vocabulary.EXPORTS) if fields is None else fields
         self.land = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape) > 0
         ds = self.ds = self.file.ds
-        ds.setncattr("Conventions", "CF-1.8")
-        ds.setncattr("title", "TAM-RL carbon fluxes from tamrl-coupler")
-        ds.setncattr("source", f"tamrl-coupler {__version__}: TAM-RL ensemble (task-aware modulated LSTM)")
-        ds.setncattr("institution", "tamrl-coupler developers")
-        ds.setncattr("sign_convention", convention.value)
-        ds.setncattr("nee_definition", f"{convention.formula} (exact: NEE is recomputed from GPP and Reco on every "
-                                       f"cell and step)")
-        ds.setncattr("flux_unit", unit.name)
-        ds.setncattr("flux_unit_description", unit.description)
-        for k, v in (attrs or {}).items():
+        for k, v in {**file_attributes(unit, convention), **(attrs or {})}.items():
             ds.setncattr(k, v)
         ds.createDimension("time", None)
         ds.createDimension("nv", 2)
@@ -106,20 +134,7 @@ class FluxFileWriter:
         for f in self.fields:
             v = ds.createVariable(f, "f8", ("time", *space), fill_value=FILL, zlib=True, complevel=1,
                                   chunksizes=(1, *grid.shape))
-            v.units = unit.udunits
-            v.long_name = long_name(f, convention)
-            std = standard_name(f, unit, convention)
-            if std:
-                v.standard_name = std
-            if f == "nee":
-                v.positive = convention.cf_positive
-            v.cell_methods = f"time: {time_method} area: mean where land"
-            if measures:
-                v.cell_measures = measures
-            if coords:
-                v.coordinates = coords
-            if f"{f}_spread" in self.fields:
-                v.ancillary_variables = f"{f}_spread"
+            v.setncatts(field_attributes(f, unit, convention, self.fields, time_method, measures, coords))
             self.vars[f] = v
         self.n = 0
 
@@ -172,15 +187,33 @@ class FluxFile:
         return self.reference + self.bounds[:, 0].astype(np.int64).astype("timedelta64[s]")
 
 
+def flux_file_metadata(attrs: dict, where: str) -> tuple[FluxUnit, SignConvention]:
+    """The unit and sign convention a flux file states in its global attributes; an error naming the file and the
+    attribute when it does not (a file this product did not write, or one that lost them)."""
+    found = {}
+    for key in ("flux_unit", "sign_convention"):
+        if key not in attrs:
+            raise InputError(f"{where}: global attribute {key!r} is missing; a tamrl-coupler flux file states its "
+                             "flux unit and NEE sign convention")
+        found[key] = attrs[key]
+    try:
+        return flux_unit(str(found["flux_unit"])), SignConvention.parse(str(found["sign_convention"]))
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
 def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> FluxFile:
     """Read a file :class:`FluxFileWriter` wrote (``fields``: default every export it holds)."""
     path = Path(path)
     with open_netcdf(path, "flux file") as ds:
         where = f"flux file {path}"
+        unit, convention = flux_file_metadata({k: ds.getncattr(k) for k in ds.ncattrs()}, where)
         scale, reference = parse_time_units(ds["time"].units, where)
         bounds = np.asarray(ds["time_bnds"][:], dtype=np.float64) * scale
         names = [f for f in vocabulary.EXPORTS if f in ds.variables] if fields is None else list(fields)
+        missing = [f for f in names if f not in ds.variables]
+        if missing:
+            raise InputError(f"{where}: variable(s) {missing} are missing")
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
-        return FluxFile(path, flux_unit(ds.getncattr("flux_unit")),
-                        SignConvention.parse(ds.getncattr("sign_convention")), reference, ds["time"].units, bounds,
-                        read_horizontal_coords(ds), np.asarray(ds["landfrac"][:], dtype=np.float64), data)
+        return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data)

@@ -22,6 +22,7 @@ def write_prior_file(path: Path, info: HostGridInfo, bounds: np.ndarray, tunits:
         ds.setncattr("Conventions", "CF-1.8")
         ds.setncattr("title", f"TAM-RL NEE prior ({frequency} means) for atmospheric inversions")
         ds.setncattr("source", f"tamrl-coupler, from {source}")
+        ds.setncattr("frequency", frequency)
         ds.setncattr("sign_convention", "atmosphere_positive")
         ds.setncattr("nee_definition", "NEE = Reco - GPP, positive to the atmosphere, per m2 of grid cell "
                                        "(land flux times land fraction)")

@@ -25,6 +25,7 @@ from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.config import ConfigError, from_dict, to_dict
 from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.model.daily_ensemble import ensemble_class
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
 from tamrl_coupler.model.networks import build_network
@@ -97,6 +98,7 @@ def save_checkpoint(ensemble: Ensemble, path: str | Path) -> Path:
         "trained_on": meta.trained_on,
         "created_utc": meta.created_utc or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": meta.extra,
+        "spread_calibration": meta.calibration,
     }
     return _write(path, header, arrays)
 
@@ -219,6 +221,6 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     meta = EnsembleMeta(drivers=drivers, period=period, window=window, sign_convention=convention, model=cfg,
                         n_members=n_members, target_units=header.get("target_units", "gC m-2 d-1"),
                         trained_on=header.get("trained_on", ""), created_utc=header.get("created_utc", ""),
-                        extra=header.get("extra", {}))
-    return Ensemble(members, encoder, meta, device=device)
+                        extra=header.get("extra", {}), calibration=header.get("spread_calibration"))
+    return ensemble_class(cfg.kind)(members, encoder, meta, device=device)
 

@@ -15,7 +15,8 @@ from torch import nn
 from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.model.features import Driver, FeatureEncoder, derived_features, period_index
+from tamrl_coupler.model.calibration import SpreadCalibration
+from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 
 
@@ -33,6 +34,9 @@ class EnsembleMeta:
     trained_on: str = ""
     created_utc: str = ""
     extra: dict = field(default_factory=dict)
+    # the spread calibration (model/calibration.py, JSON form) fitted on cross-validation errors; None: the
+    # spreads are the member standard deviation
+    calibration: dict | None = None
 
     @property
     def driver_names(self) -> list[str]:
@@ -41,7 +45,9 @@ class EnsembleMeta:
 
 @dataclass
 class Fluxes:
-    """Ensemble-mean fluxes and spreads (member standard deviation), float64, gC m-2 d-1, shape (n_cells[, T])."""
+    """Ensemble-mean fluxes and spreads, float64, gC m-2 d-1, shape (n_cells[, T]). The spreads are the calibrated
+    predictive standard deviations of the observed flux when the checkpoint carries a spread calibration, else the
+    member standard deviation."""
 
     gpp: torch.Tensor
     reco: torch.Tensor
@@ -55,7 +61,7 @@ class Fluxes:
         return {k: v.detach().cpu().numpy() for k, v in self.__dict__.items() if v is not None}
 
 
-_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat")
+_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat", "acc_sum", "acc_n")
 
 
 @dataclass
@@ -75,6 +81,9 @@ class EnsembleState:
     z_ready: torch.Tensor | None = None  # (n_cells,) bool
     period: torch.Tensor | None = None  # (n_cells,) int64: the current period (months/days since 1970-01)
     lat: torch.Tensor | None = None  # (n_cells,) float32 degrees north, NaN = not given
+    # daily models: the current month's running sums and counts of each driver (model/history.py); zeros otherwise
+    acc_sum: torch.Tensor | None = None  # (n_cells, D) float32
+    acc_n: torch.Tensor | None = None  # (n_cells, D) float32
 
     def __post_init__(self):
         n, dev = self.window.shape[0], self.window.device
@@ -87,6 +96,10 @@ class EnsembleState:
             self.period = torch.full((n,), -(2 ** 62), dtype=torch.int64, device=dev)  # unknown
         if self.lat is None:
             self.lat = torch.full((n,), float("nan"), device=dev)
+        if self.acc_sum is None:
+            self.acc_sum = torch.zeros((n, self.window.shape[2]), device=dev)
+        if self.acc_n is None:
+            self.acc_n = torch.zeros((n, self.window.shape[2]), device=dev)
 
     @property
     def n_cells(self) -> int:
@@ -141,6 +154,9 @@ class Ensemble:
         self.encoder = encoder
         self.meta = meta
         self.convention = SignConvention.parse(meta.sign_convention)
+        self.calibration = None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration)
+        names = [d.name for d in meta.drivers]
+        self._igbp_col = names.index("igbp") if "igbp" in names else None
 
     @property
     def n_members(self) -> int:
@@ -178,7 +194,7 @@ class Ensemble:
                 cell = int(np.flatnonzero(bad)[0])
                 raise InputError(f"init_state: lat at cell {cell} is {lat_a[cell]}; expected degrees in [-90, 90]")
             lat_t[:] = torch.as_tensor(lat_a, dtype=torch.float32)
-        elif "lat" in need:
+        elif any(d in need for d in LAT_INPUTS):
             raise InputError("init_state: this checkpoint uses latitude (derived input 'lat'): pass lat= (degrees "
                              "north, one per cell)")
         return EnsembleState(
@@ -207,7 +223,7 @@ class Ensemble:
             cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
             raise InputError(f"ensemble state: no calendar period at cell {cell}; this checkpoint derives the "
                              "season: create the state with init_state(n, first_period=...)")
-        if "lat" in need and bool(torch.isnan(state.lat).any()):
+        if any(d in need for d in LAT_INPUTS) and bool(torch.isnan(state.lat).any()):
             cell = int(torch.nonzero(torch.isnan(state.lat))[0])
             raise InputError(f"ensemble state: no latitude at cell {cell}; this checkpoint uses latitude: create "
                              "the state with init_state(n, lat=...)")
@@ -286,7 +302,26 @@ class Ensemble:
     def step(self, x: torch.Tensor, state: EnsembleState) -> tuple[Fluxes, EnsembleState]:
         """One period for every cell: fluxes (n_cells,) and the next state; ``state`` is not modified."""
         out, new_state = self.step_members(x, state)
-        return self._reduce(out), new_state
+        fluxes = self._reduce(out)
+        if self.calibration is not None:
+            self._calibrate(fluxes, x)
+        return fluxes, new_state
+
+    def _calibrate(self, fluxes: Fluxes, x: torch.Tensor) -> None:
+        """Replace the member spreads by the calibrated predictive standard deviations (in place)."""
+        x = torch.as_tensor(x)
+        igbp = (x[:, self._igbp_col].to(device=self.device, dtype=torch.float64) if self._igbp_col is not None
+                else torch.full_like(fluxes.gpp, float("nan")))
+        sig = self.calibration.sigma_torch(fluxes.gpp, fluxes.reco, igbp)
+        fluxes.gpp_std, fluxes.reco_std, fluxes.nee_std = sig["gpp"], sig["reco"], sig["nee"]
+
+    @property
+    def spread_meaning(self) -> str:
+        """What the *_std / *_spread values are, for file metadata."""
+        if self.calibration is None:
+            return f"ensemble spread: standard deviation over {self.n_members} members"
+        return ("calibrated predictive standard deviation of the observed flux at a site the model did not see "
+                "(error model fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
 
     def predict_sequence(self, x_seq: torch.Tensor, state: EnsembleState | None = None,
                          return_state: bool = False, first_period=None, lat=None):

@@ -31,11 +31,12 @@ class Driver:
         return {"name": self.name, "units": self.units, "required": self.required}
 
 
-def default_drivers(optional: tuple[str, ...] | None = None) -> list[Driver]:
-    """The vocabulary's required drivers, then ``optional`` (default: every optional driver it knows)."""
-    optional = vocabulary.optional_drivers() if optional is None else optional
+def default_drivers(optional: tuple[str, ...] | None = None, period: str = "monthly") -> list[Driver]:
+    """The vocabulary's required drivers of ``period``'s models, then ``optional`` (default: every optional driver
+    of that period)."""
+    optional = vocabulary.optional_drivers(period) if optional is None else optional
     units = {n: q.units for n, q in vocabulary.DRIVERS.items()}
-    return [Driver(n, units[n], True) for n in vocabulary.required_drivers()] + [
+    return [Driver(n, units[n], True) for n in vocabulary.required_drivers(period)] + [
         Driver(n, units[n], False) for n in optional
     ]
 
@@ -107,7 +108,9 @@ class FeatureEncoder:
 # ---------------------------------------------------------------------------------------------------------------
 # Derived inputs: computed by the model itself from what the state carries (the calendar period and the cell's
 # latitude), so that a host never has to send them as drivers.
-DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2}  # name -> number of features
+DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2, "toa": 1}  # name -> number of features
+LAT_INPUTS = ("lat", "toa")  # derived inputs computed from the cell's latitude
+TOA_SCALE = 400.0  # W m-2: the top-of-atmosphere feature is the daily-mean insolation over this
 PERIOD_UNITS = {"monthly": "M", "daily": "D"}
 
 
@@ -127,11 +130,29 @@ def _day_of_year(pidx: torch.Tensor, period: str) -> torch.Tensor:
     return torch.remainder(days, 365.2425).to(torch.float32)
 
 
+def _daily_toa(doy: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+    """Daily-mean top-of-atmosphere insolation [W m-2] (physics/solar.py's formulas, in torch; doy 0-based)."""
+    from tamrl_coupler.physics.solar import SOLAR_CONSTANT
+
+    g = doy * (2.0 * np.pi / 365.0)
+    dec = (0.006918 - 0.399912 * torch.cos(g) + 0.070257 * torch.sin(g) - 0.006758 * torch.cos(2 * g)
+           + 0.000907 * torch.sin(2 * g) - 0.002697 * torch.cos(3 * g) + 0.00148 * torch.sin(3 * g))
+    ecc = (1.000110 + 0.034221 * torch.cos(g) + 0.001280 * torch.sin(g) + 0.000719 * torch.cos(2 * g)
+           + 0.000077 * torch.sin(2 * g))
+    phi = torch.deg2rad(lat)
+    h0 = torch.arccos(torch.clamp(-torch.tan(phi) * torch.tan(dec), -1.0, 1.0))
+    q = SOLAR_CONSTANT * ecc / np.pi * (h0 * torch.sin(phi) * torch.sin(dec) + torch.cos(phi) * torch.cos(dec)
+                                        * torch.sin(h0))
+    return torch.clamp(q, min=0.0)
+
+
 def derived_features(names: list[str], pidx: torch.Tensor, lat: torch.Tensor, period: str) -> torch.Tensor:
     """pidx (...) int64 period index, lat (...) degrees north -> (..., K) float32 features.
 
     month: sin/cos of the mid-period day of the year (the season XGBoost's features also get);
-    lat: latitude / 90 (hemisphere and climate zone) and the astronomical day length / 24 h at mid-period.
+    lat: latitude / 90 (hemisphere and climate zone) and the astronomical day length / 24 h at mid-period;
+    toa: daily-mean top-of-atmosphere insolation / 400 W m-2 at mid-period (the light a clear sky could give,
+    FLUXNET's SW_IN_POT: with the measured shortwave it tells cloudiness).
     """
     parts = []
     doy, lat = torch.broadcast_tensors(_day_of_year(pidx, period), lat.to(torch.float32))
@@ -142,6 +163,8 @@ def derived_features(names: list[str], pidx: torch.Tensor, lat: torch.Tensor, pe
         decl = -0.40928 * torch.cos((doy + 10.0) * (2.0 * np.pi / 365.25))  # solar declination, rad
         cosw = torch.clamp(-torch.tan(torch.deg2rad(lat)) * torch.tan(decl), -1.0, 1.0)
         parts += [lat / 90.0, torch.arccos(cosw) / np.pi]  # day length / 24 h = hour angle at sunset / pi
+    if "toa" in names:
+        parts.append(_daily_toa(doy, lat) / TOA_SCALE)
     if not parts:
         return torch.zeros((*doy.shape, 0), dtype=torch.float32, device=pidx.device)
     return torch.stack(parts, dim=-1)

@@ -152,7 +152,61 @@ class LstmNet(nn.Module):
         return out.squeeze(1), h, c
 
 
-NETWORKS: dict[str, type[TamrlNet] | type[LstmNet]] = {"tamrl": TamrlNet, "lstm": LstmNet}
+class DailyTamrlNet(nn.Module):
+    """TAM-RL at the daily step: the task encoder is a small MLP over the cell's last 12 completed monthly means
+    in calendar slots (``model/history.py``), so z costs one MLP call per cell and month; the forward model is
+    TamrlNet's (FiLM-modulated input projection and hidden state, LSTM, softplus heads).
+
+    ``windows`` are the slots' encoded features (N, 12, S); S = the encoded drivers plus latitude / 90."""
+
+    def __init__(self, n_features: int, n_slot_features: int, hidden: int = 64, encoder_hidden: int = 64,
+                 embedding: int = 16, n_outputs: int = 2, target_scale: tuple[float, ...] = (1.0, 1.0),
+                 dropout: float = 0.0, n_slots: int = 12):
+        super().__init__()
+        self.hidden = hidden
+        self.embedding = embedding
+        self.drop = nn.Dropout(dropout)
+        self.enc = nn.Sequential(nn.Linear(n_slots * n_slot_features, encoder_hidden), nn.Tanh(),
+                                 nn.Linear(encoder_hidden, encoder_hidden), nn.Tanh(),
+                                 nn.Linear(encoder_hidden, embedding), nn.Tanh())
+        self.in_proj = nn.Linear(n_features, hidden)
+        self.film_in = nn.Linear(embedding, 2 * hidden)
+        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+        self.film_h = nn.Linear(embedding, 2 * hidden)
+        self.head = nn.Linear(hidden, n_outputs)
+        self.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
+        for film in (self.film_in, self.film_h):  # start as the identity modulation
+            nn.init.zeros_(film.weight)
+            nn.init.zeros_(film.bias)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> DailyTamrlNet:
+        """A member as the model config describes it; the slot features are the encoded drivers (the network's
+        features less the derived inputs) plus latitude."""
+        from tamrl_coupler.model.features import DERIVED_INPUTS
+
+        n_slot = n_features - sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs) + 1
+        return cls(n_features, n_slot, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
+                   embedding=cfg.embedding, n_outputs=cfg.n_outputs, target_scale=target_scale,
+                   dropout=cfg.dropout, n_slots=cfg.window)
+
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """windows (N, 12, S) slot features -> z (N, E)."""
+        return self.enc(windows.flatten(1))
+
+    _modulated = TamrlNet._modulated
+    step = TamrlNet.step
+
+    def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor,
+                         c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training path. feats (B, T, F); windows (B, T, 12, S), the slots in force on each day."""
+        b, t = windows.shape[:2]
+        z = self.encode(windows.reshape(b * t, *windows.shape[2:])).reshape(b, t, -1)
+        return self._modulated(feats, z, h0, c0)
+
+
+NETWORKS: dict[str, type[TamrlNet] | type[LstmNet] | type[DailyTamrlNet]] = {
+    "tamrl": TamrlNet, "lstm": LstmNet, "tamrl_daily": DailyTamrlNet}
 
 
 def build_network(cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> nn.Module:

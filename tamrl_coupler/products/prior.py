@@ -19,6 +19,7 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.io.priorfile import write_prior_file
+from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
 from tamrl_coupler.physics.units import flux_unit
 
@@ -90,3 +91,14 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
         info = HostGridInfo("regular", dst.lat1d, dst.lon1d, dst.lat_bounds, dst.lon_bounds)
     path = Path(out_dir) / f"{section.prefix}_{frequency}.nc"
     return write_prior_file(path, info, bounds, tunits, out_mean, out_sd, frequency, Path(flux_file).name)
+
+
+def write_prior_and_map(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None
+                        ) -> list[Path]:
+    """The prior file (:func:`write_prior`) and, on a lat-lon grid, a map of its NEE and uncertainty beside it."""
+    from tamrl_coupler.products.maps import prior_map
+
+    path = write_prior(flux_file, section, out_dir, cfg)
+    with open_netcdf(path, "prior file") as ds:
+        on_grid = ds["nee"].ndim == 3
+    return [path, prior_map(path, path.with_name(path.stem + "_map.png"))] if on_grid else [path]

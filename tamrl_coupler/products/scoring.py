@@ -1,7 +1,8 @@
 """Offline land-model benchmarking of a point-set run: simulated vs observed FluxVal fluxes per site and biome.
 
 Writes ``sites_scores.md`` (pooled, per-biome and per-site tables of RMSE, bias and R^2 for GPP, Reco and NEE in
-gC m-2 d-1, NEE = GPP - Reco), ``sites_scores_per_site.csv`` and two plots (scatter, per-biome RMSE).
+gC m-2 d-1, NEE = GPP - Reco), ``sites_scores_per_site.csv`` and the pictures of
+:mod:`tamrl_coupler.products.siteplots` (scatter per flux, error by IGBP class, seasonal cycle per site).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
+from tamrl_coupler.atomicfile import write_text_atomic
 from tamrl_coupler.data.fluxval import read_fluxval
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
+from tamrl_coupler.products.siteplots import site_plots
 from tamrl_coupler.training.metrics import pooled_metrics as metrics
 
 FLUXES = tuple(vocabulary.TARGETS)
@@ -28,13 +30,9 @@ def read_simulated(flux_file: Path) -> tuple[np.ndarray, np.ndarray, dict[str, n
     return np.array(ff.grid.site_names), ff.starts.astype("datetime64[M]"), sim
 
 
-def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
-    """Score a point-set run's flux file against the observed FluxVal-layout file; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def matched(flux_file: Path, observed: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict]:
+    """(sites, IGBP classes, months, observed, simulated): a point-set run's fluxes and the observed FluxVal-layout
+    file's on the same (site, month) pairs, gC m-2 d-1, NEE uptake-positive."""
     names, months, sim = read_simulated(flux_file)
     obs_ds = read_fluxval(observed)
     site_pos = {s: i for i, s in enumerate(obs_ds.sites)}
@@ -44,7 +42,18 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     keep = tj >= 0
     obs = {f: obs_ds.targets[f][si][:, tj[keep]] for f in FLUXES}
     sim = {f: v[:, keep] for f, v in sim.items()}
-    igbp = obs_ds.igbp[si]
+    return names, obs_ds.igbp[si], months[keep], obs, sim
+
+
+def pooled_scores(flux_file: Path, observed: Path) -> dict[str, dict[str, float]]:
+    """Flux -> pooled n, RMSE, bias, R2 over every matched (site, month): the headline numbers."""
+    _, _, _, obs, sim = matched(flux_file, observed)
+    return {f: metrics(sim[f].ravel(), obs[f].ravel()) for f in FLUXES}
+
+
+def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
+    """Score a point-set run's flux file against the observed FluxVal-layout file; returns the files written."""
+    names, igbp, months, obs, sim = matched(flux_file, observed)
     rows = []
     for k, s in enumerate(names):
         row = {"site": s, "igbp": igbp[k]}
@@ -80,37 +89,7 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     keys = list(rows[0]) if rows else []
     write_text_atomic(csv, ",".join(keys) + "\n" + "\n".join(",".join(str(r[k]) for k in keys) for r in rows) + "\n",
                       "site scores")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4), dpi=100)
-    for ax, f in zip(axes, FLUXES, strict=True):
-        o, s = obs[f].ravel(), sim[f].ravel()
-        ok = np.isfinite(o) & np.isfinite(s)
-        ax.scatter(o[ok], s[ok], s=2, alpha=0.3)
-        lo, hi = np.nanmin(o[ok]), np.nanmax(o[ok])
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_title(f"{f.upper()}: RMSE {pooled[f]['rmse']:.2f}, R2 {pooled[f]['r2']:.2f}")
-        ax.set_xlabel("observed [gC m-2 d-1]")
-        ax.set_ylabel("coupled TAM-RL [gC m-2 d-1]")
-    fig.tight_layout()
-    scatter = out_dir / "sites_scatter.png"
-    _save_figure(plt, fig, scatter)
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    x = np.arange(len(biomes))
-    for k, f in enumerate(FLUXES):
-        ax.bar(x + (k - 1) * 0.27, [by_biome[b][f]["rmse"] for b in biomes], width=0.27, label=f.upper())
-    ax.set_xticks(x, [b or "?" for b in biomes])
-    ax.set_ylabel("RMSE [gC m-2 d-1]")
-    ax.legend()
-    ax.set_title("Coupled TAM-RL at the FluxVal sites: RMSE per IGBP class")
-    fig.tight_layout()
-    bars = out_dir / "sites_biome_rmse.png"
-    _save_figure(plt, fig, bars)
-    return [md, csv, scatter, bars]
+    pngs = site_plots(out_dir, "sites", names, igbp, months, obs, sim, SignConvention.UPTAKE_POSITIVE,
+                      "Coupled TAM-RL at the FluxVal sites")
+    return [md, csv, *pngs]
 
-
-def _save_figure(plt, fig, path: Path) -> None:
-    """The figure as a PNG, written atomically; the figure is closed either way."""
-    try:
-        with atomic_path(path, "figure") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)

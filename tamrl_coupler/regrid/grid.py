@@ -185,9 +185,10 @@ class Grid:
         return cls("unstructured", (lat.size,), lat, lon, corner_lat, corner_lon, mask=mask, name=name)
 
     @classmethod
-    def from_file(cls, path: str | Path, infer_bounds: bool = True) -> Grid:
-        """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID."""
-        parts = read_grid_file(Path(path))
+    def from_file(cls, path: str | Path, infer_bounds: bool = True, what: str = "grid file") -> Grid:
+        """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID
+        (``what``: the file's role, named in errors)."""
+        parts = read_grid_file(Path(path), what)
         if parts.kind == "regular":
             parts.args["infer_bounds"] = infer_bounds
         build = {"": cls, "regular": cls.regular, "curvilinear": cls.curvilinear, "unstructured": cls.unstructured}

@@ -72,9 +72,10 @@ class GridParts:
     area: np.ndarray | None = None
 
 
-def read_grid_file(path: Path) -> GridParts:
-    """What the grid file at ``path`` describes (SCRIP, ESMF mesh, UGRID or CF lat/lon, told apart by content)."""
-    with open_netcdf(path, "grid file", RegridError) as ds:
+def read_grid_file(path: Path, what: str = "grid file") -> GridParts:
+    """What the grid file at ``path`` describes (SCRIP, ESMF mesh, UGRID or CF lat/lon, told apart by content);
+    ``what`` names the file in errors (a regridded data file is an "input file")."""
+    with open_netcdf(path, what, RegridError) as ds:
         name = path.stem
         if "grid_center_lat" in ds.variables:
             return _read_scrip(ds, name, path)

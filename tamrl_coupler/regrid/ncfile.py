@@ -9,6 +9,7 @@ import numpy as np
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf
 from tamrl_coupler.regrid.grid import Grid
+from tamrl_coupler.regrid.gridattrs import drop_grid_attributes, regrid_provenance
 
 SKIP_ATTRS = {"_FillValue", "scale_factor", "add_offset", "missing_value", "valid_range", "valid_min", "valid_max",
               "vmin", "vmax", "coordinates", "grid_mapping", "bounds"}
@@ -75,7 +76,7 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
 
     from tamrl_coupler.regrid.regridder import Regridder
 
-    src = Grid.from_file(inp)
+    src = Grid.from_file(inp, what="input file")
     dst = Grid.resolve(grid)
     rg = Regridder(src, dst, method=method, backend=backend, weights=weights, cache_dir=cache_dir)
     n_done = 0
@@ -93,7 +94,8 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
         target = AtomicNetCDF(out_path, "regridded file")
         out = target.ds
         try:
-            out.setncatts({k: ds.getncattr(k) for k in ds.ncattrs()})
+            kept, dropped = drop_grid_attributes({k: ds.getncattr(k) for k in ds.ncattrs()})
+            out.setncatts(kept)
             for name, d in ds.dimensions.items():
                 if name not in sdims:
                     out.createDimension(name, None if d.isunlimited() else len(d))
@@ -119,8 +121,8 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
                 nv.regrid_method = f"{method} ({rg.backend}) from {src.name} {src.shape}"
                 nv[...] = np.ma.masked_invalid(y)
                 n_done += 1
-            hist = getattr(ds, "history", "")
-            out.history = (f"tamrl-coupler regrid {inp.name} --grid {grid} --method {method}\n" + str(hist)).strip()
+            out.setncatts(regrid_provenance(inp.name, grid, method, rg.backend, weights, dropped,
+                                            getattr(ds, "history", "")))
         except BaseException:
             target.abort()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +17,17 @@ from tamrl_coupler.regrid.weights import Weights
 
 UNMAPPED = ("nan", "zero", "error", "nearest")
 log = logging.getLogger("tamrl_coupler.regrid")
+
+
+def _grid_and_layout(spec: Any, mask: Any) -> tuple[Grid, Any]:
+    """The Grid of ``spec`` and, for an xarray grid, where it lives in xarray objects (None otherwise)."""
+    from tamrl_coupler.regrid.xarray_grid import grid_from_xarray, is_xarray
+
+    if is_xarray(spec):
+        return grid_from_xarray(spec, mask=mask)
+    if mask is not None:
+        raise RegridError("src_mask/dst_mask apply to xarray grids; give a Grid its mask with Grid.with_mask")
+    return Grid.resolve(spec), None
 
 
 def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) -> tuple[Weights, str]:
@@ -61,7 +73,14 @@ def _verified_cache_entry(path: Path, src: Grid, dst: Grid) -> Weights | None:
 
 
 class Regridder:
-    """``Regridder(src, dst, method)(x)``: ``x`` is ``(..., n_src)`` or ``(..., *src.shape)``, numpy or torch.
+    """``Regridder(src, dst, method)(x)``: ``x`` is ``(..., n_src)`` or ``(..., *src.shape)``, numpy or torch, or an
+    xarray Dataset/DataArray on the source grid (the result is then xarray on the target grid, see
+    :mod:`tamrl_coupler.regrid.xarray_apply`).
+
+    * ``src``, ``dst``: a :class:`Grid`, a CDO-style name (``r360x180``), a grid file, or an xarray Dataset/DataArray
+      whose CF latitude/longitude (and bounds) give the grid (:func:`~tamrl_coupler.regrid.xarray_grid.
+      grid_from_xarray`); ``src_mask``/``dst_mask``: the mask of an xarray grid (a variable name, DataArray or
+      array; default its ``mask`` variable).
 
     * ``normalization="fracarea"`` (default): each destination value is the mean over the part of the cell that
       the (active) source covers; ``"destarea"``: mean over the whole cell, uncovered parts counted as zero.
@@ -73,15 +92,16 @@ class Regridder:
       CSR matrix on the tensor's device otherwise; ``"torch"`` forces the torch kernel (also on CPU).
     """
 
-    def __init__(self, src: Grid | str | Path, dst: Grid | str | Path, method: str = "conservative",
+    def __init__(self, src: Grid | str | Path | Any, dst: Grid | str | Path | Any, method: str = "conservative",
                  backend: str = "auto", weights: Weights | str | Path | None = None,
                  cache_dir: str | Path | bool | None = None, normalization: str = "fracarea",
-                 unmapped: str = "nan", torch_kernel: str = "auto") -> None:
+                 unmapped: str = "nan", torch_kernel: str = "auto", src_mask: Any = None,
+                 dst_mask: Any = None) -> None:
         if torch_kernel not in ("auto", "torch", "scipy"):
             raise RegridError(f"torch_kernel={torch_kernel!r} unknown; expected 'auto', 'torch' or 'scipy'")
         self.torch_kernel = torch_kernel
-        self.src = Grid.resolve(src)
-        self.dst = Grid.resolve(dst)
+        self.src, self.src_layout = _grid_and_layout(src, src_mask)
+        self.dst, self.dst_layout = _grid_and_layout(dst, dst_mask)
         self.method = method
         if unmapped not in UNMAPPED:
             raise RegridError(f"unmapped={unmapped!r} unknown; expected one of {UNMAPPED}")
@@ -152,6 +172,10 @@ class Regridder:
         ``src_fraction`` (``(n_src,)``, e.g. land fraction): fluxes per unit land; each destination value is
         ``S(f x) / S(f)`` so that ``sum(area_b * dst_fraction(f) * y) == sum(area_a * frac_a * f * x)``.
         """
+        from tamrl_coupler.regrid.xarray_grid import is_xarray
+
+        if is_xarray(x):
+            return self._call_xarray(x, skipna, src_fraction)
         try:
             import torch
 
@@ -189,6 +213,19 @@ class Regridder:
         if self.nan_rows.size:
             y[:, self.nan_rows] = np.nan
         return y.reshape(lead + tail).astype(out_dtype, copy=False)
+
+    def _call_xarray(self, obj, skipna: bool, src_fraction):
+        from tamrl_coupler.regrid.xarray_apply import regrid_xarray
+        from tamrl_coupler.regrid.xarray_grid import layout_from_grid, layout_of
+
+        src = self.src_layout if self.src_layout is not None else layout_of(obj, self.src)
+        dst = self.dst_layout if self.dst_layout is not None else layout_from_grid(self.dst, dict(obj.sizes))
+
+        def apply(x: np.ndarray, skipna: bool) -> np.ndarray:
+            return self(x, skipna=skipna, src_fraction=src_fraction)
+
+        note = f"{self.method} ({self.backend}) from {self.src.name} {self.src.shape}"
+        return regrid_xarray(apply, obj, src, dst, self.dst.shape, skipna, note)
 
     def _fraction_vector(self, src_fraction):
         if src_fraction is None:

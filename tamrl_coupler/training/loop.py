@@ -20,6 +20,7 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import (
+    LAT_INPUTS,
     Driver,
     FeatureEncoder,
     default_drivers,
@@ -225,7 +226,7 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         y[..., 2] = -y[..., 2]
     encoder = FeatureEncoder.fit(drivers, x)
     derived = list(cfg.model.derived_inputs)
-    if "lat" in derived and np.isnan(data.lat).any():
+    if any(d in derived for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: model.derived_inputs has 'lat' but site(s) {bad} have no latitude")
 

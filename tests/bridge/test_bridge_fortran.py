@@ -273,6 +273,18 @@ def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_pat
             f"{np.nanmax(np.abs(host[name] - offline[name]))}"
     land = offline["gpp"][0] < 1e19
     assert land.sum() > 100 and np.abs(offline["gpp"][:, land]).max() > 0  # real fluxes, not all zero
+    # and the same metadata: every attribute of every variable, and the global ones both writers make
+    import netCDF4
+
+    with netCDF4.Dataset(host_files[0]) as h, netCDF4.Dataset(offline_file) as o:
+        for name, var in o.variables.items():
+            assert {k: var.getncattr(k) for k in var.ncattrs()} == \
+                   {k: h[name].getncattr(k) for k in h[name].ncattrs()}, name
+        assert h["nee"].ancillary_variables == "nee_spread" and h.institution == o.institution
+        for key in ("Conventions", "title", "institution", "sign_convention", "nee_definition", "flux_unit",
+                    "flux_unit_description"):
+            assert h.getncattr(key) == o.getncattr(key), key
+        assert "Fortran bridge" in h.source
 
 
 PYTHON_HOST = r"""

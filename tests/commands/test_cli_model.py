@@ -55,6 +55,10 @@ def test_evaluate_prints_and_writes_metrics(tmp_path, capsys):
     assert table["balance_violation"]["max_abs"] == 0.0
     assert table["all"]["gpp"]["r2"] > 0.3  # the shipped model is skilful on sites it has seen
     assert set(table["by_igbp"]) >= {"ENF", "DBF"}
+    for kind in ("scatter", "igbp_error", "seasonal_cycle"):  # the benchmark pictures beside the table
+        png = tmp_path / f"metrics_{kind}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, kind
+        assert f"wrote {png}" in text
 
 
 def test_predict_rejects_bad_input_with_a_named_error(tmp_path, capsys):

@@ -16,6 +16,8 @@ def _forcing(path):
     lon = np.arange(1.0, 40.0, 2.0)
     with netCDF4.Dataset(path, "w") as ds:
         ds.title = "test forcing"
+        ds.setncatts({"MAP_PROJECTION": "EQUIDISTANT CYLINDRICAL", "SOUTH_WEST_CORNER_LAT": -19.0, "DX": 2.0,
+                      "geospatial_lat_min": -20.0, "history": "made by the test"})  # GLDAS / ACDD grid attributes
         ds.createDimension("time", None)
         ds.createDimension("lat", lat.size)
         ds.createDimension("lon", lon.size)
@@ -50,6 +52,12 @@ def test_regrid_command_keeps_attributes_and_conserves(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     with netCDF4.Dataset(out) as ds, netCDF4.Dataset(inp) as src:
         assert ds.title == "test forcing" and "tamrl-coupler regrid" in ds.history
+        # the source grid's own description is gone (it would be wrong now); what made the weights is said
+        assert not {"MAP_PROJECTION", "SOUTH_WEST_CORNER_LAT", "DX", "geospatial_lat_min"} & set(ds.ncattrs())
+        assert ds.regrid_weights == "conservative weights made by the native backend"
+        assert "(conservative weights made by the native backend); dropped the source grid's global attributes " \
+               "MAP_PROJECTION, SOUTH_WEST_CORNER_LAT, DX, geospatial_lat_min" in ds.history
+        assert ds.history.endswith("\nmade by the test")
         assert ds["tas"].units == "K" and ds["tas"].long_name == "air temperature"
         assert ds["tas"].dimensions == ("time", "lat", "lon") and ds["tas"].shape == (2, 96, 144)
         assert ds["time"][:].tolist() == [0.0, 1.0] and ds["lat"].bounds == "lat_bnds"
@@ -85,6 +93,7 @@ def test_weights_command_and_reuse(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["regrid", "IN", "--grid", "r12", "--output", "o.nc"], "neither a CDO-style name like 'r360x180' nor an existing"),
+    (["regrid", "missing.nc", "--grid", "r12x6", "--output", "o.nc"], "input file "),
     (["weights", "r144x96", "r360x180", "--method", "conservative_2nd", "--backend", "native", "--out", "w.nc"],
      "backend 'native' cannot make conservative_2nd weights"),
 ])
@@ -93,7 +102,8 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     _forcing(inp)
     argv = [str(inp) if a == "IN" else (str(tmp_path / a) if a.endswith(".nc") else a) for a in argv]
     assert main(argv) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "grid file" not in err
 
 
 def test_regrid_handles_a_bounds_dimension_named_nv_and_leaves_no_temporary_file(tmp_path, capsys):

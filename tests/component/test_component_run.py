@@ -194,7 +194,8 @@ def test_sites_run_reproduces_model_predict(shared, tmp_path):
         assert np.array_equal(sim[f], getattr(ref, f).numpy()), f
     scores = (tmp_path / "sites_scores.md").read_text()
     assert "## Per biome (IGBP)" in scores and sites[0] in scores
-    assert (tmp_path / "sites_scatter.png").stat().st_size > 10_000
+    for kind in ("scatter", "igbp_error", "seasonal_cycle"):
+        assert (tmp_path / f"sites_{kind}.png").stat().st_size > 10_000, kind
 
 
 def test_demo_command_from_the_package(tmp_path, monkeypatch):

@@ -140,3 +140,37 @@ def test_demo_forcing_is_cf_and_documented():
         assert ds["tas"].dtype == np.float32 and ds["time"].units.startswith("seconds since")
         assert ds["landfrac"].shape == ds["cell_area"].shape == (len(ds.dimensions["lat"]), len(ds.dimensions["lon"]))
     assert DEMO.stat().st_size < 3e6
+
+
+def test_open_fluxes_decodes_with_units_and_sign_convention(tmp_path):
+    from tamrl_coupler.io import open_fluxes
+
+    lat, lon = np.array([-10.0, 10.0]), np.array([0.0, 90.0])
+    g = HostGridInfo("regular", lat, lon, np.array([[-20, 0], [0, 20.0]]), np.array([[-45, 45], [45, 135.0]]))
+    w = FluxFileWriter(tmp_path / "f.nc", g, np.array([0.0, 1, 1, 0.5]), np.full(4, 1e10),
+                       flux_unit("kgC m-2 s-1"), SignConvention.UPTAKE_POSITIVE, np.datetime64("2015-01-01T00:00:00"))
+    rng = np.random.default_rng(3)
+    gpp, reco = rng.random((2, 4)) * 1e-7
+    w.append(0, 10800, {"gpp": gpp, "reco": reco, "nee": gpp - reco, "gpp_spread": 0.1 * gpp,
+                        "reco_spread": 0.1 * reco, "nee_spread": 0.1 * gpp})
+    w.close()
+    ds = open_fluxes(tmp_path / "f.nc")
+    assert np.isnan(ds["gpp"].values[0, 0, 0]) and ds["time"].dtype.kind == "M"  # off land NaN; datetimes
+    assert ds["time_bnds"].values[0, 1] == np.datetime64("2015-01-01T03:00:00")
+    assert ds["gpp"].attrs["units"] == "kg m-2 s-1" and ds["gpp"].attrs["flux_unit"] == "kgC m-2 s-1"
+    assert ds["nee"].attrs["positive"] == "down" and ds["nee"].attrs["sign_convention"] == "uptake_positive"
+    # converted on the way in: FLUXNET's convention in gC m-2 d-1, NEE = Reco - GPP exactly, attributes following
+    fl = open_fluxes(tmp_path / "f.nc", convention="atmosphere_positive", unit="gC m-2 d-1")
+    land = np.isfinite(fl["gpp"].values)
+    np.testing.assert_allclose(fl["gpp"].values[land], (gpp * 86400 * 1000).reshape(2, 2)[land[0]], rtol=1e-14)
+    np.testing.assert_array_equal(fl["nee"].values[land], (fl["reco"] - fl["gpp"]).values[land])
+    assert fl["nee"].attrs["positive"] == "up" and fl["nee"].attrs["long_name"].endswith("(NEE = Reco - GPP)")
+    assert fl["gpp"].attrs["units"] == "g m-2 d-1" and fl.attrs["sign_convention"] == "atmosphere_positive"
+    assert fl["gpp"].attrs["cell_methods"] == "time: mean area: mean where land"  # the file's own attributes kept
+    assert fl["gpp"].attrs["ancillary_variables"] == "gpp_spread"
+    # a file that does not state its convention is refused, not guessed
+    import xarray as xr
+
+    xr.Dataset({"gpp": ("x", [1.0])}, attrs={"flux_unit": "gC m-2 d-1"}).to_netcdf(tmp_path / "bare.nc")
+    with pytest.raises(InputError, match=r"bare.nc: global attribute 'sign_convention' is missing"):
+        open_fluxes(tmp_path / "bare.nc")

@@ -15,8 +15,12 @@ from tamrl_coupler.driver.offline import run_offline
 from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.products.maps import nee_map
-from tamrl_coupler.products.prior import write_prior
+from tamrl_coupler.products.prior import write_prior, write_prior_and_map
 from tamrl_coupler.regrid import Grid
+
+
+def _is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _demo_cfg(tmp_path, **changes):
@@ -46,7 +50,9 @@ def test_prior_daily_means_in_mol_positive_up(tmp_path):
     for freq, n_windows in (("3hourly", 16), ("monthly", 1)):
         with netCDF4.Dataset(write_prior(result.flux_file, PriorSection(frequency=freq), tmp_path)) as ds:
             assert ds["nee"].shape[0] == n_windows and ds["time_bnds"][-1, 1] == 2 * 86400
-    coarse = write_prior(result.flux_file, PriorSection(grid="r36x18", frequency="daily", prefix="coarse"), tmp_path)
+    coarse, png = write_prior_and_map(result.flux_file, PriorSection(grid="r36x18", frequency="daily",
+                                                                     prefix="coarse"), tmp_path)
+    assert png.name == "coarse_daily_map.png" and _is_png(png) and png.stat().st_size > 10_000
     with netCDF4.Dataset(coarse) as ds:
         g = Grid.from_name("r36x18")
         total_coarse = float((ds["nee"][0][:].ravel() * g.area * EARTH_RADIUS ** 2).sum())
@@ -66,4 +72,26 @@ def test_flux_file_reads_back_what_the_run_wrote(tmp_path):
     nee, gpp, reco = (ff.fields[f][:, land] for f in ("nee", "gpp", "reco"))
     assert np.array_equal(nee, gpp - reco) and np.isnan(ff.fields["nee"][:, ~land]).all()
     png = nee_map(result.flux_file, tmp_path / "map.png")
-    assert png.stat().st_size > 10_000
+    assert _is_png(png) and png.stat().st_size > 10_000
+    assert [p.name for p in tmp_path.glob(".*.tmp")] == []  # written under a temporary name, renamed into place
+
+
+def test_site_pictures_are_written(tmp_path):
+    """Scatter per flux, error by IGBP class and the seasonal cycle per site, from (site, time) arrays."""
+    from tamrl_coupler.products.figures import weighted_percentile
+    from tamrl_coupler.products.siteplots import site_plots
+
+    rng = np.random.default_rng(0)
+    times = np.arange("2005-01", "2008-01", dtype="datetime64[M]")
+    season = 5 + 4 * np.sin(2 * np.pi * (np.arange(times.size) % 12) / 12)
+    obs = {"gpp": season + rng.normal(0, 1, (5, times.size)), "reco": 0.8 * season + rng.normal(0, 1, (5, times.size))}
+    obs["nee"] = obs["gpp"] - obs["reco"]
+    sim = {f: v + rng.normal(0, 0.5, v.shape) for f, v in obs.items()}
+    obs["gpp"][0, :6] = np.nan  # missing months are left out, not drawn as zeros
+    pngs = site_plots(tmp_path, "test", np.array(["A", "B", "C", "D", "E"]),
+                      np.array(["ENF", "DBF", "ENF", "GRA", ""]), times, obs, sim, "uptake_positive", "test")
+    assert [p.name for p in pngs] == ["test_scatter.png", "test_igbp_error.png", "test_seasonal_cycle.png"]
+    for p in pngs:
+        assert _is_png(p) and p.stat().st_size > 10_000, p
+    # the colour scale of the maps: by area, so one large cell outweighs many small ones
+    assert weighted_percentile(np.array([1.0, 100.0]), np.array([99.0, 1.0]), 90) == pytest.approx(1.0)

@@ -1,0 +1,96 @@
+"""The daily model's driver history: the last 12 completed calendar months, as monthly means in calendar slots.
+
+Why monthly means and not a window of days: the task encoder must be cheap on 1e5-1e6 cells and its state small. A
+cell's climate (normals, seasonal amplitude, dryness) is in its last 12 monthly means; slot k holds the most recent
+completed calendar month k (January = 0), NaN while that month has not been seen -- a run with no history (a cold
+start) has all slots NaN and the network has learned what to do then. The task embedding z is a function of the
+slots only, so it changes once a month.
+
+Two implementations of one rule, tested against each other: :func:`close_months` (stepping: a running sum per
+driver, written into its slot when the month ends) and :func:`slot_tables` (training: the same slots for every day
+of a crop from the days of a record, vectorised).
+A month's mean needs ``MIN_DAYS`` days with a value (per driver; fewer: NaN).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+N_SLOTS = 12
+MIN_DAYS = 15
+
+
+def month_of_day(day: torch.Tensor) -> torch.Tensor:
+    """Days since 1970-01-01 (int64 tensor) -> months since 1970-01 (the proleptic Gregorian civil calendar).
+
+    Integer arithmetic (H. Hinnant's days_from_civil inverse), so it runs on any device without a date library."""
+    z = day + 719468
+    era = torch.div(z, 146097, rounding_mode="floor")
+    doe = z - era * 146097
+    yoe = torch.div(doe - torch.div(doe, 1460, rounding_mode="floor") + torch.div(doe, 36524, rounding_mode="floor")
+                    - torch.div(doe, 146096, rounding_mode="floor"), 365, rounding_mode="floor")
+    doy = doe - (365 * yoe + torch.div(yoe, 4, rounding_mode="floor") - torch.div(yoe, 100, rounding_mode="floor"))
+    mp = torch.div(5 * doy + 2, 153, rounding_mode="floor")
+    month = torch.where(mp < 10, mp + 3, mp - 9)  # 1..12
+    year = yoe + era * 400 + (month <= 2).to(day.dtype)
+    return (year - 1970) * 12 + month - 1
+
+
+def accumulate(acc_sum: torch.Tensor, acc_n: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add one day's drivers x (n, D) (NaN = missing) to the month's running sums and counts (new tensors)."""
+    ok = torch.isfinite(x)
+    return acc_sum + torch.where(ok, x, torch.zeros((), dtype=x.dtype, device=x.device)), acc_n + ok.to(acc_n.dtype)
+
+
+def close_months(slots: torch.Tensor, acc_sum: torch.Tensor, acc_n: torch.Tensor, day: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """After day ``day`` (n,) has been accumulated: cells whose next day starts a new month write the month's means
+    into its calendar slot (NaN where fewer than MIN_DAYS values) and restart their sums.
+
+    Returns (slots, acc_sum, acc_n, month_changed (n,) bool); inputs are not modified."""
+    month = month_of_day(day)
+    ends = month_of_day(day + 1) != month
+    if not bool(ends.any()):
+        return slots, acc_sum, acc_n, ends
+    mean = torch.where(acc_n >= MIN_DAYS, acc_sum / acc_n.clamp(min=1), torch.full_like(acc_sum, float("nan")))
+    slot = torch.remainder(month, N_SLOTS)
+    onehot = torch.nn.functional.one_hot(slot, N_SLOTS).to(torch.bool) & ends[:, None]  # (n, 12)
+    slots = torch.where(onehot[:, :, None], mean[:, None, :], slots)
+    keep = (~ends)[:, None]
+    return slots, acc_sum * keep, acc_n * keep, ends
+
+
+def slot_tables(x: np.ndarray, first_day: int, start: int, stop: int, history_from: int) -> np.ndarray:
+    """Training side: the slots in force on each day ``start .. stop-1`` of one record.
+
+    x (T, D) the record's daily drivers, its first row on day ``first_day`` (days since 1970-01-01); only days from
+    index ``history_from`` on have been seen (the run's start: 0 for a run over the whole record, ``start`` for a
+    cold start at the crop). Returns (stop - start, 12, D) float32, NaN = no value -- exactly what stepping the
+    ensemble from ``history_from`` holds on those days.
+    """
+    n_drv = x.shape[1]
+    days = first_day + np.arange(len(x))
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    m_first = months[start]
+    lo = max(history_from, int(np.searchsorted(months, m_first - N_SLOTS)))
+    seg, seg_m = x[lo:stop], months[lo:stop]
+    ok = np.isfinite(seg)
+    uniq, inv = np.unique(seg_m, return_inverse=True)
+    sums = np.zeros((len(uniq), n_drv))
+    counts = np.zeros((len(uniq), n_drv))
+    np.add.at(sums, inv, np.where(ok, seg, 0.0))
+    np.add.at(counts, inv, ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts >= MIN_DAYS, sums / np.maximum(counts, 1), np.nan)
+    index = {int(m): i for i, m in enumerate(uniq)}
+    out = np.full((stop - start, N_SLOTS, n_drv), np.nan, dtype=np.float32)
+    crop_months = months[start:stop]
+    for m in np.unique(crop_months):
+        table = np.full((N_SLOTS, n_drv), np.nan, dtype=np.float32)
+        for back in range(N_SLOTS, 0, -1):  # oldest first, so a newer month of the same slot wins
+            k = index.get(int(m) - back)
+            if k is not None:
+                table[(int(m) - back) % N_SLOTS] = means[k]
+        out[crop_months == m] = table
+    return out
