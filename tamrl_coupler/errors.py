@@ -21,3 +21,13 @@ class CheckpointError(TamrlError):
 
 class RegridError(TamrlError, ValueError):
     """Grids, weights or masks that cannot be used together."""
+
+
+class OutputError(TamrlError, OSError):
+    """A file could not be written (full disk, no permission, a directory where a file was meant); the message
+    names the file. Whatever was half written was removed."""
+
+
+class RankFailure(TamrlError):
+    """A failure on another rank that was not one of the product's own error types (a library's exception); raised
+    on every rank by :mod:`tamrl_coupler.parallel` so that no rank is left waiting in a collective."""

@@ -8,6 +8,7 @@ import argparse
 
 from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
 
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the shipped demo (global coupled run on the packaged forcing), writing fluxes and a NEE map"
 
 

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from tamrl_coupler.atomicfile import write_text_atomic
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.errors import InputError
     from tamrl_coupler.model import load_checkpoint
@@ -50,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from tamrl_coupler.products.siteplots import site_plots
 
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(table, indent=1))
+        write_text_atomic(out, json.dumps(table, indent=1), "metrics")
         print(f"wrote {out}")
         for png in site_plots(out.parent, out.stem, data.sites, data.igbp, data.time, targets_in(data, conv), pred,
                               conv, f"TAM-RL on {Path(args.data).name}"):

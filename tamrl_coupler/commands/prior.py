@@ -8,6 +8,7 @@ import argparse
 
 from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
 
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
 
 
@@ -29,16 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.commands.run import configure_logging, report
     from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.parallel import every_rank, on_root
     from tamrl_coupler.products.prior import write_prior_and_map
 
     configure_logging()
-    cfg = load_run_config(args.config)
+    with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):
+        cfg = load_run_config(args.config)
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
-        if MPI.COMM_WORLD.Get_rank() == 0:
-            for path in write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg):
-                print(f"wrote: {path}")
+        paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
+                        lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
+        for path in paths or ():
+            print(f"wrote: {path}")
         return 0
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,

@@ -8,6 +8,7 @@ import argparse
 
 from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
 
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
 
 
@@ -39,13 +40,13 @@ def report(result, comm) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.steps is not None and args.steps < 1:  # before MPI starts: every rank stops here alike
+        raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     from mpi4py import MPI
 
     from tamrl_coupler.driver.offline import run_offline
 
     configure_logging()
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)

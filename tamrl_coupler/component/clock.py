@@ -22,6 +22,21 @@ def parse_datetime(value: str | np.datetime64, what: str) -> np.datetime64:
         raise InputError(f"{what}: {value!r} is not an ISO date/time such as 2015-01-01T00:00:00") from None
 
 
+MAX_SECONDS = 1.0e12  # about 31 700 years either side of the reference date: beyond it a time is a bug
+
+
+def _seconds(value: object, what: str) -> float:
+    """A finite number of seconds within MAX_SECONDS of the reference date, or an InputError saying what it was."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number of seconds, got {value!r}") from None
+    if not np.isfinite(x) or abs(x) > MAX_SECONDS:
+        raise InputError(f"{what} {value!r} s is not a finite number of seconds within {MAX_SECONDS:g} s of the "
+                         f"reference date")
+    return x
+
+
 @dataclass(frozen=True)
 class StepInfo:
     """Where one coupling step sits in its day and model period."""
@@ -77,6 +92,8 @@ class Clock:
         A step either divides a day (and starts on a multiple of its length from midnight) or is exactly one
         model period (a monthly host coupling monthly).
         """
+        time_seconds = _seconds(time_seconds, "step time")
+        dt_seconds = _seconds(dt_seconds, "coupling step length")
         dt = int(round(dt_seconds))
         t = int(round(time_seconds))
         if abs(t - time_seconds) > 1e-6:

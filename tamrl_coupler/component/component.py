@@ -16,14 +16,16 @@ restart files: component/state.py.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.component import state
-from tamrl_coupler.component.clock import Clock, parse_datetime
+from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
 from tamrl_coupler.component.evaluation import Evaluation
 from tamrl_coupler.component.exports import Exports
 from tamrl_coupler.component.geometry import Geometry, HostCells
@@ -31,14 +33,24 @@ from tamrl_coupler.component.imports import Imports
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.devices import select_device
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.parallel import Agreement
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
 
+log = logging.getLogger("tamrl_coupler.component")
 TIMERS = ("import", "regrid_in", "drivers", "model", "downscale", "regrid_out", "export")
 
 
 class CouplingComponent:
-    """See the module docstring; the Component -> bridge contract of docs/ARCHITECTURE.md."""
+    """See the module docstring; the Component -> bridge contract of docs/ARCHITECTURE.md.
+
+    Every failure that can happen on some ranks only (bad host cells, a missing registration, bad forcing, a model
+    error, a restart file) is agreed by all ranks before the next collective (tamrl_coupler/parallel.py): every
+    rank raises the same error, naming the failing rank(s). A step validates everything (time, registrations,
+    forcing, export arrays) before it changes any state, so a step that fails validation can be retried and then
+    gives the fluxes of an uninterrupted run. A failure after that point (inside the model) leaves the state
+    half-advanced: the component then refuses further steps and restart writes, saying so.
+    """
 
     def __init__(self, config: str | Path | dict | RunConfig, comm: Any = None, cells: HostCells | None = None,
                  restart: str | Path | None = None, ensemble: Any = None, host_grid: GridSpec | None = None):
@@ -54,30 +66,37 @@ class CouplingComponent:
             from mpi4py import MPI
 
             comm = MPI.COMM_WORLD
-        if cells is None:
-            raise InputError("CouplingComponent needs this rank's HostCells")
-        self.cfg = cfg = load_run_config(config)
         self.comm = comm
-        torch.set_num_threads(max(1, cfg.device.threads))
+        self.agreement = Agreement(comm)
+        with self.agreement.guard("CouplingComponent: reading the run config"):
+            if not isinstance(cells, HostCells):
+                raise InputError(f"CouplingComponent needs this rank's HostCells, got {type(cells).__name__}")
+            self.cfg = cfg = load_run_config(config)
         self.device = select_device(comm, cfg.device.kind).device
-        self.ens = ensemble if ensemble is not None else load_checkpoint(cfg.path(cfg.model.checkpoint),
-                                                                         device=self.device)
-        self.clock = Clock(cfg.reference_date, self.ens.meta.period)
-        self.unit = flux_unit(cfg.exports.unit)
-        self.convention = SignConvention.parse(cfg.exports.sign_convention)
-        grid = cfg.host.grid if host_grid is None else host_grid
-        if grid.kind is GridKind.FORCING:
-            raise InputError("host.grid 'forcing' is the offline driver's: a host names its grid (a grid file or a "
-                             "CDO-style name) or 'points'")
+        with self.agreement.guard("CouplingComponent: loading the checkpoint"):
+            torch.set_num_threads(max(1, cfg.device.threads))
+            self.ens = ensemble if ensemble is not None else load_checkpoint(cfg.path(cfg.model.checkpoint),
+                                                                             device=self.device)
+            self.clock = Clock(cfg.reference_date, self.ens.meta.period)
+            self.unit = flux_unit(cfg.exports.unit)
+            self.convention = SignConvention.parse(cfg.exports.sign_convention)
+            grid = cfg.host.grid if host_grid is None else host_grid
+            if grid.kind is GridKind.FORCING:
+                raise InputError("host.grid 'forcing' is the offline driver's: a host names its grid (a grid file or "
+                                 "a CDO-style name) or 'points'")
         self.geometry = Geometry(cfg, comm, cells, cfg.grid(grid))
-        self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range)
-        self.evaluation = Evaluation(self.ens, self.geometry, cfg.model.update_interval,
-                                     parse_datetime(cfg.start, "start"))
-        self.exports = Exports(self.geometry, self.unit, self.convention)
+        with self.agreement.guard("CouplingComponent: setting up the stages"):
+            self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range)
+            self.evaluation = Evaluation(self.ens, self.geometry, cfg.model.update_interval,
+                                         parse_datetime(cfg.start, "start"),
+                                         nan_aware=cfg.forcing.fill_policy == "missing")
+            self.exports = Exports(self.geometry, self.unit, self.convention)
         self.timers: dict[str, float] = dict.fromkeys(TIMERS, 0.0)
         self.next_time: int | None = None
         self.n_steps = 0
         self._finalised = False
+        self.broken: str | None = None  # why the state can no longer be trusted (a failure inside a step)
+        self._fingerprint: str | None = None
         if restart is not None:
             state.load(self, restart)
 
@@ -102,25 +121,38 @@ class CouplingComponent:
 
     # ------------------------------------------------------------------ the coupling step
     def run_step(self, time_seconds: float, dt_seconds: float) -> None:
-        """Advance one coupling step [time, time + dt): read imports, write exports."""
-        if self._finalised:
-            raise InputError("run_step called after finalise")
-        info = self.clock.step(time_seconds, dt_seconds)
-        t = int(round(time_seconds))
-        if self.next_time is not None and t != self.next_time:
-            raise InputError(f"coupling step at {t} s ({info.start}) but the component expects the step at "
-                             f"{self.next_time} s ({self.clock.datetime(self.next_time)}); steps must be contiguous")
-        if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
-            self.ens.set_period(self.evaluation.state, info.start)
-        if not self.imports.ready:
-            self.imports.setup()
+        """Advance one coupling step [time, time + dt): read imports, write exports (collective)."""
         timers = self.timers
         tick = time.perf_counter()
-        self.imports.step(f"step {self.n_steps} ({info.start}, t = {t} s)")
+        label = f"step {self.n_steps}"
+        try:
+            with self.agreement.guard(f"run_step(time={time_seconds!r} s, dt={dt_seconds!r} s)",
+                                      same=self._registration_signature):
+                info, t = self._check_step(time_seconds, dt_seconds)
+                label = f"step {self.n_steps} ({info.start}, t = {t} s)"
+                if not self.imports.ready:
+                    self.imports.setup()
+                self.exports.check_arrays()
+                self.imports.step(label)
+        except BaseException:
+            self.imports.discard()  # this step's substitutions are counted when it is retried and passes
+            raise
+        # every rank validated everything: from here on the step changes the component's state
+        if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
+            self.ens.set_period(self.evaluation.state, info.start)
+        self.imports.commit(label)
         t1 = time.perf_counter()
         fields = self.imports.regrid()
         t2 = time.perf_counter()
-        rows = self.evaluation.step(fields, info, timers)
+        try:
+            if self.evaluation.due(info):  # the same decision on every rank: it depends on the time only
+                with self.agreement.guard(f"run_step {label}: the model"):
+                    rows = self.evaluation.step(fields, info, timers)
+            else:
+                rows = self.evaluation.step(fields, info, timers)
+        except BaseException as exc:
+            self.broken = f"{label} failed inside the model ({type(exc).__name__}), after its drivers were added"
+            raise
         t3 = time.perf_counter()
         self.exports.regrid(rows)
         t4 = time.perf_counter()
@@ -134,6 +166,24 @@ class CouplingComponent:
         self.next_time = t + info.dt
         self.n_steps += 1
 
+    def _check_step(self, time_seconds: float, dt_seconds: float) -> tuple[StepInfo, int]:
+        """The step's place in time, or an InputError saying what is wrong with the call (nothing is changed)."""
+        if self._finalised:
+            raise InputError("run_step called after finalise")
+        if self.broken:
+            raise InputError(f"run_step refused: {self.broken}; the component's state is no longer consistent. "
+                             f"Continue from the last restart file")
+        info = self.clock.step(time_seconds, dt_seconds)
+        t = int(round(time_seconds))
+        if self.next_time is not None and t != self.next_time:
+            raise InputError(f"coupling step at {t} s ({info.start}) but the component expects the step at "
+                             f"{self.next_time} s ({self.clock.datetime(self.next_time)}); steps must be contiguous")
+        return info, t
+
+    def _registration_signature(self) -> str:
+        """What every rank must have registered alike (the fields of the collective regrids)."""
+        return f"imports {sorted(self.imports.arrays)}"
+
     # ------------------------------------------------------------------ diagnostics
     def global_totals(self) -> dict[str, tuple[float, float]]:
         """Last step's global totals (gC d-1) of gpp, reco, nee: (model side, host side), exactly summed."""
@@ -141,11 +191,32 @@ class CouplingComponent:
 
     # ------------------------------------------------------------------ restart and end
     def write_restart(self, path: str | Path) -> Path:
-        """Everything the next step needs, in global cell order, written atomically by rank 0 (collective)."""
+        """Everything the next step needs, in global cell order, written atomically by rank 0 (collective; a failed
+        write is raised on every rank)."""
         return state.save(self, path)
 
+    def ensemble_fingerprint(self) -> str:
+        """The ensemble's SHA-256 fingerprint (weights and physics header), recorded in and checked against
+        restarts; computed once."""
+        if self._fingerprint is None:
+            from tamrl_coupler.model.checkpoint import ensemble_fingerprint
+
+            self._fingerprint = ensemble_fingerprint(self.ens)
+        return self._fingerprint
+
+    def forcing_substitutions(self) -> dict[str, int]:
+        """Values the fill policy replaced so far, per import field with any, summed over all ranks (collective)."""
+        local = self.imports.substitutions
+        names = list(vocabulary.IMPORTS)  # the same vector on every rank, whatever each registered
+        totals = self.comm.allreduce(np.array([local.get(n, 0) for n in names], dtype=np.int64))
+        return {n: int(v) for n, v in zip(names, totals, strict=True) if v}
+
     def finalise(self) -> None:
-        """Release the host arrays; further steps are errors."""
+        """Release the host arrays; further steps are errors. Logs this rank's fill-policy substitutions."""
+        subs = {k: v for k, v in self.imports.substitutions.items() if v}
+        if subs:
+            log.warning("rank %d: fill_policy '%s' replaced forcing values: %s", self.geometry.rank,
+                        self.cfg.forcing.fill_policy, ", ".join(f"{k} {v}" for k, v in subs.items()))
         self._finalised = True
         self.imports.arrays.clear()
         self.exports.arrays.clear()

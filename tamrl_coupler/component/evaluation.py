@@ -19,6 +19,7 @@ from tamrl_coupler.component.clock import StepInfo
 from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.rows import NamedRows
 from tamrl_coupler.component.schedule import EvaluationSchedule
+from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.physics.downscale import Downscaler
 from tamrl_coupler.physics.drivers import DriverAccumulator
 
@@ -26,15 +27,18 @@ from tamrl_coupler.physics.drivers import DriverAccumulator
 class Evaluation:
     """Drivers, ensemble and downscaling for one rank's model cells; see the module docstring."""
 
-    def __init__(self, ensemble: Any, geometry: Geometry, update_interval: int, first_period: np.datetime64):
+    def __init__(self, ensemble: Any, geometry: Geometry, update_interval: int, first_period: np.datetime64,
+                 nan_aware: bool = False):
+        """``nan_aware``: imports may be missing (NaN, fill policy 'missing'): drivers are means over the valid
+        values only, and the downscaling weights of a missing value are the period's expected ones."""
         import torch
 
         self.ens = ensemble
         self.geo = geometry
         n = geometry.n_model
         self.drivers = ensemble.meta.driver_names
-        self.acc = DriverAccumulator(n, self.drivers)
-        self.down = Downscaler(geometry.model_lat, geometry.model_lon)
+        self.acc = DriverAccumulator(n, self.drivers, nan_aware=nan_aware)
+        self.down = Downscaler(geometry.model_lat, geometry.model_lon, nan_aware=nan_aware)
         self.schedule = EvaluationSchedule(update_interval)
         # the model derives the season from the calendar and uses the cell latitude (never sent as drivers); the
         # period is reset to the first step's (CouplingComponent.run_step) or the restart's
@@ -59,7 +63,7 @@ class Evaluation:
         """Accumulate, evaluate when due, downscale: this step's fluxes on the model cells (named rows)."""
         t0 = time.perf_counter()
         self.acc.add(fields, info.dt, info.ends_day)
-        evaluate = self.schedule.due(info, self.have_estimate)
+        evaluate = self.due(info)
         if evaluate:
             self.acc.fill(self.x)
         t1 = time.perf_counter()
@@ -67,6 +71,7 @@ class Evaluation:
         # otherwise the period estimate of the last evaluation is reused
         if evaluate:
             self._run_model(commit=info.ends_period)
+            self._check_estimate(info)
             self.have_estimate = True
             self.n_evaluations += 1
         t2 = time.perf_counter()
@@ -81,6 +86,22 @@ class Evaluation:
         timers["model"] += t2 - t1
         timers["downscale"] += time.perf_counter() - t2
         return out
+
+    def due(self, info: StepInfo) -> bool:
+        """Whether the step ``info`` evaluates the ensemble (the same answer on every rank)."""
+        return self.schedule.due(info, self.have_estimate)
+
+    def _check_estimate(self, info: StepInfo) -> None:
+        """The model's period rates must be finite on every model cell: a NaN would reach the host as a flux."""
+        bad = self._not_finite
+        for name, row in self.estimate.items():
+            np.isfinite(row, out=bad)
+            if not bad.all():
+                i = int(np.argmin(bad))
+                geo = self.geo
+                raise CheckpointError(f"the ensemble produced a non-finite {name} ({row[i]}) for the period of "
+                                      f"{info.start} on rank {geo.rank}, model cell {int(geo.model_global[i])} "
+                                      f"(model-grid index) at lat {geo.model_lat[i]:.3f}, lon {geo.model_lon[i]:.3f}")
 
     def end_period(self) -> None:
         self.acc.reset()
@@ -158,7 +179,7 @@ class Evaluation:
         import torch
 
         self.acc.load_state({k: v for k, v in arrays.items() if k.startswith("acc_")}, scalars)
-        self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")})
+        self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")}, self.acc.elapsed)
         dev = self.state.window.device
         for k in ("window", "h", "c", "acc_sum", "acc_n"):
             if f"state_{k}" in arrays:  # restarts written before the daily model have no running sums (zeros)

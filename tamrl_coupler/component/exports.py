@@ -12,6 +12,7 @@ import numpy as np
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.rows import NamedRows
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 from tamrl_coupler.physics.units import FluxUnit
 from tamrl_coupler.vocabulary import Role
@@ -25,7 +26,6 @@ class Exports:
         n = geometry.cells.size
         self.arrays: dict[str, np.ndarray] = {}
         self.host_rows = NamedRows((q.name for q in vocabulary.carried_exports()), n)  # gC m-2 d-1, host cells
-        self._host_nan = np.zeros(self.host_rows.array.shape, dtype=bool)
         self._scratch: dict[str, np.ndarray] = {}
 
     @staticmethod
@@ -36,14 +36,27 @@ class Exports:
     def register(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` by reference; every step writes this field's values into it."""
         short = vocabulary.canonical_name(Role.EXPORT, name)
-        self.arrays[short] = self.geo.host_array(short, array)
+        array = self.geo.host_array(short, array)
+        self._check_writable(short, array)
+        self.arrays[short] = array
+
+    def _check_writable(self, name: str, array: np.ndarray) -> None:
+        if not array.flags.writeable:
+            raise InputError(f"export field '{name}' on rank {self.geo.rank}: the registered array is read-only; the "
+                             f"component writes the step's fluxes into it")
+
+    def check_arrays(self) -> None:
+        """Before a step changes anything: every registered export can still be written (a host may have made
+        one read-only since), so that the step cannot fail after the state has advanced."""
+        for name, array in self.arrays.items():
+            self._check_writable(name, array)
 
     def regrid(self, model_rows: NamedRows) -> None:
-        """Model -> host (conservative, exact global totals); host cells without model cells get 0."""
+        """Model -> host (conservative, exact global totals). A host cell that no model cell overlaps (an ocean
+        cell: Geometry refuses land cells without one) gets 0; no other value is ever replaced."""
         h = self.host_rows.array
         self.geo.rg_out(model_rows.array, out=h)
-        np.isnan(h, out=self._host_nan)  # nan_to_num would allocate
-        np.copyto(h, 0.0, where=self._host_nan)
+        np.copyto(h, 0.0, where=self.geo.host_uncovered[None, :])
 
     def write(self) -> None:
         """Unit conversion into the registered arrays; NEE (and any export the host derives) from GPP and Reco."""

@@ -20,6 +20,7 @@ from tamrl_coupler.component.remap import RemapSet
 from tamrl_coupler.component.validation import CellLocator
 from tamrl_coupler.config.run import RunConfig
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.parallel import Agreement
 
 
 @dataclass
@@ -33,23 +34,47 @@ class HostCells:
     land_fraction: np.ndarray
 
     def __post_init__(self) -> None:
-        self.global_index = np.ascontiguousarray(self.global_index, dtype=np.int64).ravel()
+        """Arrays as flat contiguous numbers; what is wrong with them is kept for :meth:`validate`, which the
+        component calls inside its initialisation, where every rank learns of one rank's bad cells (raising here
+        would leave the other ranks waiting in the component's first collective)."""
+        self.problem: str | None = None
+        try:
+            self.global_index = np.ascontiguousarray(self.global_index, dtype=np.int64).ravel()
+        except (TypeError, ValueError, OverflowError) as exc:
+            self.problem = f"HostCells.global_index is not integers ({exc})"
+            self.global_index = np.zeros(0, dtype=np.int64)
+        for name in ("lat", "lon", "area", "land_fraction"):
+            try:
+                setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64).ravel())
+            except (TypeError, ValueError) as exc:
+                self.problem = self.problem or f"HostCells.{name} is not numbers ({exc})"
+                setattr(self, name, np.zeros(0))
+
+    def validate(self, rank: int | str = "?") -> None:
+        """An InputError naming the rank, the field and the first bad local cell, unless the cells are usable."""
+        where = f"rank {rank}: HostCells"
+        if self.problem:
+            raise InputError(f"{where}: {self.problem}")
         n = self.global_index.size
         for name in ("lat", "lon", "area", "land_fraction"):
-            a = np.ascontiguousarray(getattr(self, name), dtype=np.float64).ravel()
+            a = getattr(self, name)
             if a.size != n:
-                raise InputError(f"HostCells.{name} has {a.size} values, expected {n} (one per global_index)")
+                raise InputError(f"{where}.{name} has {a.size} values, expected {n} (one per global_index)")
             if not np.isfinite(a).all():
-                raise InputError(f"HostCells.{name} has non-finite values (first at local cell "
-                                 f"{int(np.flatnonzero(~np.isfinite(a))[0])})")
-            setattr(self, name, a)
-        if n and (self.area <= 0).any():
-            raise InputError(f"HostCells.area must be positive; local cell {int(np.argmin(self.area))} has "
-                             f"{self.area.min()}")
-        if n and ((self.land_fraction < 0) | (self.land_fraction > 1)).any():
-            raise InputError("HostCells.land_fraction must lie in [0, 1]")
-        if n and self.global_index.min() < 0:
-            raise InputError("HostCells.global_index must be 0-based non-negative indices")
+                i = int(np.flatnonzero(~np.isfinite(a))[0])
+                raise InputError(f"{where}.{name} is {a[i]} at local cell {i} (global index {self.global_index[i]}); "
+                                 f"expected finite values")
+        if not n:
+            return
+        checks = (("area", self.area <= 0, "must be positive [m2]"),
+                  ("land_fraction", (self.land_fraction < 0) | (self.land_fraction > 1), "must lie in [0, 1]"),
+                  ("lat", np.abs(self.lat) > 90, "must lie in [-90, 90] degrees north"),
+                  ("global_index", self.global_index < 0, "must be 0-based non-negative indices"))
+        for name, bad, expected in checks:
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{where}.{name} {expected}; local cell {i} (global index {self.global_index[i]}) "
+                                 f"has {getattr(self, name)[i]}")
 
     @property
     def size(self) -> int:
@@ -72,6 +97,9 @@ class Geometry:
         """``host_grid``: the host's grid (a CDO-style name or a file), None when the host has none (point sets)."""
         self.comm, self.cells = comm, cells
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        agreement = Agreement(comm)
+        with agreement.guard("CouplingComponent: host cells"):
+            cells.validate(self.rank)
         all_idx = allgatherv(comm, cells.global_index)
         order = np.argsort(all_idx, kind="stable")
         present = all_idx[order]
@@ -82,20 +110,12 @@ class Geometry:
         self.all_host_lon = allgatherv(comm, cells.lon)[order]
         lf = allgatherv(comm, cells.land_fraction)[order]
         area = allgatherv(comm, cells.area)[order]
-        remap, error = None, None
-        if self.rank == 0:
-            try:
-                remap = RemapSet(present, lf, area, cfg.grid(cfg.model.grid), host_grid,
-                                 backend=cfg.regrid.backend, cache_dir=cfg.path(cfg.regrid.cache_dir),
-                                 state_method=cfg.regrid.host_to_model_states,
-                                 flux_method=cfg.regrid.host_to_model_fluxes, host_lat=self.all_host_lat,
-                                 host_lon=self.all_host_lon)
-            except Exception as exc:  # every rank must fail together, not hang in the broadcast
-                error = exc
-        remap, error = comm.bcast((remap, error), root=0)
-        if error is not None:
-            raise error
-        self.remap: RemapSet = remap
+        # rank 0 makes the weights (every rank fails together when it cannot, none waits in the broadcast)
+        remap = agreement.on_root("CouplingComponent: building the remapping weights", lambda: RemapSet(
+            present, lf, area, cfg.grid(cfg.model.grid), host_grid, backend=cfg.regrid.backend,
+            cache_dir=cfg.path(cfg.regrid.cache_dir), state_method=cfg.regrid.host_to_model_states,
+            flux_method=cfg.regrid.host_to_model_fluxes, host_lat=self.all_host_lat, host_lon=self.all_host_lon))
+        self.remap: RemapSet = comm.bcast(remap, root=0)
         self.host_present = present  # sorted global indices of every rank's host cells
         # host numbering: position among all present host cells
         self.host_pos = np.searchsorted(present, cells.global_index)
@@ -134,6 +154,16 @@ class Geometry:
         self.rg_flux = dist(r.flux, self.host_pos, mine)
         self.rg_class = dist(r.klass, self.host_pos, mine)
         self.rg_out = dist(r.to_host, mine, self.host_pos)
+        # host cells no model cell overlaps get no flux: only ocean cells may be such (a land cell outside the
+        # model grid's cover would be handed a made-up flux)
+        covered = self.rg_out(np.ones((1, self.n_model)))[0]
+        self.host_uncovered = ~np.isfinite(covered)
+        with Agreement(self.comm).guard("CouplingComponent: host land cells covered by model cells"):
+            lost = self.host_uncovered & self.host_active
+            if lost.any():
+                i = int(np.flatnonzero(lost)[0])
+                raise InputError(f"{int(lost.sum())} host land cell(s) on rank {self.rank} overlap no model cell of "
+                                 f"model.grid: {self.locator.describe(i)} (the model grid does not cover them)")
         mask = self.host_active.astype(np.float64)[None, :]
         den_state = self.rg_state(mask)[0]
         den_flux = self.rg_flux(mask)[0]

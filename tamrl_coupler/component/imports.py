@@ -27,6 +27,7 @@ class Imports:
         self.fill_policy, self.check_range = fill_policy, check_range
         self.arrays: dict[str, np.ndarray] = {}
         self.validator: ForcingValidator | None = None
+        self._previous: ForcingValidator | None = None  # the validator before a new registration (its memory)
         self.fields: dict[str, np.ndarray] = {}  # import name -> this rank's model-cell row, after each step
         self._pending_last_valid: dict[str, np.ndarray] = {}
 
@@ -39,7 +40,8 @@ class Imports:
         """Keep ``array`` by reference; its values are read at every step."""
         short = vocabulary.canonical_name(Role.IMPORT, name)
         self.arrays[short] = self.geo.host_array(short, array)
-        self.validator = None  # buffers are made again at the next step
+        if self.validator is not None:  # buffers are made again at the next step; the counts and memory carry over
+            self._previous, self.validator = self.validator, None
 
     @property
     def ready(self) -> bool:
@@ -78,24 +80,46 @@ class Imports:
                             (self.class_names, self.model_class)):
             self.fields.update(zip(group, rows, strict=True))
         self.derivations = ImportDerivations(self.fields, n_m)
-        prev = self.validator
+        prev, self._previous = self._previous, None
         self.validator = ForcingValidator(names, geo.host_active, geo.locator, self.fill_policy, self.check_range)
-        if prev is not None and prev.policy == self.validator.policy == "persist":
-            self.validator.last_valid.update(prev.last_valid)
+        if prev is not None:
+            self.validator.substitutions.update({k: v for k, v in prev.substitutions.items() if k in names})
+            if prev.policy == self.validator.policy == "persist":
+                self.validator.last_valid.update({k: v for k, v in prev.last_valid.items() if k in names})
         for k, v in self._pending_last_valid.items():
             if k in self.validator.last_valid:
                 self.validator.last_valid[k][:] = v
         self._pending_last_valid = {}
 
     def step(self, label: str) -> dict[str, np.ndarray]:
-        """Copy, validate and regrid this step's imports; returns ``fields`` (derived imports included)."""
+        """Copy and validate this step's imports into the buffers (nothing else changes: :meth:`commit` once the
+        step passed on every rank); returns ``fields``."""
         active = self.geo.host_active
-        for buf, names in ((self.buf_state, self.state_names), (self.buf_flux, self.flux_names),
-                           (self.buf_class, self.class_names)):
+        for buf, names in self._groups():
             for row, n in zip(buf, names, strict=True):
                 np.copyto(row, self.arrays[n], where=active)
                 self.validator.check(n, row, label)
         return self.fields
+
+    def _groups(self) -> tuple[tuple[np.ndarray, list[str]], ...]:
+        return ((self.buf_state, self.state_names), (self.buf_flux, self.flux_names),
+                (self.buf_class, self.class_names))
+
+    def commit(self, label: str) -> None:
+        """The step's imports passed on every rank: remember them (fill policy 'persist') and count substitutions."""
+        self.validator.commit({n: row for buf, names in self._groups() for row, n in zip(buf, names, strict=True)},
+                              label)
+
+    def discard(self) -> None:
+        """The step failed on some rank: forget what :meth:`step` counted."""
+        if self.validator is not None:
+            self.validator.discard()
+
+    @property
+    def substitutions(self) -> dict[str, int]:
+        """Values replaced by the fill policy so far on this rank, per import field (those with any)."""
+        validator = self.validator or self._previous
+        return {k: v for k, v in validator.substitutions.items() if v} if validator is not None else {}
 
     def regrid(self) -> dict[str, np.ndarray]:
         """Host -> model, into the rows behind ``fields``: fluxes conservative, states bilinear (conservative where
@@ -118,9 +142,10 @@ class Imports:
     # restart ----------------------------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Per host cell: the last valid value of every field (fill policy 'persist' only)."""
-        if self.validator is None or self.validator.policy != "persist":
+        validator = self.validator or self._previous
+        if validator is None or validator.policy != "persist":
             return {}
-        return {f"last_valid_{k}": v for k, v in self.validator.last_valid.items()}
+        return {f"last_valid_{k}": v for k, v in validator.last_valid.items()}
 
     def load_state(self, host_arrays: dict[str, np.ndarray]) -> None:
         """``last_valid_<import>`` arrays of this rank's host cells (applied when the buffers are made)."""

@@ -8,6 +8,7 @@ field, rank, cell (global index and lat/lon) and step named, before they reach t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.vocabulary import Quantity
 
 FILL_THRESHOLD = 1.0e19  # netCDF default fills (9.97e36) and CESM's spval (1e36) lie above
+FILL_POLICIES = ("error", "persist", "missing")
+log = logging.getLogger("tamrl_coupler.component")
 
 
 @dataclass
@@ -48,15 +51,20 @@ class ForcingValidator:
     """Checks each import field on the cells that matter (land) and applies the fill policy.
 
     ``policy="error"``: the first bad value raises :class:`InputError` naming field, rank, cell and step.
-    ``policy="persist"``: bad values are replaced by the cell's last valid value (an error if there is none).
-    ``policy="missing"``: NaN and fill values become NaN, which the model treats as a missing driver (its
-    missing-value indicators); out-of-range values are still errors.
+    ``policy="persist"``: gaps (NaN, infinite and fill values) are replaced by the cell's last valid value (an
+    error if there is none). ``policy="missing"``: gaps become NaN, which the model treats as a missing driver
+    (its missing-value indicators). Under every policy a finite value outside the physical range is an error
+    (a unit mistake is never "repaired"), unless ``check_range`` is off. Every substitution is counted
+    (:attr:`substitutions`: field -> values replaced), and the first on this rank of each field is logged.
+
+    :meth:`check` writes nothing but the buffer it checks; :meth:`commit` (once every field of a step passed)
+    remembers the step's values for ``persist`` and adds the step's counts, so a step that fails can be retried.
     """
 
     def __init__(self, names: list[str], active: np.ndarray, locator: CellLocator, policy: str = "error",
                  check_range: bool = True):
         """``names``: import fields; ``active``: this rank's host cells that are checked (land)."""
-        if policy not in ("error", "persist", "missing"):
+        if policy not in FILL_POLICIES:
             raise InputError(f"fill policy {policy!r} unknown; expected 'error', 'persist' or 'missing'")
         self.active = np.asarray(active, dtype=bool)
         self.locator = locator
@@ -65,6 +73,8 @@ class ForcingValidator:
         self.specs = {n: vocabulary.IMPORTS[n] for n in names}
         n = self.active.size
         self.last_valid = {nm: np.full(n, np.nan) for nm in names} if policy == "persist" else {}
+        self.substitutions: dict[str, int] = dict.fromkeys(names, 0)  # committed counts, this rank
+        self._pending: dict[str, int] = {}
         self._bad = np.zeros(n, dtype=bool)
         self._tmp = np.zeros(n, dtype=bool)
 
@@ -81,34 +91,47 @@ class ForcingValidator:
             bad &= x != -9999.0
         np.logical_not(bad, out=bad)
         bad &= self.active
-        if bad.any() and self.policy == "missing":
-            idx = np.flatnonzero(bad)
+        if not bad.any():
+            return
+        idx = np.flatnonzero(bad)
+        if self.policy != "error":
             vals = x[idx]
             gap = ~np.isfinite(vals) | (np.abs(vals) >= FILL_THRESHOLD) | (vals == -9999.0)
-            x[idx[gap]] = np.nan
-            idx = idx[~gap]
-            if idx.size == 0:
-                return
-            i = int(idx[0])
-            raise InputError(f"forcing field '{name}' at {step_label}: {self.locator.describe(i)} is "
-                             f"{_classify(float(x[i]), spec)}")
-        if bad.any():
+            if not gap.all():  # out of range: an error under every policy
+                self._raise(name, x, idx[~gap], step_label, spec)
             if self.policy == "persist":
-                prev = self.last_valid[name]
-                idx = np.flatnonzero(bad)
-                missing = idx[np.isnan(prev[idx])]
-                if missing.size == 0:
-                    x[idx] = prev[idx]
-                    np.copyto(prev, x, where=self.active)
-                    return
-                idx = missing
+                prev = self.last_valid[name][idx]
+                if np.isnan(prev).any():
+                    self._raise(name, x, idx[np.isnan(prev)], step_label, spec,
+                                "; fill_policy 'persist' has no earlier valid value for it")
+                x[idx] = prev
             else:
-                idx = np.flatnonzero(bad)
-            i = int(idx[0])
-            what = _classify(float(x[i]), spec)
-            more = f" ({idx.size} cells bad on this rank)" if idx.size > 1 else ""
-            extra = "; fill_policy 'persist' has no earlier valid value for it" if self.policy == "persist" else ""
-            raise InputError(f"forcing field '{name}' at {step_label}: {self.locator.describe(i)} is {what}"
-                             f"{more}{extra}")
+                x[idx] = np.nan
+            self._pending[name] = self._pending.get(name, 0) + idx.size
+            return
+        self._raise(name, x, idx, step_label, spec)
+
+    def _raise(self, name: str, x: np.ndarray, idx: np.ndarray, step_label: str, spec: Quantity,
+               extra: str = "") -> None:
+        i = int(idx[0])
+        more = f" ({idx.size} cells bad on this rank)" if idx.size > 1 else ""
+        raise InputError(f"forcing field '{name}' at {step_label}: {self.locator.describe(i)} is "
+                         f"{_classify(float(x[i]), spec)}{more}{extra}")
+
+    def commit(self, rows: dict[str, np.ndarray], step_label: str) -> None:
+        """The step passed everywhere: remember its values (``persist``) and count its substitutions."""
         if self.policy == "persist":
-            np.copyto(self.last_valid[name], x, where=self.active)
+            for name, x in rows.items():
+                np.copyto(self.last_valid[name], x, where=self.active)
+        for name, n in self._pending.items():
+            if self.substitutions[name] == 0:
+                what = "its cell's last valid value" if self.policy == "persist" else "missing (NaN)"
+                log.warning("forcing field '%s' at %s: %d value(s) on rank %d became %s (fill_policy '%s'); "
+                            "further substitutions are counted and reported at the end", name, step_label, n,
+                            self.locator.rank, what, self.policy)
+            self.substitutions[name] += n
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """The step failed somewhere: forget its counts (a retry counts them again)."""
+        self._pending.clear()

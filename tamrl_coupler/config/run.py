@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.config.schema import from_dict, load_yaml
 from tamrl_coupler.constants import SECONDS_PER_DAY
@@ -171,6 +173,15 @@ class DeviceSection:
     threads: int = 1  # torch threads per rank (fixed so results do not depend on the machine's core count)
 
 
+def check_prefix(value: str, key: str) -> None:
+    """A file-name prefix stays a file name: no directory part, so every file lands in the output directory."""
+    bad = (not value or value.strip() != value or value in (".", "..") or "/" in value or "\\" in value
+           or "\0" in value or value.startswith(".."))
+    if bad:
+        raise ConfigError(f"{key}: {value!r} must be a plain file-name prefix (no '/', no '..', not absolute, not "
+                          f"empty): files are written into the output directory given on the command line")
+
+
 @dataclass
 class OutputSection:
     """``output:``: the offline driver's files (fluxes, map, site scores, inversion prior)."""
@@ -180,6 +191,11 @@ class OutputSection:
     map: bool = False  # a PNG map of the time-mean NEE at the end (the demo)
     score: str | None = None  # observed fluxes (FluxVal-layout file) to score a point-set run against
     prior: PriorSection | None = None
+
+    def validate(self) -> None:
+        check_prefix(self.prefix, "output.prefix")
+        if self.every < 1:
+            raise ConfigError(f"output.every: expected a positive number of coupling steps, got {self.every}")
 
 
 @dataclass
@@ -196,7 +212,8 @@ class PriorSection:
     def validate(self) -> None:
         self.grid.require("output.prior.grid", GridKind.HOST, GridKind.NAME, GridKind.FILE)
         if self.frequency not in ("3hourly", "daily", "monthly"):
-            raise ConfigError(f"prior.frequency: expected 3hourly, daily or monthly, got {self.frequency!r}")
+            raise ConfigError(f"output.prior.frequency: expected 3hourly, daily or monthly, got {self.frequency!r}")
+        check_prefix(self.prefix, "output.prior.prefix")
 
 
 @dataclass
@@ -217,6 +234,15 @@ class RunConfig:
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:
+        times = {}
+        for key in ("reference_date", "start", "end"):
+            try:
+                times[key] = np.datetime64(getattr(self, key), "s")
+            except (ValueError, TypeError):
+                raise ConfigError(f"{key}: {getattr(self, key)!r} is not an ISO date/time such as "
+                                  f"2015-01-01T00:00:00") from None
+        if times["end"] <= times["start"]:
+            raise ConfigError(f"end: {self.end} is not after start {self.start}: nothing would be run")
         if isinstance(self.coupling_step, str):
             if self.coupling_step != "period":
                 raise ConfigError(f"coupling_step: expected seconds dividing a day or 'period', got "

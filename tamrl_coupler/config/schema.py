@@ -54,6 +54,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        concrete = [a for a in args if a is not type(None)]
+        if len(concrete) == 1:  # an optional section or value: its own error says what is wrong inside it
+            return _convert(value, concrete[0], path)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -159,6 +162,10 @@ def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read as text ({exc})") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

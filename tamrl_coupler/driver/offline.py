@@ -20,8 +20,8 @@ import numpy as np
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component.decomposition import contiguous_split
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
-from tamrl_coupler.errors import InputError
-from tamrl_coupler.ncfiles import open_netcdf
+from tamrl_coupler.errors import InputError, OutputError
+from tamrl_coupler.parallel import Agreement
 
 log = logging.getLogger("tamrl_coupler.driver")
 
@@ -59,31 +59,61 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
 
     ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of
     :func:`tamrl_coupler.driver.progress.make_progress`.
+
+    Collective. What can fail on some ranks only (reading a rank's forcing, rank 0's file writes) is agreed before
+    the next collective, one agreement per step (the previous step's write rides in it): every rank raises the same
+    error and none is left waiting. The whole run's time plan is checked before the first step: a coupling step
+    spanning several forcing records, a step or the run going past ``end`` or past the forcing, a restart already
+    at or after ``end`` are refused, never guessed around.
     """
     from tamrl_coupler.component.component import CouplingComponent, HostCells
-    from tamrl_coupler.io.fluxfile import FluxFileWriter
-    from tamrl_coupler.io.forcing import ForcingReader, expand_files
-    from tamrl_coupler.io.hostgrid import read_host_grid
 
     if comm is None:
         from mpi4py import MPI
 
         comm = MPI.COMM_WORLD
-    cfg = load_run_config(config)
-    if not cfg.forcing.files:
-        raise InputError("forcing.files: the offline driver needs forcing files (paths or globs)")
+    agreement = Agreement(comm)
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(output) if output is not None else Path("out")
-    base = Path(cfg.base_dir) if cfg.base_dir else None
-    files = expand_files(cfg.forcing.files, base)
+    with agreement.guard("tamrl-coupler run: reading the config"):
+        cfg = load_run_config(config)
+        if not cfg.forcing.files:
+            raise InputError("forcing.files: the offline driver needs forcing files (paths or globs)")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"output directory {out_dir} is a file")
+        files = _forcing_files(cfg)
     if cfg.forcing.format == "fluxval":
         from tamrl_coupler.io.sites import fluxval_to_cf_forcing
 
         converted = out_dir / "forcing_from_fluxval.nc"
-        if rank == 0:
-            fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites)
-        comm.Barrier()
+        agreement.on_root(f"converting {files[0]} to CF forcing",
+                          lambda: fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites))
         files = [converted]
+    with agreement.guard("tamrl-coupler run: reading the host grid"):
+        host, host_grid = _host(cfg, files)
+    c0, c1 = contiguous_split(host.size, size, rank)
+    cells_idx = np.arange(c0, c1, dtype=np.int64)
+    cells = HostCells(cells_idx, host.lat[c0:c1], host.lon[c0:c1], host.area[c0:c1], host.landfrac[c0:c1])
+    comp = CouplingComponent(cfg, comm, cells, restart=restart, host_grid=host_grid)
+    with agreement.guard("tamrl-coupler run: opening the forcing and planning the steps"):
+        reader, starts = _plan(cfg, comp, files, host, steps)
+    try:
+        return _run(cfg, comp, reader, starts, files, host, cells, out_dir, agreement, progress, on_step)
+    finally:
+        reader.close()
+
+
+def _forcing_files(cfg: RunConfig) -> list[Path]:
+    from tamrl_coupler.io.forcing import expand_files
+
+    base = Path(cfg.base_dir) if cfg.base_dir else None
+    return expand_files(cfg.forcing.files, base)
+
+
+def _host(cfg: RunConfig, files: list[Path]) -> tuple[Any, GridSpec]:
+    """The host grid (cells, areas, land fraction) and how the component is told about it."""
+    from tamrl_coupler.io.hostgrid import read_host_grid
+
     host_grid = cfg.host.grid
     if host_grid.kind is GridKind.FORCING:
         grid_file = files[0]
@@ -96,37 +126,59 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     if host_grid.kind is GridKind.FORCING:  # the forcing's own grid, or no grid for a point set
         host_grid = GridSpec(GridKind.FILE, str(grid_file)) if host.info.kind == "regular" else \
             GridSpec(GridKind.POINTS, "points")
-    c0, c1 = contiguous_split(host.size, size, rank)
-    cells_idx = np.arange(c0, c1, dtype=np.int64)
-    cells = HostCells(cells_idx, host.lat[c0:c1], host.lon[c0:c1], host.area[c0:c1], host.landfrac[c0:c1])
-    comp = CouplingComponent(cfg, comm, cells, restart=restart, host_grid=host_grid)
+    return host, host_grid
+
+
+def _plan(cfg: RunConfig, comp: Any, files: list[Path], host: Any, steps: int | None) -> tuple[Any, list]:
+    """The forcing reader and every step's (start, length), each step checked against ``end`` and the forcing."""
+    from tamrl_coupler.io.forcing import ForcingReader
+    from tamrl_coupler.ncfiles import open_netcdf
+
     with open_netcdf(files[0], "forcing file") as ds:
         available = set(ds.variables)
-    reader = ForcingReader(files, cfg.forcing.variables, import_fields_for(cfg, available), grid_size=host.size)
+    reader = ForcingReader(files, cfg.forcing.variables, import_fields_for(cfg, available), grid_size=host.size,
+                           dims=host.dims)
+    try:
+        t_start = comp.next_time if comp.next_time is not None else comp.clock.seconds(cfg.start)
+        t_end = comp.clock.seconds(cfg.end)
+        if t_start >= t_end:
+            what = "the restart continues" if comp.next_time is not None else "start is"
+            raise InputError(f"{what} at {comp.clock.datetime(t_start)}, not before end {cfg.end}: nothing to run")
+        starts = list(_step_starts(comp, t_start, t_end, cfg.coupling_step))
+        if steps is not None:
+            if steps < 1:
+                raise InputError(f"steps: expected a positive number of coupling steps, got {steps}")
+            starts = starts[:steps]
+        for t, dt in starts:
+            reader.record_for(comp.clock.datetime(t), dt)
+    except BaseException:
+        reader.close()
+        raise
+    return reader, starts
+
+
+def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path], host: Any, cells: Any,
+         out_dir: Path, agreement: Agreement, progress: bool | str,
+         on_step: Callable[[Any, int], None] | None) -> RunResult:
+    from tamrl_coupler.io.fluxfile import FluxFileWriter
+
+    comm, rank, size = comp.comm, agreement.rank, agreement.size
     bufs = {f: np.zeros(cells.size) for f in reader.fields}
     for f, b in bufs.items():
         comp.register_import(f, b)
     exports = {f: np.zeros(cells.size) for f in comp.export_names}
     for f, b in exports.items():
         comp.register_export(f, b)
-
-    dt = cfg.coupling_step
-    t_start = comp.next_time if comp.next_time is not None else comp.clock.seconds(cfg.start)
-    t_end = comp.clock.seconds(cfg.end)
-    starts = list(_step_starts(comp, t_start, t_end, dt))
-    if steps is not None:
-        starts = starts[:steps]
     counts = np.asarray(comm.allgather(cells.size), dtype=np.int64)
     displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
     gathered = {f: np.empty(host.size) if rank == 0 else None for f in exports}
-    writer = None
-    flux_path = None
     prefix = cfg.output.prefix
-    if rank == 0 and starts:
-        flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
-        writer = FluxFileWriter(flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention,
-                                comp.clock.reference, attrs={"forcing_files": " ".join(str(f) for f in files),
-                                                             "mpi_ranks": str(size)})
+    flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
+    attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
+             "fill_policy": cfg.forcing.fill_policy}
+    writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
+        flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
+        attrs=attrs))
     bar = None
     if rank == 0:
         from tamrl_coupler.driver.progress import make_progress
@@ -134,12 +186,17 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
         mode = ("auto" if progress else "none") if isinstance(progress, bool) else progress
         bar = make_progress(len(starts), "coupling steps", mode)
     n_done = 0
+    pending: tuple[float, float] | None = None  # rank 0's record to write, agreed with the next step
     try:
         for t, step_dt in starts:
             when = comp.clock.datetime(t)
-            rec = reader.record_for(when)
-            for f, b in bufs.items():
-                b[:] = reader.read(f, rec, cells_idx)
+            with agreement.guard(f"tamrl-coupler run at {when}"):
+                if pending is not None and writer is not None:
+                    writer.append(*pending, gathered)
+                pending = None
+                rec = reader.record_for(when, step_dt)
+                for f, b in bufs.items():
+                    b[:] = reader.read(f, rec, cells.global_index)
             comp.run_step(t, step_dt)
             if on_step is not None:
                 on_step(comp, t)
@@ -147,10 +204,18 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
             if n_done % cfg.output.every == 0 or n_done == len(starts):
                 for f, b in exports.items():
                     comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
-                if writer is not None:
-                    writer.append(float(t), float(t + step_dt), gathered)
+                pending = (float(t), float(t + step_dt))
             if bar is not None:
                 bar.update(1)
+        substitutions = comp.forcing_substitutions()
+
+        def finish() -> None:
+            if pending is not None:
+                writer.append(*pending, gathered)
+            writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions)})
+            writer.close()
+
+        agreement.on_root(f"writing {flux_path}", finish)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -158,31 +223,41 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     finally:
         if bar is not None:
             bar.close()
-        reader.close()
-    if writer is not None:
-        writer.close()
-    restart_path = None
-    if n_done:
-        restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
-        comp.write_restart(restart_path)
-    result = RunResult(flux_path, restart_path, n_done, comp.next_time, timers=dict(comp.timers))
+    if rank == 0 and any(substitutions.values()):
+        log.warning("fill_policy '%s' replaced forcing values: %s (also in %s)", cfg.forcing.fill_policy,
+                    _describe_substitutions(substitutions), flux_path.name)
+    restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
+    comp.write_restart(restart_path)
+    result = RunResult(flux_path if rank == 0 else None, restart_path, n_done, comp.next_time,
+                       timers=dict(comp.timers))
     comp.finalise()
-    if rank == 0 and flux_path is not None:
-        result.extra_files.extend(_post(cfg, flux_path, out_dir))
+    extra = agreement.on_root("writing the run's products (map, scores, prior)",
+                              lambda: _post(cfg, flux_path, out_dir))
+    result.extra_files.extend(extra or [])
     return result
 
 
-def _step_starts(comp, t_start: int, t_end: int, dt: int):
-    """(start, length) of every coupling step; a dt of 0 in the config is not allowed, a monthly host is given by
-    the model period (``coupling_step`` equal to one period: one step per period)."""
+def _describe_substitutions(counts: dict[str, int]) -> str:
+    """``"rsds 12, tas 0"``: forcing values replaced by the fill policy, per import field, over all ranks."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "none"
+
+
+def _step_starts(comp, t_start: int, t_end: int, dt: int | str):
+    """(start, length) of every coupling step; the last must end exactly at ``end`` (a step running past it would
+    hand out fluxes for time the run was not asked for). ``dt`` is seconds or "period" (one step per model
+    period)."""
     t = t_start
     while t < t_end:
         length = comp.clock.step_length(t, dt)
+        if t + length > t_end:
+            raise InputError(f"the coupling step {comp.clock.datetime(t)} to {comp.clock.datetime(t + length)} runs "
+                             f"past end ({comp.clock.datetime(t_end)}): end must fall on a coupling step boundary")
         yield t, length
         t += length
 
 
 def _post(cfg: RunConfig, flux_path: Path, out_dir: Path) -> list[Path]:
+    """The products made from the run's flux file (rank 0)."""
     files = []
     if cfg.output.map:
         from tamrl_coupler.products.maps import nee_map

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import __version__, vocabulary
+from tamrl_coupler.atomicfile import raise_as_output_error
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
@@ -89,8 +90,17 @@ class FluxFileWriter:
                  unit: FluxUnit, convention: SignConvention, reference: np.datetime64,
                  fields: tuple[str, ...] | None = None, attrs: dict[str, str] | None = None,
                  time_method: str = "mean"):
-        self.file = AtomicNetCDF(path)
+        self.file = AtomicNetCDF(path, "flux file")
         self.path = self.file.path
+        try:
+            self._create(grid, landfrac, area, unit, convention, reference, fields, attrs, time_method)
+        except BaseException as exc:
+            self.file.abort()
+            raise_as_output_error(exc, self.path, "flux file")
+
+    def _create(self, grid: HostGridInfo, landfrac: np.ndarray, area: np.ndarray | None, unit: FluxUnit,
+                convention: SignConvention, reference: np.datetime64, fields: tuple[str, ...] | None,
+                attrs: dict[str, str] | None, time_method: str) -> None:
         self.grid = grid
         self.fields = tuple(vocabulary.EXPORTS) if fields is None else fields
         self.land = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape) > 0
@@ -129,7 +139,14 @@ class FluxFileWriter:
         self.n = 0
 
     def append(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
-        """One record: the interval [t0, t1] (seconds since the reference) and flat global fields."""
+        """One record: the interval [t0, t1] (seconds since the reference) and flat global fields; a failed write
+        (a full disk) is an OutputError naming the file."""
+        try:
+            self._append(t0, t1, values)
+        except BaseException as exc:
+            raise_as_output_error(exc, self.path, "flux file")
+
+    def _append(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
         i = self.n
         self.ds.variables["time"][i] = 0.5 * (t0 + t1)
         self.ds.variables["time_bnds"][i, :] = (t0, t1)
@@ -137,6 +154,11 @@ class FluxFileWriter:
             a = np.asarray(values[f], dtype=np.float64).reshape(self.grid.shape)
             self.vars[f][i] = np.where(self.land, a, FILL)
         self.n += 1
+
+    def set_attributes(self, attrs: dict[str, str]) -> None:
+        """Global attributes known only at the end of a run (e.g. the fill policy's substitutions)."""
+        for k, v in attrs.items():
+            self.ds.setncattr(k, v)
 
     def close(self) -> Path:
         return self.file.close()

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
@@ -144,11 +145,10 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "input_attribution": data.attrs.get("license", "") + " " + data.attrs.get("source", ""),
         "history": "tamrl-coupler predict",
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
     enc.update({k: {"_FillValue": np.nan} for k in FIELDS})
     enc.update({k: {"dtype": "S1"} for k in ("site_name", "igbp")})
-    ds.to_netcdf(path, encoding=enc)
-    return path
+    with atomic_path(path, "predictions") as tmp:
+        ds.to_netcdf(tmp, encoding=enc)
+    return Path(path)

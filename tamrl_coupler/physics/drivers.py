@@ -122,48 +122,77 @@ def _derivation_order() -> list[str]:
 
 
 class _Rule:
-    """One driver's running state over the period (arrays named in restart files ``acc_<array>_<driver>``)."""
+    """One driver's running state over the period (arrays named in restart files ``acc_<array>_<driver>``).
+
+    ``nan_aware`` (fill policy 'missing'): NaN values are left out of the period's statistics, which are then over
+    the valid values of each cell (the extra arrays in ``nan_arrays`` count them); a cell without any valid value
+    in the period gives NaN, a missing driver for the model. Otherwise the rule is exactly the plain one."""
 
     arrays: tuple[str, ...] = ()
+    nan_arrays: tuple[str, ...] = ()
 
-    def __init__(self, driver: str, n: int, fields: set[str] | None):
+    def __init__(self, driver: str, n: int, fields: set[str] | None, nan_aware: bool = False):
         q = vocabulary.DRIVERS[driver]
         self.driver = driver
+        self.nan_aware = nan_aware
         present = q.sources if fields is None else [s for s in q.sources if s in fields]
         self.source = present[0] if present else None
         self.seen = False  # whether the source was ever given (an optional driver without one is NaN: missing)
         self.conv = driver_conversion(driver, self.source or q.sources[0])
-        for a in self.arrays:
+        for a in self.all_arrays:
             setattr(self, a, np.zeros(n))
+        self._valid = np.zeros(n, dtype=bool) if nan_aware else None
+
+    @property
+    def all_arrays(self) -> tuple[str, ...]:
+        return self.arrays + (self.nan_arrays if self.nan_aware else ())
 
     def reset(self) -> None:
-        for a in self.arrays:
+        for a in self.all_arrays:
             getattr(self, a).fill(0.0)
 
 
 class _Mean(_Rule):
     arrays = ("sum",)
+    nan_arrays = ("time",)  # seconds with a valid value, per cell
 
     def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
         np.multiply(x, dt, out=scratch)
-        self.sum += scratch
+        if self.nan_aware:
+            np.isfinite(x, out=self._valid)
+            np.add(self.sum, scratch, out=self.sum, where=self._valid)
+            np.add(self.time, dt, out=self.time, where=self._valid)
+        else:
+            self.sum += scratch
+
+    def valid_seconds(self, elapsed: float) -> np.ndarray | float:
+        return self.time if self.nan_aware else elapsed
 
     def fill(self, col: np.ndarray, elapsed: float, n_days: int, open_day: bool) -> None:
-        np.multiply(self.sum, self.conv.scale / elapsed, out=col)
+        if self.nan_aware:
+            col.fill(np.nan)
+            with np.errstate(divide="ignore"):
+                np.divide(self.conv.scale, self.time, out=col, where=self.time > 0)
+            np.multiply(self.sum, col, out=col)
+        else:
+            np.multiply(self.sum, self.conv.scale / elapsed, out=col)
         if self.conv.offset != 0.0:
             col += self.conv.offset
 
 
 class _DailyExtreme(_Rule):
-    """Mean over days of each day's extreme; NaN in a step keeps the day missing (the model masks it)."""
+    """Mean over days of each day's extreme. With ``nan_aware``, a day's extreme is over its valid values and a
+    day without any is left out of the mean (never a NaN that would stay for the rest of the period)."""
 
     arrays = ("day", "sum")
+    nan_arrays = ("days",)  # days with a valid extreme, per cell
 
-    def __init__(self, driver: str, n: int, fields: set[str] | None, minimum: bool):
-        self.op = np.minimum if minimum else np.maximum
+    def __init__(self, driver: str, n: int, fields: set[str] | None, minimum: bool, nan_aware: bool = False):
+        self.op = (np.fmin if minimum else np.fmax) if nan_aware else (np.minimum if minimum else np.maximum)
         self.start = np.inf if minimum else -np.inf
-        super().__init__(driver, n, fields)
+        super().__init__(driver, n, fields, nan_aware)
         self.day.fill(self.start)
+        self._count = np.zeros(n) if nan_aware else None
 
     def reset(self) -> None:
         super().reset()
@@ -172,25 +201,51 @@ class _DailyExtreme(_Rule):
     def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
         self.op(self.day, x, out=self.day)
         if ends_day:
-            self.sum += self.day
+            if self.nan_aware:
+                np.isfinite(self.day, out=self._valid)
+                np.add(self.sum, self.day, out=self.sum, where=self._valid)
+                np.add(self.days, 1.0, out=self.days, where=self._valid)
+            else:
+                self.sum += self.day
             self.day.fill(self.start)
 
     def fill(self, col: np.ndarray, elapsed: float, n_days: int, open_day: bool) -> None:
-        if open_day:
-            np.add(self.sum, self.day, out=col)
-        else:
+        if self.nan_aware:
+            count = self._count
+            np.copyto(count, self.days)
             col[:] = self.sum
-        col /= n_days
+            if open_day:
+                np.isfinite(self.day, out=self._valid)
+                np.add(col, self.day, out=col, where=self._valid)
+                np.add(count, 1.0, out=count, where=self._valid)
+            np.copyto(col, np.nan, where=count == 0)
+            np.divide(col, count, out=col, where=count > 0)
+        else:
+            if open_day:
+                np.add(self.sum, self.day, out=col)
+            else:
+                col[:] = self.sum
+            col /= n_days
         if self.conv.scale != 1.0:
             col *= self.conv.scale
         col += self.conv.offset
 
 
 class _Last(_Rule):
+    """The last value (a class); with ``nan_aware`` the last valid one (NaN, missing, until there is one)."""
+
     arrays = ("last",)
 
+    def __init__(self, driver: str, n: int, fields: set[str] | None, nan_aware: bool = False):
+        super().__init__(driver, n, fields, nan_aware)
+        if nan_aware:
+            self.last.fill(np.nan)
+
     def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
-        self.last[:] = x
+        if self.nan_aware:
+            np.copyto(self.last, x, where=np.isfinite(x, out=self._valid))
+        else:
+            self.last[:] = x
 
     def reset(self) -> None:  # a class holds over period ends
         pass
@@ -199,10 +254,10 @@ class _Last(_Rule):
         col[:] = self.last
 
 
-RULES: dict[Aggregate, Callable[[str, int, set[str] | None], _Rule]] = {
+RULES: dict[Aggregate, Callable[[str, int, set[str] | None, bool], _Rule]] = {
     Aggregate.MEAN: _Mean,
-    Aggregate.DAILY_MIN: lambda d, n, f: _DailyExtreme(d, n, f, minimum=True),
-    Aggregate.DAILY_MAX: lambda d, n, f: _DailyExtreme(d, n, f, minimum=False),
+    Aggregate.DAILY_MIN: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=True, nan_aware=nan),
+    Aggregate.DAILY_MAX: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=False, nan_aware=nan),
     Aggregate.LAST: _Last,
 }
 
@@ -217,16 +272,18 @@ class DriverAccumulator:
     """Running per-cell sums over the current model period; see the module docstring.
 
     ``drivers``: the model's drivers in its input order. ``fields``: the imports available every step (registered
-    or derived); each driver takes the first of its vocabulary ``sources`` among them (None: decided per step)."""
+    or derived); each driver takes the first of its vocabulary ``sources`` among them (None: decided per step).
+    ``nan_aware``: imports may hold NaN (missing values, fill policy 'missing'); see :class:`_Rule`."""
 
-    def __init__(self, n_cells: int, drivers: list[str], fields: set[str] | None = None):
+    def __init__(self, n_cells: int, drivers: list[str], fields: set[str] | None = None, nan_aware: bool = False):
         unknown = [d for d in drivers if d not in vocabulary.DRIVERS]
         if unknown:
             raise InputError(f"model drivers {unknown} cannot be made from coupling fields; "
                              f"known drivers: {sorted(vocabulary.DRIVERS)}")
         self.n = int(n_cells)
         self.drivers = list(drivers)
-        self.rules = [RULES[vocabulary.DRIVERS[d].aggregate](d, self.n, fields) for d in self.drivers]
+        self.nan_aware = nan_aware
+        self.rules = [RULES[vocabulary.DRIVERS[d].aggregate](d, self.n, fields, nan_aware) for d in self.drivers]
         self._scratch = np.zeros(self.n)
         self.reset()
 
@@ -284,7 +341,7 @@ class DriverAccumulator:
         return f"{array}_{r.driver}"
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {f"acc_{self._key(r, a)}": getattr(r, a) for r in self.rules for a in r.arrays}
+        return {f"acc_{self._key(r, a)}": getattr(r, a) for r in self.rules for a in r.all_arrays}
 
     def state_scalars(self) -> dict[str, float]:
         d = {"acc_days_done": float(self.days_done), "acc_day_steps": float(self.day_steps),
@@ -312,3 +369,8 @@ class DriverAccumulator:
         self.days_done = int(scalars["acc_days_done"])
         self.day_steps = int(scalars["acc_day_steps"])
         self.elapsed = float(scalars["acc_elapsed"])
+        # the counts of valid values, when the restart was written without them: every value was valid
+        defaults = {"time": self.elapsed, "days": float(self.days_done)}
+        for r in self.rules:
+            for a in (r.nan_arrays if r.nan_aware else ()):
+                getattr(r, a)[:] = arrays.get(f"acc_{self._key(r, a)}", defaults[a])

@@ -3,11 +3,12 @@ from area-weighted percentiles, and a map panel (land from the land fraction, oc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tamrl_coupler.atomicfile import atomic_path
 
 OCEAN = "#dfe8ef"  # the shade of cells without land
 COAST = "#303030"
@@ -23,19 +24,15 @@ def pyplot() -> Any:
     return plt
 
 
-def save_png(fig: Any, path: Path, dpi: int | None = None) -> Path:
-    """Write ``fig`` to ``path`` under a temporary name and rename it into place (a crash never leaves half a
-    picture under the final name); the figure is closed either way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def save_png(fig: Any, path: Path, dpi: int | None = None, what: str = "picture") -> Path:
+    """Write ``fig`` to ``path`` atomically (a crash never leaves half a picture under the final name); the figure
+    is closed either way."""
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)
-        os.replace(tmp, path)
+        with atomic_path(path, what) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)
     finally:
-        tmp.unlink(missing_ok=True)
         pyplot().close(fig)
-    return path
+    return Path(path)
 
 
 def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.atomicfile import write_text_atomic
 from tamrl_coupler.data.fluxval import read_fluxval
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -83,10 +84,11 @@ def score_sites(flux_file: Path, observed: Path, out_dir: Path) -> list[Path]:
     for r in rows:
         cells = " | ".join(f"{r[f + '_rmse']:.3f} | {r[f + '_r2']:.3f}" for f in FLUXES)
         lines.append(f"| {r['site']} | {r['igbp']} | {r['gpp_n']} | {cells} |")
-    md.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n", "site scores")
     csv = out_dir / "sites_scores_per_site.csv"
     keys = list(rows[0]) if rows else []
-    csv.write_text(",".join(keys) + "\n" + "\n".join(",".join(str(r[k]) for k in keys) for r in rows) + "\n")
+    write_text_atomic(csv, ",".join(keys) + "\n" + "\n".join(",".join(str(r[k]) for k in keys) for r in rows) + "\n",
+                      "site scores")
     pngs = site_plots(out_dir, "sites", names, igbp, months, obs, sim, SignConvention.UPTAKE_POSITIVE,
                       "Coupled TAM-RL at the FluxVal sites")
     return [md, csv, *pngs]

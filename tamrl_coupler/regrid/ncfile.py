@@ -31,11 +31,23 @@ def _spatial_dims(ds, grid: Grid) -> tuple[tuple[str, ...], set[str]]:
     return tuple(latv.dimensions), coords
 
 
+def _bounds_dim(out) -> str:
+    """A dimension of length 2 for the bounds: ``nv`` (CF's usual name, perhaps copied from the input with its
+    time bounds), or another name when ``nv`` exists with another length."""
+    for name in ("nv", "nv2", "bnds2"):
+        if name not in out.dimensions:
+            out.createDimension(name, 2)
+            return name
+        if len(out.dimensions[name]) == 2:
+            return name
+    raise RegridError("no free name for a bounds dimension of length 2 (nv, nv2, bnds2 are taken)")
+
+
 def _write_grid(out, g: Grid) -> tuple[str, ...]:
     if g.kind == "regular":
         out.createDimension("lat", g.shape[0])
         out.createDimension("lon", g.shape[1])
-        out.createDimension("nv", 2)
+        nv = _bounds_dim(out)
         for nm, vals, b, units, std in (("lat", g.lat1d, g.lat_bounds, "degrees_north", "latitude"),
                                         ("lon", g.lon1d, g.lon_bounds, "degrees_east", "longitude")):
             v = out.createVariable(nm, "f8", (nm,))
@@ -43,7 +55,7 @@ def _write_grid(out, g: Grid) -> tuple[str, ...]:
             v.units, v.standard_name = units, std
             if b is not None:
                 v.bounds = f"{nm}_bnds"
-                out.createVariable(f"{nm}_bnds", "f8", (nm, "nv"))[:] = b
+                out.createVariable(f"{nm}_bnds", "f8", (nm, nv))[:] = b
         return ("lat", "lon")
     dims = ("y", "x") if g.kind == "curvilinear" else ("ncells",)
     for d, n in zip(dims, g.shape, strict=True):
@@ -79,7 +91,7 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
             on_grid = [n for n in on_grid if n in variables]
         if not on_grid:
             raise RegridError(f"{inp}: no variable has the grid dimensions {sdims}; nothing to regrid")
-        target = AtomicNetCDF(out_path)
+        target = AtomicNetCDF(out_path, "regridded file")
         out = target.ds
         try:
             kept, dropped = drop_grid_attributes({k: ds.getncattr(k) for k in ds.ncattrs()})

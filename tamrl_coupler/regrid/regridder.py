@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tamrl_coupler.regrid.sparse_apply import TorchSparse, spmm
 from tamrl_coupler.regrid.weights import Weights
 
 UNMAPPED = ("nan", "zero", "error", "nearest")
+log = logging.getLogger("tamrl_coupler.regrid")
 
 
 def _grid_and_layout(spec: Any, mask: Any) -> tuple[Grid, Any]:
@@ -41,14 +43,33 @@ def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) ->
     cdir = default_cache_dir() if cache_dir is True else Path(cache_dir)
     path = cache_path(cdir, src, dst, method, mod.NAME)
     if path.exists():
-        w = Weights.read(path)
-        w.check_sizes(src.size, dst.size, f"grids {src.name!r} -> {dst.name!r} (cached file {path})")
-        return w, f"{mod.NAME} (cached)"
+        cached = _verified_cache_entry(path, src, dst)
+        if cached is not None:
+            return cached, f"{mod.NAME} (cached)"
     w = mod.generate(src, dst, method)
     w.attach_grids(src, dst)
-    cdir.mkdir(parents=True, exist_ok=True)
+    w.attrs[CACHE_DIGEST] = w.digest()
     w.write(path)
     return w, mod.NAME
+
+
+CACHE_DIGEST = "tamrl_weights_sha256"  # global attribute of a cached weight file: Weights.digest() when written
+
+
+def _verified_cache_entry(path: Path, src: Grid, dst: Grid) -> Weights | None:
+    """The cached weights if the file is intact (its digest matches its matrix, its sizes the grids); otherwise a
+    warning naming the file and None, so that the weights are made again and the file replaced."""
+    try:
+        w = Weights.read(path)
+        w.check_sizes(src.size, dst.size, f"grids {src.name!r} -> {dst.name!r} (cached file {path})")
+        stored = w.attrs.get(CACHE_DIGEST)
+        if stored is None or str(stored) != w.digest():
+            raise RegridError(f"its matrix does not match its {CACHE_DIGEST} (edited, damaged or written before "
+                              f"cached weights were checked)")
+        return w
+    except (ValueError, RuntimeError, OSError, KeyError, IndexError) as exc:  # RegridError is a ValueError
+        log.warning("weight cache file %s not used: %s; making the weights again", path, exc)
+        return None
 
 
 class Regridder:

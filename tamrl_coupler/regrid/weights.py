@@ -10,7 +10,6 @@ The matrix ``S`` maps source to destination, ``y = S @ x``. ``normalization`` sa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.ncfiles import open_netcdf
@@ -97,6 +97,19 @@ class Weights:
     def n_dst(self) -> int:
         return self.matrix.shape[0]
 
+    def digest(self) -> str:
+        """SHA-256 of the matrix (shape, and the sorted CSR structure and values): what a cached weight file is
+        checked against, so that an edited or damaged file (a scaled S, a shuffled col) is never used."""
+        import hashlib
+
+        m = sp.csr_matrix(self.matrix, copy=True)
+        m.sum_duplicates()
+        m.sort_indices()
+        h = hashlib.sha256(f"{m.shape}".encode())
+        for a in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)):
+            h.update(a.tobytes())
+        return h.hexdigest()
+
     def check_sizes(self, n_src: int, n_dst: int, what: str = "grids") -> None:
         """An error naming ``what`` unless these weights map ``n_src`` source to ``n_dst`` destination cells."""
         if (self.n_src, self.n_dst) != (n_src, n_dst):
@@ -138,10 +151,8 @@ class Weights:
         """ESMF offline-weights ("NCAR-CSM") format, 1-based ``row``/``col``, readable by ESMF, NCO and xESMF."""
         import netCDF4
 
-        path = Path(path)
         coo = self.matrix.tocoo()
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+        with atomic_path(path, "weight file") as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
             ds.createDimension("n_a", self.n_src)
             ds.createDimension("n_b", self.n_dst)
             ds.createDimension("n_s", coo.nnz)
@@ -181,7 +192,6 @@ class Weights:
             ds.createVariable("col", "i4", ("n_s",))[:] = coo.col + 1
             ds.createVariable("row", "i4", ("n_s",))[:] = coo.row + 1
             ds.createVariable("S", "f8", ("n_s",))[:] = coo.data
-        tmp.replace(path)
 
     def conservation_error(self, x: np.ndarray, valid: np.ndarray | None = None) -> float:
         """Relative error of the area-weighted integral of ``x`` after ``y = S @ x`` (the weights' own areas)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
 from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
 
@@ -41,12 +42,14 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
                          ("datetime64[M]", "month", "FluxVal sites"))
     payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]),
                **{k: v for k, v in results.items() if k != "predictions"}}
-    js.write_text(json.dumps(payload, indent=1, default=float))
+    write_text_atomic(js, json.dumps(payload, indent=1, default=float), "CV results")
     if preds:  # the held-out predictions themselves, for diagnostics beyond the tables
         arrays = {f"{row}/{var}": a for row, p in preds.items() for var, a in p.items()}  # float64: exact NEE
-        np.savez_compressed(out.with_name(out.name + "_predictions.npz"), site=np.array(list(results["folds"])),
-                            fold=np.array(list(results["folds"].values())),
-                            time=data.time.astype(unit).astype(str), **arrays)
+        with atomic_path(out.with_name(out.name + "_predictions.npz"), "CV predictions") as tmp, \
+                open(tmp, "wb") as fh:
+            np.savez_compressed(fh, site=np.array(list(results["folds"])),
+                                fold=np.array(list(results["folds"].values())),
+                                time=data.time.astype(unit).astype(str), **arrays)
     rows = results["rows"]
     grouping = {"site": "site", "forcing_cell": "forcing cell: sites with identical drivers in one fold",
                 "colocated": "co-location: towers within 5 km in one fold"}[cfg.group_by]
@@ -93,5 +96,5 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     for name, v in results["variants"].items():
         be = v["best_epochs"]
         lines.append(f"| {name} | {v['seconds']:.0f} | {f'median {int(np.median(be))}' if be else '-'} |")
-    md.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n", "CV report")
     return md, js

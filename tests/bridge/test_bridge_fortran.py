@@ -6,8 +6,9 @@ TAMRL_BUILD_DIR, so run.sh's own cmake calls find everything built). What is sho
 - zero copy (the address Python uses is the host's; writes from Python appear in Fortran, changes made by Fortran
   between steps are seen by Python without re-registering) and the host's FP traps intact after every call;
 - error paths, each a non-zero status and a message in Fortran: unknown field, wrong size, strided array, a field
-  registered twice, NaN forcing with fill_policy "error", a missing restart and a missing checkpoint, a bad handle,
-  a Python that cannot be found;
+  registered twice, NaN forcing with fill_policy "error" on one rank (the same status on both, then a retry that
+  passes), a restart written over a directory (rank 0 fails, both return the status), a field one rank did not
+  register, a missing restart and a missing checkpoint, a bad handle, a Python that cannot be found;
 - the example land host on 2 ranks gives the offline driver's fluxes bit for bit, and its restart (write, then a new
   run from the file) continues bit for bit.
 """
@@ -176,8 +177,11 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         "wrong_size": (1, "import field 'tas': the array has"),
         "strided": (1, "is not contiguous"),
         "register_twice": (5, "field 'tas' is already registered"),
-        # Fortran wrote NaN into tas(n) after registration: the component saw it in place
+        # Fortran wrote NaN into tas(n) of rank 1 only, after registration: the component saw it in place, and
+        # both ranks return the same status and message (rank 0 does not wait in a collective)
         "nan_forcing": (1, "forcing field 'tas'"),
+        "restart_to_directory": (8, "is a directory"),  # rank 0 writes; rank 1 learns of its failure
+        "missing_registration": (1, "rank 1: required import field(s) not registered: pr"),
         "missing_restart": (None, "no_such_restart.nc"),
         "bad_handle": (5, "handle -1 is not an initialised component"),
     }
@@ -185,7 +189,9 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         got = _statuses(checks, name)
         assert all(s != 0 for s in got) and (status is None or got == [status, status]), (name, got, messages)
         assert len(messages[name]) == 2 and all(text in m for m in messages[name]), (name, messages.get(name))
-    assert all("NaN" in m and "rank" in m for m in messages["nan_forcing"])
+    assert all("NaN" in m and "rank 1, cell" in m and "rank 1 of 2 failed" in m for m in messages["nan_forcing"])
+    assert _statuses(checks, "nan_retry") == [0, 0]  # the failed step changed nothing: retried, it passes
+    assert _statuses(checks, "second_component") == [0, 0]
     assert _statuses(checks, "write_restart") == [0, 0]
     assert (tmp_path / "bridge_checks_restart.nc").exists()
     assert _statuses(checks, "finalise") == [0, 0]

@@ -96,9 +96,10 @@ def test_every_verb_on_an_unknown_handle_returns_usage_error():
 
 def test_status_codes_follow_the_exception_type():
     from tamrl_coupler.config import ConfigError
-    from tamrl_coupler.errors import CheckpointError, InputError
+    from tamrl_coupler.errors import CheckpointError, InputError, OutputError, RankFailure
 
-    cases = {InputError("x"): bridge.ERR_INPUT, ConfigError("x"): bridge.ERR_CONFIG,
+    cases = {InputError("x"): bridge.ERR_INPUT, ConfigError("x"): bridge.ERR_CONFIG, OutputError("x"): bridge.ERR_IO,
+             RankFailure("x"): bridge.ERR_PYTHON,
              CheckpointError("x"): bridge.ERR_CHECKPOINT, RuntimeError("x"): bridge.ERR_PYTHON,
              SystemExit(3): bridge.ERR_PYTHON, KeyboardInterrupt(): bridge.ERR_PYTHON,
              bridge.BridgeUsageError("x"): bridge.ERR_USAGE, bridge.MPIMismatchError("x"): bridge.ERR_MPI}
@@ -114,7 +115,8 @@ def test_header_and_fortran_status_codes_match_python():
     root = Path(__file__).resolve().parents[2] / "fortran_bridge" / "src"
     header = (root / "tamrl_bridge.h").read_text()
     module = (root / "tamrl_bridge.F90").read_text().replace("&\n", "")
-    for name in ("OK", "ERR_INPUT", "ERR_CONFIG", "ERR_CHECKPOINT", "ERR_PYTHON", "ERR_USAGE", "ERR_MPI", "ERR_INIT"):
+    for name in ("OK", "ERR_INPUT", "ERR_CONFIG", "ERR_CHECKPOINT", "ERR_PYTHON", "ERR_USAGE", "ERR_MPI", "ERR_INIT",
+                 "ERR_IO"):
         value = getattr(bridge, name)
         assert f"TAMRL_{name} = {value}" in header
         assert f"TAMRL_{name} = {value}" in " ".join(module.split())

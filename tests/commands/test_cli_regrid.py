@@ -104,3 +104,41 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and "grid file" not in err
+
+
+def test_regrid_handles_a_bounds_dimension_named_nv_and_leaves_no_temporary_file(tmp_path, capsys):
+    """CF files name their bounds dimension nv, as the package's own demo forcing does; the output's grid bounds
+    share it (the command crashed and left its temporary file). A failed write leaves nothing behind."""
+    from conftest import DEMO
+
+    out = tmp_path / "out.nc"
+    assert main(["regrid", str(DEMO), "--grid", "r72x36", "--backend", "native", "--variables", "tas", "pr",
+                 "--output", str(out)]) == 0, capsys.readouterr().err
+    with netCDF4.Dataset(out) as ds:
+        assert ds["tas"].shape == (280, 36, 72) and ds["lat_bnds"].dimensions == ("lat", "nv")
+        assert ds["time_bnds"].dimensions == ("time", "nv")
+    (tmp_path / "as_dir.nc").mkdir()
+    assert main(["regrid", str(DEMO), "--grid", "r72x36", "--backend", "native", "--variables", "tas",
+                 "--output", str(tmp_path / "as_dir.nc")]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.mpi
+def test_regrid_refuses_to_run_on_several_ranks(tmp_path):
+    """Under mpiexec -n 3 every rank ran the whole regrid and wrote the same file (corrupt in 3 of 3 tries): now
+    every rank stops before doing anything, the error printed once."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import DEMO, REPO, require_tools
+
+    require_tools("mpiexec")
+    out = tmp_path / "out.nc"
+    res = subprocess.run(["mpiexec", "-n", "3", sys.executable, "-m", "tamrl_coupler", "regrid", str(DEMO), "--grid",
+                          "r72x36", "--output", str(out)], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    assert res.returncode != 0
+    assert res.stderr.count("'regrid' runs on one process, but was launched on 3 ranks") == 1, res.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())

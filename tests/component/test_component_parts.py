@@ -107,9 +107,16 @@ def test_validation_hints_units_and_persist_policy():
     p = _validator("persist")
     x = np.array([280.0, 281.0, 282.0, 0.0])
     p.check("tas", x, "step 0")
+    p.commit({"tas": x}, "step 0")  # the step passed on every rank: its values are remembered
     y = np.array([np.nan, 285.0, -9999.0, 0.0])
     p.check("tas", y, "step 1")
     np.testing.assert_array_equal(y[:3], [280.0, 285.0, 282.0])
+    assert p.substitutions["tas"] == 0  # counted when the step is committed, not before (a retry counts again)
+    p.commit({"tas": y}, "step 1")
+    assert p.substitutions["tas"] == 2
+    # a unit error is never "repaired" by persisting: out of range is an error under every policy
+    with pytest.raises(InputError, match="degC was given"):
+        p.check("tas", np.array([15.0, 285.0, 285.0, 0.0]), "step 2")
     fresh = _validator("persist")
     with pytest.raises(InputError, match="no earlier valid value"):
         fresh.check("tas", np.array([np.nan, 1, 1, 1.0]) + 280, "step 0")

@@ -54,3 +54,27 @@ def test_grids_are_typed_when_the_config_is_read():
 def test_demo_config_shipped_in_package_is_the_repository_one():
     assert (REPO / "configs" / "run" / "demo.yaml").read_text() == \
         (REPO / "tamrl_coupler" / "configs" / "run" / "demo.yaml").read_text()
+
+
+def test_values_that_would_mislead_a_run_are_refused(tmp_path):
+    """End before start, writing every 0th step, prefixes that leave the output directory: errors naming the key
+    (each was accepted before: no output with exit 0, a ZeroDivisionError, files written outside --output)."""
+    base = {"reference_date": "2015-01-01", "start": "2015-01-02", "end": "2015-01-03", "coupling_step": 3600,
+            "host": {"grid": "r72x36"}}
+    with pytest.raises(ConfigError, match="end: 2015-01-01 is not after start 2015-01-02"):
+        load_run_config({**base, "end": "2015-01-01"})
+    with pytest.raises(ConfigError, match="start: 'yesterday' is not an ISO date"):
+        load_run_config({**base, "start": "yesterday"})
+    with pytest.raises(ConfigError, match="output.every: expected a positive number of coupling steps, got 0"):
+        load_run_config({**base, "output": {"every": 0}})
+    for prefix in ("../escape", "/tmp/abs", "sub/dir", "", ".."):
+        with pytest.raises(ConfigError, match="output.prefix: .* must be a plain file-name prefix"):
+            load_run_config({**base, "output": {"prefix": prefix}})
+    with pytest.raises(ConfigError, match="output.prior.prefix"):
+        load_run_config({**base, "output": {"prior": {"prefix": "../p"}}})
+    # an optional section's own error, not "expected a mapping"
+    with pytest.raises(ConfigError, match="output.prior.frequency: expected 3hourly, daily or monthly, got 'weekly'"):
+        load_run_config({**base, "output": {"prior": {"frequency": "weekly"}}})
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a directory, expected a YAML file"):
+        load_run_config(tmp_path / "dir.yaml")

@@ -128,6 +128,28 @@ def test_weight_cache(tmp_path):
     assert len(list(tmp_path.glob("*.nc"))) == 3  # keyed by method and by the grids' masks
 
 
+@pytest.mark.parametrize("tamper", ["scaled_S", "shuffled_col"])
+def test_an_edited_cache_file_is_never_used(tmp_path, tamper, caplog):
+    """A cached weight file whose matrix no longer matches its SHA-256 (a scaled S, a shuffled col: either changes
+    every flux) is reported and made again, never used."""
+    import netCDF4
+
+    a, b = Grid.from_name(A), Grid.from_name(B)
+    first = Regridder(a, b, "conservative", backend="native", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.nc")
+    with netCDF4.Dataset(path, "a") as ds:
+        if tamper == "scaled_S":
+            ds["S"][:] = ds["S"][:] * 1.01
+        else:
+            col = ds["col"][:]
+            ds["col"][:] = np.roll(col, 1)
+    with caplog.at_level("WARNING", logger="tamrl_coupler.regrid"):
+        again = Regridder(a, b, "conservative", backend="native", cache_dir=tmp_path)
+    assert again.backend == "native" and "not used" in caplog.text and path.name in caplog.text
+    assert (again.matrix != first.matrix).nnz == 0
+    assert Regridder(a, b, "conservative", backend="native", cache_dir=tmp_path).backend == "native (cached)"
+
+
 def _rotated_curvilinear(n=24):
     """A regional curvilinear grid: a lat-lon box turned by 20 degrees about its centre (corners included)."""
     i = np.arange(n + 1) - n / 2
