@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tamrl_coupler.model.batched import BatchedLstm, BatchedNet, BatchedTamrl
+
 
 class TamrlNet(nn.Module):
     """One TAM-RL member. Inputs are encoded features (see :class:`FeatureEncoder`)."""
@@ -77,6 +79,11 @@ class TamrlNet(nn.Module):
         out, h, c = self._modulated(feat.unsqueeze(1), z.unsqueeze(1), h, c)
         return out.squeeze(1), h, c
 
+    @staticmethod
+    def stack(members: list[TamrlNet]) -> BatchedNet:
+        """All members evaluated at once (what the ensemble runs; ``encode``/``step`` above are the reference)."""
+        return BatchedTamrl(members)
+
 
 class LstmNet(nn.Module):
     """The plain-LSTM baseline: same features and heads, no task encoder, no modulation."""
@@ -106,6 +113,10 @@ class LstmNet(nn.Module):
     def step(self, feat, z, h, c):
         out, h, c = self.forward_sequence(feat.unsqueeze(1), None, h, c)
         return out.squeeze(1), h, c
+
+    @staticmethod
+    def stack(members: list[LstmNet]) -> BatchedNet:
+        return BatchedLstm(members)
 
 
 NETWORKS = {"tamrl": TamrlNet, "lstm": LstmNet}
