@@ -186,7 +186,7 @@ class CouplingComponent:
 
         r = self.remap
         self.n_model_total = r.model_global.size
-        self.decomp = BlockDecomposition(self.n_model_total, self.cfg.model.block_size, self.size)
+        self.decomp = BlockDecomposition(self.n_model_total, self._block_size(), self.size)
         c0, c1 = self.decomp.cell_range(self.rank)
         self.model_range = (c0, c1)
         self.n_model = c1 - c0
@@ -240,22 +240,24 @@ class CouplingComponent:
         self._not_finite = np.zeros(n, dtype=bool)
         self._host_nan = np.zeros(self.host_gc.shape, dtype=bool)
 
+    def _block_size(self) -> int:
+        """model.block_size, or for "auto" the device's (every rank must cut the same blocks: the smallest)."""
+        from tamrl_coupler.model.ensemble import CHUNK_CPU, CHUNK_CUDA
+
+        size = self.cfg.model.block_size
+        if size != "auto":
+            return int(size)
+        return min(self.comm.allgather(CHUNK_CUDA if self.ens.device.type == "cuda" else CHUNK_CPU))
+
     def _build_model_buffers(self) -> None:
-        """Buffers between the component and the ensemble, made once so an evaluation allocates nothing here.
+        """The model runner (component/model_runner.py): the drivers' staging buffer, the period estimate and the
+        evaluation plan of this rank's blocks, made once so an evaluation allocates nothing; on a GPU one transfer
+        each way per evaluation, through pinned memory."""
+        from tamrl_coupler.component.model_runner import ModelRunner
 
-        The drivers go to the model's device as float32 once per evaluation (one conversion and one transfer,
-        not one per block); each block's ensemble means and spreads are copied straight into the period
-        estimate -- on the CPU a torch view of the numpy array, on a GPU a device tensor copied back once.
-        """
-        import torch
-
-        n, dev = self.n_model, self.ens.device
-        self._x_dev = torch.zeros((n, len(self.drivers)), dtype=torch.float32, device=dev)
-        self._estimate = np.zeros((len(ESTIMATE_ORDER), n))
+        self.runner = ModelRunner(self.ens, self.state, self.blocks, cuda_graphs=self.cfg.device.cuda_graphs)
+        self._estimate = self.runner.estimate
         self.period_fluxes = dict(zip(ESTIMATE_ORDER, self._estimate, strict=True))  # row views
-        self._estimate_host_t = torch.from_numpy(self._estimate)
-        self._estimate_dev = (self._estimate_host_t if dev.type == "cpu" else
-                              torch.zeros((len(ESTIMATE_ORDER), n), dtype=torch.float64, device=dev))
 
     # ------------------------------------------------------------------ registration
     @property
@@ -421,22 +423,7 @@ class CouplingComponent:
     def _run_model(self, commit: bool) -> None:
         """The ensemble on this rank's fixed blocks into the period estimate; the LSTM state and the task-encoder
         window are written back only when ``commit`` (the period's last step)."""
-        import torch
-
-        est = self._estimate_dev
-        st = self.state
-        with torch.inference_mode():
-            self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
-            x = self._x_dev
-            for s, e in self.blocks:
-                # block views: the period's task embedding is cached in place by its first step
-                fl, new = self.ens.step(x[s:e], st.block(s, e))
-                for row, name in enumerate(ESTIMATE_ORDER):
-                    est[row, s:e].copy_(getattr(fl, name))
-                if commit:
-                    st.commit(s, e, new)
-            if est is not self._estimate_host_t:
-                self._estimate_host_t.copy_(est)
+        self.runner.run(self.x, commit)
 
     def _scale_spreads(self) -> None:
         """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate).

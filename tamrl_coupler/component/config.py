@@ -52,14 +52,19 @@ def resolve_path(value: str | Path | None, base: Path | None) -> Path | None:
 class ModelSection:
     checkpoint: str | None = None  # None: the checkpoint shipped in the package
     grid: str = "host"  # "host" (model cells = host cells), a CDO-style name (r90x45) or a grid file
-    block_size: int = 256  # cells evaluated together; fixed blocks make results independent of the rank count
+    # cells evaluated together; fixed blocks make results independent of the rank count. "auto": 256 (in cache)
+    # when every rank runs on a CPU, 65536 (enough to fill a device) when they all run on GPUs
+    block_size: int | str = "auto"
     # Seconds between ensemble evaluations inside a model period, dividing a day (so it divides every period). The
     # period's first interval and its last step always evaluate; between evaluations the period estimate is reused
     # and only the step downscaling changes (component/schedule.py).
     update_interval: int = 86400
 
     def validate(self) -> None:
-        if self.block_size < 1:
+        if isinstance(self.block_size, str):
+            if self.block_size != "auto":
+                raise ConfigError(f"model.block_size: expected a positive integer or 'auto', got {self.block_size!r}")
+        elif self.block_size < 1:
             raise ConfigError(f"model.block_size: expected a positive integer, got {self.block_size}")
         if self.update_interval <= 0 or 86400 % self.update_interval:
             raise ConfigError(f"model.update_interval: {self.update_interval} s must be a positive number of "
@@ -121,6 +126,7 @@ class RegridSection:
 class DeviceSection:
     kind: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 1  # torch threads per rank (fixed so results do not depend on the machine's core count)
+    cuda_graphs: bool = False  # on a GPU: replay each block's evaluation from a captured CUDA graph
 
 
 @dataclass

@@ -191,6 +191,7 @@ class Ensemble:
             raise InputError(f"chunk: expected a positive number of cells, got {chunk}")
         self.workspace = Workspace(self.device)
         self._window_offsets = torch.arange(meta.window, device=self.device) - meta.window
+        self._one = torch.ones((), dtype=torch.int64, device=self.device)  # (a Python 1 would allocate per call)
 
     @property
     def n_members(self) -> int:
@@ -310,7 +311,7 @@ class Ensemble:
             shifted = self.workspace.buffers(n).get("window_shift", (n, w - 1, d))
             prog += [partial(shifted.copy_, blk.window[:, 1:]), partial(blk.window[:, :-1].copy_, shifted)]
         return prog + [partial(blk.window[:, -1].copy_, x), partial(blk.h.copy_, h_new),
-                       partial(blk.c.copy_, c_new), partial(blk.period.add_, 1), blk.z.zero_,
+                       partial(blk.c.copy_, c_new), partial(blk.period.add_, self._one), blk.z.zero_,
                        partial(blk.z_ready.fill_, False)]
 
     def next_state_buffers(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -409,11 +410,12 @@ class Ensemble:
         return self._fluxes(est), new_state
 
     def predict_sequence(self, x_seq: torch.Tensor, state: EnsembleState | None = None,
-                         return_state: bool = False, first_period=None, lat=None, progress: bool = False):
+                         return_state: bool = False, first_period=None, lat=None, progress=None):
         """(n_cells, T, D) -> Fluxes of (n_cells, T), by stepping one period at a time (identical results).
 
         Without ``state``, a new one starts at ``first_period`` for cells at ``lat`` (see :meth:`init_state`).
-        ``progress``: a progress bar over the periods (on a terminal)."""
+        ``progress``: a reporter with ``update(n)`` and ``close()`` (one update per period), e.g. the command
+        line's :func:`~tamrl_coupler.driver.progress.make_progress`."""
         if not isinstance(x_seq, torch.Tensor):
             x_seq = torch.as_tensor(np.asarray(x_seq))
         if x_seq.ndim != 3:
@@ -421,19 +423,19 @@ class Ensemble:
         if state is None:
             state = self.init_state(x_seq.shape[0], first_period=first_period, lat=lat)
         n, t_len = x_seq.shape[0], x_seq.shape[1]
-        fields = {k: torch.empty((n, t_len), dtype=torch.float64, device=self.device)
-                  for k in ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std")}
+        names = list(ESTIMATE_FIELDS[:2]) + ["nee"] + list(ESTIMATE_FIELDS[2:])
         if self.kernel.n_outputs > 2:
-            fields["nee_free"] = torch.empty((n, t_len), dtype=torch.float64, device=self.device)
-        periods = range(t_len)
-        if progress:
-            from tqdm.auto import tqdm
-
-            unit = {"monthly": "month", "daily": "day"}.get(self.meta.period, "period")
-            periods = tqdm(periods, desc=f"predict {n} cells", unit=unit, mininterval=1.0)
-        for t in periods:
-            f, state = self.step(x_seq[:, t], state)
-            for k, col in fields.items():
-                col[:, t] = getattr(f, k)
+            names.append("nee_free")
+        fields = {k: torch.empty((n, t_len), dtype=torch.float64, device=self.device) for k in names}
+        try:
+            for t in range(t_len):
+                f, state = self.step(x_seq[:, t], state)
+                for k, col in fields.items():
+                    col[:, t] = getattr(f, k)
+                if progress is not None:
+                    progress.update(1)
+        finally:
+            if progress is not None:
+                progress.close()
         fluxes = Fluxes(**fields)
         return (fluxes, state) if return_state else fluxes

@@ -47,6 +47,7 @@ class EvaluationPlan:
             raise InputError(f"evaluate: the estimate must be float64 (5, {n}) rows, got "
                              f"{out.dtype} {tuple(out.shape)}")
         self.ens, self.state = ens, state
+        self._z_ready = state.z_ready.numpy()
         self.x, self.out = x, out  # the plan holds what its programs point into
         self.buffers = []
         self.chunks: list[ChunkProgram] = []
@@ -63,7 +64,7 @@ class EvaluationPlan:
 
     def needs_embedding(self) -> bool:
         """Whether this evaluation is the first of its period (the task embedding is due); checked on the host."""
-        ready = bool(self.state.z_ready.all())
+        ready = bool(self._z_ready.all())  # a numpy view of the host flags: nothing allocated
         if not ready:
             self.ens._check_derived(self.state)
         return not ready
