@@ -238,6 +238,13 @@ def test_a_network_without_stack_hook_runs_through_the_member_loop():
                          ens.predict_sequence(x, first_period="2015-01", lat=np.zeros(6)))
 
 
+def test_the_components_estimate_rows_are_the_ensembles():
+    from tamrl_coupler.component.component import ESTIMATE_ORDER
+    from tamrl_coupler.model.ensemble import ESTIMATE_FIELDS
+
+    assert ESTIMATE_ORDER == ESTIMATE_FIELDS
+
+
 def test_state_errors_and_host_side_cache_flag():
     ens = ensemble()
     n = 5

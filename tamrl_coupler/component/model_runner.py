@@ -13,9 +13,6 @@ import torch
 
 from tamrl_coupler.model.ensemble import ESTIMATE_FIELDS, Ensemble, EnsembleState
 
-# the component's period-estimate rows are the ensemble's estimate rows
-assert ESTIMATE_FIELDS == ("gpp", "reco", "gpp_std", "reco_std", "nee_std")
-
 
 class ModelRunner:
     """``run(x, commit)``: drivers x (n, D) float64 -> :attr:`estimate` rows (ESTIMATE_FIELDS, n), gC m-2 d-1."""

@@ -98,20 +98,18 @@ class _LstmStep:
         self.ops = ops_for(_device(members))
 
     def _forward(self, feat: torch.Tensor, h: torch.Tensor, c: torch.Tensor, out: torch.Tensor, h_out: torch.Tensor,
-                 c_out: torch.Tensor, bufs: Buffers, film: torch.Tensor | None) -> Program:
-        """u = relu(FiLM(W_in f)), the LSTM, FiLM on h, the heads; film (M, n, 4H) = [gain_in | bias_in | gain_h |
-        bias_h] or None."""
+                 c_out: torch.Tensor, bufs: Buffers, film_in=None, film_h=None) -> Program:
+        """u = relu(FiLM(W_in f)), the LSTM, FiLM on h, the heads (FiLM sources as ``ops.film`` makes them, or
+        None: no modulation)."""
         n, m, hd = feat.shape[0], self.n_members, self.hidden
         pre = bufs.get("in_proj", (n, m * hd))
         xh = bufs.get("xh", (m, n, 2 * hd))
         gates = bufs.get("gates", (m, n, 4 * hd))
-        film_in = (None, None) if film is None else (film[..., :hd], film[..., hd:2 * hd])
-        film_h = (None, None) if film is None else (film[..., 2 * hd:3 * hd], film[..., 3 * hd:])
         return (gemm(self.b_in, feat, self.w_in, pre)
-                + self.ops.lstm_input(pre.view(n, m, hd).transpose(0, 1), *film_in, h.transpose(0, 1), xh)
+                + self.ops.lstm_input(pre.view(n, m, hd).transpose(0, 1), film_in, h.transpose(0, 1), xh)
                 + gemm(self.b_lstm, xh, self.w_lstm, gates)
                 + self.ops.cell_heads(gates, c.transpose(0, 1), c_out.transpose(0, 1), h_out.transpose(0, 1),
-                                      *film_h, self.heads, out, bufs))
+                                      film_h, self.heads, out, bufs))
 
 
 class BatchedLstm(_LstmStep):
@@ -123,7 +121,7 @@ class BatchedLstm(_LstmStep):
         return []
 
     def bind_step(self, feat, z, h, c, out, h_out, c_out, bufs) -> Program:
-        return self._forward(feat, h, c, out, h_out, c_out, bufs, None)
+        return self._forward(feat, h, c, out, h_out, c_out, bufs)
 
 
 class BatchedTamrl(_LstmStep):
@@ -179,11 +177,8 @@ class BatchedTamrl(_LstmStep):
                 + [partial(z_out.copy_, z.transpose(0, 1))])
 
     def bind_step(self, feat, z, h, c, out, h_out, c_out, bufs) -> Program:
-        n, m, hd = feat.shape[0], self.n_members, self.hidden
-        zm = bufs.get("z", (m, n, self.embedding))
-        film = bufs.get("film", (m, n, 4 * hd))
-        return ([partial(zm.copy_, z.transpose(0, 1))] + gemm(self.b_film, zm, self.w_film, film)
-                + self._forward(feat, h, c, out, h_out, c_out, bufs, film))
+        prog, film_in, film_h = self.ops.film(z, self.w_film, self.b_film, bufs)
+        return prog + self._forward(feat, h, c, out, h_out, c_out, bufs, film_in, film_h)
 
 
 class MemberLoop:

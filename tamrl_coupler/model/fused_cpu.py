@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -19,8 +20,9 @@ from tamrl_coupler.model.kernels import Heads, Program, TorchOps
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 _SIGNATURES = {
     "tamrl_lstm_cell": [_I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _P, _I, _I],
-    "tamrl_cell_heads": [_I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _P, _I, _I, _P, _P, _I, _I, _P, _P, _P],
-    "tamrl_lstm_input": [_I, _I, _I, _P, _I, _I, _P, _P, _I, _I, _P, _I, _I, _P],
+    "tamrl_cell_heads": [_I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _P, _I, _I, _P, _I, _I, _I, _P, _I, _P, _I,
+                         _P, _P, _P],
+    "tamrl_lstm_input": [_I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _P, _I, _P, _I, _P, _I, _I, _P],
     "tamrl_tanh_of": [_I, _P],
     "tamrl_reduce_members": [_I, _I, _I, _P, _P, _I, _I],
     "tamrl_features": [_I, _I, _P, _I, _P, _P, _P, _I, _P, _P, _P, _I, _P, _P, _I, _I, _P, _I],
@@ -62,13 +64,24 @@ def _mm(t: torch.Tensor) -> tuple[int, int, int]:
     return t.data_ptr(), t.stride(0), t.stride(1)
 
 
-def _film(gain: torch.Tensor | None, bias: torch.Tensor | None) -> tuple[int | None, int | None, int, int]:
-    if gain is None:
-        return None, None, 0, 0
-    (g, f_sm, f_sn), (b, b_sm, b_sn) = _mm(gain), _mm(bias)
-    if (b_sm, b_sn) != (f_sm, f_sn):
-        raise ValueError("FiLM gain and bias must share strides")
-    return g, b, f_sm, f_sn
+@dataclass(frozen=True)
+class FilmFromZ:
+    """FiLM computed inside the C kernels: columns col0.. (gain, then bias) of b + z @ W; z (n, M, E) cell-first,
+    W (M, E, 4H), b (M, 1, 4H)."""
+
+    z: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+    col0: int
+
+
+def _film(film: FilmFromZ | None) -> tuple:
+    """The C kernels' FiLM arguments: z, its member and cell strides, E, W, W's row stride, b, first column."""
+    if film is None:
+        return None, 0, 0, 0, None, 0, None, 0
+    z, zm_stride, zn_stride = _mm(film.z.transpose(0, 1))
+    m, e, ws = film.w.shape
+    return (z, zm_stride, zn_stride, e, _contiguous(film.w), ws, _contiguous(film.b), film.col0)
 
 
 def _contiguous(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> int:
@@ -89,18 +102,23 @@ class FusedCpuOps:
         self.lib = lib
         self.wide = bool(lib.tamrl_fused_wide())
 
-    def lstm_input(self, pre, gain, bias, h, xh) -> Program:
+    def film(self, z, w, b, bufs):
+        """No product here: the C kernels compute each member's FiLM row from z where they use it."""
+        hd = w.shape[-1] // 4
+        return [], FilmFromZ(z, w, b, 0), FilmFromZ(z, w, b, 2 * hd)
+
+    def lstm_input(self, pre, film, h, xh) -> Program:
         m, n, hd = h.shape
-        return _bind(self.lib.tamrl_lstm_input, m, n, hd, *_mm(pre), *_film(gain, bias), *_mm(h), _contiguous(xh))
+        return _bind(self.lib.tamrl_lstm_input, m, n, hd, *_mm(pre), *_film(film), *_mm(h), _contiguous(xh))
 
     def lstm_cell(self, gates, c, c_out, h_out, bufs) -> Program:
         b, n, hd = c.shape
         return _bind(self.lib.tamrl_lstm_cell, b, n, hd, _contiguous(gates), *_mm(c), *_mm(c_out), *_mm(h_out))
 
-    def cell_heads(self, gates, c, c_out, h_out, gain, bias, heads: Heads, out, bufs) -> Program:
+    def cell_heads(self, gates, c, c_out, h_out, film, heads: Heads, out, bufs) -> Program:
         m, n, hd = c.shape
         return _bind(self.lib.tamrl_cell_heads, m, n, hd, heads.n_outputs, _contiguous(gates), *_mm(c),
-                     *_mm(c_out), *_mm(h_out), *_film(gain, bias), _contiguous(heads.w_rows), _contiguous(heads.b),
+                     *_mm(c_out), *_mm(h_out), *_film(film), _contiguous(heads.w_rows), _contiguous(heads.b),
                      _contiguous(out)) + heads.finish(out)
 
     def tanh_of(self, x: torch.Tensor) -> Program:

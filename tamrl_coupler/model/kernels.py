@@ -29,6 +29,7 @@ from torch import nn
 TANH_SCALE = -2.0  # tanh(a) = 1 - 2 sigmoid(TANH_SCALE * a)
 
 Program = list[Callable[[], object]]
+Film = object  # a FiLM source as the ops make it: (gain, bias) views for TorchOps; None: no modulation
 
 
 def run(program: Program) -> None:
@@ -125,27 +126,37 @@ class TorchOps:
 
     name = "torch"
 
-    def lstm_input(self, pre: torch.Tensor, gain: torch.Tensor | None, bias: torch.Tensor | None, h: torch.Tensor,
-                   xh: torch.Tensor) -> Program:
-        """xh (M, n, 2H) <- [relu(gain * pre + bias) (or relu(pre)), h]."""
+    def film(self, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, bufs) -> tuple[Program, Film, Film]:
+        """FiLM of all members from the embedding z (n, M, E): one batched GEMM into [gain_in | bias_in | gain_h |
+        bias_h] (M, n, 4H); returns the program and the (gain, bias) views of the input and of the hidden state."""
+        m, e, h4 = w.shape
+        hd, n = h4 // 4, z.shape[0]
+        zm = bufs.get("z", (m, n, e))
+        film = bufs.get("film", (m, n, h4))
+        prog = [partial(zm.copy_, z.transpose(0, 1))] + gemm(b, zm, w, film)
+        return prog, (film[..., :hd], film[..., hd:2 * hd]), (film[..., 2 * hd:3 * hd], film[..., 3 * hd:])
+
+    def lstm_input(self, pre: torch.Tensor, film: Film, h: torch.Tensor, xh: torch.Tensor) -> Program:
+        """xh (M, n, 2H) <- [relu(gain * pre + bias) (or relu(pre) without FiLM), h]."""
         hd = h.shape[-1]
         u = xh[..., :hd]
-        if gain is None:
+        if film is None:
             prog = [partial(torch.clamp_min, pre, 0.0, out=u)]
         else:
+            gain, bias = film
             prog = [partial(torch.addcmul, bias, pre, gain, out=u), partial(u.clamp_min_, 0.0)]
         return prog + [partial(xh[..., hd:].copy_, h)]
 
     def lstm_cell(self, gates, c, c_out, h_out, bufs) -> Program:
         return lstm_cell(gates, c, c_out, h_out, bufs.get("cell_tmp", tuple(c_out.shape)))
 
-    def cell_heads(self, gates: torch.Tensor, c: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor,
-                   gain: torch.Tensor | None, bias: torch.Tensor | None, heads: Heads, out: torch.Tensor,
-                   bufs) -> Program:
-        """The cell, then out (M, n, K) = heads(gain * h' + bias) (or heads(h'))."""
+    def cell_heads(self, gates: torch.Tensor, c: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor, film: Film,
+                   heads: Heads, out: torch.Tensor, bufs) -> Program:
+        """The cell, then out (M, n, K) = heads(gain * h' + bias) (or heads(h') without FiLM)."""
         prog = self.lstm_cell(gates, c, c_out, h_out, bufs)
         o = h_out
-        if gain is not None:
+        if film is not None:
+            gain, bias = film
             o = bufs.get("film_h", tuple(h_out.shape))
             prog.append(partial(torch.addcmul, bias, h_out, gain, out=o))
         prog += gemm(heads.b, o, heads.w, out)

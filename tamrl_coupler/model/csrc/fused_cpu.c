@@ -215,17 +215,17 @@ void tamrl_lstm_cell(int64_t B, int64_t n, int64_t H, const float *gates, const 
 
 void tamrl_cell_heads(int64_t M, int64_t n, int64_t H, int64_t K, const float *gates, const float *c, int64_t c_sm,
                       int64_t c_sn, float *c_out, int64_t co_sm, int64_t co_sn, float *h_out, int64_t ho_sm,
-                      int64_t ho_sn, const float *gain, const float *bias, int64_t f_sm, int64_t f_sn,
-                      const float *w, const float *b, float *out) {
+                      int64_t ho_sn, const float *z, int64_t z_sm, int64_t z_sn, int64_t E, const float *wf,
+                      int64_t ws, const float *bf, int64_t col0, const float *w, const float *b, float *out) {
     (pick() ? cell_heads_wide : cell_heads_base)(M, n, H, K, gates, c, c_sm, c_sn, c_out, co_sm, co_sn, h_out, ho_sm,
-                                                 ho_sn, gain, bias, f_sm, f_sn, w, b, out);
+                                                 ho_sn, z, z_sm, z_sn, E, wf, ws, bf, col0, w, b, out);
 }
 
-void tamrl_lstm_input(int64_t M, int64_t n, int64_t H, const float *pre, int64_t p_sm, int64_t p_sn,
-                      const float *gain, const float *bias, int64_t f_sm, int64_t f_sn, const float *h, int64_t h_sm,
-                      int64_t h_sn, float *xh) {
-    (pick() ? lstm_input_wide : lstm_input_base)(M, n, H, pre, p_sm, p_sn, gain, bias, f_sm, f_sn, h, h_sm, h_sn,
-                                                 xh);
+void tamrl_lstm_input(int64_t M, int64_t n, int64_t H, const float *pre, int64_t p_sm, int64_t p_sn, const float *z,
+                      int64_t z_sm, int64_t z_sn, int64_t E, const float *wf, int64_t ws, const float *bf,
+                      int64_t col0, const float *h, int64_t h_sm, int64_t h_sn, float *xh) {
+    (pick() ? lstm_input_wide : lstm_input_base)(M, n, H, pre, p_sm, p_sn, z, z_sm, z_sn, E, wf, ws, bf, col0, h,
+                                                 h_sm, h_sn, xh);
 }
 
 void tamrl_tanh_of(int64_t count, float *x) { (pick() ? tanh_of_wide : tanh_of_base)(count, x); }

@@ -43,26 +43,62 @@ KATTR static void NAME(lstm_cell)(int64_t B, int64_t n, int64_t H, const float *
                            h_out + b * ho_sb + i * ho_sn);
 }
 
-/* The forward step after its gate GEMM, per member m and cell i: the cell, FiLM on h (gain, bias rows, or none),
- * and the K linear heads (W (M, K, H), b (M, K)) -> out (M, n, K) contiguous (softplus and scale follow in torch:
- * two outputs per member and cell). */
+/* FiLM of one member and cell from its task embedding: gb[0:2H] = b[col0 : col0 + 2H] + z @ W[:, col0 : col0 + 2H]
+ * (the gain columns carry the 1 of 1 + g), W (E, ws) row-major, z (E,). */
+KATTR INLINE void NAME(film_row)(int64_t E, int64_t H, const float *z, const float *w, int64_t ws, const float *b,
+                                 float *gb) {
+    int64_t k = 0;
+    for (; k + 32 <= 2 * H; k += 32) { /* four independent accumulators: the FMA chains overlap */
+        v8f a0 = load8(b + k), a1 = load8(b + k + 8), a2 = load8(b + k + 16), a3 = load8(b + k + 24);
+        for (int64_t e = 0; e < E; e++) {
+            const float *we = w + e * ws + k;
+            v8f ze = splat(z[e]);
+            a0 += ze * load8(we);
+            a1 += ze * load8(we + 8);
+            a2 += ze * load8(we + 16);
+            a3 += ze * load8(we + 24);
+        }
+        store8(gb + k, a0);
+        store8(gb + k + 8, a1);
+        store8(gb + k + 16, a2);
+        store8(gb + k + 24, a3);
+    }
+    for (; k + 8 <= 2 * H; k += 8) {
+        v8f acc = load8(b + k);
+        for (int64_t e = 0; e < E; e++) acc += splat(z[e]) * load8(w + e * ws + k);
+        store8(gb + k, acc);
+    }
+    for (; k < 2 * H; k++) {
+        float a = b[k];
+        for (int64_t e = 0; e < E; e++) a += z[e] * w[e * ws + k];
+        gb[k] = a;
+    }
+}
+
+/* The forward step after its gate GEMM, per member m and cell i: the cell, FiLM on h (from the embedding z:
+ * (M, n, E) view with strides z_sm, z_sn; W (M, E, ws), b (M, ws), columns col0.. of gain then bias; or none when z
+ * is NULL), and the K linear heads (W (M, K, H), b (M, K)) -> out (M, n, K) contiguous (softplus and scale follow
+ * in torch: two outputs per member and cell). */
 KATTR static void NAME(cell_heads)(int64_t M, int64_t n, int64_t H, int64_t K, const float *gates, const float *c,
                                    int64_t c_sm, int64_t c_sn, float *c_out, int64_t co_sm, int64_t co_sn,
-                                   float *h_out, int64_t ho_sm, int64_t ho_sn, const float *gain, const float *bias,
-                                   int64_t f_sm, int64_t f_sn, const float *w, const float *b, float *out) {
+                                   float *h_out, int64_t ho_sm, int64_t ho_sn, const float *z, int64_t z_sm,
+                                   int64_t z_sn, int64_t E, const float *wf, int64_t ws, const float *bf, int64_t col0,
+                                   const float *w, const float *b, float *out) {
+    float gb[2 * H];
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < n; i++) {
             float *hr = h_out + m * ho_sm + i * ho_sn;
             NAME(cell_row)(H, gates + (m * n + i) * 4 * H, c + m * c_sm + i * c_sn, c_out + m * co_sm + i * co_sn,
                            hr);
-            const float *gr = gain ? gain + m * f_sm + i * f_sn : NULL, *br = gain ? bias + m * f_sm + i * f_sn : NULL;
+            if (z) NAME(film_row)(E, H, z + m * z_sm + i * z_sn, wf + m * E * ws + col0, ws, bf + m * ws + col0, gb);
+            const float *gr = gb, *br = gb + H;
             float *orow = out + (m * n + i) * K;
             for (int64_t j = 0; j < K; j++) {
                 const float *wj = w + (m * K + j) * H;
                 v8f acc = splat(0.0f);
                 float a = 0.0f;
                 int64_t k = 0;
-                if (gr) {
+                if (z) {
                     for (; k + 8 <= H; k += 8) acc += (load8(hr + k) * load8(gr + k) + load8(br + k)) * load8(wj + k);
                     for (; k < H; k++) a += (hr[k] * gr[k] + br[k]) * wj[k];
                 } else {
@@ -74,18 +110,21 @@ KATTR static void NAME(cell_heads)(int64_t M, int64_t n, int64_t H, int64_t K, c
         }
 }
 
-/* u = max(0, gain * pre + bias) (or max(0, pre) without gain) into xh[..., :H], h into xh[..., H:];
- * pre, gain, bias, h are (M, n, H) views (strides sm, sn), xh (M, n, 2H) contiguous. */
+/* u = max(0, gain * pre + bias) (FiLM from z as in cell_heads; max(0, pre) when z is NULL) into xh[..., :H], h into
+ * xh[..., H:]; pre, h are (M, n, H) views (strides sm, sn), xh (M, n, 2H) contiguous. */
 KATTR static void NAME(lstm_input)(int64_t M, int64_t n, int64_t H, const float *pre, int64_t p_sm, int64_t p_sn,
-                                   const float *gain, const float *bias, int64_t f_sm, int64_t f_sn, const float *h,
-                                   int64_t h_sm, int64_t h_sn, float *xh) {
+                                   const float *z, int64_t z_sm, int64_t z_sn, int64_t E, const float *wf, int64_t ws,
+                                   const float *bf, int64_t col0, const float *h, int64_t h_sm, int64_t h_sn,
+                                   float *xh) {
+    float gb[2 * H];
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < n; i++) {
             const float *pr = pre + m * p_sm + i * p_sn, *hr = h + m * h_sm + i * h_sn;
             float *u = xh + (m * n + i) * 2 * H;
             int64_t k = 0;
-            if (gain) {
-                const float *gr = gain + m * f_sm + i * f_sn, *br = bias + m * f_sm + i * f_sn;
+            if (z) {
+                NAME(film_row)(E, H, z + m * z_sm + i * z_sn, wf + m * E * ws + col0, ws, bf + m * ws + col0, gb);
+                const float *gr = gb, *br = gb + H;
                 for (; k + 8 <= H; k += 8)
                     store8(u + k, vmax(load8(pr + k) * load8(gr + k) + load8(br + k), splat(0.0f)));
                 for (; k < H; k++) {
