@@ -150,6 +150,7 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
            "comm_bare_s": comm_s, "spmm_bare_s": spmm_s, "model_bare_s": model_bare_s,
            "local_model_cells": comp.n_model, "kernel": kernel,
            "eval_cpu_s": sum(eval_cpu) / len(eval_cpu) if eval_cpu else nan,
+           "step_cpu_s": sum(cpu_times) / len(cpu_times),
            "sgemm_gflops": flops / min(sgemm_w) / 1e9, "sgemm_cpu_gflops": flops / min(sgemm_c) / 1e9,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     rows = comm.gather(row, root=0)
@@ -219,22 +220,25 @@ def main() -> None:
     lines += ["", "Against the machine, same runs: evaluating step per rank in wall and CPU time (slowest rank); "
               "eval / sgemm = 0.467 MFLOP x the rank's model cells / that time / the rank's sgemm rate; peak memory "
               "= largest resident set of a rank.", "",
-              "| model cells | ranks | evaluating step [s] (wall, CPU) | eval / sgemm (wall, CPU) | sgemm GFLOP/s "
-              "(wall, CPU) | peak memory [MB] |", "|---|---|---|---|---|---|"]
+              "| model cells | ranks | evaluating step [s] (wall, CPU) | mean step [s] (wall, CPU) | eval / sgemm "
+              "(wall, CPU) | sgemm GFLOP/s (wall, CPU) | peak memory [MB] |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         work = 0.467e6 * r["local_model_cells"] / 1e9
         lines.append(f"| {r['model_cells']} | {r['ranks']} | {r['eval_step_s']:.3f}, {r['eval_cpu_s']:.3f} | "
+                     f"{r['step_s']:.4f}, {r.get('step_cpu_s', float('nan')):.4f} | "
                      f"{work / r['eval_step_s'] / r['sgemm_gflops']:.0%}, "
                      f"{work / r['eval_cpu_s'] / r['sgemm_cpu_gflops']:.0%} | {r['sgemm_gflops']:.1f}, "
                      f"{r['sgemm_cpu_gflops']:.1f} | {r['peak_rss_mb']:.0f} |")
     one = sorted((r for r in rows if r["ranks"] == 1), key=lambda r: r["model_cells"])
     if len(one) >= 2:
         x = np.log10([r["model_cells"] for r in one])
-        fits = {k: np.polyfit(x, np.log10([r[k] for r in one]), 1)[0] for k in ("step_s", "eval_step_s")}
+        fits = {k: np.polyfit(x, np.log10([r[k] for r in one]), 1)[0]
+                for k in ("step_s", "eval_step_s", "step_cpu_s", "eval_cpu_s") if all(k in r for r in one)}
         big, small = one[-1], one[-2]
         per_cell = (big["peak_rss_mb"] - small["peak_rss_mb"]) * 2**20 / (big["model_cells"] - small["model_cells"])
+        cpu = (f" (CPU time: {fits['step_cpu_s']:.2f}, {fits['eval_cpu_s']:.2f})" if "step_cpu_s" in fits else "")
         lines += ["", f"1 rank, {one[0]['model_cells']} .. {one[-1]['model_cells']} model cells: log-log slope of the "
-                  f"mean step {fits['step_s']:.2f}, of the evaluating step {fits['eval_step_s']:.2f}; memory "
+                  f"mean step {fits['step_s']:.2f}, of the evaluating step {fits['eval_step_s']:.2f}{cpu}; memory "
                   f"{per_cell:.0f} bytes per model cell (peak memory growth from {small['model_cells']} to "
                   f"{big['model_cells']} cells, with {big['host_cells'] / big['model_cells']:.2f} host cells per "
                   "model cell)."]
