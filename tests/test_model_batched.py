@@ -190,10 +190,13 @@ def test_graphed_plan_bookkeeping_replays_each_chunk_program():
     assert torch.equal(state.h, ref_state.h)
 
 
-def test_evaluation_allocates_nothing_after_the_first():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_evaluation_allocates_nothing_after_the_first(kernel):
+    """Nothing with the fused kernels; with torch operations (the GPU path) only PyTorch's 0-dim wrappers of Python
+    number operands, a few bytes on the host each, never a buffer (and nothing on a device)."""
     from torch.profiler import ProfilerActivity, profile
 
-    ens = load_shipped()
+    ens = like(load_shipped(), kernel)
     n = 300
     x = torch.from_numpy(drivers(n, 1)[:, 0])
     est = torch.zeros(5, n, dtype=torch.float64)
@@ -204,8 +207,11 @@ def test_evaluation_allocates_nothing_after_the_first():
         plan.run()  # a later call of the period
         state.z_ready.fill_(False)
         plan.run(commit=True)  # the first call of a period, committing
-    allocated = sum(max(e.cpu_memory_usage, 0) for e in prof.events())
-    assert allocated == 0, [(e.name, e.cpu_memory_usage) for e in prof.events() if e.cpu_memory_usage > 0][:5]
+    sizes = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
+    if ens.kernel.ops.name == "fused-cpu":
+        assert sizes == [], [(e.name, e.cpu_memory_usage) for e in prof.events() if e.cpu_memory_usage > 0][:5]
+    else:
+        assert max(sizes, default=0) <= 32, sorted(sizes)[-5:]
 
 
 def test_workspace_buffers_are_reused_per_block_shape():
