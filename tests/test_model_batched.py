@@ -186,7 +186,7 @@ def test_graphed_plan_bookkeeping_replays_each_chunk_program():
             graphed.run(commit)
             plan.run(commit)
             assert torch.equal(est, est_ref)
-    assert len(captured) == 6  # 3 chunks x (encode, step), captured at their first use only
+    assert len(captured) == 9  # 3 chunks x (encode, step, step keeping the next state), each captured once
     assert torch.equal(state.h, ref_state.h)
 
 

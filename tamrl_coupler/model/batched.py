@@ -52,8 +52,9 @@ class BatchedNet(Protocol):
         """windows (n, W, F) features of the completed periods -> z_out (n, M, E), every member."""
 
     def bind_step(self, feat: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor, out: torch.Tensor,
-                  h_out: torch.Tensor, c_out: torch.Tensor, bufs: Buffers) -> Program:
-        """One period: feat (n, F), z (n, M, E), state h, c (n, M, H) -> out (M, n, K), h_out, c_out (n, M, H).
+                  h_out: torch.Tensor | None, c_out: torch.Tensor | None, bufs: Buffers) -> Program:
+        """One period: feat (n, F), z (n, M, E), state h, c (n, M, H) -> out (M, n, K), h_out, c_out (n, M, H)
+        (None: the next state is not needed, an evaluation that does not commit).
 
         Pure: h and c are only read (h_out, c_out are other tensors)."""
 
@@ -77,6 +78,10 @@ def stack(members: list[nn.Module], kernel: str = "batched") -> BatchedNet:
     if kernel == "torch":
         evaluator.ops = TorchOps()
     return evaluator
+
+
+def _members_first(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.transpose(0, 1)
 
 
 def _device(members: list[nn.Module]) -> torch.device:
@@ -108,7 +113,7 @@ class _LstmStep:
         return (gemm(self.b_in, feat, self.w_in, pre)
                 + self.ops.lstm_input(pre.view(n, m, hd).transpose(0, 1), film_in, h.transpose(0, 1), xh)
                 + gemm(self.b_lstm, xh, self.w_lstm, gates)
-                + self.ops.cell_heads(gates, c.transpose(0, 1), c_out.transpose(0, 1), h_out.transpose(0, 1),
+                + self.ops.cell_heads(gates, c.transpose(0, 1), _members_first(c_out), _members_first(h_out),
                                       film_h, self.heads, out, bufs))
 
 
@@ -200,8 +205,9 @@ class MemberLoop:
         for m, member in enumerate(self.members):
             o, hm, cm = member.step(feat, z[:, m], h[:, m], c[:, m])
             out[m].copy_(o)
-            h_out[:, m].copy_(hm)
-            c_out[:, m].copy_(cm)
+            if h_out is not None:
+                h_out[:, m].copy_(hm)
+                c_out[:, m].copy_(cm)
 
     def bind_encode(self, windows, z_out, bufs) -> Program:
         return [partial(self._encode, windows, z_out)]

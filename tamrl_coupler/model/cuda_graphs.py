@@ -57,8 +57,10 @@ class GraphedPlan:
         for i, chunk in enumerate(self.plan.chunks):
             if encode and chunk.encode:
                 self._replay(i, "encode", chunk.encode)
-            self._replay(i, "step", chunk.step)
             if commit:
+                self._replay(i, "step_commit", chunk.step_commit)
                 run(chunk.commit)
+            else:
+                self._replay(i, "step", chunk.step)
         if encode and not commit:
             self.plan.state.z_ready.fill_(True)

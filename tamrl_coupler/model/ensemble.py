@@ -290,9 +290,10 @@ class Ensemble:
                 + self.kernel.bind_encode(feats.view(n, w, f), z_out, bufs))
 
     def bind_step(self, x: torch.Tensor, blk: EnsembleState, z: torch.Tensor, est: torch.Tensor,
-                  h_out: torch.Tensor, c_out: torch.Tensor, members_out: torch.Tensor | None = None) -> Program:
-        """One period of the chunk: estimate rows (R, n) float64, the next h and c (n, M, H); the member outputs
-        (M, n, K) are copied to ``members_out`` when given."""
+                  h_out: torch.Tensor | None, c_out: torch.Tensor | None, members_out: torch.Tensor | None = None
+                  ) -> Program:
+        """One period of the chunk: estimate rows (R, n) float64, the next h and c (n, M, H; None: not kept);
+        the member outputs (M, n, K) are copied to ``members_out`` when given."""
         n = blk.n_cells
         bufs = self.workspace.buffers(n)
         feat = bufs.get("feat", (n, self.feature_kernel.n_features))

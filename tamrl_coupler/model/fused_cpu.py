@@ -116,10 +116,13 @@ class FusedCpuOps:
         return _bind(self.lib.tamrl_lstm_cell, b, n, hd, _contiguous(gates), *_mm(c), *_mm(c_out), *_mm(h_out))
 
     def cell_heads(self, gates, c, c_out, h_out, film, heads: Heads, out, bufs) -> Program:
+        """``c_out``/``h_out`` None: the next state is not kept (an evaluation that does not commit)."""
         m, n, hd = c.shape
+        nowhere = (None, 0, 0)
         return _bind(self.lib.tamrl_cell_heads, m, n, hd, heads.n_outputs, _contiguous(gates), *_mm(c),
-                     *_mm(c_out), *_mm(h_out), *_film(film), _contiguous(heads.w_rows), _contiguous(heads.b),
-                     _contiguous(out)) + heads.finish(out)
+                     *(nowhere if c_out is None else _mm(c_out)), *(nowhere if h_out is None else _mm(h_out)),
+                     *_film(film), _contiguous(heads.w_rows), _contiguous(heads.b), _contiguous(out)
+                     ) + heads.finish(out)
 
     def tanh_of(self, x: torch.Tensor) -> Program:
         return _bind(self.lib.tamrl_tanh_of, x.numel(), _contiguous(x))

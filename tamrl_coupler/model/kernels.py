@@ -150,9 +150,14 @@ class TorchOps:
     def lstm_cell(self, gates, c, c_out, h_out, bufs) -> Program:
         return lstm_cell(gates, c, c_out, h_out, bufs.get("cell_tmp", tuple(c_out.shape)))
 
-    def cell_heads(self, gates: torch.Tensor, c: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor, film: Film,
-                   heads: Heads, out: torch.Tensor, bufs) -> Program:
-        """The cell, then out (M, n, K) = heads(gain * h' + bias) (or heads(h') without FiLM)."""
+    def cell_heads(self, gates: torch.Tensor, c: torch.Tensor, c_out: torch.Tensor | None,
+                   h_out: torch.Tensor | None, film: Film, heads: Heads, out: torch.Tensor, bufs) -> Program:
+        """The cell, then out (M, n, K) = heads(gain * h' + bias) (or heads(h') without FiLM). ``c_out``/``h_out``
+        None: the next state is not kept (here it goes to scratch buffers)."""
+        if c_out is None:
+            c_out = bufs.get("c_scratch", tuple(c.shape))
+        if h_out is None:
+            h_out = bufs.get("h_scratch", tuple(c.shape))
         prog = self.lstm_cell(gates, c, c_out, h_out, bufs)
         o = h_out
         if film is not None:

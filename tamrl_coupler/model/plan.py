@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class ChunkProgram:
-    """One chunk's programs: the period's task embedding, the step into the estimate, the commit."""
+    """One chunk's programs: the period's task embedding; the step into the estimate, without keeping the next
+    state (most evaluations) or keeping it for the commit that follows (a period's end)."""
 
     start: int
     stop: int
     encode: Program
     step: Program
+    step_commit: Program
     commit: Program
 
 
@@ -59,6 +61,7 @@ class EvaluationPlan:
                 self.buffers.append(ens.workspace.buffers(t - s))
                 self.chunks.append(ChunkProgram(
                     s, t, ens.bind_encode(blk, blk.z) if e else [],
+                    ens.bind_step(x[s:t], blk, blk.z, out[:, s:t], None, None),
                     ens.bind_step(x[s:t], blk, blk.z, out[:, s:t], h_new, c_new),
                     ens.bind_commit(x[s:t], blk, h_new, c_new)))
 
@@ -76,8 +79,10 @@ class EvaluationPlan:
         for chunk in self.chunks:
             if encode:
                 run(chunk.encode)
-            run(chunk.step)
             if commit:
+                run(chunk.step_commit)
                 run(chunk.commit)
+            else:
+                run(chunk.step)
         if encode and not commit:
             self.state.z_ready.fill_(True)

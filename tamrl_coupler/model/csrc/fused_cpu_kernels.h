@@ -75,7 +75,8 @@ KATTR INLINE void NAME(film_row)(int64_t E, int64_t H, const float *z, const flo
     }
 }
 
-/* The forward step after its gate GEMM, per member m and cell i: the cell, FiLM on h (from the embedding z:
+/* The forward step after its gate GEMM, per member m and cell i: the cell (the next c and h into c_out, h_out, or
+ * nowhere when they are NULL: an evaluation that does not commit), FiLM on h (from the embedding z:
  * (M, n, E) view with strides z_sm, z_sn; W (M, E, ws), b (M, ws), columns col0.. of gain then bias; or none when z
  * is NULL), and the K linear heads (W (M, K, H), b (M, K)) -> out (M, n, K) contiguous (softplus and scale follow
  * in torch: two outputs per member and cell). */
@@ -84,12 +85,12 @@ KATTR static void NAME(cell_heads)(int64_t M, int64_t n, int64_t H, int64_t K, c
                                    float *h_out, int64_t ho_sm, int64_t ho_sn, const float *z, int64_t z_sm,
                                    int64_t z_sn, int64_t E, const float *wf, int64_t ws, const float *bf, int64_t col0,
                                    const float *w, const float *b, float *out) {
-    float gb[2 * H];
+    float gb[2 * H], c_row[H], h_row[H]; /* the next state's rows when the caller does not keep it (NULL) */
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < n; i++) {
-            float *hr = h_out + m * ho_sm + i * ho_sn;
-            NAME(cell_row)(H, gates + (m * n + i) * 4 * H, c + m * c_sm + i * c_sn, c_out + m * co_sm + i * co_sn,
-                           hr);
+            float *hr = h_out ? h_out + m * ho_sm + i * ho_sn : h_row;
+            NAME(cell_row)(H, gates + (m * n + i) * 4 * H, c + m * c_sm + i * c_sn,
+                           c_out ? c_out + m * co_sm + i * co_sn : c_row, hr);
             if (z) NAME(film_row)(E, H, z + m * z_sm + i * z_sn, wf + m * E * ws + col0, ws, bf + m * ws + col0, gb);
             const float *gr = gb, *br = gb + H;
             float *orow = out + (m * n + i) * K;
