@@ -171,9 +171,10 @@ class EnsembleState:
 class Ensemble:
     """Independently seeded members; mean = the flux, standard deviation = the spread.
 
-    ``kernel``: "batched" (every member at once, the network's ``stack`` hook) or "loop" (member after member,
-    the reference). ``chunk``: cells per kernel call (default: cache-sized on a CPU, large on a GPU); results are
-    a function of the chunking, which is fixed from the first cell of each call.
+    ``kernel``: "batched" (every member at once, the network's ``stack`` hook; the fused C kernels on a CPU when
+    built), "torch" (the same with torch operations only) or "loop" (member after member, the reference).
+    ``chunk``: cells per kernel call (default: cache-sized on a CPU, large on a GPU); results are a function of the
+    chunking, which is fixed from the first cell of each call (or block, for a plan).
     """
 
     def __init__(self, members: list[nn.Module], encoder: FeatureEncoder, meta: EnsembleMeta,
@@ -333,9 +334,9 @@ class Ensemble:
     def evaluate(self, x: torch.Tensor, state: EnsembleState, out: torch.Tensor, commit: bool = False) -> None:
         """The coupling component's call: the period estimate of drivers ``x`` (n, D) into ``out`` (R, n)
         (float64 rows :data:`ESTIMATE_FIELDS`, on the ensemble's device); with ``commit`` (a period's end) the
-        state advances in place. The same arithmetic as :meth:`step` chunk by chunk, but nothing is allocated and
-        nothing is read back from the device. ``x`` is float32 on the device and not checked here (the component
-        validated its imports; :meth:`step` checks). Repeated calls on the same tensors: use :meth:`plan`."""
+        state advances in place. The same arithmetic as :meth:`step` chunk by chunk, without new tensors and without
+        reading anything back from the device. ``x`` is float32 on the device and not checked here (the component
+        validated its imports; :meth:`step` checks). Repeated calls on the same tensors: :meth:`plan` binds once."""
         self.plan(x, state, out).run(commit)
 
     # ------------------------------------------------------------------ the pure API
