@@ -36,5 +36,5 @@ class NullComponent:
     def write_restart(self, path: str) -> None:
         pass
 
-    def finalize(self) -> None:
+    def finalise(self) -> None:
         pass

@@ -101,7 +101,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100_000, help="timed empty steps")
     parser.add_argument("--real-steps", type=int, default=48, help="timed real steps (the config's coupling step)")
     parser.add_argument("--repeat", type=int, default=3, help="real-step runs of each kind (best is reported)")
-    parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
+    parser.add_argument("--config", default=str(REPO / "configs" / "run" / "demo.yaml"))
     parser.add_argument("--forcing", default=str(REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"))
     parser.add_argument("--build-dir", default=str(REPO / "build" / "bench"))
     parser.add_argument("--write", action="store_true", help="write bench/results/bridge.md")
@@ -143,7 +143,7 @@ def main() -> int:
         from mpi4py import MPI
 
         from tamrl_coupler.component import CouplingComponent, HostCells
-        from tamrl_coupler.component.config import load_run_config
+        from tamrl_coupler.config.run import load_run_config
 
         sel, lat, lon, area, frac, imports, time0 = demo_cells(Path(args.forcing))
         cells = build_dir / "cells_demo.txt"
@@ -162,7 +162,7 @@ def main() -> int:
                 views[name] = np.zeros(len(sel))
                 comp.register_export(name, views[name])
             python_runs.append(time_python(comp.run_step, n_warm, args.real_steps, time0, dt))
-            comp.finalize()
+            comp.finalise()
         fortran_real = min(fortran_runs, key=lambda r: r["per_step_us"])
         py_real = min(python_runs)
         rows += [

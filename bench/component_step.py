@@ -48,8 +48,8 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
     from mpi4py import MPI
 
     from tamrl_coupler.component import CouplingComponent, HostCells
-    from tamrl_coupler.component.config import load_run_config
     from tamrl_coupler.component.decomposition import contiguous_split
+    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.regrid import Grid
     from tamrl_coupler.regrid.sparse_apply import spmm
 
@@ -96,13 +96,13 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
     step(0)  # warm-up
     for k in comp.timers:
         comp.timers[k] = 0.0
-    n0 = comp.n_evaluations
+    n0 = comp.evaluation.n_evaluations
     cpu_times.clear()
     times, evaluated = [], []
     for i in range(1, steps + 1):
-        before = comp.n_evaluations
+        before = comp.evaluation.n_evaluations
         times.append(step(i))
-        evaluated.append(comp.n_evaluations > before)
+        evaluated.append(comp.evaluation.n_evaluations > before)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     c_mm = torch.empty(2048, 2048)
     sgemm_w, sgemm_c = [], []
@@ -113,34 +113,36 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
         sgemm_c.append(time.thread_time() - c)
     flops = 2.0 * 2048 ** 3
     eval_cpu = [t for t, e in zip(cpu_times, evaluated, strict=True) if e]
-    n_eval = comp.n_evaluations - n0
+    n_eval = comp.evaluation.n_evaluations - n0
     total = sum(times)
     tm = {k: v / steps for k, v in comp.timers.items()}
     eval_steps = [t for t, e in zip(times, evaluated, strict=True) if e]
     reuse_steps = [t for t, e in zip(times, evaluated, strict=True) if not e]
     # bare kernels on the same data: exchanges alone, sparse products alone, the model forward alone
     reps = 3
-    X_state, X_flux = comp.buf_state.copy(), comp.buf_flux.copy()
-    Y = comp.step_model.copy()
+    geo = comp.geometry
+    X_state, X_flux = comp.imports.buf_state.copy(), comp.imports.buf_flux.copy()
+    Y = comp.evaluation.step_rows.array.copy()
     comm.Barrier()
     s = time.perf_counter()
     for _ in range(reps):
-        rs = comp.rg_state._exchange(X_state)
-        rf = comp.rg_flux._exchange(X_flux)
-        ro = comp.rg_out._exchange(Y)
+        rs = geo.rg_state.exchange(X_state)
+        rf = geo.rg_flux.exchange(X_flux)
+        ro = geo.rg_out.exchange(Y)
     comm_s = (time.perf_counter() - s) / reps
     s = time.perf_counter()
     for _ in range(reps):
-        spmm(comp.rg_state._A, np.ascontiguousarray(rs))
-        spmm(comp.rg_flux._A, np.ascontiguousarray(rf))
-        spmm(comp.rg_out._A, np.ascontiguousarray(ro))
+        spmm(geo.rg_state.local_matrix, np.ascontiguousarray(rs))
+        spmm(geo.rg_flux.local_matrix, np.ascontiguousarray(rf))
+        spmm(geo.rg_out.local_matrix, np.ascontiguousarray(ro))
     spmm_s = (time.perf_counter() - s) / reps
     s = time.perf_counter()
-    comp.runner.plan.run()  # the rank's evaluation alone (its blocks, no commit)
+    comp.evaluation.runner.plan.run()  # the rank's evaluation alone (its blocks, no commit)
     model_bare_s = time.perf_counter() - s
     nan = float("nan")
-    row = {"ranks": nranks, "model_cells": comp.n_model_total, "host_cells": host.size, "model_grid": model_name,
-           "host_grid": host_name, "init_s": init_s, "step_s": total / steps, "interval": interval,
+    row = {"ranks": nranks, "model_cells": comp.geometry.n_model_total, "host_cells": host.size,
+           "model_grid": model_name, "host_grid": host_name, "init_s": init_s, "step_s": total / steps,
+           "interval": interval,
            "n_eval": n_eval, "n_steps": steps,
            "eval_step_s": sum(eval_steps) / len(eval_steps) if eval_steps else nan,
            "reuse_step_s": sum(reuse_steps) / len(reuse_steps) if reuse_steps else nan,
@@ -148,7 +150,7 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
            "model_per_eval_s": tm["model"] * steps / n_eval if n_eval else nan,
            "rest_s": tm["import"] + tm["drivers"] + tm["downscale"] + tm["export"],
            "comm_bare_s": comm_s, "spmm_bare_s": spmm_s, "model_bare_s": model_bare_s,
-           "local_model_cells": comp.n_model, "kernel": kernel,
+           "local_model_cells": comp.geometry.n_model, "kernel": kernel,
            "eval_cpu_s": sum(eval_cpu) / len(eval_cpu) if eval_cpu else nan,
            "step_cpu_s": sum(cpu_times) / len(cpu_times),
            "sgemm_gflops": flops / min(sgemm_w) / 1e9, "sgemm_cpu_gflops": flops / min(sgemm_c) / 1e9,

@@ -3,6 +3,9 @@
 The C layer (``fortran_bridge/src/tamrl_bridge.c``) calls the functions below with plain ints, floats, strings and
 memoryviews over the host's memory. Why it is written this way:
 
+- **Every rank answers alike.** A failure on some ranks only (one rank's bad cells, forcing or file) is agreed by all
+  ranks before the next collective (tamrl_coupler/parallel.py), so every rank returns the same non-zero status and a
+  message naming the failing rank(s); none is left waiting in a collective. The host decides what to do.
 - **Nothing escapes.** Every verb catches every exception (``BaseException``: a ``SystemExit`` from deep inside a
   library must not end the host's MPI job either), stores ``"<verb> on rank R: <Type>: <message>"`` as the last
   error and returns a non-zero status; the host decides whether to abort.
@@ -27,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.errors import CheckpointError, InputError, TamrlError
+from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, OutputError, TamrlError
+from tamrl_coupler.parallel import every_rank
 
 # Status codes: keep in sync with fortran_bridge/src/tamrl_bridge.h and the Fortran module's parameters.
 OK = 0
@@ -38,6 +42,7 @@ ERR_PYTHON = 4
 ERR_USAGE = 5
 ERR_MPI = 6
 ERR_INIT = 7
+ERR_IO = 8
 
 IMPORT = 0
 EXPORT = 1
@@ -76,12 +81,12 @@ def last_error() -> str:
 
 
 def _status_of(exc: BaseException) -> int:
-    from tamrl_coupler.config import ConfigError
-
     if isinstance(exc, BridgeUsageError):
         return ERR_USAGE
     if isinstance(exc, MPIMismatchError):
         return ERR_MPI
+    if isinstance(exc, OutputError):
+        return ERR_IO
     if isinstance(exc, ConfigError):
         return ERR_CONFIG
     if isinstance(exc, CheckpointError):
@@ -254,13 +259,14 @@ def initialise(
         comm = _host_comm(fortran_comm, comm_size, comm_rank)
         if os.environ.get("TAMRL_BRIDGE_VERBOSE"):
             _describe_environment(comm_rank, MPI.Get_library_version())
-        if n_local == -1:  # the Fortran layer's signal for arrays of different lengths
-            raise InputError("global_index, lat, lon, area and land_fraction must have the same length "
-                             "(one value per local cell)")
-        if n_local < 0:
-            raise InputError(f"the number of local cells is {n_local}; expected >= 0")
-        host_cells = _host_cells(n_local, cells)
-        build = _load_factory(factory)
+        with every_rank(comm, "tamrl_initialise"):  # one rank's bad arguments stop every rank
+            if n_local == -1:  # the Fortran layer's signal for arrays of different lengths
+                raise InputError("global_index, lat, lon, area and land_fraction must have the same length "
+                                 "(one value per local cell)")
+            if n_local < 0:
+                raise InputError(f"the number of local cells is {n_local}; expected >= 0")
+            host_cells = _host_cells(n_local, cells)
+            build = _load_factory(factory)
         component = build(config_path, comm, host_cells, restart=restart or None)
         handle = _next_handle
         _next_handle += 1
@@ -332,7 +338,7 @@ def finalise(handle: int) -> int:
     try:
         entry = _entry(handle, "tamrl_finalise")
         del _entries[handle]
-        entry.component.finalize()
+        entry.component.finalise()
         return OK
     except BaseException as exc:
         return _fail("tamrl_finalise", entry.rank if entry else _rank_hint, exc)

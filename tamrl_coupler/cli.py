@@ -1,7 +1,14 @@
 """The ``tamrl-coupler`` command line: one subcommand per module in :mod:`tamrl_coupler.commands`.
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int`` and
-keeps heavy imports inside ``run`` so that ``--help`` stays fast.
+keeps heavy imports inside ``run`` so that ``--help`` stays fast. A command that runs under ``mpiexec`` says so with
+``MPI = True``; any other is refused when launched on more than one rank (each rank would do the whole work and
+write the same files).
+
+Errors: the product's errors are one line on stderr and exit status 1. Under ``mpiexec`` an error every rank
+agreed on (tamrl_coupler/parallel.py) is printed once, by rank 0, and every rank exits 1; an error that was not
+agreed (other ranks may be waiting in a collective) ends the job with ``MPI_Abort`` as the last resort, so that it
+never hangs.
 """
 
 from __future__ import annotations
@@ -28,6 +35,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default when it has one (argparse lists the choices in ``{a,b}``); options
+    whose default is "not given" say in their own help what happens then."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "%(default)" not in text and not isinstance(action, (argparse._HelpAction,
+                                                                         argparse._VersionAction))):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tamrl-coupler",
@@ -42,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != module_name:
                 raise
             continue  # a command not built yet in this checkout
-        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "__doc__", None) or module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "__doc__", None) or module.HELP,
+                           formatter_class=HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -55,17 +76,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if not getattr(sys.modules[args._run.__module__], "MPI", False):
+            refuse_several_ranks(args.command)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # user-facing errors: one clear line, no traceback unless asked
         from tamrl_coupler.errors import TamrlError
+        from tamrl_coupler.parallel import abort_unagreed
 
-        expected = isinstance(exc, (TamrlError, ValueError, FileNotFoundError))
+        expected = isinstance(exc, (TamrlError, ValueError, OSError))
         if expected and "TAMRL_TRACEBACK" not in os.environ:
-            print(f"tamrl-coupler {args.command}: error: {exc}", file=sys.stderr)
+            if getattr(exc, "comm_rank", 0) == 0:  # an agreed error: every rank has it, rank 0 says it
+                print(f"tamrl-coupler {args.command}: error: {exc}", file=sys.stderr, flush=True)
+            abort_unagreed(exc)
             return 1
-        raise
+        print(f"tamrl-coupler {args.command}: unexpected error (a bug; please report it):", file=sys.stderr)
+        import traceback
+
+        traceback.print_exc()
+        abort_unagreed(exc)
+        return 1
+
+
+# environment variables through which MPI launchers (Open MPI, MPICH/Hydra, MVAPICH, Slurm's PMI) give the size
+_LAUNCH_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def refuse_several_ranks(command: str) -> None:
+    """A command without MPI support launched on several ranks would run whole on each and write the same files:
+    an error instead (every rank has it; the launcher's rank 0 prints it)."""
+    from tamrl_coupler.errors import InputError
+
+    size = next((int(os.environ[v]) for v in _LAUNCH_SIZE if os.environ.get(v, "").isdigit()), 1)
+    if size > 1:
+        rank = next((int(os.environ[v]) for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
+                     if os.environ.get(v, "").isdigit()), 0)
+        err = InputError(f"'{command}' runs on one process, but was launched on {size} ranks (every rank would do the "
+                         f"whole work and write the same files); run it without mpiexec")
+        err.comm_rank = rank  # type: ignore[attr-defined]
+        err.agreed = True  # type: ignore[attr-defined]  # every rank raises it, nobody waits: no MPI_Abort
+        raise err
 
 
 if __name__ == "__main__":

@@ -11,9 +11,23 @@ class InputError(TamrlError, ValueError):
     """Bad input data: NaN/fill values, out-of-range values, wrong shapes, unknown or missing fields."""
 
 
+class ConfigError(TamrlError, ValueError):
+    """A configuration value is missing, unknown or of the wrong type; the message names the key path."""
+
+
 class CheckpointError(TamrlError):
     """A checkpoint is missing, corrupt, or does not match what the caller needs."""
 
 
 class RegridError(TamrlError, ValueError):
     """Grids, weights or masks that cannot be used together."""
+
+
+class OutputError(TamrlError, OSError):
+    """A file could not be written (full disk, no permission, a directory where a file was meant); the message
+    names the file. Whatever was half written was removed."""
+
+
+class RankFailure(TamrlError):
+    """A failure on another rank that was not one of the product's own error types (a library's exception); raised
+    on every rank by :mod:`tamrl_coupler.parallel` so that no rank is left waiting in a collective."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real data in ../shared lives, and a skip with a reason when it is absent."""
+"""Shared fixtures: the repository's own files, where the real data in ../shared lives, and a skip with a reason
+when it is absent. Tests sit in one folder per package of tamrl_coupler (tests/<package>/), with unique file names."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TAMRL_SHARED", REPO.parent / "shared"))
+DEMO = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"  # the demo forcing shipped in the package
+DEMO_CONFIG = REPO / "configs" / "run" / "demo.yaml"
+SAMPLE = REPO / "tamrl_coupler" / "sample_data" / "fluxval_sample.nc"  # the FluxVal sample shipped in the package
 
 
 def shared_path(relative: str) -> Path:
     """Path of a file under ../shared; skips the calling test with a reason when it is not there."""
     path = SHARED / relative
     if not path.exists():
-        pytest.skip(f"needs {path} (the project's shared data, not on users' machines)")
+        pytest.skip(f"needs {path} (the project's shared data, not on users' machines; set TAMRL_SHARED to the "
+                    "folder that holds data/ to run it)")
     return path
 
 

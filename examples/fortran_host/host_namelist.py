@@ -1,11 +1,12 @@
-"""Writes the example land host's namelist (/host/) from a tamrl-coupler run config.
+"""Writes the example land host's namelist (/host/) from a tamrl-coupler run config and the product's vocabulary.
 
 A real host's case scripts turn the case configuration into namelists; this is that step for the example. It
-resolves the forcing file and its variable names, the time axis (forcing times -> seconds since the config's
-reference date, lower time bounds when the file has them, as the offline driver reads them), the coupling step
-and the number of steps, and the metadata the host copies into its flux file so that its file has the offline
-driver's variables and attributes. It refuses what the small host does not do (several forcing files, unit
-conversions) instead of running something different from the offline driver.
+resolves the forcing file and its variable names, the import fields (chosen from the forcing exactly as the offline
+driver chooses them) and the export fields (every export of the vocabulary, in its order), the time axis (forcing
+times -> seconds since the config's reference date, lower time bounds when the file has them, as the offline driver
+reads them), the coupling step and the number of steps, and the metadata the host copies into its flux file so that
+its file has the offline driver's variables and attributes. It refuses what the small host does not do (several
+forcing files, unit conversions) instead of running something different from the offline driver.
 
     python examples/fortran_host/host_namelist.py CONFIG OUTDIR [--steps N] > OUTDIR/land_host.nml
 """
@@ -17,11 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-IMPORTS = ("tas", "huss", "ps", "rsds", "pr")
-EXPORTS = ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread")
-SCALES = {"second": 1, "seconds": 1, "s": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "h": 3600,
-          "day": 86400, "days": 86400, "d": 86400}
 
 
 def stamp(t: np.datetime64) -> str:
@@ -36,10 +32,12 @@ def fortran_string(value: str) -> str:
 def namelist(config_path: str, outdir: Path, steps: int) -> str:
     import netCDF4
 
-    from tamrl_coupler.component.config import load_run_config
-    from tamrl_coupler.component.fields import IMPORT_FIELDS
+    from tamrl_coupler import __version__, vocabulary
+    from tamrl_coupler.config.run import GridKind, load_run_config
+    from tamrl_coupler.driver.offline import import_fields_for
+    from tamrl_coupler.io.fluxfile import field_attributes, file_attributes
     from tamrl_coupler.io.forcing import expand_files
-    from tamrl_coupler.io.output import LONG_NAMES, standard_name
+    from tamrl_coupler.ncfiles import parse_time_units
     from tamrl_coupler.physics.carbon import SignConvention
     from tamrl_coupler.physics.units import flux_unit
 
@@ -51,9 +49,11 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
         raise SystemExit(f"{config_path}: forcing.files gives {len(files)} files; the example host reads one")
     forcing = files[0]
     grid = cfg.host.grid
-    if grid != "forcing" and cfg.path(grid) is not None and cfg.path(grid).resolve() != forcing.resolve():
-        raise SystemExit(f"{config_path}: host.grid {grid!r} is not the forcing file; the example host reads its "
-                         f"grid (lat, lon, {cfg.host.landfrac_variable}, {cfg.host.area_variable}) from the forcing")
+    if grid.kind is not GridKind.FORCING and (grid.kind is not GridKind.FILE or
+                                               cfg.path(grid.text).resolve() != forcing.resolve()):
+        raise SystemExit(f"{config_path}: host.grid {grid.text!r} is not the forcing file; the example host reads "
+                         f"its grid (lat, lon, {cfg.host.landfrac_variable}, {cfg.host.area_variable}) from the "
+                         "forcing")
     reference = np.datetime64(cfg.reference_date, "s")
     start, end = np.datetime64(cfg.start, "s"), np.datetime64(cfg.end, "s")
     dt = int(cfg.coupling_step)
@@ -62,28 +62,32 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
 
     names = []
     with netCDF4.Dataset(forcing) as ds:
-        for f in IMPORTS:
+        imports = import_fields_for(cfg, set(ds.variables))
+        for f in imports:
             name = cfg.forcing.variables.get(f, f)
             if name not in ds.variables:
                 raise SystemExit(f"{forcing}: no variable '{name}' for import '{f}'")
-            units = getattr(ds[name], "units", None)
-            if units != IMPORT_FIELDS[f].units:
+            units, canonical = getattr(ds[name], "units", None), vocabulary.IMPORTS[f].units
+            if units != canonical:
                 raise SystemExit(f"{forcing}: variable '{name}' is in {units!r}; the example host passes values "
-                                 f"unconverted, so it needs {IMPORT_FIELDS[f].units!r}")
+                                 f"unconverted, so it needs {canonical!r}")
             names.append(name)
         tv = ds["time"]
-        word, _, origin = tv.units.partition(" since ")
-        if word.strip().lower() not in SCALES:
-            raise SystemExit(f"{forcing}: time units {tv.units!r} not understood")
-        scale = SCALES[word.strip().lower()]
-        origin_s = np.datetime64(np.datetime64(origin.strip().replace(" ", "T")[:19], "s"))
+        scale, origin_s = parse_time_units(tv.units, str(forcing))
         bounds = getattr(tv, "bounds", "")
         bounds = bounds if bounds in ds.variables else ""
 
     unit = flux_unit(cfg.exports.unit)
     convention = SignConvention.parse(cfg.exports.sign_convention)
-    std_names = [standard_name(f, unit, convention) or "" for f in EXPORTS]
-    long_names = [LONG_NAMES[f] + (f" ({convention.formula})" if f == "nee" else "") for f in EXPORTS]
+    exports = list(vocabulary.EXPORTS)
+    # the offline driver's attributes, from the same functions its writer uses
+    variable_attrs = [field_attributes(f, unit, convention, tuple(exports)) for f in exports]
+    std_names = [a.get("standard_name", "") for a in variable_attrs]
+    long_names = [a["long_name"] for a in variable_attrs]
+    ancillary = [a.get("ancillary_variables", "") for a in variable_attrs]
+    file_attrs = file_attributes(unit, convention)
+    file_attrs["source"] = (f"tamrl-coupler {__version__} through its Fortran bridge, called by examples/fortran_host "
+                            "(land_host)")
     lines = [
         "&host",
         f"  config = {fortran_string(Path(config_path).resolve())}",
@@ -91,7 +95,11 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
         f"  output = {fortran_string(outdir / (cfg.output.prefix + '_' + stamp(start) + '.nc'))}",
         f"  landfrac_variable = {fortran_string(cfg.host.landfrac_variable)}",
         f"  area_variable = {fortran_string(cfg.host.area_variable)}",
+        f"  n_imports = {len(imports)}",
+        f"  import_names = {', '.join(fortran_string(n) for n in imports)}",
         f"  forcing_names = {', '.join(fortran_string(n) for n in names)}",
+        f"  n_exports = {len(exports)}",
+        f"  export_names = {', '.join(fortran_string(n) for n in exports)}",
         f"  time_bounds = {fortran_string(bounds)}",
         f"  time_scale = {float(scale)!r}",
         f"  time_offset = {float((origin_s - reference).astype(np.int64))!r}",
@@ -106,6 +114,10 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
         f"  nee_positive = {fortran_string(convention.cf_positive)}",
         f"  long_names = {', '.join(fortran_string(n) for n in long_names)}",
         f"  standard_names = {', '.join(fortran_string(n) for n in std_names)}",
+        f"  ancillary_variables = {', '.join(fortran_string(n) for n in ancillary)}",
+        f"  n_file_attributes = {len(file_attrs)}",
+        f"  file_attribute_names = {', '.join(fortran_string(n) for n in file_attrs)}",
+        f"  file_attribute_values = {', '.join(fortran_string(v) for v in file_attrs.values())}",
         "/",
     ]
     return "\n".join(lines) + "\n"

@@ -17,15 +17,14 @@ program land_host
   use tamrl_bridge
   implicit none
 
-  integer, parameter :: n_imports = 5, n_exports = 6
-  character(len=*), parameter :: import_names(n_imports) = [character(len=4) :: 'tas', 'huss', 'ps', 'rsds', 'pr']
-  character(len=*), parameter :: export_names(n_exports) = [character(len=11) :: 'gpp', 'reco', 'nee', &
-                                                            'gpp_spread', 'reco_spread', 'nee_spread']
+  integer, parameter :: max_fields = 32
 
-  ! namelist /host/ (written by host_namelist.py from the run config)
+  ! namelist /host/ (written by host_namelist.py from the run config and the product's vocabulary)
   character(len=1024) :: config = '', forcing = '', output = '', restart_in = '', restart_out = ''
   character(len=256) :: component = ''  ! '' = the product's CouplingComponent; else 'package.module:Factory'
-  character(len=64) :: forcing_names(n_imports) = [character(len=64) :: 'tas', 'huss', 'ps', 'rsds', 'pr']
+  integer :: n_imports = 0, n_exports = 0
+  character(len=64) :: import_names(max_fields) = '', export_names(max_fields) = ''  ! the component's names
+  character(len=64) :: forcing_names(max_fields) = ''  ! each import's variable in the forcing file
   character(len=64) :: time_bounds = ''  ! forcing time-bounds variable: records start at their lower bound
   real(real64) :: time_scale = 1, time_offset = 0  ! seconds since reference = forcing time * scale + offset
   character(len=64) :: reference_date = '2000-01-01 00:00:00'
@@ -36,13 +35,19 @@ program land_host
   ! metadata of the flux file (the offline driver's)
   character(len=64) :: flux_units = 'kg m-2 s-1', flux_unit_name = 'kgC m-2 s-1', nee_positive = 'down'
   character(len=64) :: sign_convention = 'uptake_positive', nee_formula = 'NEE = GPP - Reco'
-  character(len=256) :: long_names(n_exports) = '', standard_names(n_exports) = ''
-  namelist /host/ config, forcing, output, restart_in, restart_out, component, forcing_names, time_bounds, &
-    time_scale, time_offset, reference_date, start_seconds, dt, n_steps, land_only, landfrac_variable, &
-    area_variable, flux_units, flux_unit_name, nee_positive, sign_convention, nee_formula, long_names, standard_names
+  character(len=256) :: long_names(max_fields) = '', standard_names(max_fields) = ''
+  character(len=64) :: ancillary_variables(max_fields) = ''   ! each export's spread variable ('' = none)
+  integer :: n_file_attributes = 0                             ! the flux file's global attributes, as Python's
+  character(len=64) :: file_attribute_names(max_fields) = ''
+  character(len=512) :: file_attribute_values(max_fields) = ''
+  namelist /host/ config, forcing, output, restart_in, restart_out, component, n_imports, import_names, &
+    forcing_names, n_exports, export_names, time_bounds, time_scale, time_offset, reference_date, start_seconds, &
+    dt, n_steps, land_only, landfrac_variable, area_variable, flux_units, flux_unit_name, nee_positive, &
+    sign_convention, nee_formula, long_names, standard_names, ancillary_variables, n_file_attributes, &
+    file_attribute_names, file_attribute_values
 
   integer :: ierr, rank, nprocs, st, u, ncid, varid, dimid, nlon, nlat, nt, i, j, k, f, step, n_local, n_sel
-  integer :: k0, k1, jmin, jmax, nj, record, rec
+  integer :: k0, k1, jmin, jmax, nj, record, rec, i_gpp, i_reco, i_nee
   real(real64), allocatable :: lat(:), lon(:), time(:), landfrac2(:, :), area2(:, :)
   integer, allocatable :: sel_i(:), sel_j(:)                    ! selected cells (global order)
   integer(int64), allocatable :: gidx(:)
@@ -54,7 +59,7 @@ program land_host
   integer(int64) :: bad_cells
   type(tamrl_component) :: comp
   ! output (rank 0)
-  integer :: out_id, out_vars(n_exports), time_var, tb_var, lf_var, area_var
+  integer :: out_id, out_vars(max_fields), time_var, tb_var, lf_var, area_var
   integer, allocatable :: counts(:), displs(:)
   integer(int64), allocatable :: all_gidx(:)
   real(real64), allocatable :: gathered(:), field2(:, :)
@@ -73,6 +78,9 @@ program land_host
     if (ierr /= 0) call fail('cannot read namelist /host/ from '//trim(nml_path))
     close (u)
   end block
+  if (n_imports < 1 .or. n_imports > max_fields .or. n_exports < 1 .or. n_exports > max_fields) &
+    call fail('the namelist must give 1 to 32 import_names and export_names (n_imports, n_exports)')
+  i_gpp = field_index('gpp'); i_reco = field_index('reco'); i_nee = field_index('nee')   ! the balance check's
 
   ! ---- grid and static fields (every rank reads the small 2-D fields) --------------------------------------
   call nc(nf90_open(trim(forcing), NF90_NOWRITE, ncid), 'open '//trim(forcing))
@@ -156,10 +164,10 @@ program land_host
     end if
     call check(tamrl_run_step(comp, t, dt))
     ! the host's own balance check, on every cell at every step: exact, no tolerance
-    bad_cells = bad_cells + count(exports(:, 3) /= exports(:, 1) - exports(:, 2))
-    accum(:, 1) = accum(:, 1) + exports(:, 1) * dt
-    accum(:, 2) = accum(:, 2) + exports(:, 2) * dt
-    accum(:, 3) = accum(:, 3) + exports(:, 3) * dt
+    bad_cells = bad_cells + count(exports(:, i_nee) /= exports(:, i_gpp) - exports(:, i_reco))
+    accum(:, 1) = accum(:, 1) + exports(:, i_gpp) * dt
+    accum(:, 2) = accum(:, 2) + exports(:, i_reco) * dt
+    accum(:, 3) = accum(:, 3) + exports(:, i_nee) * dt
     call write_step(step, t)
   end do
   call nc(nf90_close(ncid), 'close forcing')
@@ -190,6 +198,15 @@ program land_host
   call MPI_Finalize(ierr)
 
 contains
+
+  !> Position of export `name` in export_names (the host checks the balance by name, never by position).
+  integer function field_index(name) result(idx)
+    character(len=*), intent(in) :: name
+    do idx = 1, n_exports
+      if (trim(export_names(idx)) == name) return
+    end do
+    call fail('export '//name//' is not among the namelist''s export_names')
+  end function field_index
 
   subroutine check(st)
     integer, intent(in) :: st
@@ -262,19 +279,25 @@ contains
     allocate (counts(nprocs), displs(nprocs), all_gidx(n_sel), gathered(n_sel), field2(nlon, nlat))
   end subroutine gather_setup
 
-  !> The offline driver's flux file layout (tamrl_coupler.io.output): CF-1.8, time with bounds at mid-step,
+  !> The offline driver's flux file layout (tamrl_coupler.io.fluxfile): CF-1.8, time with bounds at mid-step,
   !> lat/lon with bounds, landfrac, cell_area, and the six fluxes with fill values off land.
   subroutine create_output()
     integer :: d_lon, d_lat, d_t, d_nv, v
     call nc(nf90_create(trim(output), ior(NF90_CLOBBER, NF90_NETCDF4), out_id), 'create '//trim(output))
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'Conventions', 'CF-1.8'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'title', 'TAM-RL carbon fluxes from tamrl-coupler'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'source', 'tamrl-coupler through its Fortran bridge, called by '// &
-                         'examples/fortran_host (land_host)'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', trim(sign_convention)), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'nee_definition', trim(nee_formula)//' (exact: checked by the '// &
-                         'host on every cell and step)'), 'att')
-    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'flux_unit', trim(flux_unit_name)), 'att')
+    ! the offline driver's global attributes (names and values from the namelist, made by its Python writer's
+    ! functions), then the host's own
+    if (n_file_attributes < 0 .or. n_file_attributes > max_fields) call fail('n_file_attributes out of range')
+    do f = 1, n_file_attributes
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, trim(file_attribute_names(f)), trim(file_attribute_values(f))), &
+              'att '//trim(file_attribute_names(f)))
+    end do
+    if (n_file_attributes == 0) then   ! a namelist from before: the essentials
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'Conventions', 'CF-1.8'), 'att')
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'sign_convention', trim(sign_convention)), 'att')
+      call nc(nf90_put_att(out_id, NF90_GLOBAL, 'flux_unit', trim(flux_unit_name)), 'att')
+    end if
+    call nc(nf90_put_att(out_id, NF90_GLOBAL, 'nee_check', trim(nee_formula)//' checked by the host on every '// &
+                         'cell and step'), 'att')
     call nc(nf90_def_dim(out_id, 'time', NF90_UNLIMITED, d_t), 'def time')
     call nc(nf90_def_dim(out_id, 'nv', 2, d_nv), 'def nv')
     call nc(nf90_def_var(out_id, 'time', NF90_DOUBLE, [d_t], time_var), 'def time')
@@ -291,9 +314,11 @@ contains
     call nc(nf90_def_var(out_id, 'landfrac', NF90_DOUBLE, [d_lon, d_lat], lf_var), 'def landfrac')
     call nc(nf90_put_att(out_id, lf_var, 'standard_name', 'land_area_fraction'), 'att')
     call nc(nf90_put_att(out_id, lf_var, 'units', '1'), 'att')
+    call nc(nf90_put_att(out_id, lf_var, 'long_name', 'land fraction of the host cell'), 'att')
     call nc(nf90_def_var(out_id, 'cell_area', NF90_DOUBLE, [d_lon, d_lat], area_var), 'def cell_area')
     call nc(nf90_put_att(out_id, area_var, 'standard_name', 'cell_area'), 'att')
     call nc(nf90_put_att(out_id, area_var, 'units', 'm2'), 'att')
+    call nc(nf90_put_att(out_id, area_var, 'long_name', 'area of the host cell'), 'att')
     do f = 1, n_exports
       call nc(nf90_def_var(out_id, trim(export_names(f)), NF90_DOUBLE, [d_lon, d_lat, d_t], out_vars(f), &
                            chunksizes=[nlon, nlat, 1], deflate_level=1), 'def '//trim(export_names(f)))
@@ -306,6 +331,8 @@ contains
       if (export_names(f) == 'nee') call nc(nf90_put_att(out_id, v, 'positive', trim(nee_positive)), 'att')
       call nc(nf90_put_att(out_id, v, 'cell_methods', 'time: mean area: mean where land'), 'att')
       call nc(nf90_put_att(out_id, v, 'cell_measures', 'area: cell_area'), 'att')
+      if (len_trim(ancillary_variables(f)) > 0) &
+        call nc(nf90_put_att(out_id, v, 'ancillary_variables', trim(ancillary_variables(f))), 'att')
     end do
     call nc(nf90_enddef(out_id), 'enddef')
     call nc(nf90_put_var(out_id, lf_var, landfrac2), 'put landfrac')

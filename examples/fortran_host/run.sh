@@ -2,7 +2,7 @@
 # examples/fortran_host/run.sh NP OUTDIR [CONFIG]
 #
 # Builds the Fortran bridge (CMake configure/build/install into build/bridge-install) and the example land host,
-# then runs the host on NP MPI ranks with the demo config (configs/demo.yaml) and the demo forcing shipped in the
+# then runs the host on NP MPI ranks with the demo config (configs/run/demo.yaml) and the demo forcing shipped in the
 # package. Writes OUTDIR/<prefix>_<start>.nc (the offline driver's variables: gpp, reco, nee, their spreads, on the
 # host grid), OUTDIR/<prefix>_nee_map.png when the config asks for a map, and OUTDIR/land_host.nml.
 #
@@ -13,7 +13,7 @@ np=${1:?usage: run.sh NP OUTDIR [CONFIG]}
 outdir=${2:?usage: run.sh NP OUTDIR [CONFIG]}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-config=$(realpath "${3:-$repo/configs/demo.yaml}")
+config=$(realpath "${3:-$repo/configs/run/demo.yaml}")
 python=${TAMRL_PYTHON:-$repo/.venv/bin/python}
 build=${TAMRL_BUILD_DIR:-$repo/build}
 mkdir -p "$outdir" "$build"
@@ -44,11 +44,11 @@ ${MPIEXEC:-mpiexec} -n "$np" "$build/host/land_host" "$outdir/land_host.nml"
 import sys
 from pathlib import Path
 
-from tamrl_coupler.component.config import load_run_config
+from tamrl_coupler.config.run import load_run_config
 
 cfg = load_run_config(sys.argv[1])
 if cfg.output.map:
-    from tamrl_coupler.driver.plots import nee_map
+    from tamrl_coupler.products.maps import nee_map
 
     for flux_file in sorted(Path(sys.argv[2]).glob(f"{cfg.output.prefix}_2*.nc")):
         print("run.sh: wrote", nee_map(flux_file, flux_file.with_name(f"{cfg.output.prefix}_nee_map.png")))

@@ -21,7 +21,7 @@ module tamrl_bridge
 
   integer, parameter, public :: TAMRL_OK = 0, TAMRL_ERR_INPUT = 1, TAMRL_ERR_CONFIG = 2, &
                                 TAMRL_ERR_CHECKPOINT = 3, TAMRL_ERR_PYTHON = 4, TAMRL_ERR_USAGE = 5, &
-                                TAMRL_ERR_MPI = 6, TAMRL_ERR_INIT = 7
+                                TAMRL_ERR_MPI = 6, TAMRL_ERR_INIT = 7, TAMRL_ERR_IO = 8
 
   !> A component instance (an opaque handle into the Python side's handle table).
   type, public :: tamrl_component

@@ -121,13 +121,20 @@ program bridge_checks
   write (*, '(a,i0,a,l1)') 'CHECK exports_written rank=', rank, ' all=', &
     all(gpp /= -999) .and. all(reco /= -999) .and. all(nee /= -999)
 
-  ! imports are read in place: change the host's array (no re-registration) and the component sees it
+  ! imports are read in place: change the host's array (no re-registration) and the component sees it. The NaN
+  ! is on the last rank only: every rank must return the same status (none may wait in a collective)
   nan = ieee_value(x, ieee_quiet_nan)
-  tas(n) = nan
+  if (rank == last_rank()) tas(n) = nan
   st = tamrl_run_step(comp, t0 + dt, dt)
   call report('nan_forcing', st)
   tas(n) = 290.0d0
+  ! the failed step changed nothing: the host may retry it
+  st = tamrl_run_step(comp, t0 + dt, dt)
+  call report('nan_retry', st)
 
+  ! error on rank 0 only (it writes the restart): a directory given as the file; every rank gets the status
+  st = tamrl_write_restart(comp, trim(restart_dir))
+  call report('restart_to_directory', st)
   st = tamrl_write_restart(comp, trim(restart_dir) // '/bridge_checks_restart.nc')
   call report('write_restart', st)
 
@@ -147,6 +154,20 @@ program bridge_checks
 
   st = tamrl_finalise(comp)
   call report('finalise', st)
+
+  ! a field the last rank did not register: the first step fails on every rank, naming that rank
+  if (len_trim(factory) == 0) then
+    st = tamrl_initialise(comp2, trim(config), MPI_COMM_WORLD, gidx, lat, lon, area, frac)
+    st = max(st, tamrl_register_import(comp2, 'tas', tas))
+    st = max(st, tamrl_register_import(comp2, 'huss', huss))
+    st = max(st, tamrl_register_import(comp2, 'ps', ps))
+    st = max(st, tamrl_register_import(comp2, 'rsds', rsds))
+    if (rank /= last_rank()) st = max(st, tamrl_register_import(comp2, 'pr', pr))
+    call report('second_component', st)
+    st = tamrl_run_step(comp2, t0, dt)
+    call report('missing_registration', st)
+    st = tamrl_finalise(comp2)
+  end if
   ! the host still owns MPI: a collective after the bridge is done must work
   call MPI_Allreduce(MPI_IN_PLACE, st, 1, MPI_INTEGER, MPI_MAX, MPI_COMM_WORLD, ierr)
   call report('mpi_after', ierr)
@@ -154,6 +175,12 @@ program bridge_checks
   call MPI_Finalize(ierr)
 
 contains
+
+  integer function last_rank()
+    integer :: size_, ierr_
+    call MPI_Comm_size(MPI_COMM_WORLD, size_, ierr_)
+    last_rank = size_ - 1
+  end function last_rank
 
   subroutine report(name, st)
     character(len=*), intent(in) :: name

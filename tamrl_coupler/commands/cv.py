@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument
+
 HELP = "grouped k-fold CV (by site, stratified by IGBP) of TAM-RL, XGBoost and LSTM; writes a results table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML CVConfig (see configs/cv_fluxval.yaml)")
-    parser.add_argument("--out", help="output path without suffix (overrides the config's 'output')")
-    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("config", help="YAML CVConfig (see configs/cv/fluxval.yaml)")
+    add_output_argument(parser, "output path without suffix (default: the config's 'output')")
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,19 +21,19 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from tamrl_coupler.config import ConfigError, load_yaml
+    from tamrl_coupler.config.cv import CVConfig
     from tamrl_coupler.data.reader import read_dataset
-    from tamrl_coupler.training.config import CVConfig
     from tamrl_coupler.training.cv import run_cv
     from tamrl_coupler.training.cv_report import write_results
 
     cfg = load_yaml(CVConfig, args.config)
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing")
-    data = read_dataset(cfg.data)
+    data = read_dataset(cfg.data, period=cfg.period)
     results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"
-    md, js = write_results(results, cfg, command, data, args.out or cfg.output)
+    md, js = write_results(results, cfg, command, data, args.output or cfg.output)
     print(md.read_text())
     print(f"wrote {md} and {js}")
     return 0

@@ -1,4 +1,4 @@
-"""The main job: the coupled TAM-RL run on the demo forcing shipped in the package (configs/demo.yaml): a global
+"""The main job: the coupled TAM-RL run on the demo forcing shipped in the package (configs/run/demo.yaml): a global
 5-degree host grid, the model on r90x45, 3-hourly coupling for 35 days; ends by writing the flux file and a PNG map
 of the mean NEE."""
 
@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the shipped demo (global coupled run on the packaged forcing), writing fluxes and a NEE map"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
-    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+    add_output_argument(parser, "output directory (the Fortran main job writes demo_out)", default="demo_python_out")
+    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
+    add_progress_arguments(parser)
 
 
 def demo_config_path():
@@ -22,7 +23,7 @@ def demo_config_path():
 
     import tamrl_coupler
 
-    return Path(tamrl_coupler.__file__).resolve().parent / "configs" / "demo.yaml"
+    return Path(tamrl_coupler.__file__).resolve().parent / "configs" / "run" / "demo.yaml"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.driver.offline import run_offline
 
     configure_logging()
-    result = run_offline(demo_config_path(), args.out, steps=args.steps, comm=MPI.COMM_WORLD,
-                         progress="none" if args.quiet else args.progress)
+    result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=MPI.COMM_WORLD,
+                         progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

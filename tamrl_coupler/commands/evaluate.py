@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_progress_arguments, add_threads_argument, progress_mode, set_threads
+
 HELP = "evaluate the ensemble on a dataset with observed fluxes; prints (and writes) the metrics table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
-    parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file")
+    parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
+                                       "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
+                                       "_seasonal_cycle.png; default: print only)")
     parser.add_argument("--min-site-obs", type=int, default=6, help="periods a site needs for its per-site RMSE")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
                         help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
-                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs")
+                             "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
+                             "(default: the file's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of this process (default 1: one per process, as the coupled runs)")
-    parser.add_argument("--progress", choices=["auto", "bar", "lines", "none"], default="auto",
-                        help="progress over the periods: a bar on a terminal, a line every ~10 %% otherwise (auto)")
+    add_threads_argument(parser)
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    import torch
-
+    from tamrl_coupler.atomicfile import write_text_atomic
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.driver.progress import make_progress
     from tamrl_coupler.errors import InputError
@@ -35,16 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in
     from tamrl_coupler.training.metrics import balance_violation, format_table, metrics_table
 
-    if args.threads < 1:
-        raise InputError(f"--threads {args.threads}: expected a positive number of threads")
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     ens = load_checkpoint(args.checkpoint, device=args.device)
     data = read_dataset(args.data, period=ens.meta.period)
     set_site_lat(data, args.lat)
     if not any(data.targets.get(k) is not None for k in ("gpp", "nee")):
         raise InputError(f"{args.data}: no observed fluxes (gpp / nee) to evaluate against")
     conv = ens.meta.sign_convention
-    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", args.progress)
+    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
     pred = predict_dataset(ens, data, conv, progress=bar)
     table = metrics_table(pred, targets_in(data, conv), data.igbp, args.min_site_obs)
     table["balance_violation"] = balance_violation(pred["gpp"], pred["reco"], pred["nee"], conv)
@@ -55,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     bv = table["balance_violation"]
     print(f"balance violation: RMS {bv['rms']:.1e}, max {bv['max_abs']:.1e} gC m-2 d-1")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(table, indent=1))
-        print(f"wrote {args.json}")
+        from tamrl_coupler.products.siteplots import site_plots
+
+        out = Path(args.json)
+        write_text_atomic(out, json.dumps(table, indent=1), "metrics")
+        print(f"wrote {out}")
+        for png in site_plots(out.parent, out.stem, data.sites, data.igbp, data.time, targets_in(data, conv), pred,
+                              conv, f"TAM-RL on {Path(args.data).name}"):
+            print(f"wrote {png}")
     return 0

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. configs/prior_demo.yaml")
-    parser.add_argument("--output", "-o", default="prior_out", help="output directory (default: prior_out)")
-    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps")
-    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
-    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+    parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
+                                       "configs/run/prior_demo.yaml")
+    add_output_argument(parser, "output directory", default="prior_out")
+    parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
+    parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
+                        "(default: run the config first)")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,20 +28,24 @@ def run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from tamrl_coupler.commands.run import configure_logging, report
-    from tamrl_coupler.component.config import PriorSection, load_run_config
+    from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
-    from tamrl_coupler.io.prior import write_prior
+    from tamrl_coupler.parallel import every_rank, on_root
+    from tamrl_coupler.products.prior import write_prior_and_map
 
     configure_logging()
-    cfg = load_run_config(args.config)
+    with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):
+        cfg = load_run_config(args.config)
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
-        if MPI.COMM_WORLD.Get_rank() == 0:
-            print(f"wrote: {write_prior(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg)}")
+        paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
+                        lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
+        for path in paths or ():
+            print(f"wrote: {path}")
         return 0
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
-                         progress="none" if args.quiet else args.progress)
+                         progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument
+
 HELP = "regrid the lat/lon variables of a NetCDF file to a target grid"
 
 
@@ -15,10 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input NetCDF file with CF latitude/longitude coordinates")
     p.add_argument("--grid", required=True, help="target grid: CDO-style name (r360x180) or grid file")
     p.add_argument("--method", default="conservative",
-                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"])
-    p.add_argument("--out", required=True, help="output NetCDF file")
-    p.add_argument("--weights", default=None, help="ESMF or SCRIP weight file to use instead of generating weights")
-    p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"])
+                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"],
+                   help="remapping method (conservative for fluxes, bilinear for states)")
+    add_output_argument(p, "output NetCDF file", required=True)
+    p.add_argument("--weights", default=None, help="ESMF or SCRIP weight file to use instead of generating "
+                   "weights (default: generate)")
+    p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"],
+                   help="weight generator (auto: esmpy if importable, else cdo if on PATH, else native)")
     p.add_argument("--cache-dir", default=None, help="weight cache directory (default: no cache)")
     p.add_argument("--variables", nargs="*", default=None, help="only these variables (default: all on the grid)")
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tamrl_coupler.regrid.ncfile import regrid_file
 
-    n = regrid_file(Path(args.input), args.grid, Path(args.out), method=args.method, weights=args.weights,
+    n = regrid_file(Path(args.input), args.grid, Path(args.output), method=args.method, weights=args.weights,
                     backend=args.backend, cache_dir=args.cache_dir, variables=args.variables)
-    print(f"{args.out}: {n} variable(s) regridded to {args.grid} ({args.method})")
+    print(f"{args.output}: {n} variable(s) regridded to {args.grid} ({args.method})")
     return 0

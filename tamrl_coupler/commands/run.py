@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+
+MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
-    parser.add_argument("--output", "-o", default="out", help="output directory (default: out)")
-    parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart")
-    parser.add_argument("--restart", default=None, help="continue from this restart file")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
-    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="auto (default): a bar on a terminal, a line every ~10%% otherwise (logs, CI)")
+    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml")
+    add_output_argument(parser, "output directory", default="out")
+    parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart "
+                        "(default: run to the config's end)")
+    parser.add_argument("--restart", default=None, help="continue from this restart file "
+                        "(default: start at the config's start)")
+    add_progress_arguments(parser)
 
 
 def configure_logging() -> None:
@@ -37,14 +40,14 @@ def report(result, comm) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.steps is not None and args.steps < 1:  # before MPI starts: every rank stops here alike
+        raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     from mpi4py import MPI
 
     from tamrl_coupler.driver.offline import run_offline
 
     configure_logging()
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
-                         progress="none" if args.quiet else args.progress)
+                         progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "train an ensemble from a YAML config (configs/train_fluxval.yaml) and write a checkpoint"
+from tamrl_coupler.commands import add_output_argument
+
+HELP = "train an ensemble from a YAML config (configs/train/fluxval.yaml) and write a checkpoint"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML file with a TrainConfig (see configs/train_fluxval.yaml)")
-    parser.add_argument("--out", help="checkpoint path (overrides the config's 'out')")
-    parser.add_argument("--data", help="data path (overrides the config's 'data')")
-    parser.add_argument("--members", type=int, help="number of ensemble members (overrides the config)")
+    parser.add_argument("config", help="YAML file with a TrainConfig (see configs/train/fluxval.yaml)")
+    add_output_argument(parser, "checkpoint path (default: the config's 'out')")
+    parser.add_argument("--data", help="data path (default: the config's 'data')")
+    parser.add_argument("--members", type=int, help="number of ensemble members (default: the config's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -20,14 +22,15 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from tamrl_coupler.config import ConfigError, load_yaml
+    from tamrl_coupler.config.train import TrainConfig
     from tamrl_coupler.data.reader import read_dataset, resolve_data_path
     from tamrl_coupler.model import save_checkpoint
-    from tamrl_coupler.training.config import TrainConfig
+    from tamrl_coupler.training.daily import train_daily_ensemble
     from tamrl_coupler.training.loop import train_ensemble
 
     cfg = load_yaml(TrainConfig, args.config)
-    if args.out:
-        cfg.out = args.out
+    if args.output:
+        cfg.out = args.output
     if args.data:
         cfg.data = args.data
     if args.members:
@@ -37,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing (expected a data path)")
     t0 = time.perf_counter()
-    data = read_dataset(cfg.data)
+    daily = cfg.model.kind == "tamrl_daily"
+    data = read_dataset(cfg.data, period="daily" if daily else "monthly")
     title = data.attrs.get("title", "")
     trained_on = f"{resolve_data_path(cfg.data).name} ({data.n_sites} sites{', ' + title if title else ''})"
-    ensemble, history = train_ensemble(cfg, data, trained_on=trained_on)
+    ensemble, history = (train_daily_ensemble if daily else train_ensemble)(cfg, data, trained_on=trained_on)
     path = save_checkpoint(ensemble, cfg.out)
     summary = {
         "checkpoint": str(path), "bytes": path.stat().st_size, "members": cfg.members,

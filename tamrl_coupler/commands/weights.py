@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_output_argument
+
 HELP = "generate remapping weights between two grids and write them in ESMF format"
 
 
@@ -11,12 +13,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="source grid: CDO-style name (r360x180) or grid file (CF, SCRIP, ESMF mesh, UGRID)")
     p.add_argument("dst", help="destination grid: name or grid file")
     p.add_argument("--method", default="conservative",
-                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"])
+                   choices=["conservative", "conservative_2nd", "bilinear", "patch", "nearest"],
+                   help="remapping method")
     p.add_argument("--backend", default="auto", choices=["auto", "esmpy", "cdo", "native"],
                    help="weight generator (auto: esmpy if importable, else cdo if on PATH, else native)")
     p.add_argument("--normalization", default="destarea", choices=["destarea", "fracarea"],
-                   help="row normalisation written to the file (ESMF default: destarea)")
-    p.add_argument("--out", required=True, help="output weight file (.nc)")
+                   help="row normalisation written to the file (ESMF's default is destarea)")
+    add_output_argument(p, "output weight file (.nc)", required=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         w = w.to_normalization(args.normalization)
     w.attrs.update({"domain_a": src.name, "domain_b": dst.name, "tamrl_backend": mod.NAME})
     w.attach_grids(src, dst)
-    w.write(args.out)
-    print(f"{args.out}: {args.method} weights {src.name} {src.shape} -> {dst.name} {dst.shape}, backend {mod.NAME}, "
+    w.write(args.output)
+    print(f"{args.output}: {args.method} weights {src.name} {src.shape} -> {dst.name} {dst.shape}, backend {mod.NAME}, "
           f"{w.matrix.nnz} entries, {dt:.2f} s")
     return 0

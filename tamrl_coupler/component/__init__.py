@@ -5,17 +5,22 @@ Heavy imports (torch, the model, the regridder) happen when a component is built
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tamrl_coupler.component.component import CouplingComponent, HostCells
+    from tamrl_coupler.component.component import CouplingComponent
+    from tamrl_coupler.component.geometry import HostCells
 
 
-def __getattr__(name: str):
-    if name in ("CouplingComponent", "HostCells"):
-        from tamrl_coupler.component import component
+def __getattr__(name: str) -> Any:
+    if name == "CouplingComponent":
+        from tamrl_coupler.component.component import CouplingComponent
 
-        return getattr(component, name)
+        return CouplingComponent
+    if name == "HostCells":
+        from tamrl_coupler.component.geometry import HostCells
+
+        return HostCells
     raise AttributeError(name)
 
 

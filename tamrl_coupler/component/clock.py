@@ -10,16 +10,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
-
-SECONDS_PER_DAY = 86400
 
 
 def parse_datetime(value: str | np.datetime64, what: str) -> np.datetime64:
+    """An ISO date/time at second resolution; an error names ``what`` (the config key) otherwise."""
     try:
         return np.datetime64(value, "s")
     except (ValueError, TypeError):
         raise InputError(f"{what}: {value!r} is not an ISO date/time such as 2015-01-01T00:00:00") from None
+
+
+MAX_SECONDS = 1.0e12  # about 31 700 years either side of the reference date: beyond it a time is a bug
+
+
+def _seconds(value: object, what: str) -> float:
+    """A finite number of seconds within MAX_SECONDS of the reference date, or an InputError saying what it was."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number of seconds, got {value!r}") from None
+    if not np.isfinite(x) or abs(x) > MAX_SECONDS:
+        raise InputError(f"{what} {value!r} s is not a finite number of seconds within {MAX_SECONDS:g} s of the "
+                         f"reference date")
+    return x
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,6 @@ class StepInfo:
     dt: int  # seconds
     ends_day: bool
     ends_period: bool
-    period_start: np.datetime64
     period_seconds: int
     elapsed: int  # seconds from the period start to the end of this step
 
@@ -78,6 +92,8 @@ class Clock:
         A step either divides a day (and starts on a multiple of its length from midnight) or is exactly one
         model period (a monthly host coupling monthly).
         """
+        time_seconds = _seconds(time_seconds, "step time")
+        dt_seconds = _seconds(dt_seconds, "coupling step length")
         dt = int(round(dt_seconds))
         t = int(round(time_seconds))
         if abs(t - time_seconds) > 1e-6:
@@ -100,7 +116,6 @@ class Clock:
             start=start, dt=dt,
             ends_day=int((end - end.astype("datetime64[D]")).astype(np.int64)) == 0,
             ends_period=bool(end == p_end),
-            period_start=p_start,
             period_seconds=int((p_end - p_start).astype(np.int64)),
             elapsed=int((end - p_start).astype(np.int64)),
         )

@@ -15,6 +15,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BlockDecomposition:
+    """``n_cells`` model cells in blocks of ``block_size``, whole blocks per rank; see the module docstring."""
+
     n_cells: int
     block_size: int
     n_ranks: int

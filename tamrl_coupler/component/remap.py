@@ -14,15 +14,21 @@ their position among all ranks' host global indices sorted (hosts may pass only 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
+from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import InputError, RegridError
 
-EARTH_RADIUS = 6371007.181  # m; converts the regrid package's steradian areas to m2
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid import Grid
 
 
 def restrict(matrix: sp.csr_matrix, rows: np.ndarray | None, cols: np.ndarray | None) -> sp.csr_matrix:
+    """The rows and columns of ``matrix`` at these indices (None: all), CSR with sorted indices."""
     m = matrix
     if rows is not None:
         m = m[rows]
@@ -45,7 +51,7 @@ def largest_overlap(matrix: sp.csr_matrix, weight: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=m.shape)
 
 
-def check_host_coordinates(grid, index: np.ndarray, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> None:
+def check_host_coordinates(grid: Grid, index: np.ndarray, lat: np.ndarray, lon: np.ndarray, tol: float = 1e-3) -> None:
     """The host's cell centres must be the grid's at the given global indices (catches 1-based indices, a
     transposed or flipped grid, or the wrong grid file)."""
     dlat = np.abs(grid.lat[index] - lat)
@@ -63,11 +69,13 @@ class RemapSet:
     """Global sparse matrices in the component's numbering (host present cells, model land cells)."""
 
     def __init__(self, host_present: np.ndarray, host_landfrac: np.ndarray, host_area: np.ndarray,
-                 model_grid_spec: str, host_grid_spec, backend: str = "auto", cache_dir=None,
-                 state_method: str = "bilinear", flux_method: str = "conservative",
+                 model_grid: str | Path | None, host_grid: str | Path | None, backend: str = "auto",
+                 cache_dir: Path | None = None, state_method: str = "bilinear", flux_method: str = "conservative",
                  host_lat: np.ndarray | None = None, host_lon: np.ndarray | None = None):
-        """``host_present``: sorted global host indices of all ranks; landfrac/area/lat/lon in that order."""
-        self.identity = model_grid_spec == "host"
+        """``host_present``: sorted global host indices of all ranks; landfrac/area [m2]/lat/lon in that order.
+        ``model_grid`` / ``host_grid``: a CDO-style name or a grid file; ``model_grid`` None: the model cells are the
+        host's land cells (no regridding)."""
+        self.identity = model_grid is None
         n_h = host_present.size
         if self.identity:
             land = np.flatnonzero(host_landfrac > 0)
@@ -79,12 +87,14 @@ class RemapSet:
             self.model_area = host_area[land]
             self.to_host = sp.csr_matrix(eye.T)
             self.to_host.sort_indices()
-            self.model_shape = None
             return
         from tamrl_coupler.regrid import Grid, Regridder
 
-        host_grid = Grid.resolve(host_grid_spec)
-        model_grid = Grid.resolve(model_grid_spec)
+        if host_grid is None:
+            raise InputError("a model grid other than the host's needs the host grid (host.grid: a grid file or a "
+                             "CDO-style name)")
+        host_grid = Grid.resolve(host_grid)
+        model_grid = Grid.resolve(model_grid)
         if host_present.size and host_present.max() >= host_grid.size:
             raise InputError(f"host cell global index {int(host_present.max())} is outside the host grid "
                              f"{host_grid.name!r} ({host_grid.size} cells)")
@@ -98,16 +108,14 @@ class RemapSet:
         land = np.flatnonzero(lm > 0)
         if land.size == 0:
             raise RegridError(f"no model cell of {model_grid.name!r} overlaps a host cell with land")
+        # the areas the conservative weights were made with (steradians, like the grid's own), in m2
         area_sr = wc.area_b if wc.area_b is not None else model_grid.area
         if area_sr is None:
             raise RegridError(f"model grid {model_grid.name!r} has no cell areas (bounds needed for conservation)")
-        a_m = np.asarray(area_sr, dtype=np.float64)[land]
-        if np.nanmax(a_m) < 1.0:  # steradians -> m2
-            a_m = a_m * EARTH_RADIUS ** 2
+        a_m = np.asarray(area_sr, dtype=np.float64)[land] * EARTH_RADIUS ** 2
         self.model_global = land
         self.model_lat = model_grid.lat[land]
         self.model_lon = model_grid.lon[land]
-        self.model_shape = model_grid.shape
         self.model_landfrac = lm[land]
         self.model_area = a_m
         self.flux = restrict(W, land, None)
@@ -116,4 +124,3 @@ class RemapSet:
         T = sp.csr_matrix(self.flux.T @ sp.diags(a_m))  # (present host, model land): overlap areas
         self.to_host = sp.csr_matrix(sp.diags(1.0 / host_area) @ T)
         self.to_host.sort_indices()
-        self.n_host = n_h

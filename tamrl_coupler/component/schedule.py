@@ -23,8 +23,7 @@ decision depends only on the time, never on the rank, so every rank evaluates th
 from __future__ import annotations
 
 from tamrl_coupler.component.clock import StepInfo
-
-SECONDS_PER_DAY = 86400
+from tamrl_coupler.constants import SECONDS_PER_DAY
 
 
 class EvaluationSchedule:

@@ -14,11 +14,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from tamrl_coupler.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; the message names the key path."""
 
 
 def _describe(tp: Any) -> str:
@@ -32,6 +30,8 @@ def _describe(tp: Any) -> str:
         return f"a list of {_describe(args[0])}" if args else "a list"
     if origin is dict:
         return "a mapping"
+    if hasattr(tp, "describe_config"):
+        return tp.describe_config()
     if dataclasses.is_dataclass(tp):
         return f"a mapping ({tp.__name__})"
     if tp is type(None):
@@ -43,6 +43,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    parse = getattr(tp, "from_config", None)
+    if parse is not None:  # a type that reads itself from a plain YAML value (e.g. a grid: name, file or keyword)
+        return parse(value, path)
     if origin is typing.Literal:
         if value in get_args(tp):
             return value
@@ -51,6 +54,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        concrete = [a for a in args if a is not type(None)]
+        if len(concrete) == 1:  # an optional section or value: its own error says what is wrong inside it
+            return _convert(value, concrete[0], path)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -136,6 +142,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
 
 def to_dict(obj: Any) -> Any:
     """Inverse of :func:`from_dict` (paths become strings), for writing configs into checkpoints and files."""
+    if hasattr(obj, "to_config"):
+        return obj.to_config()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
@@ -154,6 +162,10 @@ def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read as text ({exc})") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

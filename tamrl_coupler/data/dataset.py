@@ -11,34 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
-
-# IGBP land-cover classes; a driver value is the class index in this list (NaN = unknown).
-IGBP_CLASSES: tuple[str, ...] = (
-    "ENF", "EBF", "DNF", "DBF", "MF", "CSH", "OSH", "WSA", "SAV", "GRA", "WET", "CRO", "URB", "CVM", "SNO", "BSV",
-    "WAT",
-)
-
-# Drivers every reader tries to provide, with the units used everywhere inside the product.
-DRIVER_UNITS: dict[str, str] = {
-    "tmin": "degC",
-    "tmax": "degC",
-    "swdown": "MJ m-2 d-1",
-    "vpd": "hPa",
-    "precip": "mm d-1",
-    "lai": "m2 m-2",
-    "co2": "ppm",
-    "igbp": "1",  # class index into IGBP_CLASSES
-}
-
-TARGETS: tuple[str, ...] = ("gpp", "reco", "nee")
-
-
-def igbp_index(codes: np.ndarray | list[str]) -> np.ndarray:
-    """IGBP class codes -> float class indices (NaN for unknown codes, so that they count as missing)."""
-    lookup = {c: float(i) for i, c in enumerate(IGBP_CLASSES)}
-    return np.array([lookup.get(str(c).strip().upper(), np.nan) for c in codes], dtype=np.float64)
+from tamrl_coupler.vocabulary import igbp_index
 
 
 @dataclass
@@ -48,11 +24,13 @@ class FluxDataset:
     sites: np.ndarray  # (S,) str
     time: np.ndarray  # (T,) datetime64[ns], first day of each period
     period: str  # "monthly" | "daily"
-    drivers: dict[str, np.ndarray]  # name -> (S, T) float64, units DRIVER_UNITS
+    drivers: dict[str, np.ndarray]  # name -> (S, T) float64, in the vocabulary's driver units
     targets: dict[str, np.ndarray]  # gpp, reco, nee -> (S, T) float64 gC m-2 d-1, nee = gpp - reco
     igbp: np.ndarray  # (S,) str ("" unknown)
     lat: np.ndarray = field(default_factory=lambda: np.zeros(0))
     lon: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    elevation: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) m above sea level, NaN unknown
+    weight: np.ndarray | None = None  # (S, T) per-period training weight of the targets (e.g. QC fraction)
     source: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
     convention: SignConvention = SignConvention.UPTAKE_POSITIVE
@@ -66,6 +44,10 @@ class FluxDataset:
         if len(self.lat) == 0:
             self.lat = np.full(shape[0], np.nan)
             self.lon = np.full(shape[0], np.nan)
+        if len(self.elevation) == 0:
+            self.elevation = np.full(shape[0], np.nan)
+        if self.weight is not None and self.weight.shape != shape:
+            raise InputError(f"{self.source}: target weight has shape {self.weight.shape}, expected {shape}")
         if "igbp" not in self.drivers:
             self.drivers["igbp"] = np.repeat(igbp_index(self.igbp)[:, None], shape[1], axis=1)
 
@@ -84,13 +66,13 @@ class FluxDataset:
                 out[:, :, j] = self.drivers[name]
             elif required and name in required:
                 raise InputError(
-                    f"{self.source}: required driver '{name}' ({DRIVER_UNITS.get(name, '?')}) is missing; "
+                    f"{self.source}: required driver '{name}' ({vocabulary.DRIVERS[name].units}) is missing; "
                     f"found {sorted(self.drivers)}"
                 )
         return out
 
     def has_targets(self) -> bool:
-        return all(t in self.targets for t in TARGETS) and bool(np.isfinite(self.targets["gpp"]).any())
+        return all(t in self.targets for t in vocabulary.TARGETS) and bool(np.isfinite(self.targets["gpp"]).any())
 
     def subset(self, index: np.ndarray) -> FluxDataset:
         """The same data for the sites at ``index`` (for CV folds)."""
@@ -98,8 +80,9 @@ class FluxDataset:
             sites=self.sites[index], time=self.time, period=self.period,
             drivers={k: v[index] for k, v in self.drivers.items()},
             targets={k: v[index] for k, v in self.targets.items()},
-            igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index],
-            source=self.source, attrs=dict(self.attrs), convention=self.convention,
+            igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index], elevation=self.elevation[index],
+            weight=None if self.weight is None else self.weight[index], source=self.source, attrs=dict(self.attrs),
+            convention=self.convention,
         )
 
 

@@ -21,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.data.dataset import FluxDataset, igbp_index, targets_from_fluxnet
+from tamrl_coupler import vocabulary
+from tamrl_coupler.constants import M_C, SECONDS_PER_DAY
+from tamrl_coupler.data.dataset import FluxDataset, targets_from_fluxnet
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.physics.units import driver_conversion
+from tamrl_coupler.vocabulary import igbp_index
 
-UMOL_TO_GC_PER_DAY = 12.011e-6 * 86400.0  # umol CO2 m-2 s-1 -> gC m-2 d-1
-WM2_TO_MJ_PER_DAY = 0.0864  # W m-2 -> MJ m-2 d-1
+UMOL_TO_GC_PER_DAY = M_C * 1e-6 * SECONDS_PER_DAY  # umol CO2 m-2 s-1 -> gC m-2 d-1
+WM2_TO_MJ_PER_DAY = driver_conversion("swdown", "rsds").scale  # W m-2 -> MJ m-2 d-1
 DTR_COEFFS = (-4.91, 15.83, 1.585)  # intercept, clearness, ln(1 + VPD[hPa]); see module docstring
 
 _FLX_NAME = re.compile(
@@ -191,7 +195,7 @@ def read_fluxnet(path: str | Path, period: str = "monthly", min_coverage: float 
     return FluxDataset(
         sites=np.array([str(p.sites[0]) for p in parts]), time=time, period=period,
         drivers={k: stack("drivers", k) for k in driver_names},
-        targets={k: stack("targets", k) for k in ("gpp", "reco", "nee")},
+        targets={k: stack("targets", k) for k in vocabulary.TARGETS},
         igbp=np.array([str(p.igbp[0]) for p in parts]), source=str(path),
         attrs={"files": ", ".join(p.attrs["source_file"] for p in parts)},
     )

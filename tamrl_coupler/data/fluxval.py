@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.data.dataset import DRIVER_UNITS, FluxDataset, igbp_index, targets_from_fluxnet
+from tamrl_coupler import vocabulary
+from tamrl_coupler.data.dataset import FluxDataset, targets_from_fluxnet
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
+from tamrl_coupler.vocabulary import igbp_index
 
-_EXPECTED_UNITS = {k: v for k, v in DRIVER_UNITS.items() if k != "igbp"}
+# the continuous drivers a FluxVal file holds as (site, time) variables, in the model's units; land cover is a
+# per-site coordinate of class codes
+_EXPECTED_UNITS = {k: q.units for k, q in vocabulary.DRIVERS.items() if not q.categorical}
 
 
 def read_fluxval(path: str | Path) -> FluxDataset:

@@ -17,11 +17,20 @@ def resolve_data_path(path: str | Path) -> Path:
     return Path(os.path.expandvars(text)).expanduser()
 
 
-def read_dataset(path: str | Path, period: str = "monthly") -> FluxDataset:
-    """FluxVal layout (.nc) or FLUXNET/AmeriFlux files (.csv, or a directory of them), aggregated to ``period``."""
+def read_dataset(path: str | Path, period: str = "monthly", sites: str | Path | None = None) -> FluxDataset:
+    """FluxVal layout (.nc) or FLUXNET/AmeriFlux files (.csv, or a directory of them), aggregated to ``period``.
+
+    ``period="daily"`` on daily tower files (FLUXNET2015 and ICOS Warm Winter 2020 DD names) reads them with
+    their site table (``sites``, default ``sites.csv`` beside them): latitude, elevation and land cover."""
     path = resolve_data_path(path)
     if not path.exists():
         raise FileNotFoundError(f"data {path} does not exist")
+    if period == "daily" and (path.is_dir() or path.suffix.lower() == ".csv"):
+        from tamrl_coupler.data.fluxnet_daily import DAILY_FILE, read_fluxnet_daily
+
+        if (path.is_dir() and any(DAILY_FILE.match(p.name) for p in path.glob("*.csv"))) or \
+                DAILY_FILE.match(path.name):
+            return read_fluxnet_daily(path, sites=None if sites is None else resolve_data_path(sites))
     if path.is_dir() or path.suffix.lower() == ".csv":
         from tamrl_coupler.data.fluxnet import read_fluxnet
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class LineProgress:
@@ -47,7 +47,8 @@ class LineProgress:
         self._closed = True
 
 
-def make_progress(total: int, desc: str = "coupling steps", mode: str = "auto", stream: TextIO | None = None):
+def make_progress(total: int, desc: str = "coupling steps", mode: str = "auto",
+                  stream: TextIO | None = None) -> Any:
     """A progress reporter with ``update(n)`` and ``close()``, or None for ``mode="none"``.
 
     ``mode``: ``auto`` (the tqdm bar when ``stream`` is a terminal, lines otherwise), ``bar``, ``lines``, ``none``.

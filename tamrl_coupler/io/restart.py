@@ -1,49 +1,60 @@
-"""Restart files: NetCDF, written atomically (temporary file in the same directory, then ``os.replace``).
+"""Restart files: NetCDF, written atomically (a temporary file in the same directory, then renamed).
 
 A crash while writing leaves the previous restart intact; a reader never sees half a file. Arrays are stored in
 the component's global cell order, so a run may restart on a different number of ranks.
+
+Why a digest: a restart decides the fluxes of the rest of a run. From format 4 the file carries the SHA-256 of its
+own content (every scalar, array and attribute), so a damaged or edited file is refused rather than continued
+from. The reader checks the file's dimensions against what the run expects *before* reading any array (an edited
+dimension must not make it allocate hundreds of GB), and names any array that is missing.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.io.netcdf import open_netcdf
+from tamrl_coupler.ncfiles import open_netcdf, read_array, write_atomic_netcdf
 
-FORMAT_VERSION = 2  # 2: the period estimate between model evaluations (model.update_interval)
-READABLE_VERSIONS = (1, 2)
+# 2: the period estimate between model evaluations (model.update_interval); 3: driver state named by driver;
+# 4: the content's SHA-256 and the ensemble's fingerprint
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+TITLE = "tamrl-coupler restart"
+DIGEST_ATTR = "content_sha256"
 
 
-def write_atomic_netcdf(path: str | Path, fill) -> Path:
-    """Create ``path`` through ``fill(dataset)`` on a temporary file, then rename it into place."""
-    import netCDF4
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
-            fill(ds)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def content_digest(scalars: dict[str, float], arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> str:
+    """SHA-256 of a restart's content as written and as read back: scalars (float64), arrays (name, dtype, shape,
+    bytes) and attributes (as text), each in name order; the digest attribute itself left out."""
+    h = hashlib.sha256()
+    for name in sorted(scalars):
+        h.update(f"scalar {name}=".encode() + np.float64(scalars[name]).tobytes())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"array {name} {a.dtype.str} {a.shape}".encode())
+        h.update(a.tobytes())
+    for name in sorted(k for k in attrs if k != DIGEST_ATTR):
+        h.update(f"attr {name}={attrs[name]}".encode())
+    return h.hexdigest()
 
 
 def write_restart(path: str | Path, scalars: dict[str, float], arrays: dict[str, tuple[tuple[str, ...], np.ndarray]],
                   attrs: dict[str, str]) -> Path:
     """``arrays``: name -> (dimension names, values); dimension sizes are taken from the arrays."""
+    values = {name: np.asarray(a) for name, (_, a) in arrays.items()}
+    header = {"title": TITLE, "restart_format_version": str(FORMAT_VERSION), **{k: str(v) for k, v in attrs.items()}}
+    digest = content_digest(scalars, values, header)
 
     def fill(ds):
-        ds.setncattr("title", "tamrl-coupler restart")
-        ds.setncattr("restart_format_version", FORMAT_VERSION)
-        for k, v in attrs.items():
+        for k, v in header.items():
             ds.setncattr(k, v)
+        ds.setncattr(DIGEST_ATTR, digest)
         dims: dict[str, int] = {}
         for name, (dnames, a) in arrays.items():
             if len(dnames) != np.ndim(a):
@@ -56,29 +67,80 @@ def write_restart(path: str | Path, scalars: dict[str, float], arrays: dict[str,
         for name, value in scalars.items():
             v = ds.createVariable(f"scalar_{name}", "f8", ())
             v[...] = float(value)
-        for name, (dnames, a) in arrays.items():
-            a = np.asarray(a)
+        for name, (dnames, _) in arrays.items():
+            a = values[name]
             v = ds.createVariable(name, a.dtype, dnames, zlib=True, complevel=1)
             v[...] = a
 
-    return write_atomic_netcdf(path, fill)
+    return write_atomic_netcdf(path, fill, "restart file")
 
 
-def read_restart(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, str]]:
-    path = Path(path)
-    with open_netcdf(path, "restart file") as ds:
-        ds.set_auto_mask(False)
-        if getattr(ds, "title", "") != "tamrl-coupler restart":
-            raise InputError(f"{path} is not a tamrl-coupler restart file (title attribute missing)")
-        version = int(getattr(ds, "restart_format_version", -1))
-        if version not in READABLE_VERSIONS:
-            raise InputError(f"restart file {path} has format version {version}; this build reads "
-                             f"{' and '.join(map(str, READABLE_VERSIONS))}")
-        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        scalars, arrays = {}, {}
-        for name, var in ds.variables.items():
+class RestartFile:
+    """An open restart file: its attributes and dimensions first (cheap), its arrays when asked, after the caller
+    has checked the dimensions. Use as a context manager."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.ds = open_netcdf(self.path, "restart file")
+        try:
+            self.ds.set_auto_mask(False)
+            if getattr(self.ds, "title", "") != TITLE:
+                raise InputError(f"{self.path} is not a tamrl-coupler restart file (title attribute missing)")
+            try:
+                self.version = int(str(getattr(self.ds, "restart_format_version", -1)))
+            except ValueError:
+                self.version = -1
+            if self.version not in READABLE_VERSIONS:
+                raise InputError(f"restart file {self.path} has format version {self.version}; this build reads "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))}")
+            self.attrs: dict[str, Any] = {k: self.ds.getncattr(k) for k in self.ds.ncattrs()}
+            self.dims: dict[str, int] = {k: len(d) for k, d in self.ds.dimensions.items()}
+        except BaseException:
+            self.ds.close()
+            raise
+
+    def __enter__(self) -> RestartFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ds.close()
+
+    def check_dims(self, expected: dict[str, int]) -> None:
+        """Every dimension named in ``expected`` that the file has must have that size (before anything is read)."""
+        for name, n in expected.items():
+            if name in self.dims and self.dims[name] != n:
+                raise InputError(f"restart {self.path}: dimension '{name}' is {self.dims[name]}, this run needs {n}")
+
+    def require(self, names: Iterable[str]) -> None:
+        """An error naming the first of ``names`` the file does not hold."""
+        for name in names:
+            if name not in self.ds.variables:
+                raise InputError(f"restart {self.path}: array '{name}' is missing (file truncated or written by "
+                                 f"another version)")
+
+    def read(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """(scalars, arrays); the content digest is verified when the file has one (format 4)."""
+        scalars: dict[str, float] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for name, var in self.ds.variables.items():
+            where = f"restart file {self.path}, variable '{name}'"
+            value = np.asarray(read_array(var, ..., where))
             if name.startswith("scalar_"):
-                scalars[name[len("scalar_"):]] = float(var[...])
+                if value.size != 1:
+                    raise InputError(f"{where}: expected one value, found {value.size}")
+                scalars[name[len("scalar_"):]] = float(value.reshape(-1)[0])
             else:
-                arrays[name] = np.asarray(var[...])
-    return scalars, arrays, attrs
+                arrays[name] = value
+        if self.version >= 4:
+            stored = self.attrs.get(DIGEST_ATTR)
+            if stored is None or content_digest(scalars, arrays, self.attrs) != stored:
+                raise InputError(f"restart {self.path}: its content does not match its {DIGEST_ATTR} (the file is "
+                                 f"damaged or was edited); continue from another restart")
+        return scalars, arrays
+
+
+def read_restart(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, Any]]:
+    """(scalars, arrays, global attributes) of a restart file this build can read; errors name the file."""
+    with RestartFile(path) as f:
+        scalars, arrays = f.read()
+        return scalars, arrays, dict(f.attrs)

@@ -129,24 +129,14 @@ class BatchedLstm(_LstmStep):
         return self._forward(feat, h, c, out, h_out, c_out, bufs)
 
 
-class BatchedTamrl(_LstmStep):
-    """TAM-RL members stacked (``TamrlNet.stack``): the task encoder batched over members, window steps and both
-    directions; the forward step with its FiLM modulations batched over members."""
+class _FilmStep(_LstmStep):
+    """The FiLM-modulated forward step of TAM-RL's networks (input projection and hidden state modulated by the
+    task embedding z), batched over members; the subclasses add their task encoders."""
 
     def __init__(self, members: list[nn.Module]):
         super().__init__(members)
-        m0 = members[0]
         with torch.no_grad():
-            self.embedding = m0.embedding
-            self.projection = m0.enc_proj.out_features
-            self.enc_hidden = m0.enc_lstm.hidden_size
-            # task encoder: projection (tanh from its -2-scaled pre-activation), both LSTM directions as 2M
-            # batches, output (tanh likewise)
-            self.w_proj, self.b_proj = shared_input_operands([linear_weights(m.enc_proj, TANH_SCALE)
-                                                              for m in members])
-            self.w_enc, self.b_enc = batched_operands([lstm_weights(m.enc_lstm, sfx) for sfx in ("", "_reverse")
-                                                       for m in members])
-            self.w_out, self.b_out = batched_operands([linear_weights(m.enc_out, TANH_SCALE) for m in members])
+            self.embedding = members[0].embedding
             # FiLM of the input and of the hidden state in one product; the gain columns carry the 1 of (1 + g)
             self.w_film, self.b_film = batched_operands([self._film(m) for m in members])
 
@@ -158,6 +148,28 @@ class BatchedTamrl(_LstmStep):
         b[:hd] += 1.0
         b[2 * hd:3 * hd] += 1.0
         return w.contiguous(), b
+
+    def bind_step(self, feat, z, h, c, out, h_out, c_out, bufs) -> Program:
+        prog, film_in, film_h = self.ops.film(z, self.w_film, self.b_film, bufs)
+        return prog + self._forward(feat, h, c, out, h_out, c_out, bufs, film_in, film_h)
+
+
+class BatchedTamrl(_FilmStep):
+    """TAM-RL members stacked (``TamrlNet.stack``): the task encoder batched over members, window steps and both
+    directions; the forward step with its FiLM modulations batched over members."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__(members)
+        with torch.no_grad():
+            self.projection = members[0].enc_proj.out_features
+            self.enc_hidden = members[0].enc_lstm.hidden_size
+            # task encoder: projection (tanh from its -2-scaled pre-activation), both LSTM directions as 2M
+            # batches, output (tanh likewise)
+            self.w_proj, self.b_proj = shared_input_operands([linear_weights(m.enc_proj, TANH_SCALE)
+                                                              for m in members])
+            self.w_enc, self.b_enc = batched_operands([lstm_weights(m.enc_lstm, sfx) for sfx in ("", "_reverse")
+                                                       for m in members])
+            self.w_out, self.b_out = batched_operands([linear_weights(m.enc_out, TANH_SCALE) for m in members])
 
     def bind_encode(self, windows: torch.Tensor, z_out: torch.Tensor, bufs: Buffers) -> Program:
         n, w, f = windows.shape
@@ -181,9 +193,37 @@ class BatchedTamrl(_LstmStep):
                 + gemm(self.b_out, both, self.w_out, z) + self.ops.tanh_of(z)
                 + [partial(z_out.copy_, z.transpose(0, 1))])
 
-    def bind_step(self, feat, z, h, c, out, h_out, c_out, bufs) -> Program:
-        prog, film_in, film_h = self.ops.film(z, self.w_film, self.b_film, bufs)
-        return prog + self._forward(feat, h, c, out, h_out, c_out, bufs, film_in, film_h)
+
+class BatchedDailyTamrl(_FilmStep):
+    """Daily TAM-RL members stacked (``DailyTamrlNet.stack``): the task encoder, an MLP over the flattened slot
+    features, batched over members (the first layer, on the input every member shares, as one GEMM; the others
+    as batched GEMMs; tanh from -2-scaled pre-activations); then TAM-RL's batched forward step."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__(members)
+        with torch.no_grad():
+            layers = [[layer for layer in m.enc if isinstance(layer, nn.Linear)] for m in members]
+            if any(len(ls) != 3 for ls in layers) or any(not isinstance(a, nn.Tanh) for m in members
+                                                         for a in list(m.enc)[1::2]):
+                raise ValueError("BatchedDailyTamrl: expected a task encoder Linear-Tanh x 3")
+            self.enc_hidden = layers[0][0].out_features
+            self.w_enc1, self.b_enc1 = shared_input_operands([linear_weights(ls[0], TANH_SCALE) for ls in layers])
+            self.w_enc2, self.b_enc2 = batched_operands([linear_weights(ls[1], TANH_SCALE) for ls in layers])
+            self.w_enc3, self.b_enc3 = batched_operands([linear_weights(ls[2], TANH_SCALE) for ls in layers])
+
+    def bind_encode(self, windows: torch.Tensor, z_out: torch.Tensor, bufs: Buffers) -> Program:
+        """windows (n, 12, S) slot features -> z_out (n, M, E)."""
+        n = windows.shape[0]
+        m, he = self.n_members, self.enc_hidden
+        a1 = bufs.get("enc_a1", (n, m * he))
+        a1m = bufs.get("enc_a1m", (m, n, he))
+        a2 = bufs.get("enc_a2", (m, n, he))
+        z = bufs.get("enc_z", (m, n, self.embedding))
+        return (gemm(self.b_enc1, windows.reshape(n, -1), self.w_enc1, a1) + self.ops.tanh_of(a1)
+                + [partial(a1m.copy_, a1.view(n, m, he).transpose(0, 1))]
+                + gemm(self.b_enc2, a1m, self.w_enc2, a2) + self.ops.tanh_of(a2)
+                + gemm(self.b_enc3, a2, self.w_enc3, z) + self.ops.tanh_of(z)
+                + [partial(z_out.copy_, z.transpose(0, 1))])
 
 
 class MemberLoop:

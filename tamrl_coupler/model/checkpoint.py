@@ -2,7 +2,11 @@
 
 Why not ``torch.save``: a pickle can run code on load; an npz of plain arrays cannot. The JSON header holds the
 model config, driver list with units, normalisation statistics, sign convention, period, window and a SHA-256 of
-every weight, so that a corrupt file or one that does not match its own description fails loudly on load.
+every weight *and of the header itself* (driver order, period, member count or sign convention change the physics
+when edited), so that a corrupt or edited file fails loudly on load. Shapes are checked against the header's model
+config before anything of that size is allocated (the networks are first built on torch's ``meta`` device).
+Format 2 files (whose digest left the header out) are refused; :func:`upgrade_checkpoint` re-signs one the user
+trusts (``scripts/upgrade_checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -10,23 +14,27 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.config import ConfigError, from_dict, to_dict
+from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import CheckpointError
-from tamrl_coupler.model.config import ModelConfig
+from tamrl_coupler.model.daily_ensemble import ensemble_class
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
 
 FORMAT = "tamrl-coupler-checkpoint"
-FORMAT_VERSION = 2  # 2: the task encoder sees the completed periods before the current one; derived inputs
+# 2: the task encoder sees the completed periods before the current one; derived inputs. 3: the digest covers the
+# header too
+FORMAT_VERSION = 3
 _META_KEY = "__meta__"
 
 
@@ -35,25 +43,44 @@ def default_checkpoint_path() -> Path:
     return Path(__file__).resolve().parents[1] / "checkpoints" / "tamrl_fluxval_monthly.npz"
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], header: dict | None = None) -> str:
+    """SHA-256 of every array (name, dtype, shape, bytes) and, from format 3, of the header (all but the digest)."""
     h = hashlib.sha256()
     for key in sorted(arrays):
         a = np.ascontiguousarray(arrays[key])
         h.update(key.encode())
         h.update(str(a.dtype).encode() + str(a.shape).encode())
         h.update(a.tobytes())
+    if header is not None:
+        h.update(b"\0header\0")
+        h.update(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True,
+                            separators=(",", ":")).encode())
     return h.hexdigest()
 
 
-def save_checkpoint(ensemble: Ensemble, path: str | Path) -> Path:
-    """Write ``ensemble`` atomically (temporary file + rename)."""
-    path = Path(path)
+def _member_arrays(ensemble: Ensemble) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for m, member in enumerate(ensemble.members):
         for name, tensor in member.state_dict().items():
             arrays[f"member{m}.{name}"] = tensor.detach().cpu().numpy()
-    arrays["encoder.mean"] = ensemble.encoder.mean
-    arrays["encoder.std"] = ensemble.encoder.std
+    arrays["encoder.mean"] = np.asarray(ensemble.encoder.mean)
+    arrays["encoder.std"] = np.asarray(ensemble.encoder.std)
+    return arrays
+
+
+def ensemble_fingerprint(ensemble: Ensemble) -> str:
+    """SHA-256 of what makes an ensemble's physics: every weight, the normalisation, the drivers, period, window,
+    sign convention and model config. A restart records it, so that it is not continued with another network."""
+    meta = ensemble.meta
+    return _digest(_member_arrays(ensemble), {
+        "model": to_dict(meta.model), "n_members": ensemble.n_members, "drivers": [d.to_dict() for d in meta.drivers],
+        "period": meta.period, "window": meta.window,
+        "sign_convention": SignConvention.parse(meta.sign_convention).value})
+
+
+def save_checkpoint(ensemble: Ensemble, path: str | Path) -> Path:
+    """Write ``ensemble`` atomically (temporary file + rename)."""
+    arrays = _member_arrays(ensemble)
     meta = ensemble.meta
     header = {
         "format": FORMAT,
@@ -71,15 +98,26 @@ def save_checkpoint(ensemble: Ensemble, path: str | Path) -> Path:
         "trained_on": meta.trained_on,
         "created_utc": meta.created_utc or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": meta.extra,
-        "sha256": _digest(arrays),
+        "spread_calibration": meta.calibration,
     }
-    arrays[_META_KEY] = np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
-    return path
+    return _write(path, header, arrays)
+
+
+def _write(path: str | Path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """The npz with ``header`` signed over itself and ``arrays``, atomically."""
+    header = {**header, "sha256": _digest(arrays, header)}
+    payload = {**arrays, _META_KEY: np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)}
+    with atomic_path(path, "checkpoint") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **payload)
+    return Path(path)
+
+
+def upgrade_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Re-sign a format-2 checkpoint as format 3 (its digest then covers the header). Only for a file the user
+    trusts: format 2 could not show whether its header was edited. The weights' own digest is still checked."""
+    src = Path(src)
+    header, arrays = _open(src, accept_versions=(2,))
+    return _write(dst, {**header, "format_version": FORMAT_VERSION}, arrays)
 
 
 def read_header(path: str | Path) -> dict:
@@ -87,13 +125,15 @@ def read_header(path: str | Path) -> dict:
     return _open(Path(path))[0]
 
 
-def _open(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, expected an .npz file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, zlib.error) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a tamrl-coupler checkpoint ({exc})") from None
     if _META_KEY not in arrays:
         raise CheckpointError(f"checkpoint {path} has no '{_META_KEY}' header: not a tamrl-coupler checkpoint")
@@ -101,13 +141,20 @@ def _open(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         header = json.loads(arrays.pop(_META_KEY).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path}: the JSON header is corrupt ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"checkpoint {path}: the JSON header is not a mapping")
     if header.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r}, expected {FORMAT!r}")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path}: format_version {header.get('format_version')!r} is not supported "
-                              f"(this package reads version {FORMAT_VERSION})")
-    if _digest(arrays) != header.get("sha256"):
-        raise CheckpointError(f"checkpoint {path}: weights do not match the header's sha256 (file corrupt or edited)")
+    version = header.get("format_version")
+    if version not in accept_versions:
+        hint = (" (its digest does not cover the header, so an edited driver order, period or sign convention "
+                "would go unnoticed: re-sign a file you trust with scripts/upgrade_checkpoint.py)"
+                if version == 2 else "")
+        raise CheckpointError(f"checkpoint {path}: format_version {version!r} is not supported (this package reads "
+                              f"version {FORMAT_VERSION}){hint}")
+    if _digest(arrays, header if version >= 3 else None) != header.get("sha256"):
+        raise CheckpointError(f"checkpoint {path}: weights and header do not match the header's sha256 (file "
+                              f"corrupt or edited)")
     return header, arrays
 
 
@@ -139,27 +186,41 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
                               f"{list(expect_drivers)}")
     if window != cfg.window:
         raise CheckpointError(f"checkpoint {path}: header window {window} != model.window {cfg.window}")
-    encoder = FeatureEncoder(drivers, arrays.get("encoder.mean", np.zeros(0)), arrays.get("encoder.std", np.zeros(0)))
+    stored = sorted({int(k.split(".", 1)[0][len("member"):]) for k in arrays
+                     if k.startswith("member") and k.split(".", 1)[0][len("member"):].isdigit()})
+    if n_members < 1 or stored != list(range(n_members)):
+        raise CheckpointError(f"checkpoint {path}: the header says {n_members} member(s), the file holds weights for "
+                              f"{len(stored)} (an ensemble needs at least one member, numbered from 0)")
+    try:
+        encoder = FeatureEncoder(drivers, arrays.get("encoder.mean", np.zeros(0)),
+                                 arrays.get("encoder.std", np.zeros(0)))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: normalisation statistics do not fit the drivers ({exc})") from None
     members = []
     for m in range(n_members):
         prefix = f"member{m}."
         scale = arrays.get(prefix + "target_scale")
         if scale is None:
             raise CheckpointError(f"checkpoint {path}: weights of member {m} are missing ({prefix}target_scale)")
-        net = build_network(cfg, n_model_features(encoder, cfg), scale)
-        expected = net.state_dict()
-        for name, tensor in expected.items():
+        try:
+            with torch.device("meta"):  # shapes from the header's config, before allocating anything that large
+                expected = {k: tuple(t.shape) for k, t in
+                            build_network(cfg, n_model_features(encoder, cfg), scale).state_dict().items()}
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path}: the model config cannot build a network ({exc})") from None
+        for name, shape in expected.items():
             key = prefix + name
             if key not in arrays:
                 raise CheckpointError(f"checkpoint {path}: weight '{key}' is missing")
-            if arrays[key].shape != tuple(tensor.shape):
+            if arrays[key].shape != shape:
                 raise CheckpointError(f"checkpoint {path}: weight '{key}' has shape {arrays[key].shape}, the model "
-                                      f"config implies {tuple(tensor.shape)}")
+                                      f"config implies {shape}")
+        net = build_network(cfg, n_model_features(encoder, cfg), scale)
         net.load_state_dict({name: torch.from_numpy(np.array(arrays[prefix + name])) for name in expected})
         members.append(net)
     meta = EnsembleMeta(drivers=drivers, period=period, window=window, sign_convention=convention, model=cfg,
                         n_members=n_members, target_units=header.get("target_units", "gC m-2 d-1"),
                         trained_on=header.get("trained_on", ""), created_utc=header.get("created_utc", ""),
-                        extra=header.get("extra", {}))
-    return Ensemble(members, encoder, meta, device=device)
+                        extra=header.get("extra", {}), calibration=header.get("spread_calibration"))
+    return ensemble_class(cfg.kind)(members, encoder, meta, device=device)
 

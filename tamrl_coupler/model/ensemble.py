@@ -8,7 +8,6 @@ evaluator (:mod:`tamrl_coupler.model.batched`), on cache-sized chunks of cells w
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -16,11 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from tamrl_coupler.config.model import ModelConfig
+from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.batched import stack
-from tamrl_coupler.model.config import ModelConfig
+from tamrl_coupler.model.calibration import SpreadCalibration
 from tamrl_coupler.model.feature_kernel import FeatureKernel
-from tamrl_coupler.model.features import Driver, FeatureEncoder, derived_features, period_index
+from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.model.kernels import Program, run
 from tamrl_coupler.model.plan import EvaluationPlan
 from tamrl_coupler.model.workspace import Workspace
@@ -30,19 +31,6 @@ from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 ESTIMATE_FIELDS = ("gpp", "reco", "gpp_std", "reco_std", "nee_std")
 CHUNK_CPU = 256  # cells per kernel call on a CPU: the chunk's working set stays in cache
 CHUNK_CUDA = 65536  # on a GPU: enough cells to fill the device
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' -> CUDA when present; a CUDA request on a machine without one falls back to the CPU with a warning."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device {device!r} requested but CUDA is not available; using the CPU", stacklevel=2)
-        return torch.device("cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return dev
 
 
 @dataclass
@@ -59,6 +47,9 @@ class EnsembleMeta:
     trained_on: str = ""
     created_utc: str = ""
     extra: dict = field(default_factory=dict)
+    # the spread calibration (model/calibration.py, JSON form) fitted on cross-validation errors; None: the
+    # spreads are the member standard deviation
+    calibration: dict | None = None
 
     @property
     def driver_names(self) -> list[str]:
@@ -67,7 +58,9 @@ class EnsembleMeta:
 
 @dataclass
 class Fluxes:
-    """Ensemble-mean fluxes and spreads (member standard deviation), float64, gC m-2 d-1, shape (n_cells[, T])."""
+    """Ensemble-mean fluxes and spreads, float64, gC m-2 d-1, shape (n_cells[, T]). The spreads are the calibrated
+    predictive standard deviations of the observed flux when the checkpoint carries a spread calibration, else the
+    member standard deviation."""
 
     gpp: torch.Tensor
     reco: torch.Tensor
@@ -81,7 +74,7 @@ class Fluxes:
         return {k: v.detach().cpu().numpy() for k, v in self.__dict__.items() if v is not None}
 
 
-_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat")
+_STATE_KEYS = ("window", "h", "c", "z", "z_ready", "period", "lat", "acc_sum", "acc_n")
 
 
 @dataclass
@@ -102,6 +95,9 @@ class EnsembleState:
     z_ready: torch.Tensor | None = None  # (n_cells,) bool, on the host
     period: torch.Tensor | None = None  # (n_cells,) int64: the current period (months/days since 1970-01)
     lat: torch.Tensor | None = None  # (n_cells,) float32 degrees north, NaN = not given
+    # daily models: the current month's running sums and counts of each driver (model/history.py); zeros otherwise
+    acc_sum: torch.Tensor | None = None  # (n_cells, D) float32
+    acc_n: torch.Tensor | None = None  # (n_cells, D) float32
     # set once the calendar and latitude are known to be given (by init_state, or the first check): later
     # evaluations skip the check, which would read device memory
     derived_checked: bool = field(default=False, compare=False, repr=False)
@@ -119,6 +115,10 @@ class EnsembleState:
             self.period = torch.full((n,), -(2 ** 62), dtype=torch.int64, device=dev)  # unknown
         if self.lat is None:
             self.lat = torch.full((n,), float("nan"), device=dev)
+        if self.acc_sum is None:
+            self.acc_sum = torch.zeros((n, self.window.shape[2]), device=dev)
+        if self.acc_n is None:
+            self.acc_n = torch.zeros((n, self.window.shape[2]), device=dev)
 
     @property
     def n_cells(self) -> int:
@@ -169,7 +169,8 @@ class EnsembleState:
 
 
 class Ensemble:
-    """Independently seeded members; mean = the flux, standard deviation = the spread.
+    """Independently seeded members; mean = the flux, standard deviation = the spread (or, with a spread
+    calibration in the checkpoint, the calibrated predictive standard deviation).
 
     ``kernel``: "batched" (every member at once, the network's ``stack`` hook; the fused C kernels on a CPU when
     built), "torch" (the same with torch operations only) or "loop" (member after member, the reference).
@@ -184,6 +185,9 @@ class Ensemble:
         self.encoder = encoder
         self.meta = meta
         self.convention = SignConvention.parse(meta.sign_convention)
+        self.calibration = None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration)
+        names = [d.name for d in meta.drivers]
+        self._igbp_col = names.index("igbp") if "igbp" in names else None
         self.kernel = stack(self.members, kernel)
         self.feature_kernel = FeatureKernel(encoder, list(meta.model.derived_inputs), meta.period,
                                             fused=self.kernel.ops.name == "fused-cpu")
@@ -211,6 +215,14 @@ class Ensemble:
         """Rows :meth:`evaluate` writes: :data:`ESTIMATE_FIELDS`, and nee_free for "free" variants."""
         return len(ESTIMATE_FIELDS) + (self.kernel.n_outputs > 2)
 
+    @property
+    def spread_meaning(self) -> str:
+        """What the *_std / *_spread values are, for file metadata."""
+        if self.calibration is None:
+            return f"ensemble spread: standard deviation over {self.n_members} members"
+        return ("calibrated predictive standard deviation of the observed flux at a site the model did not see "
+                "(error model fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+
     def init_state(self, n_cells: int, first_period=None, lat=None) -> EnsembleState:
         """The state before the first period. ``first_period`` (np.datetime64 or ISO string of the first period
         stepped) is required by checkpoints that derive the season, ``lat`` (degrees north, per cell) by those
@@ -235,7 +247,7 @@ class Ensemble:
                 cell = int(np.flatnonzero(bad)[0])
                 raise InputError(f"init_state: lat at cell {cell} is {lat_a[cell]}; expected degrees in [-90, 90]")
             lat_t[:] = torch.as_tensor(lat_a, dtype=torch.float32)
-        elif "lat" in need:
+        elif any(d in need for d in LAT_INPUTS):
             raise InputError("init_state: this checkpoint uses latitude (derived input 'lat'): pass lat= (degrees "
                              "north, one per cell)")
         return EnsembleState(
@@ -266,7 +278,7 @@ class Ensemble:
             cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
             raise InputError(f"ensemble state: no calendar period at cell {cell}; this checkpoint derives the "
                              "season: create the state with init_state(n, first_period=...)")
-        if "lat" in need and bool(torch.isnan(state.lat).any()):
+        if any(d in need for d in LAT_INPUTS) and bool(torch.isnan(state.lat).any()):
             cell = int(torch.nonzero(torch.isnan(state.lat))[0])
             raise InputError(f"ensemble state: no latitude at cell {cell}; this checkpoint uses latitude: create "
                              "the state with init_state(n, lat=...)")
@@ -293,16 +305,30 @@ class Ensemble:
     def bind_step(self, x: torch.Tensor, blk: EnsembleState, z: torch.Tensor, est: torch.Tensor,
                   h_out: torch.Tensor | None, c_out: torch.Tensor | None, members_out: torch.Tensor | None = None
                   ) -> Program:
-        """One period of the chunk: estimate rows (R, n) float64, the next h and c (n, M, H; None: not kept);
-        the member outputs (M, n, K) are copied to ``members_out`` when given."""
+        """One period of the chunk: estimate rows (R, n) float64 (spreads calibrated when the checkpoint says so),
+        the next h and c (n, M, H; None: not kept); the member outputs (M, n, K) are copied to ``members_out``
+        when given."""
         n = blk.n_cells
         bufs = self.workspace.buffers(n)
         feat = bufs.get("feat", (n, self.feature_kernel.n_features))
         out = bufs.get("members_out", (self.n_members, n, self.kernel.n_outputs))
         prog = (self.feature_kernel.bind(x, blk.period, blk.lat, feat, bufs)
                 + self.kernel.bind_step(feat, z, blk.h, blk.c, out, h_out, c_out, bufs)
-                + self.kernel.ops.reduce(out, est, bufs))
+                + self.kernel.ops.reduce(out, est, bufs)
+                + self._bind_calibrate(x, est, bufs))
         return prog + ([partial(members_out.copy_, out)] if members_out is not None else [])
+
+    def _bind_calibrate(self, x: torch.Tensor, est: torch.Tensor, bufs) -> Program:
+        """The spread rows replaced by the calibrated predictive standard deviations of the mean GPP and Reco and
+        the land-cover class (the igbp driver; unknown without it), in place: the same arithmetic as
+        :meth:`SpreadCalibration.sigma_torch`, whichever kernel made the means."""
+        if self.calibration is None:
+            return []
+        n = est.shape[1]
+        igbp = bufs.get("cal_igbp", (n,), torch.float64)
+        prog: Program = ([partial(igbp.copy_, x[:, self._igbp_col])] if self._igbp_col is not None
+                         else [partial(igbp.fill_, float("nan"))])
+        return prog + self.calibration.bind_sigma(est[0], est[1], igbp, est[2:5], bufs)
 
     def bind_commit(self, x: torch.Tensor, blk: EnsembleState, h_new: torch.Tensor, c_new: torch.Tensor
                     ) -> Program:
@@ -374,19 +400,26 @@ class Ensemble:
                              "(use NaN for a missing value)")
         return x
 
+    def _next_state(self, x: torch.Tensor, state: EnsembleState, z: torch.Tensor) -> EnsembleState:
+        """The state after the period of drivers ``x`` (new tensors; h and c still to be written): the window
+        shifted by one period, the embedding due again."""
+        return EnsembleState(
+            window=torch.cat([state.window[:, 1:], x.unsqueeze(1)], dim=1),
+            h=torch.empty_like(state.h), c=torch.empty_like(state.c),
+            z=torch.zeros_like(state.z), z_ready=torch.zeros_like(state.z_ready),
+            period=state.period + 1, lat=state.lat, acc_sum=state.acc_sum.clone(), acc_n=state.acc_n.clone(),
+            derived_checked=state.derived_checked,
+        )
+
     def _advance(self, x: torch.Tensor, state: EnsembleState, members_out: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, EnsembleState]:
         """Estimate rows (R, n) and the next state (new tensors); optionally the member outputs (M, n, K)."""
         x = self._check(x, state)
+        self._check_derived(state)
         z = self.ensure_embedding(state)
         n = state.n_cells
         est = torch.empty((self.estimate_rows, n), dtype=torch.float64, device=self.device)
-        new = EnsembleState(
-            window=torch.cat([state.window[:, 1:], x.unsqueeze(1)], dim=1),
-            h=torch.empty_like(state.h), c=torch.empty_like(state.c),
-            z=torch.zeros_like(state.z), z_ready=torch.zeros_like(state.z_ready),
-            period=state.period + 1, lat=state.lat, derived_checked=state.derived_checked,
-        )
+        new = self._next_state(x, state, z)
         for s, t in self._chunks(n):
             run(self.bind_step(x[s:t], state.block(s, t), z[s:t], est[:, s:t], new.h[s:t], new.c[s:t],
                                None if members_out is None else members_out[:, s:t]))

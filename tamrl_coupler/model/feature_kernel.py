@@ -8,9 +8,10 @@ from functools import partial
 import numpy as np
 import torch
 
-from tamrl_coupler.model.features import DERIVED_INPUTS, FeatureEncoder
+from tamrl_coupler.model.features import DERIVED_INPUTS, TOA_SCALE, FeatureEncoder
 from tamrl_coupler.model.kernels import Program, run
 from tamrl_coupler.model.workspace import Buffers
+from tamrl_coupler.physics.solar import SOLAR_CONSTANT
 
 
 def _runs(index: list[int]) -> list[tuple[int, int, int]]:
@@ -29,7 +30,11 @@ class FeatureKernel:
 
     def __init__(self, encoder: FeatureEncoder, derived: list[str], period: str, fused: bool = False):
         self.encoder = encoder
-        self.derived = [d for d in ("month", "lat") if d in derived]
+        unknown = sorted(set(derived) - set(DERIVED_INPUTS))
+        if unknown:
+            raise ValueError(f"feature kernel: derived input(s) {unknown} unknown; expected some of "
+                             f"{sorted(DERIVED_INPUTS)}")
+        self.derived = [d for d in DERIVED_INPUTS if d in derived]  # derived_features' order
         self.period = period
         self.n_encoded = encoder.n_features
         self.n_features = encoder.n_features + sum(DERIVED_INPUTS[d] for d in self.derived)
@@ -123,4 +128,41 @@ class FeatureKernel:
                      partial(cosw.clamp_, -1.0, 1.0),
                      partial(torch.div, lat, 90.0, out=out[:, col]), cosw.arccos_,
                      partial(torch.div, cosw, np.pi, out=out[:, col + 1])]
+            col += 2
+        if "toa" in self.derived:
+            prog += self._toa(doy, lat, out[:, col], bufs, tag)
+        return prog
+
+    @staticmethod
+    def _toa(doy: torch.Tensor, lat: torch.Tensor, out: torch.Tensor, bufs: Buffers, tag: str) -> Program:
+        """``_daily_toa(doy, lat) / TOA_SCALE`` (model/features.py), the same operations in the same order."""
+        n = doy.shape[0]
+        g, g2, g3, t, dec, ecc, phi, h0, u, v = (bufs.get(f"toa_{k}{tag}", (n,)) for k in
+                                                 ("g", "g2", "g3", "t", "dec", "ecc", "phi", "h0", "u", "v"))
+        prog: Program = [partial(torch.mul, doy, 2.0 * np.pi / 365.0, out=g), partial(torch.mul, g, 2, out=g2),
+                         partial(torch.mul, g, 3, out=g3)]
+
+        def series(acc: torch.Tensor, first: float, terms) -> Program:
+            """acc = first (+/-) c * f(angle) ... left to right, as the Python expression."""
+            calls: Program = [partial(acc.fill_, first)]
+            for sign, coef, fn, angle in terms:
+                calls += [partial(fn, angle, out=t), partial(t.mul_, coef), partial(acc.add_ if sign > 0 else
+                                                                                   acc.sub_, t)]
+            return calls
+
+        prog += series(dec, 0.006918, [(-1, 0.399912, torch.cos, g), (1, 0.070257, torch.sin, g),
+                                       (-1, 0.006758, torch.cos, g2), (1, 0.000907, torch.sin, g2),
+                                       (-1, 0.002697, torch.cos, g3), (1, 0.00148, torch.sin, g3)])
+        prog += series(ecc, 1.000110, [(1, 0.034221, torch.cos, g), (1, 0.001280, torch.sin, g),
+                                       (1, 0.000719, torch.cos, g2), (1, 0.000077, torch.sin, g2)])
+        # h0 = arccos(clamp(-tan(phi) tan(dec), -1, 1)); q = S ecc / pi (h0 sin(phi) sin(dec) + cos(phi) cos(dec)
+        # sin(h0)), then max(q, 0) / TOA_SCALE
+        prog += [partial(torch.deg2rad, lat, out=phi), partial(torch.tan, phi, out=h0), h0.neg_,
+                 partial(torch.tan, dec, out=t), partial(h0.mul_, t), partial(h0.clamp_, -1.0, 1.0), h0.arccos_,
+                 partial(torch.sin, phi, out=u), partial(torch.mul, h0, u, out=u), partial(torch.sin, dec, out=t),
+                 partial(u.mul_, t),
+                 partial(torch.cos, phi, out=v), partial(torch.cos, dec, out=t), partial(v.mul_, t),
+                 partial(torch.sin, h0, out=t), partial(v.mul_, t), partial(u.add_, v),
+                 partial(torch.mul, ecc, SOLAR_CONSTANT, out=g), partial(g.div_, np.pi), partial(g.mul_, u),
+                 partial(g.clamp_, min=0.0), partial(torch.div, g, TOA_SCALE, out=out)]
         return prog

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tamrl_coupler.data.dataset import DRIVER_UNITS, IGBP_CLASSES
+from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import CheckpointError
 
-REQUIRED_DRIVERS: tuple[str, ...] = ("tmin", "tmax", "swdown", "vpd", "precip")
-OPTIONAL_DRIVERS: tuple[str, ...] = ("lai", "co2", "igbp")
-CATEGORICAL = {"igbp": len(IGBP_CLASSES)}
-# log1p before standardising: precipitation is heavily skewed.
+# log1p before standardising: precipitation is heavily skewed (a modelling choice, written into every checkpoint).
 TRANSFORMS = {"precip": "log1p"}
 
 
@@ -34,9 +31,13 @@ class Driver:
         return {"name": self.name, "units": self.units, "required": self.required}
 
 
-def default_drivers(optional: tuple[str, ...] = OPTIONAL_DRIVERS) -> list[Driver]:
-    return [Driver(n, DRIVER_UNITS[n], True) for n in REQUIRED_DRIVERS] + [
-        Driver(n, DRIVER_UNITS[n], False) for n in optional
+def default_drivers(optional: tuple[str, ...] | None = None, period: str = "monthly") -> list[Driver]:
+    """The vocabulary's required drivers of ``period``'s models, then ``optional`` (default: every optional driver
+    of that period)."""
+    optional = vocabulary.optional_drivers(period) if optional is None else optional
+    units = {n: q.units for n, q in vocabulary.DRIVERS.items()}
+    return [Driver(n, units[n], True) for n in vocabulary.required_drivers(period)] + [
+        Driver(n, units[n], False) for n in optional
     ]
 
 
@@ -52,8 +53,9 @@ class FeatureEncoder:
         if self.mean.shape != (n,) or self.std.shape != (n,):
             raise CheckpointError(f"normalisation statistics have shapes {self.mean.shape}/{self.std.shape}, "
                                   f"expected ({n},) for drivers {self.names}")
-        self.cont_idx = [i for i, d in enumerate(self.names) if d not in CATEGORICAL]
-        self.cat_idx = [(i, CATEGORICAL[d]) for i, d in enumerate(self.names) if d in CATEGORICAL]
+        categorical = vocabulary.categorical_drivers()
+        self.cont_idx = [i for i, d in enumerate(self.names) if d not in categorical]
+        self.cat_idx = [(i, categorical[d]) for i, d in enumerate(self.names) if d in categorical]
         self.log_idx = [i for i, d in enumerate(self.names) if TRANSFORMS.get(d) == "log1p"]
         self.n_features = 2 * len(self.cont_idx) + sum(k + 1 for _, k in self.cat_idx)
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -64,8 +66,9 @@ class FeatureEncoder:
         flat = np.asarray(x, dtype=np.float64).reshape(-1, len(drivers))
         mean = np.zeros(len(drivers))
         std = np.ones(len(drivers))
+        categorical = vocabulary.categorical_drivers()
         for i, d in enumerate(drivers):
-            if d.name in CATEGORICAL:
+            if d.name in categorical:
                 continue
             col = flat[:, i]
             col = col[np.isfinite(col)]
@@ -105,11 +108,13 @@ class FeatureEncoder:
 # ---------------------------------------------------------------------------------------------------------------
 # Derived inputs: computed by the model itself from what the state carries (the calendar period and the cell's
 # latitude), so that a host never has to send them as drivers.
-DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2}  # name -> number of features
+DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2, "toa": 1}  # name -> number of features
+LAT_INPUTS = ("lat", "toa")  # derived inputs computed from the cell's latitude
+TOA_SCALE = 400.0  # W m-2: the top-of-atmosphere feature is the daily-mean insolation over this
 PERIOD_UNITS = {"monthly": "M", "daily": "D"}
 
 
-def period_index(when, period: str) -> np.ndarray:
+def period_index(when: np.datetime64 | np.ndarray | str, period: str) -> np.ndarray:
     """datetime64 value(s) -> integer period index (months or days since 1970-01), the state's calendar."""
     unit = PERIOD_UNITS.get(period)
     if unit is None:
@@ -125,11 +130,29 @@ def _day_of_year(pidx: torch.Tensor, period: str) -> torch.Tensor:
     return torch.remainder(days, 365.2425).to(torch.float32)
 
 
+def _daily_toa(doy: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+    """Daily-mean top-of-atmosphere insolation [W m-2] (physics/solar.py's formulas, in torch; doy 0-based)."""
+    from tamrl_coupler.physics.solar import SOLAR_CONSTANT
+
+    g = doy * (2.0 * np.pi / 365.0)
+    dec = (0.006918 - 0.399912 * torch.cos(g) + 0.070257 * torch.sin(g) - 0.006758 * torch.cos(2 * g)
+           + 0.000907 * torch.sin(2 * g) - 0.002697 * torch.cos(3 * g) + 0.00148 * torch.sin(3 * g))
+    ecc = (1.000110 + 0.034221 * torch.cos(g) + 0.001280 * torch.sin(g) + 0.000719 * torch.cos(2 * g)
+           + 0.000077 * torch.sin(2 * g))
+    phi = torch.deg2rad(lat)
+    h0 = torch.arccos(torch.clamp(-torch.tan(phi) * torch.tan(dec), -1.0, 1.0))
+    q = SOLAR_CONSTANT * ecc / np.pi * (h0 * torch.sin(phi) * torch.sin(dec) + torch.cos(phi) * torch.cos(dec)
+                                        * torch.sin(h0))
+    return torch.clamp(q, min=0.0)
+
+
 def derived_features(names: list[str], pidx: torch.Tensor, lat: torch.Tensor, period: str) -> torch.Tensor:
     """pidx (...) int64 period index, lat (...) degrees north -> (..., K) float32 features.
 
     month: sin/cos of the mid-period day of the year (the season XGBoost's features also get);
-    lat: latitude / 90 (hemisphere and climate zone) and the astronomical day length / 24 h at mid-period.
+    lat: latitude / 90 (hemisphere and climate zone) and the astronomical day length / 24 h at mid-period;
+    toa: daily-mean top-of-atmosphere insolation / 400 W m-2 at mid-period (the light a clear sky could give,
+    FLUXNET's SW_IN_POT: with the measured shortwave it tells cloudiness).
     """
     parts = []
     doy, lat = torch.broadcast_tensors(_day_of_year(pidx, period), lat.to(torch.float32))
@@ -140,6 +163,8 @@ def derived_features(names: list[str], pidx: torch.Tensor, lat: torch.Tensor, pe
         decl = -0.40928 * torch.cos((doy + 10.0) * (2.0 * np.pi / 365.25))  # solar declination, rad
         cosw = torch.clamp(-torch.tan(torch.deg2rad(lat)) * torch.tan(decl), -1.0, 1.0)
         parts += [lat / 90.0, torch.arccos(cosw) / np.pi]  # day length / 24 h = hour angle at sunset / pi
+    if "toa" in names:
+        parts.append(_daily_toa(doy, lat) / TOA_SCALE)
     if not parts:
         return torch.zeros((*doy.shape, 0), dtype=torch.float32, device=pidx.device)
     return torch.stack(parts, dim=-1)

@@ -12,6 +12,8 @@ import ctypes
 import functools
 import os
 from dataclasses import dataclass
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
 
 import torch
 
@@ -34,11 +36,15 @@ def library() -> ctypes.CDLL | None:
     """The compiled kernels, or None (not built; or disabled with TAMRL_FUSED_CPU=0)."""
     if os.environ.get("TAMRL_FUSED_CPU", "1") == "0":
         return None
-    try:
-        from tamrl_coupler.model import _fused_cpu
-    except ImportError:
+    # the compiled module beside this file (found, not imported: ctypes binds its C functions)
+    here = Path(__file__).resolve().parent
+    path = next((p for p in (here / f"_fused_cpu{s}" for s in EXTENSION_SUFFIXES) if p.is_file()), None)
+    if path is None:
         return None
-    lib = ctypes.CDLL(_fused_cpu.__file__)
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError:  # a library built for another Python or machine: the torch operations run
+        return None
     for name, args in _SIGNATURES.items():
         getattr(lib, name).argtypes = args
         getattr(lib, name).restype = None
@@ -149,7 +155,7 @@ class FusedFeatures:
         self.log_mask = log_mask
         self.cat = torch.as_tensor([i for i, _ in encoder.cat_idx], dtype=torch.int64)
         self.cat_k = torch.as_tensor([k for _, k in encoder.cat_idx], dtype=torch.int64)
-        self.derived = (1 if "month" in derived else 0) | (2 if "lat" in derived else 0)
+        self.derived = sum(bit for name, bit in (("month", 1), ("lat", 2), ("toa", 4)) if name in derived)
         self.daily = int(period == "daily")
 
     def bind(self, x: torch.Tensor, pidx: torch.Tensor, lat: torch.Tensor, out: torch.Tensor) -> Program:

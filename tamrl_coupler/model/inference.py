@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
+from tamrl_coupler.model.features import LAT_INPUTS
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
 
-FIELDS = ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std")
+FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
 
 
 def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None,
@@ -29,7 +32,7 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     for j, d in enumerate(ens.meta.drivers):
         if d.required and np.isnan(x[..., j]).all():
             raise InputError(f"{data.source}: required driver '{d.name}' ({d.units}) has no values")
-    if "lat" in ens.derived_inputs and np.isnan(data.lat).any():
+    if any(d in ens.derived_inputs for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
@@ -39,6 +42,36 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
         out["nee"] = nee_from_components(out["gpp"], out["reco"], conv)
+    return out
+
+
+def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
+    """Every calendar month of every site predicted alone from its own drivers: a fresh state (no history, zero
+    LSTM state) at the month's first day -- what a run or a one-month prior that starts there gives. Daily data;
+    (site, time) arrays like :func:`predict_dataset`. Vectorised: every (site, month) is one cell."""
+    if data.period != "daily" or ens.meta.period != "daily":
+        raise InputError(f"{data.source}: cold-month prediction is for daily data and daily checkpoints")
+    x = data.driver_array(ens.meta.driver_names)
+    days = data.time.astype("datetime64[D]")
+    month = days.astype("datetime64[M]")
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    stops = np.r_[starts[1:], len(days)]
+    n_sites, n_months, length = data.n_sites, len(starts), int((stops - starts).max())
+    xs = np.full((n_sites, n_months, length, x.shape[2]), np.nan, dtype=np.float32)
+    for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        xs[:, m, :b - a] = x[:, a:b]
+    cells = xs.reshape(n_sites * n_months, length, x.shape[2])
+    state = ens.init_state(len(cells), first_period=days[0], lat=np.repeat(data.lat, n_months))
+    first = days[starts].astype(np.int64)
+    state.period[:] = torch.as_tensor(np.tile(first, n_sites), device=state.period.device)
+    f = ens.predict_sequence(torch.from_numpy(cells), state=state).to_numpy()
+    out = {}
+    for k in FIELDS:
+        v = f[k].reshape(n_sites, n_months, length)
+        arr = np.full((n_sites, len(days)), np.nan)
+        for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
+            arr[:, a:b] = v[:, m, :b - a]
+        out[k] = arr
     return out
 
 
@@ -90,7 +123,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
     for k in FIELDS:
         base = k.removesuffix("_std")
         a = dict(attrs[base]) if k == base else {
-            "long_name": f"ensemble spread (standard deviation over {ens.n_members} members) of {base}, gC m-2 d-1"}
+            "long_name": f"{ens.spread_meaning}, of {base}, gC m-2 d-1"}
         a["units"] = units
         if k != base:
             a.pop("standard_name", None)
@@ -111,15 +144,15 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "checkpoint": checkpoint,
         "checkpoint_trained_on": ens.meta.trained_on,
         "ensemble_members": ens.n_members,
+        "spread_meaning": ens.spread_meaning,
         "input_data": str(data.source),
         "input_attribution": data.attrs.get("license", "") + " " + data.attrs.get("source", ""),
         "history": "tamrl-coupler predict",
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
     enc.update({k: {"_FillValue": np.nan} for k in FIELDS})
     enc.update({k: {"dtype": "S1"} for k in ("site_name", "igbp")})
-    ds.to_netcdf(path, encoding=enc)
-    return path
+    with atomic_path(path, "predictions") as tmp:
+        ds.to_netcdf(tmp, encoding=enc)
+    return Path(path)

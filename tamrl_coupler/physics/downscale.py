@@ -15,14 +15,19 @@ future weight is the transmissivity seen so far times the day-mean top-of-atmosp
 temperature with Q10 = 2, s = 2^((T - 10 degC)/10), the expected future weight is its period mean so far.
 If the model's estimate of the period total drops late in a period below what was already handed out, the
 remainder (and so a step flux) can be negative: exactness of the total is kept on purpose.
+
+Missing forcing (``nan_aware``, the fill policy 'missing'): a step whose shortwave or temperature is missing on a
+cell gets the expected weight of the period's remaining time (its fair share), and the running sums leave it out,
+so a missing value never poisons the period's bookkeeping: the period total stays exactly the prediction and no
+flux becomes NaN (which the host would otherwise receive as a hole or a zero).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.physics.solar import ToaInsolation, daily_mean_toa_insolation, day_of_year_and_utc_hours
-from tamrl_coupler.physics.units import SECONDS_PER_DAY
 
 GPP_LIGHT_FLOOR = 1.0  # W m-2 added to shortwave weights
 DEFAULT_TRANSMISSIVITY = 0.7
@@ -35,13 +40,16 @@ class Downscaler:
     """Per-cell bookkeeping of what each period has handed out so far; see the module docstring."""
 
     STATE_ARRAYS = ("emitted_gpp", "emitted_reco", "sum_toa", "sum_sreco")
+    NAN_AWARE_ARRAYS = ("time_reco",)  # seconds of the period with a valid temperature, per cell
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray):
+    def __init__(self, lat: np.ndarray, lon: np.ndarray, nan_aware: bool = False):
         self.lat = np.asarray(lat, dtype=np.float64)
         self.lon = np.asarray(lon, dtype=np.float64)
+        self.nan_aware = nan_aware
         n = self.lat.size
-        for name in self.STATE_ARRAYS:
+        for name in self._arrays():
             setattr(self, name, np.zeros(n))
+        self._valid = np.zeros(n, dtype=bool)
         self._w = np.zeros(n)
         self._what = np.zeros(n)
         self._rem = np.zeros(n)
@@ -51,8 +59,11 @@ class Downscaler:
         self._dark = np.zeros(n, dtype=bool)
         self._insolation = ToaInsolation(self.lat, self.lon)
 
+    def _arrays(self) -> tuple[str, ...]:
+        return self.STATE_ARRAYS + (self.NAN_AWARE_ARRAYS if self.nan_aware else ())
+
     def reset(self) -> None:
-        for name in self.STATE_ARRAYS:
+        for name in self._arrays():
             getattr(self, name).fill(0.0)
 
     def _split(self, rate: np.ndarray, emitted: np.ndarray, w: np.ndarray, what: np.ndarray, dt: float,
@@ -90,8 +101,12 @@ class Downscaler:
         # --- GPP: light
         toa = self._insolation.mean(start, dt, 2, out=self._toa)
         toa *= dt
-        self.sum_toa += toa
-        w, what = self._w, self._what
+        w, what, valid = self._w, self._what, self._valid
+        if self.nan_aware:  # transmissivity from the steps with shortwave only
+            np.isfinite(rsds, out=valid)
+            np.add(self.sum_toa, toa, out=self.sum_toa, where=valid)
+        else:
+            self.sum_toa += toa
         np.add(rsds, GPP_LIGHT_FLOOR, out=w)
         if remaining > 0.0:
             doy, _ = day_of_year_and_utc_hours(start)
@@ -106,20 +121,43 @@ class Downscaler:
             np.copyto(what, DEFAULT_TRANSMISSIVITY, where=self._dark)
             what *= q
             what += GPP_LIGHT_FLOOR
+            if self.nan_aware:  # a step without shortwave: the expected weight
+                np.copyto(w, what, where=~valid)
         self._split(gpp_rate, self.emitted_gpp, w, what, dt, remaining, period_days, out_gpp)
         # --- Reco: temperature (Q10)
         np.subtract(tas, T_REF_RECO, out=w)
         w *= LOG_Q10_PER_K
         np.exp(w, out=w)
-        np.multiply(w, dt, out=what)
-        self.sum_sreco += what
-        if remaining > 0.0:
-            np.multiply(self.sum_sreco, 1.0 / elapsed, out=what)
+        if self.nan_aware:
+            self._reco_weights_nan_aware(w, what, dt, remaining)
+        else:
+            np.multiply(w, dt, out=what)
+            self.sum_sreco += what
+            if remaining > 0.0:
+                np.multiply(self.sum_sreco, 1.0 / elapsed, out=what)
         self._split(reco_rate, self.emitted_reco, w, what, dt, remaining, period_days, out_reco)
 
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {f"ds_{k}": getattr(self, k) for k in self.STATE_ARRAYS}
+    def _reco_weights_nan_aware(self, w: np.ndarray, what: np.ndarray, dt: float, remaining: float) -> None:
+        """Reco weights when temperature may be missing: sums over the valid steps; a missing step (and the
+        expected weight) is the period's mean weight so far (Q10 at the reference temperature before any)."""
+        valid = self._valid
+        np.isfinite(w, out=valid)
+        np.multiply(w, dt, out=what)
+        np.add(self.sum_sreco, what, out=self.sum_sreco, where=valid)
+        np.add(self.time_reco, dt, out=self.time_reco, where=valid)
+        what.fill(1.0)
+        with np.errstate(divide="ignore"):
+            np.divide(1.0, self.time_reco, out=what, where=self.time_reco > 0)
+        np.multiply(self.sum_sreco, what, out=what, where=self.time_reco > 0)
+        np.copyto(w, what, where=~valid)
 
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {f"ds_{k}": getattr(self, k) for k in self._arrays()}
+
+    def load_state(self, arrays: dict[str, np.ndarray], elapsed: float) -> None:
+        """From :meth:`state_arrays`; ``elapsed``: seconds of the period so far (a restart written without missing
+        values had a valid temperature all that time)."""
         for k in self.STATE_ARRAYS:
             getattr(self, k)[:] = arrays[f"ds_{k}"]
+        if self.nan_aware:
+            self.time_reco[:] = arrays["ds_time_reco"] if "ds_time_reco" in arrays else elapsed

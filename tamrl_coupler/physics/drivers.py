@@ -6,31 +6,25 @@ minimum and maximum temperature, mean shortwave [MJ m-2 d-1], mean VPD [hPa] and
 module keeps running sums per cell so that at any step the drivers of the *partial* period so far are available
 (the component predicts with them without committing the LSTM state) and at the period end the complete ones.
 
+Which import makes which driver, and by which rule, is declared in :mod:`tamrl_coupler.vocabulary` (``sources``,
+``aggregate``); this module implements each rule once. Imports a host does not send but that can be derived from
+the ones it sends (``derived_from`` in the vocabulary: VPD from temperature, humidity and pressure; the step's
+temperature from its extremes) are computed here too, by :class:`ImportDerivations`.
+
 All arrays are preallocated; ``add`` works in place so the coupling loop allocates nothing per step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.constants import ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.physics.units import SECONDS_PER_DAY
-
-REQUIRED_STEP_FIELDS = ("tas", "huss", "ps", "rsds", "pr")  # or tasmin+tasmax for tas, vpd for huss+ps
-OPTIONAL_STEP_FIELDS = ("rlds", "sfcWind", "co2", "lai", "landcover")
-
-# model driver name -> how the accumulator produces it
-DRIVER_SOURCES = {
-    "tmin": "mean of daily minimum of tas [degC]",
-    "tmax": "mean of daily maximum of tas [degC]",
-    "swdown": "mean of rsds [MJ m-2 d-1]",
-    "vpd": "mean of VPD from tas, huss, ps [hPa]",
-    "precip": "mean of pr [mm d-1]",
-    "co2": "mean of co2 [ppm]",
-    "lai": "mean of lai [m2 m-2]",
-    "igbp": "landcover class (last value)",
-    "landcover": "landcover class (last value)",
-}
+from tamrl_coupler.physics.units import driver_conversion
+from tamrl_coupler.vocabulary import Aggregate
 
 
 def saturation_vapour_pressure_hpa(t_celsius: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -60,7 +54,7 @@ def vpd_hpa(tas_k: np.ndarray, huss: np.ndarray, ps_pa: np.ndarray, scratch: np.
     """Vapour pressure deficit [hPa] from temperature [K], specific humidity [kg kg-1] and pressure [Pa]; >= 0."""
     out = np.empty_like(tas_k) if out is None else out
     scratch = np.empty_like(tas_k) if scratch is None else scratch
-    np.subtract(tas_k, 273.15, out=scratch)
+    np.subtract(tas_k, ZERO_CELSIUS, out=scratch)
     saturation_vapour_pressure_hpa(scratch, out=out)
     vapour_pressure_hpa(huss, ps_pa, out=scratch)
     out -= scratch
@@ -68,143 +62,315 @@ def vpd_hpa(tas_k: np.ndarray, huss: np.ndarray, ps_pa: np.ndarray, scratch: np.
     return out
 
 
+def _vpd_pa(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
+    vpd_hpa(f["tas"], f["huss"], f["ps"], scratch=scratch, out=out)
+    out *= 100.0
+
+
+def _mid_temperature(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
+    np.add(f["tasmin"], f["tasmax"], out=out)
+    out *= 0.5
+
+
+# import name -> how it is computed from the imports the vocabulary lists in its ``derived_from`` (canonical units)
+DERIVATIONS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]] = {
+    "tas": _mid_temperature,  # the step's temperature (Reco downscaling) from the extremes a period host sends
+    "vpd": _vpd_pa,
+}
+
+
+class ImportDerivations:
+    """Computes, every step and in place, the imports a host did not register but that can be derived.
+
+    ``fields`` (name -> this rank's model-cell row) is extended with preallocated rows for the derived imports, in
+    dependency order (``tas`` from its extremes before ``vpd`` from ``tas``)."""
+
+    def __init__(self, fields: dict[str, np.ndarray], n_cells: int):
+        self.order: list[str] = []
+        have = set(fields)
+        for name in _derivation_order():
+            q = vocabulary.IMPORTS[name]
+            if name not in have and all(d in have for d in q.derived_from):
+                if name not in DERIVATIONS:
+                    raise InputError(f"import {name!r} is declared derivable from {q.derived_from} but the physics "
+                                     "has no formula for it (physics/drivers.py DERIVATIONS)")
+                fields[name] = np.zeros(n_cells)
+                have.add(name)
+                self.order.append(name)
+        self.fields = fields
+        self._scratch = np.zeros(n_cells)
+
+    def derive(self) -> None:
+        for name in self.order:
+            DERIVATIONS[name](self.fields, self.fields[name], self._scratch)
+
+
+def _derivation_order() -> list[str]:
+    """Derivable imports, each after the imports it is derived from."""
+    out: list[str] = []
+
+    def visit(name: str) -> None:
+        q = vocabulary.IMPORTS[name]
+        for d in q.derived_from:
+            visit(d)
+        if q.derived_from and name not in out:
+            out.append(name)
+
+    for name in vocabulary.IMPORTS:
+        visit(name)
+    return out
+
+
+class _Rule:
+    """One driver's running state over the period (arrays named in restart files ``acc_<array>_<driver>``).
+
+    ``nan_aware`` (fill policy 'missing'): NaN values are left out of the period's statistics, which are then over
+    the valid values of each cell (the extra arrays in ``nan_arrays`` count them); a cell without any valid value
+    in the period gives NaN, a missing driver for the model. Otherwise the rule is exactly the plain one."""
+
+    arrays: tuple[str, ...] = ()
+    nan_arrays: tuple[str, ...] = ()
+
+    def __init__(self, driver: str, n: int, fields: set[str] | None, nan_aware: bool = False):
+        q = vocabulary.DRIVERS[driver]
+        self.driver = driver
+        self.nan_aware = nan_aware
+        present = q.sources if fields is None else [s for s in q.sources if s in fields]
+        self.source = present[0] if present else None
+        self.seen = False  # whether the source was ever given (an optional driver without one is NaN: missing)
+        self.conv = driver_conversion(driver, self.source or q.sources[0])
+        for a in self.all_arrays:
+            setattr(self, a, np.zeros(n))
+        self._valid = np.zeros(n, dtype=bool) if nan_aware else None
+
+    @property
+    def all_arrays(self) -> tuple[str, ...]:
+        return self.arrays + (self.nan_arrays if self.nan_aware else ())
+
+    def reset(self) -> None:
+        for a in self.all_arrays:
+            getattr(self, a).fill(0.0)
+
+
+class _Mean(_Rule):
+    arrays = ("sum",)
+    nan_arrays = ("time",)  # seconds with a valid value, per cell
+
+    def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
+        np.multiply(x, dt, out=scratch)
+        if self.nan_aware:
+            np.isfinite(x, out=self._valid)
+            np.add(self.sum, scratch, out=self.sum, where=self._valid)
+            np.add(self.time, dt, out=self.time, where=self._valid)
+        else:
+            self.sum += scratch
+
+    def valid_seconds(self, elapsed: float) -> np.ndarray | float:
+        return self.time if self.nan_aware else elapsed
+
+    def fill(self, col: np.ndarray, elapsed: float, n_days: int, open_day: bool) -> None:
+        if self.nan_aware:
+            col.fill(np.nan)
+            with np.errstate(divide="ignore"):
+                np.divide(self.conv.scale, self.time, out=col, where=self.time > 0)
+            np.multiply(self.sum, col, out=col)
+        else:
+            np.multiply(self.sum, self.conv.scale / elapsed, out=col)
+        if self.conv.offset != 0.0:
+            col += self.conv.offset
+
+
+class _DailyExtreme(_Rule):
+    """Mean over days of each day's extreme. With ``nan_aware``, a day's extreme is over its valid values and a
+    day without any is left out of the mean (never a NaN that would stay for the rest of the period)."""
+
+    arrays = ("day", "sum")
+    nan_arrays = ("days",)  # days with a valid extreme, per cell
+
+    def __init__(self, driver: str, n: int, fields: set[str] | None, minimum: bool, nan_aware: bool = False):
+        self.op = (np.fmin if minimum else np.fmax) if nan_aware else (np.minimum if minimum else np.maximum)
+        self.start = np.inf if minimum else -np.inf
+        super().__init__(driver, n, fields, nan_aware)
+        self.day.fill(self.start)
+        self._count = np.zeros(n) if nan_aware else None
+
+    def reset(self) -> None:
+        super().reset()
+        self.day.fill(self.start)
+
+    def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
+        self.op(self.day, x, out=self.day)
+        if ends_day:
+            if self.nan_aware:
+                np.isfinite(self.day, out=self._valid)
+                np.add(self.sum, self.day, out=self.sum, where=self._valid)
+                np.add(self.days, 1.0, out=self.days, where=self._valid)
+            else:
+                self.sum += self.day
+            self.day.fill(self.start)
+
+    def fill(self, col: np.ndarray, elapsed: float, n_days: int, open_day: bool) -> None:
+        if self.nan_aware:
+            count = self._count
+            np.copyto(count, self.days)
+            col[:] = self.sum
+            if open_day:
+                np.isfinite(self.day, out=self._valid)
+                np.add(col, self.day, out=col, where=self._valid)
+                np.add(count, 1.0, out=count, where=self._valid)
+            np.copyto(col, np.nan, where=count == 0)
+            np.divide(col, count, out=col, where=count > 0)
+        else:
+            if open_day:
+                np.add(self.sum, self.day, out=col)
+            else:
+                col[:] = self.sum
+            col /= n_days
+        if self.conv.scale != 1.0:
+            col *= self.conv.scale
+        col += self.conv.offset
+
+
+class _Last(_Rule):
+    """The last value (a class); with ``nan_aware`` the last valid one (NaN, missing, until there is one)."""
+
+    arrays = ("last",)
+
+    def __init__(self, driver: str, n: int, fields: set[str] | None, nan_aware: bool = False):
+        super().__init__(driver, n, fields, nan_aware)
+        if nan_aware:
+            self.last.fill(np.nan)
+
+    def add(self, x: np.ndarray, dt: float, scratch: np.ndarray, ends_day: bool) -> None:
+        if self.nan_aware:
+            np.copyto(self.last, x, where=np.isfinite(x, out=self._valid))
+        else:
+            self.last[:] = x
+
+    def reset(self) -> None:  # a class holds over period ends
+        pass
+
+    def fill(self, col: np.ndarray, elapsed: float, n_days: int, open_day: bool) -> None:
+        col[:] = self.last
+
+
+RULES: dict[Aggregate, Callable[[str, int, set[str] | None, bool], _Rule]] = {
+    Aggregate.MEAN: _Mean,
+    Aggregate.DAILY_MIN: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=True, nan_aware=nan),
+    Aggregate.DAILY_MAX: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=False, nan_aware=nan),
+    Aggregate.LAST: _Last,
+}
+
+# names in restart formats 1 and 2 of the state now called (without the ``acc_`` prefix), and the factor from what
+# they held then to what is held now (VPD was summed in hPa, it is now summed in the import's Pa)
+_LEGACY_NAMES = {"sum_swdown": "sum_sw", "sum_precip": "sum_pr", "day_tmin": "day_min",
+                 "day_tmax": "day_max", "last_igbp": "landcover", "has_igbp": "has_landcover"}
+_LEGACY_FACTORS = {"sum_vpd": 100.0}
+
+
 class DriverAccumulator:
-    """Running per-cell sums over the current model period; see the module docstring."""
+    """Running per-cell sums over the current model period; see the module docstring.
 
-    STATE_ARRAYS = ("day_min", "day_max", "sum_tmin", "sum_tmax", "sum_sw", "sum_pr", "sum_vpd", "sum_co2",
-                    "sum_lai", "landcover")
-    STATE_SCALARS = ("days_done", "day_steps", "elapsed")
+    ``drivers``: the model's drivers in its input order. ``fields``: the imports available every step (registered
+    or derived); each driver takes the first of its vocabulary ``sources`` among them (None: decided per step).
+    ``nan_aware``: imports may hold NaN (missing values, fill policy 'missing'); see :class:`_Rule`."""
 
-    def __init__(self, n_cells: int, drivers: list[str]):
-        unknown = [d for d in drivers if d not in DRIVER_SOURCES]
+    def __init__(self, n_cells: int, drivers: list[str], fields: set[str] | None = None, nan_aware: bool = False):
+        unknown = [d for d in drivers if d not in vocabulary.DRIVERS]
         if unknown:
             raise InputError(f"model drivers {unknown} cannot be made from coupling fields; "
-                             f"known drivers: {sorted(DRIVER_SOURCES)}")
+                             f"known drivers: {sorted(vocabulary.DRIVERS)}")
         self.n = int(n_cells)
         self.drivers = list(drivers)
-        for name in self.STATE_ARRAYS:
-            setattr(self, name, np.zeros(self.n))
+        self.nan_aware = nan_aware
+        self.rules = [RULES[vocabulary.DRIVERS[d].aggregate](d, self.n, fields, nan_aware) for d in self.drivers]
         self._scratch = np.zeros(self.n)
-        self._scratch2 = np.zeros(self.n)
-        self.has_co2 = False
-        self.has_lai = False
-        self.has_landcover = False
         self.reset()
 
     def reset(self) -> None:
         """Start a new period (after its drivers were committed)."""
-        for name in ("sum_tmin", "sum_tmax", "sum_sw", "sum_pr", "sum_vpd", "sum_co2", "sum_lai"):
-            getattr(self, name).fill(0.0)
-        self.day_min.fill(np.inf)
-        self.day_max.fill(-np.inf)
+        for r in self.rules:
+            r.reset()
         self.days_done = 0
         self.day_steps = 0
         self.elapsed = 0.0
 
+    def running_sum_of(self, source: str) -> np.ndarray:
+        """The period's running sum of ``source`` * dt (a mean rule's), e.g. shortwave for the GPP downscaling."""
+        for r in self.rules:
+            if isinstance(r, _Mean) and r.source == source:
+                return r.sum
+        raise InputError(f"no model driver is the period mean of import {source!r}")
+
     def add(self, fields: dict[str, np.ndarray], dt: float, ends_day: bool) -> None:
         """Accumulate one coupling step of length ``dt`` seconds; ``ends_day`` closes the current day."""
-        if "tasmin" in fields and "tasmax" in fields:  # a host giving the step's extremes itself
-            np.fmin(self.day_min, fields["tasmin"], out=self.day_min)
-            np.fmax(self.day_max, fields["tasmax"], out=self.day_max)
-            self._nan_where_missing(self.day_min, fields["tasmin"])
-            self._nan_where_missing(self.day_max, fields["tasmax"])
-        else:
-            tas = fields["tas"]
-            np.minimum(self.day_min, tas, out=self.day_min)
-            np.maximum(self.day_max, tas, out=self.day_max)
-        s = self._scratch
-        np.multiply(fields["rsds"], dt, out=s)
-        self.sum_sw += s
-        np.multiply(fields["pr"], dt, out=s)
-        self.sum_pr += s
-        if "vpd" in fields:
-            np.multiply(fields["vpd"], 0.01 * dt, out=s)  # Pa -> hPa
-        else:
-            vpd_hpa(fields["tas"], fields["huss"], fields["ps"], scratch=self._scratch2, out=s)
-            s *= dt
-        self.sum_vpd += s
-        co2 = fields.get("co2")
-        if co2 is not None:
-            self.has_co2 = True
-            np.multiply(co2, dt, out=s)
-            self.sum_co2 += s
-        lai = fields.get("lai")
-        if lai is not None:
-            self.has_lai = True
-            np.multiply(lai, dt, out=s)
-            self.sum_lai += s
-        lc = fields.get("landcover")
-        if lc is not None:
-            self.has_landcover = True
-            self.landcover[:] = lc
+        for r in self.rules:
+            src = r.source
+            if src is None or src not in fields:
+                src = next((s for s in vocabulary.DRIVERS[r.driver].sources if s in fields), None)
+            if src is None:
+                if vocabulary.DRIVERS[r.driver].required:
+                    raise InputError(f"model driver '{r.driver}' needs one of the imports "
+                                     f"{vocabulary.DRIVERS[r.driver].sources}; got {sorted(fields)}")
+                continue  # an optional driver without its import: missing (NaN) for the model
+            r.seen = True
+            r.add(fields[src], dt, self._scratch, ends_day)
         self.elapsed += dt
         self.day_steps += 1
         if ends_day:
-            self.sum_tmin += self.day_min
-            self.sum_tmax += self.day_max
-            self.day_min.fill(np.inf)
-            self.day_max.fill(-np.inf)
             self.days_done += 1
             self.day_steps = 0
-
-    @staticmethod
-    def _nan_where_missing(acc: np.ndarray, x: np.ndarray) -> None:
-        """fmin/fmax skip NaN; a missing extreme must stay missing (the model masks it), not become +-inf."""
-        if np.isnan(x).any():
-            acc[np.isnan(x)] = np.nan
 
     def fill(self, out: np.ndarray) -> np.ndarray:
         """Write the partial-period drivers, in the model's driver order, into ``out`` (n_cells, n_drivers)."""
         if self.elapsed <= 0.0:
             raise InputError("no coupling step has been accumulated in this period yet")
-        open_day = 1 if self.day_steps > 0 else 0
-        n_days = self.days_done + open_day
-        for j, name in enumerate(self.drivers):
+        open_day = self.day_steps > 0
+        n_days = self.days_done + (1 if open_day else 0)
+        for j, r in enumerate(self.rules):
             col = out[:, j]
-            if name in ("tmin", "tmax"):
-                total, current = (self.sum_tmin, self.day_min) if name == "tmin" else (self.sum_tmax, self.day_max)
-                if open_day:
-                    np.add(total, current, out=col)
-                else:
-                    col[:] = total
-                col /= n_days
-                col -= 273.15
-            elif name == "swdown":
-                np.multiply(self.sum_sw, SECONDS_PER_DAY * 1e-6 / self.elapsed, out=col)
-            elif name == "precip":
-                np.multiply(self.sum_pr, SECONDS_PER_DAY / self.elapsed, out=col)
-            elif name == "vpd":
-                np.multiply(self.sum_vpd, 1.0 / self.elapsed, out=col)
-            elif name == "co2":
-                if self.has_co2:
-                    np.multiply(self.sum_co2, 1.0 / self.elapsed, out=col)
-                else:
-                    col.fill(np.nan)
-            elif name == "lai":
-                if self.has_lai:
-                    np.multiply(self.sum_lai, 1.0 / self.elapsed, out=col)
-                else:
-                    col.fill(np.nan)
-            elif name in ("igbp", "landcover"):
-                col[:] = self.landcover if self.has_landcover else np.nan
+            if r.seen:
+                r.fill(col, self.elapsed, n_days, open_day)
+            else:
+                col.fill(np.nan)
         return out
 
     # restart support -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _key(r: _Rule, array: str) -> str:
+        return f"{array}_{r.driver}"
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {f"acc_{k}": getattr(self, k) for k in self.STATE_ARRAYS}
+        return {f"acc_{self._key(r, a)}": getattr(r, a) for r in self.rules for a in r.all_arrays}
 
     def state_scalars(self) -> dict[str, float]:
-        d = {f"acc_{k}": float(getattr(self, k)) for k in self.STATE_SCALARS}
-        d.update(acc_has_co2=float(self.has_co2), acc_has_lai=float(self.has_lai),
-                 acc_has_landcover=float(self.has_landcover))
+        d = {"acc_days_done": float(self.days_done), "acc_day_steps": float(self.day_steps),
+             "acc_elapsed": float(self.elapsed)}
+        d.update({f"acc_has_{r.driver}": float(r.seen) for r in self.rules})
         return d
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, float]) -> None:
-        for k in self.STATE_ARRAYS:
-            getattr(self, k)[:] = arrays[f"acc_{k}"]
+        """From :meth:`state_arrays` / :meth:`state_scalars` (``acc_`` prefix), or a format 1-2 restart's names."""
+        legacy = "acc_day_min" in arrays  # a format 1-2 restart (it always held the daily minimum so named)
+
+        def get(table: dict, key: str, default=None):
+            for k in (key, _LEGACY_NAMES.get(key)):
+                if k is not None and f"acc_{k}" in table:
+                    return table[f"acc_{k}"]
+            if default is None:
+                raise InputError(f"restart: accumulator state 'acc_{key}' is missing")
+            return default
+
+        for r in self.rules:
+            for a in r.arrays:
+                key = self._key(r, a)
+                getattr(r, a)[:] = get(arrays, key) * (_LEGACY_FACTORS.get(key, 1.0) if legacy else 1.0)
+            r.seen = bool(get(scalars, f"has_{r.driver}", 1.0))  # formats 1-2 always had the required drivers
         self.days_done = int(scalars["acc_days_done"])
         self.day_steps = int(scalars["acc_day_steps"])
         self.elapsed = float(scalars["acc_elapsed"])
-        self.has_co2 = bool(scalars["acc_has_co2"])
-        self.has_lai = bool(scalars["acc_has_lai"])
-        self.has_landcover = bool(scalars["acc_has_landcover"])
+        # the counts of valid values, when the restart was written without them: every value was valid
+        defaults = {"time": self.elapsed, "days": float(self.days_done)}
+        for r in self.rules:
+            for a in (r.nan_arrays if r.nan_aware else ()):
+                getattr(r, a)[:] = arrays.get(f"acc_{self._key(r, a)}", defaults[a])

@@ -8,6 +8,9 @@ transmissivity seen so far). Formulas: Spencer (1971) declination and equation o
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from tamrl_coupler.constants import SECONDS_PER_DAY
 
 SOLAR_CONSTANT = 1361.0  # W m-2
 
@@ -16,20 +19,21 @@ def _day_angle(day_of_year: np.ndarray | float) -> np.ndarray:
     return 2.0 * np.pi * (np.asarray(day_of_year, dtype=np.float64) - 1.0) / 365.0
 
 
-def declination(day_of_year) -> np.ndarray:
+def declination(day_of_year: ArrayLike) -> np.ndarray:
     """Solar declination [rad] (Spencer 1971); ``day_of_year`` is 1-based and may be fractional."""
     g = _day_angle(day_of_year)
     return (0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
             + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g))
 
 
-def equation_of_time_minutes(day_of_year) -> np.ndarray:
+def equation_of_time_minutes(day_of_year: ArrayLike) -> np.ndarray:
+    """Apparent minus mean solar time [min] (Spencer 1971): where the sun is at a given UTC hour."""
     g = _day_angle(day_of_year)
     return 229.18 * (0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g) - 0.014615 * np.cos(2 * g)
                      - 0.040849 * np.sin(2 * g))
 
 
-def eccentricity_factor(day_of_year) -> np.ndarray:
+def eccentricity_factor(day_of_year: ArrayLike) -> np.ndarray:
     """(r0/r)^2, the Earth-Sun distance correction of the solar constant."""
     g = _day_angle(day_of_year)
     return (1.000110 + 0.034221 * np.cos(g) + 0.001280 * np.sin(g) + 0.000719 * np.cos(2 * g)
@@ -41,12 +45,12 @@ def day_of_year_and_utc_hours(time: np.datetime64 | np.ndarray) -> tuple[np.ndar
     t = np.asarray(time, dtype="datetime64[s]")
     year_start = t.astype("datetime64[Y]").astype("datetime64[s]")
     seconds = (t - year_start).astype(np.int64).astype(np.float64)
-    doy = np.floor(seconds / 86400.0) + 1.0
-    hours = (seconds % 86400.0) / 3600.0
+    doy = np.floor(seconds / SECONDS_PER_DAY) + 1.0
+    hours = (seconds % SECONDS_PER_DAY) / 3600.0
     return doy, hours
 
 
-def cos_zenith(lat_deg, lon_deg, time) -> np.ndarray:
+def cos_zenith(lat_deg: ArrayLike, lon_deg: ArrayLike, time: np.datetime64 | np.ndarray) -> np.ndarray:
     """Cosine of the solar zenith angle at ``time`` (datetime64), clipped at 0 (sun below horizon)."""
     doy, hours = day_of_year_and_utc_hours(time)
     frac_doy = doy + hours / 24.0
@@ -58,7 +62,8 @@ def cos_zenith(lat_deg, lon_deg, time) -> np.ndarray:
     return np.maximum(mu, 0.0)
 
 
-def mean_toa_insolation(lat_deg, lon_deg, start: np.datetime64, seconds: float, samples: int = 12) -> np.ndarray:
+def mean_toa_insolation(lat_deg: ArrayLike, lon_deg: ArrayLike, start: np.datetime64, seconds: float,
+                        samples: int = 12) -> np.ndarray:
     """Mean top-of-atmosphere insolation [W m-2] over ``[start, start + seconds)`` (midpoint rule, ``samples``)."""
     offsets = (np.arange(samples) + 0.5) * (seconds / samples)
     acc = np.zeros(np.broadcast(np.asarray(lat_deg), np.asarray(lon_deg)).shape, dtype=np.float64)
@@ -69,7 +74,7 @@ def mean_toa_insolation(lat_deg, lon_deg, start: np.datetime64, seconds: float, 
     return acc / samples
 
 
-def daily_mean_toa_insolation(lat_deg, day_of_year) -> np.ndarray:
+def daily_mean_toa_insolation(lat_deg: ArrayLike, day_of_year: ArrayLike) -> np.ndarray:
     """Daily-mean top-of-atmosphere insolation [W m-2] at latitude ``lat_deg`` (analytic, handles polar day/night)."""
     phi = np.deg2rad(np.asarray(lat_deg, dtype=np.float64))
     dec = declination(day_of_year)

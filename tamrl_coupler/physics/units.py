@@ -1,46 +1,207 @@
-"""Units of the fluxes the component exports and of the forcing it imports.
+"""Units of the fluxes the component exports and of the forcing it imports, converted by a units library.
+
+Every conversion factor comes from cf_xarray's pint registry (``cf_xarray.units``): a maintained, pure-Python units
+library that reads UDUNITS/CF unit strings (``W m-2``, ``W/m^2``, ``kg m-2 s-1``, ``degC``, ``1``, ``%`` ...). It
+was chosen over ``cfunits`` (the real UDUNITS-2 through its C library) because it installs from wheels on any HPC
+system without ``libudunits2``, and because the xarray side of the product (cf_xarray) already depends on it; the
+CF strings forcing files carry are all understood by both (``tests/physics/test_units.py`` checks each one).
 
 Inside the product fluxes are gC m-2 d-1 (what the model was trained on). Hosts want SI rates: CLM/CTSM's
 ``Fall_fco2_lnd`` is kg CO2 m-2 s-1, land models report kg C m-2 s-1, atmospheric inversions want mol CO2 m-2 s-1.
-Conversions are pure multiplications by one factor, so the carbon balance identity survives them exactly when NEE
-is recomputed after conversion (the component does that).
+The units library does the arithmetic; the chemistry it cannot know is stated here (the molar masses of carbon and
+CO2). Conversions are pure multiplications by one factor, so the carbon balance identity survives them exactly when
+NEE is recomputed after conversion (the component does that).
+
+Every other quantity has one canonical unit, declared in :mod:`tamrl_coupler.vocabulary`. A depth or a depth rate
+of liquid water (``mm``, ``mm d-1``) is a mass per area only through the density of water: that conversion is
+allowed only for quantities the vocabulary declares ``water_equivalent`` (precipitation), never guessed for others.
+Incompatible units are an error naming the variable and both units.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.constants import M_C, M_CO2, RHO_WATER
 from tamrl_coupler.errors import InputError
 
-M_C = 12.011  # g mol-1, carbon
-M_CO2 = 44.0095  # g mol-1, carbon dioxide
-SECONDS_PER_DAY = 86400.0
+ArrayT = TypeVar("ArrayT")  # a numpy array or a torch tensor
+
+WATER_EQUIVALENT = "tamrl_water_equivalent"  # the pint context: liquid water depth <-> mass per area
+_SCALED = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)$")  # UDUNITS "1e-6", "1e3 m"
+
+
+@functools.cache
+def registry() -> Any:
+    """The units library's registry (cf_xarray's pint registry), with the water-equivalent context added once.
+
+    Built on first use (about a second), so that commands which convert nothing do not pay for it."""
+    import pint
+    from cf_xarray.units import units as ureg
+
+    if WATER_EQUIVALENT not in ureg._contexts:
+        ctx = pint.Context(WATER_EQUIVALENT)
+        rho = ureg.Quantity(RHO_WATER, "kg m-3")
+        for depth in ("[length]", "[length] / [time]"):
+            mass = "[mass] / [length] ** 2" + depth[len("[length]"):]
+            ctx.add_transformation(depth, mass, lambda _, x: x * rho)
+            ctx.add_transformation(mass, depth, lambda _, x: x / rho)
+        ureg.add_context(ctx)
+    return ureg
+
+
+def parse_units(text: str, where: str) -> Any:
+    """``text`` as a pint Quantity of magnitude one unit (``1e-6``: a scaled dimensionless unit, as UDUNITS has it);
+    an error naming ``where`` when the units library does not know it."""
+    import pint
+
+    ureg = registry()
+    s = str(text).strip()
+    try:
+        return ureg.Quantity(1.0, ureg.Unit(s))
+    except ValueError as exc:  # pint: "Unit expression cannot have a scaling factor"
+        m = _SCALED.match(s)
+        if m is None or "scaling factor" not in str(exc):
+            raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({exc})") from None
+        try:
+            return ureg.Quantity(float(m.group(1)), ureg.Unit(m.group(2) or "1"))
+        except (pint.PintError, ValueError, AttributeError) as inner:
+            raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({inner})") from None
+    except (pint.PintError, AttributeError, TypeError) as exc:
+        raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({exc})") from None
+
+
+@dataclass(frozen=True)
+class ScalarConversion:
+    """value_target = value * scale + offset."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Into the target unit (``x`` itself when nothing changes)."""
+        if self.scale == 1.0 and self.offset == 0.0:
+            return x
+        return x * self.scale + self.offset
+
+    def inverse(self) -> ScalarConversion:
+        """target -> source."""
+        return ScalarConversion(1.0 / self.scale, -self.offset / self.scale)
+
+
+_SAME = ScalarConversion()
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(str(a).split()) == " ".join(str(b).split())
+
+
+@functools.lru_cache(maxsize=512)
+def _affine(src: str, dst: str, water: bool) -> tuple[float, float] | str:
+    """(scale, offset) of ``src`` -> ``dst`` from the units library, or the reason they do not convert."""
+    import pint
+
+    a, b = parse_units(src, "units"), parse_units(dst, "units")
+    contexts = (WATER_EQUIVALENT,) if water else ()
+    try:
+        if a.magnitude != 1.0 or b.magnitude != 1.0:  # scaled dimensionless units ("1e-6"): multiplicative only
+            return float(a.to(b.units, *contexts).magnitude / b.magnitude), 0.0
+        values = registry().Quantity(np.array([0.0, 1.0]), a.units).to(b.units, *contexts).magnitude
+    except pint.DimensionalityError:
+        return f"{a.dimensionality} is not {b.dimensionality}"
+    offset = float(values[0])
+    # offset == 0: the library's factor itself; offset units (degC): the difference of two exact conversions
+    return (float(values[1]) if offset == 0.0 else float(values[1] - values[0])), offset
+
+
+def conversion(units: str, target: str, where: str, field: str, water_equivalent: bool = False) -> ScalarConversion:
+    """The conversion of ``field`` from ``units`` into ``target``; an error naming ``where``, ``field`` and both units
+    when the units library does not know ``units`` or they are incompatible."""
+    if _same_text(units, target):
+        return _SAME
+    try:
+        result = _affine(" ".join(str(units).split()), " ".join(str(target).split()), water_equivalent)
+    except InputError as exc:
+        raise InputError(f"{where}: field {field!r} has units {units!r} (expected {target!r}): "
+                         f"{str(exc).split(': ', 1)[1]}") from None
+    if isinstance(result, str):
+        hint = ""
+        if not water_equivalent and not isinstance(_affine(" ".join(str(units).split()), " ".join(target.split()),
+                                                           True), str):
+            hint = "; a depth of water is a mass per area only for a quantity declared water-equivalent"
+        raise InputError(f"{where}: field {field!r} has units {units!r}, which do not convert to {target!r} "
+                         f"({result}{hint})")
+    scale, offset = result
+    return _SAME if (scale, offset) == (1.0, 0.0) else ScalarConversion(scale, offset)
+
+
+def to_canonical(canonical: str, units: str | None, where: str, field: str,
+                 water_equivalent: bool = False) -> ScalarConversion:
+    """The conversion from ``units`` into ``canonical``; a clear error naming ``where`` and ``field`` otherwise.
+
+    ``units`` None (a variable without a units attribute) is accepted only for a dimensionless canonical unit (class
+    indices, fractions); anything else would be a guess."""
+    if units is None:
+        if parse_units(canonical, where).dimensionless:
+            return _SAME
+        raise InputError(f"{where}: field {field!r} has no units attribute; expected {canonical!r} or units that "
+                         "convert to it")
+    return conversion(units, canonical, where, field, water_equivalent)
+
+
+def import_conversion(field: str, units: str | None, where: str) -> ScalarConversion:
+    """The conversion from ``units`` to import ``field``'s canonical unit (from the vocabulary)."""
+    q = vocabulary.IMPORTS[field]
+    return to_canonical(q.units, units, where, field, q.water_equivalent)
+
+
+def driver_conversion(driver: str, source: str) -> ScalarConversion:
+    """The conversion of import ``source`` (in its canonical unit) into model driver ``driver``'s unit: the inverse
+    of the driver unit's conversion into the import's (so each factor is made once, by the units library)."""
+    return import_conversion(source, vocabulary.DRIVERS[driver].units, f"driver {driver!r}").inverse()
+
+
+# --- export units of the fluxes -----------------------------------------------------------------------------------
+
+# what one gram of carbon is in each species' unit (the chemistry the units library cannot know)
+_SPECIES = {"carbon": (1.0, "1"), "carbon_dioxide": (M_CO2 / M_C, "1"), "mole": (1.0 / M_C, "mol g-1")}
 
 
 @dataclass(frozen=True)
 class FluxUnit:
-    """An export unit: its name in configs, its UDUNITS string, and the factor from gC m-2 d-1."""
+    """An export unit: its name in configs, its UDUNITS string, the species it counts, and a description."""
 
     name: str
     udunits: str
-    factor: float  # value_in_this_unit = value_in_gC_m-2_d-1 * factor
-    species: str  # "carbon" (mass of C), "carbon_dioxide" (mass of CO2), "mole" (mol CO2)
+    species: str  # "carbon" (mass of C), "carbon_dioxide" (mass of CO2), "mole" (mol CO2 = mol C)
     description: str
+
+    @functools.cached_property
+    def factor(self) -> float:
+        """value_in_this_unit = value_in_gC_m-2_d-1 * factor, from the units library and the molar masses."""
+        if self.udunits == "g m-2 d-1" and self.species == "carbon":
+            return 1.0
+        ureg = registry()
+        ratio, ratio_units = _SPECIES[self.species]
+        q = ureg.Quantity(1.0, "g m-2 d-1") * ureg.Quantity(ratio, ratio_units)
+        return float(q.to(self.udunits).magnitude)
 
 
 FLUX_UNITS: dict[str, FluxUnit] = {
     u.name: u
     for u in (
-        FluxUnit("gC m-2 d-1", "g m-2 d-1", 1.0, "carbon", "grams of carbon per m2 per day (the model's unit)"),
-        FluxUnit("kgC m-2 s-1", "kg m-2 s-1", 1e-3 / SECONDS_PER_DAY, "carbon",
-                 "kilograms of carbon per m2 per second (land-model default)"),
-        FluxUnit("kgCO2 m-2 s-1", "kg m-2 s-1", 1e-3 / SECONDS_PER_DAY * M_CO2 / M_C, "carbon_dioxide",
+        FluxUnit("gC m-2 d-1", "g m-2 d-1", "carbon", "grams of carbon per m2 per day (the model's unit)"),
+        FluxUnit("kgC m-2 s-1", "kg m-2 s-1", "carbon", "kilograms of carbon per m2 per second (land-model default)"),
+        FluxUnit("kgCO2 m-2 s-1", "kg m-2 s-1", "carbon_dioxide",
                  "kilograms of CO2 per m2 per second (CESM Fall_fco2_lnd)"),
-        FluxUnit("molCO2 m-2 s-1", "mol m-2 s-1", 1.0 / M_C / SECONDS_PER_DAY, "mole",
-                 "moles of CO2 per m2 per second (atmospheric inversions)"),
-        FluxUnit("umolCO2 m-2 s-1", "umol m-2 s-1", 1e6 / M_C / SECONDS_PER_DAY, "mole",
+        FluxUnit("molCO2 m-2 s-1", "mol m-2 s-1", "mole", "moles of CO2 per m2 per second (atmospheric inversions)"),
+        FluxUnit("umolCO2 m-2 s-1", "umol m-2 s-1", "mole",
                  "micromoles of CO2 per m2 per second (eddy-covariance convention)"),
     )
 }
@@ -64,80 +225,7 @@ def flux_unit(name: str) -> FluxUnit:
     raise InputError(f"flux unit {name!r} is not known; expected one of {sorted(FLUX_UNITS)}")
 
 
-def convert_flux(values_gc_per_day, unit: str | FluxUnit):
+def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
-
-
-# --- import (forcing) units -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ScalarConversion:
-    """value_canonical = value * scale + offset."""
-
-    scale: float = 1.0
-    offset: float = 0.0
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        if self.scale == 1.0 and self.offset == 0.0:
-            return x
-        return x * self.scale + self.offset
-
-
-# canonical import unit per field, and the other spellings/units accepted (conversion into the canonical unit)
-IMPORT_UNITS: dict[str, tuple[str, dict[str, ScalarConversion]]] = {
-    "tas": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                  "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15),
-                  "degrees_celsius": ScalarConversion(1.0, 273.15), "c": ScalarConversion(1.0, 273.15)}),
-    "tasmin": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                     "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15)}),
-    "tasmax": ("K", {"k": ScalarConversion(), "kelvin": ScalarConversion(),
-                     "degc": ScalarConversion(1.0, 273.15), "celsius": ScalarConversion(1.0, 273.15)}),
-    "vpd": ("Pa", {"pa": ScalarConversion(), "hpa": ScalarConversion(100.0), "kpa": ScalarConversion(1000.0)}),
-    "huss": ("kg kg-1", {"kg kg-1": ScalarConversion(), "kg/kg": ScalarConversion(), "1": ScalarConversion(),
-                         "g kg-1": ScalarConversion(1e-3), "g/kg": ScalarConversion(1e-3)}),
-    "ps": ("Pa", {"pa": ScalarConversion(), "hpa": ScalarConversion(100.0), "mbar": ScalarConversion(100.0),
-                  "kpa": ScalarConversion(1000.0)}),
-    "rsds": ("W m-2", {"w m-2": ScalarConversion(), "w/m2": ScalarConversion(), "w m**-2": ScalarConversion()}),
-    "rlds": ("W m-2", {"w m-2": ScalarConversion(), "w/m2": ScalarConversion(), "w m**-2": ScalarConversion()}),
-    "pr": ("kg m-2 s-1", {"kg m-2 s-1": ScalarConversion(), "mm s-1": ScalarConversion(),
-                          "mm/s": ScalarConversion(), "kg m**-2 s**-1": ScalarConversion(),
-                          "mm d-1": ScalarConversion(1.0 / SECONDS_PER_DAY),
-                          "mm day-1": ScalarConversion(1.0 / SECONDS_PER_DAY),
-                          "m s-1": ScalarConversion(1000.0)}),
-    "sfcWind": ("m s-1", {"m s-1": ScalarConversion(), "m/s": ScalarConversion()}),
-    "co2": ("ppm", {"ppm": ScalarConversion(), "1e-6": ScalarConversion(), "umol mol-1": ScalarConversion(),
-                    "mol mol-1": ScalarConversion(1e6), "1": ScalarConversion(1e6)}),
-    "lai": ("m2 m-2", {"m2 m-2": ScalarConversion(), "1": ScalarConversion(), "m2/m2": ScalarConversion()}),
-    "landcover": ("1", {"1": ScalarConversion(), "": ScalarConversion()}),
-}
-
-
-def import_conversion(field: str, units: str | None, where: str) -> ScalarConversion:
-    """The conversion from ``units`` to the field's canonical unit; a clear error naming ``where`` otherwise."""
-    canonical, accepted = IMPORT_UNITS[field]
-    if units is None:
-        return ScalarConversion()
-    key = " ".join(str(units).strip().lower().split())
-    if key in accepted:
-        return accepted[key]
-    raise InputError(
-        f"{where}: field {field!r} has units {units!r}; expected {canonical!r} or one of {sorted(accepted)}"
-    )
-
-
-# --- driver unit helpers (model drivers are daily-rate units) ------------------------------------------------------
-
-def w_m2_to_mj_m2_d(x):
-    """Mean irradiance W m-2 -> daily energy MJ m-2 d-1."""
-    return x * (SECONDS_PER_DAY * 1e-6)
-
-
-def kg_m2_s_to_mm_d(x):
-    """Precipitation flux kg m-2 s-1 (= mm s-1 of water) -> mm d-1."""
-    return x * SECONDS_PER_DAY
-
-
-def kelvin_to_celsius(x):
-    return x - 273.15

@@ -16,6 +16,7 @@ CACHE_VERSION = "1"
 
 
 def default_cache_dir() -> Path:
+    """$TAMRL_REGRID_CACHE, else the user cache directory ($XDG_CACHE_HOME or ~/.cache)/tamrl-coupler/weights."""
     env = os.environ.get("TAMRL_REGRID_CACHE")
     if env:
         return Path(env)
@@ -24,6 +25,7 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(src: Grid, dst: Grid, method: str, backend: str) -> str:
+    """A short hash of both grids (geometry and mask), the method and the backend: what makes weights equal."""
     h = hashlib.sha256()
     for part in (CACHE_VERSION, src.fingerprint(), dst.fingerprint(), method, backend):
         h.update(part.encode())
@@ -31,6 +33,7 @@ def cache_key(src: Grid, dst: Grid, method: str, backend: str) -> str:
     return h.hexdigest()[:24]
 
 
-def cache_path(cache_dir, src: Grid, dst: Grid, method: str, backend: str) -> Path:
+def cache_path(cache_dir: str | Path, src: Grid, dst: Grid, method: str, backend: str) -> Path:
+    """The weight file in ``cache_dir`` for these grids and method (readable names, the key decides)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{src.name}_to_{dst.name}")[:80]
     return Path(cache_dir) / f"{safe}_{method}_{backend}_{cache_key(src, dst, method, backend)}.nc"

@@ -9,12 +9,18 @@ same kernel, so the result is bit-for-bit the same for any number of ranks and a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.sparse_apply import spmm
 from tamrl_coupler.regrid.weights import Weights
+
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid.regridder import Regridder
 
 
 class DistributedRegridder:
@@ -28,18 +34,17 @@ class DistributedRegridder:
     this rank's source cells in the order of ``src_global_index``; returns ``(k, n_dst_local)`` (or 1-D).
     """
 
-    def __init__(self, w, comm, src_global_index, dst_global_index, normalization: str = "fracarea") -> None:
+    def __init__(self, w: Weights | Regridder, comm: Any, src_global_index: ArrayLike, dst_global_index: ArrayLike,
+                 normalization: str = "fracarea") -> None:
         from tamrl_coupler.regrid.regridder import Regridder
 
         if isinstance(w, Regridder):
             S = w.matrix
-            nan_rows = w._nan_rows
-            self._dest_matrix = w._dest.matrix
+            nan_rows = w.nan_rows
         elif isinstance(w, Weights):
             wn = w.to_normalization(normalization) if w.normalization not in (normalization, "none") else w
             S = wn.matrix
             nan_rows = np.nonzero(np.diff(S.indptr) == 0)[0]
-            self._dest_matrix = (w.to_normalization("destarea") if w.normalization != "none" else w).matrix
         else:
             raise RegridError(f"DistributedRegridder needs Weights or a Regridder, got {type(w).__name__}")
         self.comm = comm
@@ -77,7 +82,6 @@ class DistributedRegridder:
         self.send_local = local_pos[req]  # positions in x_local of the values others need from this rank
         self.n_recv = int(needed.size)
         self._nan_local = np.nonzero(np.isin(dst_idx, nan_rows))[0]
-        self._dst_idx, self._src_idx = dst_idx, src_idx
         self._buf_k = -1
         self._bufs: tuple = ()
 
@@ -109,7 +113,7 @@ class DistributedRegridder:
             self._buf_k = k
         return self._bufs
 
-    def _exchange(self, X: np.ndarray) -> np.ndarray:
+    def exchange(self, X: np.ndarray) -> np.ndarray:
         """One Alltoallv: (k, n_src_local) -> (k, n_recv) values in the plan's order.
 
         Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end; the
@@ -140,6 +144,11 @@ class DistributedRegridder:
             if c:
                 gathered[:, rd[r]: rd[r] + c] = recv[k * mrd[r]: k * (mrd[r] + c)].reshape(k, c)
         return gathered
+
+    @property
+    def local_matrix(self) -> sp.csr_matrix:
+        """This rank's rows of the weights, columns numbered in the order the exchange delivers source values."""
+        return self._A
 
     @property
     def n_remote(self) -> int:
@@ -182,14 +191,14 @@ class DistributedRegridder:
                 same = bool(self.comm.allreduce(bool((valid == valid[:1]).all()), op=MPI.LAND))
                 wts = valid[:1] if same else valid
                 wts = wts * f if f is not None else wts.astype(np.float64)
-            both = self._exchange(np.vstack([X0, wts]))
+            both = self.exchange(np.vstack([X0, wts]))
             num = spmm(self._A, both[:k], out=target)
             den = spmm(self._A, both[k:])
             np.divide(num, den, out=num, where=den > 0)
             num[np.broadcast_to(den <= 0, num.shape)] = np.nan
             y = num
         else:
-            y = spmm(self._A, self._exchange(X), out=target)
+            y = spmm(self._A, self.exchange(X), out=target)
         if self._nan_local.size:
             y[:, self._nan_local] = np.nan
         return y[0] if one else y

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
+from tamrl_coupler.regrid.gridfiles import read_grid_file
+from tamrl_coupler.regrid.sphere import lonlat_to_xyz, spherical_polygon_area
 
 KINDS = ("regular", "curvilinear", "unstructured", "points")
 _NAME = re.compile(r"^r(\d+)x(\d+)$")
@@ -27,8 +30,9 @@ def _as_f8(a, name: str) -> np.ndarray:
     return arr
 
 
-def _bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | None) -> np.ndarray:
-    """Cell edges halfway between centres; only for (near-)uniform spacing, where this is unambiguous."""
+def bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | None) -> np.ndarray:
+    """Cell edges halfway between centres, ``(n, 2)``: the one rule for a coordinate without bounds, and only for
+    (near-)uniform spacing, where it is unambiguous (anything else is an error, never a guess)."""
     if c.size < 2:
         raise RegridError(f"coordinate {name!r} has {c.size} value(s): cannot infer cell bounds")
     d = np.diff(c)
@@ -39,6 +43,14 @@ def _bounds_from_centres(c: np.ndarray, name: str, clip: tuple[float, float] | N
     if clip is not None:
         edges = np.clip(edges, *clip)
     return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def latlon_cell_areas(lat_bounds: np.ndarray, lon_bounds: np.ndarray) -> np.ndarray:
+    """Exact areas (steradians, flat C order) of the cells of a regular lat-lon grid with these ``(n, 2)`` bounds."""
+    s = np.sin(np.deg2rad(lat_bounds))
+    dy = np.abs(s[:, 1] - s[:, 0])
+    dx = np.deg2rad(np.abs(lon_bounds[:, 1] - lon_bounds[:, 0]))
+    return np.outer(dy, dx).ravel()
 
 
 @dataclass
@@ -84,15 +96,16 @@ class Grid:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def regular(cls, lat, lon, lat_bounds=None, lon_bounds=None, mask=None, name: str = "regular",
+    def regular(cls, lat: ArrayLike, lon: ArrayLike, lat_bounds: ArrayLike | None = None,
+                lon_bounds: ArrayLike | None = None, mask: ArrayLike | None = None, name: str = "regular",
                 infer_bounds: bool = True) -> Grid:
         """Rectilinear lat-lon grid from 1-D centres; bounds ``(n, 2)`` inferred for uniform spacing if absent."""
         lat = _as_f8(lat, "lat").ravel()
         lon = _as_f8(lon, "lon").ravel()
         if lat_bounds is None and infer_bounds:
-            lat_bounds = _bounds_from_centres(lat, "lat", (-90.0, 90.0))
+            lat_bounds = bounds_from_centres(lat, "lat", (-90.0, 90.0))
         if lon_bounds is None and infer_bounds:
-            lon_bounds = _bounds_from_centres(lon, "lon", None)
+            lon_bounds = bounds_from_centres(lon, "lon", None)
         for nm, b, c in (("lat_bounds", lat_bounds, lat), ("lon_bounds", lon_bounds, lon)):
             if b is not None and np.size(b) != 2 * c.size:
                 raise RegridError(f"grid {name!r}: {nm} has {np.size(b)} values, expected {c.size} x 2")
@@ -135,7 +148,7 @@ class Grid:
                            name=name.strip())
 
     @classmethod
-    def points(cls, lat, lon, name: str = "points") -> Grid:
+    def points(cls, lat: ArrayLike, lon: ArrayLike, name: str = "points") -> Grid:
         """A set of locations (e.g. flux towers): bilinear or nearest targets, no cell area."""
         lat = _as_f8(lat, "lat").ravel()
         lon = _as_f8(lon, "lon").ravel()
@@ -144,7 +157,9 @@ class Grid:
         return cls("points", (lat.size,), lat, lon, name=name)
 
     @classmethod
-    def curvilinear(cls, lat2d, lon2d, corner_lat=None, corner_lon=None, mask=None, name="curvilinear") -> Grid:
+    def curvilinear(cls, lat2d: ArrayLike, lon2d: ArrayLike, corner_lat: ArrayLike | None = None,
+                    corner_lon: ArrayLike | None = None, mask: ArrayLike | None = None,
+                    name: str = "curvilinear") -> Grid:
         """Logically rectangular grid with 2-D centres; corners ``(ny, nx, 4)`` or ``(ny+1, nx+1)`` vertices."""
         lat2d = _as_f8(lat2d, "lat")
         lon2d = _as_f8(lon2d, "lon")
@@ -163,20 +178,27 @@ class Grid:
         return cls("curvilinear", (ny, nx), lat2d, lon2d, corner_lat, corner_lon, mask=mask, name=name)
 
     @classmethod
-    def unstructured(cls, lat, lon, corner_lat=None, corner_lon=None, mask=None, name="mesh") -> Grid:
+    def unstructured(cls, lat: ArrayLike, lon: ArrayLike, corner_lat: ArrayLike | None = None,
+                     corner_lon: ArrayLike | None = None, mask: ArrayLike | None = None, name: str = "mesh") -> Grid:
         """Cells with centres and polygons ``(n, nv)`` (pad short polygons by repeating their last vertex)."""
         lat = _as_f8(lat, "lat").ravel()
         return cls("unstructured", (lat.size,), lat, lon, corner_lat, corner_lon, mask=mask, name=name)
 
     @classmethod
-    def from_file(cls, path, infer_bounds: bool = True) -> Grid:
-        """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID."""
-        from tamrl_coupler.regrid.gridfiles import read_grid_file
-
-        return read_grid_file(Path(path), infer_bounds=infer_bounds)
+    def from_file(cls, path: str | Path, infer_bounds: bool = True, what: str = "grid file") -> Grid:
+        """Read a grid from NetCDF: CF lat/lon (1-D or 2-D, with bounds), SCRIP grid file, ESMF mesh or UGRID
+        (``what``: the file's role, named in errors)."""
+        parts = read_grid_file(Path(path), what)
+        if parts.kind == "regular":
+            parts.args["infer_bounds"] = infer_bounds
+        build = {"": cls, "regular": cls.regular, "curvilinear": cls.curvilinear, "unstructured": cls.unstructured}
+        g = build[parts.kind](**parts.args)
+        if parts.area is not None:
+            g._area = parts.area
+        return g
 
     @classmethod
-    def resolve(cls, spec) -> Grid:
+    def resolve(cls, spec: Grid | str | Path) -> Grid:
         """A Grid, a CDO-style name, or a path."""
         if isinstance(spec, Grid):
             return spec
@@ -201,20 +223,18 @@ class Grid:
         """Cell areas in steradians: exact lat-lon areas for regular grids, great-circle polygons otherwise."""
         if self._area is None:
             if self.kind == "regular" and self.lat_bounds is not None and self.lon_bounds is not None:
-                s = np.sin(np.deg2rad(self.lat_bounds))
-                dy = np.abs(s[:, 1] - s[:, 0])
-                dx = np.deg2rad(np.abs(self.lon_bounds[:, 1] - self.lon_bounds[:, 0]))
-                self._area = np.outer(dy, dx).ravel()
+                self._area = latlon_cell_areas(self.lat_bounds, self.lon_bounds)
             elif self.corner_lat is not None:
                 self._area = spherical_polygon_area(self.corner_lat, self.corner_lon)
         return self._area
 
     def require_bounds(self, why: str) -> None:
+        """Conservative remapping needs cell corners: an error naming the grid and ``why`` when there are none."""
         if not self.has_bounds:
             raise RegridError(f"grid {self.name!r} ({self.kind}, shape {self.shape}) has no cell bounds, which {why} "
                               "needs; give the file CF 'bounds' or SCRIP corners, or use bilinear/nearest")
 
-    def with_mask(self, mask) -> Grid:
+    def with_mask(self, mask: ArrayLike) -> Grid:
         """A copy with a land/sea mask (1 = active cell)."""
         import copy
 
@@ -240,25 +260,3 @@ class Grid:
     def xyz(self) -> np.ndarray:
         """Centres as unit vectors (size, 3), for nearest-neighbour searches on the sphere."""
         return lonlat_to_xyz(self.lon, self.lat)
-
-
-def lonlat_to_xyz(lon, lat) -> np.ndarray:
-    lo, la = np.deg2rad(np.asarray(lon, np.float64)), np.deg2rad(np.asarray(lat, np.float64))
-    c = np.cos(la)
-    return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)
-
-
-def spherical_polygon_area(corner_lat: np.ndarray, corner_lon: np.ndarray) -> np.ndarray:
-    """Great-circle polygon areas (steradians) by a triangle fan from vertex 0 (Eriksson's formula), vectorised.
-
-    Repeated vertices (padding) give zero-area triangles, so padded polygons are fine.
-    """
-    v = lonlat_to_xyz(corner_lon, corner_lat)  # (n, nv, 3)
-    a = v[:, 0, :]
-    total = np.zeros(v.shape[0])
-    for k in range(1, v.shape[1] - 1):
-        b, c = v[:, k, :], v[:, k + 1, :]
-        num = np.einsum("ij,ij->i", a, np.cross(b, c))
-        den = 1.0 + np.einsum("ij,ij->i", a, b) + np.einsum("ij,ij->i", b, c) + np.einsum("ij,ij->i", c, a)
-        total += 2.0 * np.arctan2(num, den)
-    return np.abs(total)

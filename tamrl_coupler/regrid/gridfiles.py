@@ -1,14 +1,37 @@
-"""Grid files in the formats the ESMF family uses: CF lat/lon (GRIDSPEC-like), SCRIP grid files, ESMF mesh, UGRID."""
+"""Grid files in the formats the ESMF family uses: CF lat/lon (GRIDSPEC-like), SCRIP grid files, ESMF mesh, UGRID.
+
+Readers return what a file says (:class:`GridParts`: which :class:`~tamrl_coupler.regrid.grid.Grid` constructor and
+its arguments); the Grid type builds itself from them, so the file formats sit below the type they describe.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from tamrl_coupler.errors import RegridError
-from tamrl_coupler.io.netcdf import open_netcdf
-from tamrl_coupler.regrid.grid import Grid
+from tamrl_coupler.ncfiles import open_netcdf
+from tamrl_coupler.regrid.sphere import lonlat_to_xyz
+
+
+class GridGeometry(Protocol):
+    """What a grid file is written from (a :class:`~tamrl_coupler.regrid.grid.Grid` is one)."""
+
+    shape: tuple[int, ...]
+    lat: np.ndarray
+    lon: np.ndarray
+    mask: np.ndarray | None
+    corner_lat: np.ndarray | None
+    corner_lon: np.ndarray | None
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def has_bounds(self) -> bool: ...
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "yc", "TLAT", "XLAT")
 LON_NAMES = ("lon", "longitude", "nav_lon", "x", "xc", "TLONG", "XLONG")
@@ -24,7 +47,8 @@ def _filled(var) -> np.ndarray:
     return np.asarray(var[...])
 
 
-def _find_coord(ds, names, standard_name: str):
+def find_coord(ds: Any, names: tuple[str, ...], standard_name: str) -> Any:
+    """The latitude or longitude variable: by standard name, else by a usual name, else by its units."""
     for v in ds.variables.values():
         if getattr(v, "standard_name", None) == standard_name:
             return v
@@ -38,8 +62,20 @@ def _find_coord(ds, names, standard_name: str):
     return None
 
 
-def read_grid_file(path: Path, infer_bounds: bool = True) -> Grid:
-    with open_netcdf(path, "grid file", RegridError) as ds:
+@dataclass
+class GridParts:
+    """A grid as read from a file: ``Grid.<kind>(**args)`` (``kind`` "" : the plain constructor), and the cell
+    areas the file gives (steradians), if any."""
+
+    kind: str
+    args: dict[str, Any]
+    area: np.ndarray | None = None
+
+
+def read_grid_file(path: Path, what: str = "grid file") -> GridParts:
+    """What the grid file at ``path`` describes (SCRIP, ESMF mesh, UGRID or CF lat/lon, told apart by content);
+    ``what`` names the file in errors (a regridded data file is an "input file")."""
+    with open_netcdf(path, what, RegridError) as ds:
         name = path.stem
         if "grid_center_lat" in ds.variables:
             return _read_scrip(ds, name, path)
@@ -48,10 +84,10 @@ def read_grid_file(path: Path, infer_bounds: bool = True) -> Grid:
         for v in ds.variables.values():
             if getattr(v, "cf_role", None) == "mesh_topology":
                 return _read_ugrid(ds, v, name, path)
-        return _read_cf(ds, name, path, infer_bounds)
+        return _read_cf(ds, name, path)
 
 
-def _read_scrip(ds, name: str, path: Path) -> Grid:
+def _read_scrip(ds, name: str, path: Path) -> GridParts:
     v = ds.variables
     lat = _deg(v["grid_center_lat"], _filled(v["grid_center_lat"]).astype(np.float64))
     lon = _deg(v["grid_center_lon"], _filled(v["grid_center_lon"]).astype(np.float64))
@@ -65,12 +101,12 @@ def _read_scrip(ds, name: str, path: Path) -> Grid:
         nx, ny = dims
         if nx * ny != lat.size:
             raise RegridError(f"SCRIP grid file {path}: grid_dims {dims} do not multiply to grid_size {lat.size}")
-        g = Grid("curvilinear", (ny, nx), lat, lon, clat, clon, mask=mask, name=name)
+        kind, shape = "curvilinear", (ny, nx)
     else:
-        g = Grid("unstructured", (lat.size,), lat, lon, clat, clon, mask=mask, name=name)
-    if "grid_area" in v:
-        g._area = _filled(v["grid_area"]).astype(np.float64)
-    return g
+        kind, shape = "unstructured", (lat.size,)
+    area = _filled(v["grid_area"]).astype(np.float64) if "grid_area" in v else None
+    return GridParts("", dict(kind=kind, shape=shape, lat=lat, lon=lon, corner_lat=clat, corner_lon=clon, mask=mask,
+                              name=name), area)
 
 
 def _polygons(nodes_lon, nodes_lat, conn: np.ndarray, counts: np.ndarray | None, fill) -> tuple:
@@ -91,15 +127,13 @@ def _polygons(nodes_lon, nodes_lat, conn: np.ndarray, counts: np.ndarray | None,
 
 def _centres(clat: np.ndarray, clon: np.ndarray, nvalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cell centres as the normalised mean of each polygon's own (not padded) vertices."""
-    from tamrl_coupler.regrid.grid import lonlat_to_xyz
-
     w = (np.arange(clat.shape[1])[None, :] < nvalid[:, None]).astype(np.float64)
     v = (lonlat_to_xyz(clon, clat) * w[:, :, None]).sum(axis=1)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return np.rad2deg(np.arcsin(np.clip(v[:, 2], -1, 1))), np.rad2deg(np.arctan2(v[:, 1], v[:, 0]))
 
 
-def _read_esmf_mesh(ds, name: str, path: Path) -> Grid:
+def _read_esmf_mesh(ds, name: str, path: Path) -> GridParts:
     v = ds.variables
     nodes = _deg(v["nodeCoords"], _filled(v["nodeCoords"]).astype(np.float64))
     conn = _filled(v["elementConn"]).astype(np.int64)
@@ -113,10 +147,10 @@ def _read_esmf_mesh(ds, name: str, path: Path) -> Grid:
     else:
         lat, lon = _centres(clat, clon, nvalid)
     mask = _filled(v["elementMask"]) if "elementMask" in v else None
-    return Grid.unstructured(lat, lon, clat, clon, mask=mask, name=name)
+    return GridParts("unstructured", dict(lat=lat, lon=lon, corner_lat=clat, corner_lon=clon, mask=mask, name=name))
 
 
-def _read_ugrid(ds, topo, name: str, path: Path) -> Grid:
+def _read_ugrid(ds, topo, name: str, path: Path) -> GridParts:
     v = ds.variables
     fnc = getattr(topo, "face_node_connectivity", None)
     if fnc is None or fnc not in v:
@@ -144,7 +178,7 @@ def _read_ugrid(ds, topo, name: str, path: Path) -> Grid:
             lon, lat = lat, lon
     else:
         lat, lon = _centres(clat, clon, nvalid)
-    return Grid.unstructured(lat, lon, clat, clon, name=name)
+    return GridParts("unstructured", dict(lat=lat, lon=lon, corner_lat=clat, corner_lon=clon, name=name))
 
 
 def _bounds_var(ds, var):
@@ -157,9 +191,9 @@ def _bounds_var(ds, var):
     return None
 
 
-def _read_cf(ds, name: str, path: Path, infer_bounds: bool) -> Grid:
-    latv = _find_coord(ds, LAT_NAMES, "latitude")
-    lonv = _find_coord(ds, LON_NAMES, "longitude")
+def _read_cf(ds, name: str, path: Path) -> GridParts:
+    latv = find_coord(ds, LAT_NAMES, "latitude")
+    lonv = find_coord(ds, LON_NAMES, "longitude")
     if latv is None or lonv is None:
         raise RegridError(f"grid file {path}: no latitude/longitude coordinates found (looked for standard_name "
                           "latitude/longitude, names lat/lon, SCRIP grid_center_lat, ESMF nodeCoords, UGRID mesh)")
@@ -171,21 +205,23 @@ def _read_cf(ds, name: str, path: Path, infer_bounds: bool) -> Grid:
     if lat.ndim == 1 and lon.ndim == 1:
         if mask is not None and mask.size != lat.size * lon.size:
             mask = None
-        return Grid.regular(lat, lon, _bounds_var(ds, latv), _bounds_var(ds, lonv), mask=mask, name=name,
-                            infer_bounds=infer_bounds)
+        return GridParts("regular", dict(lat=lat, lon=lon, lat_bounds=_bounds_var(ds, latv),
+                                         lon_bounds=_bounds_var(ds, lonv), mask=mask, name=name))
     if lat.ndim == 2 and lat.shape == lon.shape:
         blat, blon = _bounds_var(ds, latv), _bounds_var(ds, lonv)
         if mask is not None and mask.size != lat.size:
             mask = None
-        return Grid.curvilinear(lat, lon, blat, blon, mask=mask, name=name)
+        return GridParts("curvilinear", dict(lat2d=lat, lon2d=lon, corner_lat=blat, corner_lon=blon, mask=mask,
+                                             name=name))
     if lat.ndim == 1 and lat.shape == lon.shape:
         blat, blon = _bounds_var(ds, latv), _bounds_var(ds, lonv)
-        return Grid.unstructured(lat, lon, blat, blon, mask=mask, name=name)
+        return GridParts("unstructured", dict(lat=lat, lon=lon, corner_lat=blat, corner_lon=blon, mask=mask,
+                                              name=name))
     raise RegridError(f"grid file {path}: latitude {latv.name}{lat.shape} and longitude {lonv.name}{lon.shape} "
                       "do not form a regular (1-D, 1-D), curvilinear (2-D) or unstructured (same 1-D) grid")
 
 
-def write_scrip_grid(grid: Grid, path: Path) -> None:
+def write_scrip_grid(grid: GridGeometry, path: Path) -> None:
     """Write a SCRIP grid file (degrees), the format ESMF_RegridWeightGen and CDO both read."""
     import netCDF4
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.grid import Grid
@@ -13,6 +16,18 @@ from tamrl_coupler.regrid.sparse_apply import TorchSparse, spmm
 from tamrl_coupler.regrid.weights import Weights
 
 UNMAPPED = ("nan", "zero", "error", "nearest")
+log = logging.getLogger("tamrl_coupler.regrid")
+
+
+def _grid_and_layout(spec: Any, mask: Any) -> tuple[Grid, Any]:
+    """The Grid of ``spec`` and, for an xarray grid, where it lives in xarray objects (None otherwise)."""
+    from tamrl_coupler.regrid.xarray_grid import grid_from_xarray, is_xarray
+
+    if is_xarray(spec):
+        return grid_from_xarray(spec, mask=mask)
+    if mask is not None:
+        raise RegridError("src_mask/dst_mask apply to xarray grids; give a Grid its mask with Grid.with_mask")
+    return Grid.resolve(spec), None
 
 
 def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) -> tuple[Weights, str]:
@@ -28,18 +43,44 @@ def _make_weights(src: Grid, dst: Grid, method: str, backend: str, cache_dir) ->
     cdir = default_cache_dir() if cache_dir is True else Path(cache_dir)
     path = cache_path(cdir, src, dst, method, mod.NAME)
     if path.exists():
-        w = Weights.read(path)
-        w.check_sizes(src.size, dst.size, f"grids {src.name!r} -> {dst.name!r} (cached file {path})")
-        return w, f"{mod.NAME} (cached)"
+        cached = _verified_cache_entry(path, src, dst)
+        if cached is not None:
+            return cached, f"{mod.NAME} (cached)"
     w = mod.generate(src, dst, method)
     w.attach_grids(src, dst)
-    cdir.mkdir(parents=True, exist_ok=True)
+    w.attrs[CACHE_DIGEST] = w.digest()
     w.write(path)
     return w, mod.NAME
 
 
+CACHE_DIGEST = "tamrl_weights_sha256"  # global attribute of a cached weight file: Weights.digest() when written
+
+
+def _verified_cache_entry(path: Path, src: Grid, dst: Grid) -> Weights | None:
+    """The cached weights if the file is intact (its digest matches its matrix, its sizes the grids); otherwise a
+    warning naming the file and None, so that the weights are made again and the file replaced."""
+    try:
+        w = Weights.read(path)
+        w.check_sizes(src.size, dst.size, f"grids {src.name!r} -> {dst.name!r} (cached file {path})")
+        stored = w.attrs.get(CACHE_DIGEST)
+        if stored is None or str(stored) != w.digest():
+            raise RegridError(f"its matrix does not match its {CACHE_DIGEST} (edited, damaged or written before "
+                              f"cached weights were checked)")
+        return w
+    except (ValueError, RuntimeError, OSError, KeyError, IndexError) as exc:  # RegridError is a ValueError
+        log.warning("weight cache file %s not used: %s; making the weights again", path, exc)
+        return None
+
+
 class Regridder:
-    """``Regridder(src, dst, method)(x)``: ``x`` is ``(..., n_src)`` or ``(..., *src.shape)``, numpy or torch.
+    """``Regridder(src, dst, method)(x)``: ``x`` is ``(..., n_src)`` or ``(..., *src.shape)``, numpy or torch, or an
+    xarray Dataset/DataArray on the source grid (the result is then xarray on the target grid, see
+    :mod:`tamrl_coupler.regrid.xarray_apply`).
+
+    * ``src``, ``dst``: a :class:`Grid`, a CDO-style name (``r360x180``), a grid file, or an xarray Dataset/DataArray
+      whose CF latitude/longitude (and bounds) give the grid (:func:`~tamrl_coupler.regrid.xarray_grid.
+      grid_from_xarray`); ``src_mask``/``dst_mask``: the mask of an xarray grid (a variable name, DataArray or
+      array; default its ``mask`` variable).
 
     * ``normalization="fracarea"`` (default): each destination value is the mean over the part of the cell that
       the (active) source covers; ``"destarea"``: mean over the whole cell, uncovered parts counted as zero.
@@ -51,14 +92,16 @@ class Regridder:
       CSR matrix on the tensor's device otherwise; ``"torch"`` forces the torch kernel (also on CPU).
     """
 
-    def __init__(self, src, dst, method: str = "conservative", backend: str = "auto", weights=None,
-                 cache_dir=None, normalization: str = "fracarea", unmapped: str = "nan",
-                 torch_kernel: str = "auto") -> None:
+    def __init__(self, src: Grid | str | Path | Any, dst: Grid | str | Path | Any, method: str = "conservative",
+                 backend: str = "auto", weights: Weights | str | Path | None = None,
+                 cache_dir: str | Path | bool | None = None, normalization: str = "fracarea",
+                 unmapped: str = "nan", torch_kernel: str = "auto", src_mask: Any = None,
+                 dst_mask: Any = None) -> None:
         if torch_kernel not in ("auto", "torch", "scipy"):
             raise RegridError(f"torch_kernel={torch_kernel!r} unknown; expected 'auto', 'torch' or 'scipy'")
         self.torch_kernel = torch_kernel
-        self.src = Grid.resolve(src)
-        self.dst = Grid.resolve(dst)
+        self.src, self.src_layout = _grid_and_layout(src, src_mask)
+        self.dst, self.dst_layout = _grid_and_layout(dst, dst_mask)
         self.method = method
         if unmapped not in UNMAPPED:
             raise RegridError(f"unmapped={unmapped!r} unknown; expected one of {UNMAPPED}")
@@ -90,9 +133,10 @@ class Regridder:
         if self.unmapped_cells.size and unmapped == "nearest":
             S = self._fill_nearest(S)
         self.matrix: sp.csr_matrix = S
-        self._nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
+        # destination cells every result sets to NaN: unmapped ones (unmapped="nan") and masked ones
+        self.nan_rows = self.unmapped_cells if unmapped == "nan" else np.zeros(0, np.int64)
         if self.dst.mask is not None and unmapped == "nan":
-            self._nan_rows = np.union1d(self._nan_rows, np.nonzero(self.dst.mask == 0)[0])
+            self.nan_rows = np.union1d(self.nan_rows, np.nonzero(self.dst.mask == 0)[0])
         self._torch: dict = {}
 
     def _fill_nearest(self, S: sp.csr_matrix) -> sp.csr_matrix:
@@ -128,6 +172,10 @@ class Regridder:
         ``src_fraction`` (``(n_src,)``, e.g. land fraction): fluxes per unit land; each destination value is
         ``S(f x) / S(f)`` so that ``sum(area_b * dst_fraction(f) * y) == sum(area_a * frac_a * f * x)``.
         """
+        from tamrl_coupler.regrid.xarray_grid import is_xarray
+
+        if is_xarray(x):
+            return self._call_xarray(x, skipna, src_fraction)
         try:
             import torch
 
@@ -162,9 +210,22 @@ class Regridder:
             y = num
         else:
             y = spmm(S, X)
-        if self._nan_rows.size:
-            y[:, self._nan_rows] = np.nan
+        if self.nan_rows.size:
+            y[:, self.nan_rows] = np.nan
         return y.reshape(lead + tail).astype(out_dtype, copy=False)
+
+    def _call_xarray(self, obj, skipna: bool, src_fraction):
+        from tamrl_coupler.regrid.xarray_apply import regrid_xarray
+        from tamrl_coupler.regrid.xarray_grid import layout_from_grid, layout_of
+
+        src = self.src_layout if self.src_layout is not None else layout_of(obj, self.src)
+        dst = self.dst_layout if self.dst_layout is not None else layout_from_grid(self.dst, dict(obj.sizes))
+
+        def apply(x: np.ndarray, skipna: bool) -> np.ndarray:
+            return self(x, skipna=skipna, src_fraction=src_fraction)
+
+        note = f"{self.method} ({self.backend}) from {self.src.name} {self.src.shape}"
+        return regrid_xarray(apply, obj, src, dst, self.dst.shape, skipna, note)
 
     def _fraction_vector(self, src_fraction):
         if src_fraction is None:
@@ -174,7 +235,7 @@ class Regridder:
             raise RegridError(f"src_fraction has {f.size} values, source grid {self.src.name!r} has {self.src.size}")
         return f
 
-    def dst_fraction(self, src_fraction=None) -> np.ndarray:
+    def dst_fraction(self, src_fraction: ArrayLike | None = None) -> np.ndarray:
         """Fraction of each destination cell covered by active source (times ``src_fraction``, e.g. land)."""
         f = self._fraction_vector(src_fraction)
         return self._dest.matrix @ (f if f is not None else np.ones(self.src.size))
@@ -197,6 +258,6 @@ class Regridder:
             y = num / torch.where(den > 0, den, torch.full((), float("nan"), dtype=x.dtype, device=x.device))
         else:
             y = op(X)
-        if self._nan_rows.size:
-            y[:, torch.as_tensor(self._nan_rows, device=x.device)] = float("nan")
+        if self.nan_rows.size:
+            y[:, torch.as_tensor(self.nan_rows, device=x.device)] = float("nan")
         return y.reshape(lead + tail)

@@ -8,8 +8,12 @@ kernel whatever ``k`` is, so the same matrix gives the same bits for any subset 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
+
+from tamrl_coupler.devices import resolve_device
 
 
 def spmm(S: sp.csr_matrix, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -41,22 +45,14 @@ except ImportError:  # pragma: no cover
     _csr_matvec = None
 
 
-def pick_device(device=None):
-    """``device`` if given, else CUDA when available, else CPU (the fallback every code path is tested on)."""
-    import torch
-
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 class TorchSparse:
     """A CSR matrix resident on one torch device; ``op(X)`` for ``X`` of shape ``(k, n_src)`` on that device."""
 
-    def __init__(self, S: sp.csr_matrix, device=None, dtype=None) -> None:
+    def __init__(self, S: sp.csr_matrix, device: Any = None, dtype: Any = None) -> None:
+        """``device``: as :func:`tamrl_coupler.devices.resolve_device` takes it (None: CUDA when visible)."""
         import torch
 
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.dtype = dtype or torch.float64
         S = sp.csr_matrix(S)
         self.shape = S.shape

@@ -10,20 +10,26 @@ The matrix ``S`` maps source to destination, ``y = S @ x``. ``normalization`` sa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
+from tamrl_coupler.atomicfile import atomic_path
+from tamrl_coupler.constants import EARTH_RADIUS
 from tamrl_coupler.errors import RegridError
-from tamrl_coupler.io.netcdf import open_netcdf
+from tamrl_coupler.ncfiles import open_netcdf
+
+if TYPE_CHECKING:
+    from tamrl_coupler.regrid.grid import Grid
 
 NORMALIZATIONS = ("destarea", "fracarea", "none")
 
 
-def canonical_csr(rows, cols, vals, n_dst: int, n_src: int) -> sp.csr_matrix:
+def canonical_csr(rows: ArrayLike, cols: ArrayLike, vals: ArrayLike, n_dst: int, n_src: int) -> sp.csr_matrix:
     """CSR with duplicates summed and column indices sorted inside each row: the fixed order of summation."""
     m = sp.coo_matrix((np.asarray(vals, np.float64), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
                       shape=(n_dst, n_src)).tocsr()
@@ -39,8 +45,8 @@ class Weights:
     matrix: sp.csr_matrix
     method: str = "conservative"
     normalization: str = "destarea"
-    area_a: np.ndarray | None = None
-    area_b: np.ndarray | None = None
+    area_a: np.ndarray | None = None  # source cell areas, steradians (the ESMF convention, whatever the file holds)
+    area_b: np.ndarray | None = None  # destination cell areas, steradians
     frac_a: np.ndarray | None = None
     frac_b: np.ndarray | None = None
     mask_a: np.ndarray | None = None
@@ -76,7 +82,7 @@ class Weights:
             rs = np.asarray(m.sum(axis=1)).ravel()
             self.frac_b = rs if self.normalization == "destarea" else (rs > 0).astype(np.float64)
 
-    def attach_grids(self, src, dst) -> None:
+    def attach_grids(self, src: Grid, dst: Grid) -> None:
         """Keep the grids' centres and corners so that written files carry them (NCO/ESMF tools read them)."""
         for g, sfx in ((src, "a"), (dst, "b")):
             self.coords[f"xc_{sfx}"], self.coords[f"yc_{sfx}"] = g.lon, g.lat
@@ -91,7 +97,21 @@ class Weights:
     def n_dst(self) -> int:
         return self.matrix.shape[0]
 
+    def digest(self) -> str:
+        """SHA-256 of the matrix (shape, and the sorted CSR structure and values): what a cached weight file is
+        checked against, so that an edited or damaged file (a scaled S, a shuffled col) is never used."""
+        import hashlib
+
+        m = sp.csr_matrix(self.matrix, copy=True)
+        m.sum_duplicates()
+        m.sort_indices()
+        h = hashlib.sha256(f"{m.shape}".encode())
+        for a in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)):
+            h.update(a.tobytes())
+        return h.hexdigest()
+
     def check_sizes(self, n_src: int, n_dst: int, what: str = "grids") -> None:
+        """An error naming ``what`` unless these weights map ``n_src`` source to ``n_dst`` destination cells."""
         if (self.n_src, self.n_dst) != (n_src, n_dst):
             raise RegridError(f"weights from {self.source} map {self.n_src} source to {self.n_dst} destination cells, "
                               f"but the {what} have {n_src} source and {n_dst} destination cells")
@@ -114,7 +134,7 @@ class Weights:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def read(cls, path) -> Weights:
+    def read(cls, path: str | Path) -> Weights:
         """ESMF/"NCAR-CSM" (S,row,col) or SCRIP (remap_matrix, src/dst_address) weight file."""
         path = Path(path)
         with open_netcdf(path, "weight file", RegridError) as ds:
@@ -127,14 +147,12 @@ class Weights:
             raise RegridError(f"weight file {path} is neither ESMF format (needs variables S, row, col) nor SCRIP "
                               f"format (needs remap_matrix, src_address, dst_address); it has {sorted(v)[:12]}")
 
-    def write(self, path) -> None:
+    def write(self, path: str | Path) -> None:
         """ESMF offline-weights ("NCAR-CSM") format, 1-based ``row``/``col``, readable by ESMF, NCO and xESMF."""
         import netCDF4
 
-        path = Path(path)
         coo = self.matrix.tocoo()
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+        with atomic_path(path, "weight file") as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
             ds.createDimension("n_a", self.n_src)
             ds.createDimension("n_b", self.n_dst)
             ds.createDimension("n_s", coo.nnz)
@@ -174,7 +192,6 @@ class Weights:
             ds.createVariable("col", "i4", ("n_s",))[:] = coo.col + 1
             ds.createVariable("row", "i4", ("n_s",))[:] = coo.row + 1
             ds.createVariable("S", "f8", ("n_s",))[:] = coo.data
-        tmp.replace(path)
 
     def conservation_error(self, x: np.ndarray, valid: np.ndarray | None = None) -> float:
         """Relative error of the area-weighted integral of ``x`` after ``y = S @ x`` (the weights' own areas)."""
@@ -201,6 +218,25 @@ def _dim_size(ds, names) -> int | None:
 
 def _opt(ds, name):
     return np.asarray(ds.variables[name][...]) if name in ds.variables else None
+
+
+_STERADIANS = {"square radians", "square radian", "steradian", "steradians", "sr", "rad2", "rad^2", "radians^2",
+               "radian^2", "radians2", "radian2", "rad**2"}
+_SQUARE_METRES = {"m2", "m^2", "m**2", "square meters", "square metres", "square meter", "square metre"}
+
+
+def _area(ds, name: str, path: Path) -> np.ndarray | None:
+    """Cell areas in steradians (ESMF and SCRIP write square radians; a file in m2 is converted, and a unit that is
+    neither is an error: areas decide conservation, they are never guessed)."""
+    if name not in ds.variables:
+        return None
+    a = np.asarray(ds.variables[name][...], dtype=np.float64)
+    units = " ".join(str(getattr(ds.variables[name], "units", "square radians")).strip().lower().split())
+    if units in _STERADIANS:
+        return a
+    if units in _SQUARE_METRES:
+        return a / EARTH_RADIUS ** 2
+    raise RegridError(f"weight file {path}: variable {name!r} has units {units!r}; expected square radians (or m2)")
 
 
 def _grid_shape(ds, name):
@@ -233,7 +269,7 @@ def _read_esmf(ds, path: Path) -> Weights:
         norm = "none"
     method = _method_name(str(getattr(ds, "map_method", "")) + " " + str(getattr(ds, "ESMF_regrid_method", "")))
     return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
-                   area_a=_opt(ds, "area_a"), area_b=_opt(ds, "area_b"), frac_a=_opt(ds, "frac_a"),
+                   area_a=_area(ds, "area_a", path), area_b=_area(ds, "area_b", path), frac_a=_opt(ds, "frac_a"),
                    frac_b=_opt(ds, "frac_b"), mask_a=_opt(ds, "mask_a"), mask_b=_opt(ds, "mask_b"),
                    src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),
                    attrs={k: ds.getncattr(k) for k in ds.ncattrs()}, source=str(path),
@@ -261,7 +297,7 @@ def _read_scrip(ds, path: Path) -> Weights:
         norm = "none"
     method = _method_name(str(getattr(ds, "map_method", "")))
     return Weights(canonical_csr(row, col, S, n_b, n_a), method=method, normalization=norm,
-                   area_a=_opt(ds, "src_grid_area"), area_b=_opt(ds, "dst_grid_area"),
+                   area_a=_area(ds, "src_grid_area", path), area_b=_area(ds, "dst_grid_area", path),
                    frac_a=_opt(ds, "src_grid_frac"), frac_b=_opt(ds, "dst_grid_frac"),
                    mask_a=_opt(ds, "src_grid_imask"), mask_b=_opt(ds, "dst_grid_imask"),
                    src_shape=_grid_shape(ds, "src_grid_dims"), dst_shape=_grid_shape(ds, "dst_grid_dims"),

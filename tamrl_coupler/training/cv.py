@@ -13,20 +13,39 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.training.config import CVConfig
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
 
 def forcing_cell_groups(data: FluxDataset) -> np.ndarray:
     """Group index per site: sites whose required drivers are identical over the whole record share a forcing cell
     (FluxVal drivers come from the tower's 0.5-degree cell, so nearby towers get the very same inputs)."""
-    from tamrl_coupler.model.features import REQUIRED_DRIVERS
-
-    x = data.driver_array(list(REQUIRED_DRIVERS))
+    x = data.driver_array(list(vocabulary.required_drivers()))
     keys: dict[bytes, int] = {}
     return np.array([keys.setdefault(np.nan_to_num(x[s], nan=-9999.0).tobytes(), len(keys))
                      for s in range(data.n_sites)])
+
+
+def colocated_groups(data: FluxDataset, km: float = 5.0) -> np.ndarray:
+    """Group index per site: towers within ``km`` of each other (great-circle, from the sites' lat/lon) are joined,
+    transitively (treatment pairs and chronosequences share climate and often drivers)."""
+    lat, lon = np.deg2rad(data.lat), np.deg2rad(data.lon)
+    if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+        bad = data.sites[~(np.isfinite(lat) & np.isfinite(lon))][:5].tolist()
+        raise InputError(f"{data.source}: group_by colocated needs every site's lat/lon; missing for {bad}")
+    a = (np.sin((lat[:, None] - lat[None]) / 2) ** 2
+         + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin((lon[:, None] - lon[None]) / 2) ** 2)
+    near = 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0, 1))) < km
+    group = np.arange(data.n_sites)
+    changed = True
+    while changed:  # propagate the smallest index through chains of neighbours
+        new = np.where(near, group[None, :], data.n_sites).min(axis=1)
+        changed = bool((new != group).any())
+        group = new
+    return group
 
 
 def stratified_group_folds(igbp: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -80,18 +99,25 @@ def _run_job(args) -> dict:
     t0 = time.perf_counter()
     train, test = data.subset(train_idx), data.subset(test_idx)
     out: dict = {"variant": variant.name, "test_idx": test_idx, "preds": {}}
+    daily = data.period == "daily"
     if variant.kind == "xgboost":
         from tamrl_coupler.model.features import default_drivers
-        from tamrl_coupler.model.xgb_baseline import XGBoostFluxModel, build_features
+        from tamrl_coupler.model.xgb_baseline import XGBoostFluxModel, build_daily_features, build_features
 
-        for tag, optional in (("", ("lai", "co2", "igbp")), ("met-only", ())):
-            names = [d.name for d in default_drivers(optional)]
-            ftr, _ = build_features(train.driver_array(names), names, data.time)
-            fte, _ = build_features(test.driver_array(names), names, data.time)
+        def feats(part: FluxDataset, names: list[str]) -> np.ndarray:
+            if daily:
+                return build_daily_features(part.driver_array(names), names, data.time, part.lat)[0]
+            return build_features(part.driver_array(names), names, data.time)[0]
+
+        for tag, optional in (("", vocabulary.optional_drivers(data.period)), ("met-only", ())):
+            names = [d.name for d in default_drivers(optional, data.period)]
+            ftr, fte = feats(train, names), feats(test, names)
             model = XGBoostFluxModel(**vars(cfg.xgboost), seed=cfg.seed).fit(ftr, train.targets)
             p = model.predict(fte)
             out["preds"][tag] = {"gpp": p["gpp"], "reco": p["reco"], "nee": p["nee"]}
     else:
+        from tamrl_coupler.model.inference import predict_cold_months
+        from tamrl_coupler.training.daily import train_daily_ensemble
         from tamrl_coupler.training.loop import train_ensemble
 
         tc = copy.deepcopy(cfg.train)
@@ -105,7 +131,7 @@ def _run_job(args) -> dict:
             tc.balance_weight = variant.balance_weight
         for key, value in variant.train.items():
             setattr(tc, key, type(getattr(tc, key))(value))
-        ens, hist = train_ensemble(tc, train)
+        ens, hist = (train_daily_ensemble if daily else train_ensemble)(tc, train)
         names = ens.meta.driver_names
         x = test.driver_array(names)
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
@@ -114,6 +140,9 @@ def _run_job(args) -> dict:
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
             out["preds"][tag] = pred
+        if daily and ens.meta.period == "daily":  # the same days, each month from a cold start
+            f = predict_cold_months(ens, test)
+            out["preds"]["cold start"] = {k: f[k] for k in ("gpp", "reco", "nee", "nee_std")}
         out["best_epochs"] = [h.best_epoch for h in hist]
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -125,7 +154,8 @@ def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int
 
     sites = np.flatnonzero(np.isfinite(data.targets["gpp"]).any(axis=1))
     data = data.subset(sites)
-    groups = forcing_cell_groups(data) if cfg.group_by == "forcing_cell" else None
+    grouping = {"forcing_cell": forcing_cell_groups, "colocated": colocated_groups}.get(cfg.group_by)
+    groups = grouping(data) if grouping else None
     fold = stratified_group_folds(data.igbp, cfg.folds, cfg.seed, groups)
     jobs = []
     for variant in cfg.variants:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
+from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.training.config import CVConfig
 
 
 def _pct(a: float, b: float) -> str:
@@ -37,23 +38,30 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     out.parent.mkdir(parents=True, exist_ok=True)
     js, md = out.with_suffix(".json"), out.with_suffix(".md")
     preds = results.get("predictions", {})
+    unit, step, where = (("datetime64[D]", "day", "daily tower sites") if data.period == "daily" else
+                         ("datetime64[M]", "month", "FluxVal sites"))
     payload = {"command": command, "data": cfg.data, "n_sites": len(results["folds"]),
                **{k: v for k, v in results.items() if k != "predictions"}}
-    js.write_text(json.dumps(payload, indent=1, default=float))
+    write_text_atomic(js, json.dumps(payload, indent=1, default=float), "CV results")
     if preds:  # the held-out predictions themselves, for diagnostics beyond the tables
         arrays = {f"{row}/{var}": a for row, p in preds.items() for var, a in p.items()}  # float64: exact NEE
-        np.savez_compressed(out.with_name(out.name + "_predictions.npz"), site=np.array(list(results["folds"])),
-                            fold=np.array(list(results["folds"].values())),
-                            time=data.time.astype("datetime64[M]").astype(str), **arrays)
+        with atomic_path(out.with_name(out.name + "_predictions.npz"), "CV predictions") as tmp, \
+                open(tmp, "wb") as fh:
+            np.savez_compressed(fh, site=np.array(list(results["folds"])),
+                                fold=np.array(list(results["folds"].values())),
+                                time=data.time.astype(unit).astype(str), **arrays)
     rows = results["rows"]
-    grouping = "site" if cfg.group_by == "site" else "forcing cell: sites with identical drivers in one fold"
-    lines = [f"# Grouped {cfg.folds}-fold CV on FluxVal sites (grouped by {grouping}, stratified by IGBP)", "",
+    grouping = {"site": "site", "forcing_cell": "forcing cell: sites with identical drivers in one fold",
+                "colocated": "co-location: towers within 5 km in one fold"}[cfg.group_by]
+    lines = [f"# Grouped {cfg.folds}-fold CV on {where} (grouped by {grouping}, stratified by IGBP)", "",
              "Made by:", "", "```", command, "```", "",
-             f"{len(results['folds'])} sites, monthly, targets in gC m-2 d-1, NEE = GPP - Reco (uptake positive). "
-             f"Pooled metrics over all held-out (site, month) pairs; median per-site RMSE over sites with >= "
-             f"{cfg.min_site_obs} months. Wall time {results['wall_seconds'] / 60:.1f} min. "
-             "'(met-only)': the same trained models evaluated with LAI, CO2 and land cover absent (NaN) "
-             "(XGBoost: retrained without those features).", ""]
+             f"{len(results['folds'])} sites, {data.period}, targets in gC m-2 d-1, NEE = GPP - Reco (uptake "
+             f"positive). Pooled metrics over all held-out (site, {step}) pairs; median per-site RMSE over sites with "
+             f">= {cfg.min_site_obs} {step}s. Wall time {results['wall_seconds'] / 60:.1f} min. "
+             "'(met-only)': the same trained models evaluated with the optional drivers absent (NaN) "
+             "(XGBoost: retrained without those features)."
+             + (" '(cold start)': every calendar month predicted alone from a fresh state (no history)." if
+                data.period == "daily" else ""), ""]
     lines += ["## Overall", "",
               "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 "
               "| NEE bias | NEE med.site | balance violation RMS (max) |",
@@ -88,5 +96,5 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
     for name, v in results["variants"].items():
         be = v["best_epochs"]
         lines.append(f"| {name} | {v['seconds']:.0f} | {f'median {int(np.median(be))}' if be else '-'} |")
-    md.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n", "CV report")
     return md, js

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tamrl_coupler import vocabulary
+from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import (
-    CATEGORICAL,
+    LAT_INPUTS,
     Driver,
     FeatureEncoder,
     default_drivers,
@@ -27,11 +29,12 @@ from tamrl_coupler.model.features import (
 )
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
-from tamrl_coupler.training.config import TrainConfig
 
 
 @dataclass
 class MemberHistory:
+    """One member's training: its seed, best epoch and validation loss, and the loss curves."""
+
     seed: int
     best_epoch: int
     best_val_loss: float
@@ -46,7 +49,7 @@ def training_arrays(data: FluxDataset, drivers: list[Driver]) -> tuple[np.ndarra
     x = data.driver_array([d.name for d in drivers], required=required)
     if not data.has_targets():
         raise InputError(f"{data.source}: no gpp/nee targets to train on")
-    y = np.stack([data.targets[k] for k in ("gpp", "reco", "nee")], axis=-1).astype(np.float32)
+    y = np.stack([data.targets[k] for k in vocabulary.TARGETS], axis=-1).astype(np.float32)
     mask = np.isfinite(y).all(axis=-1)
     return x, y, mask
 
@@ -223,7 +226,7 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         y[..., 2] = -y[..., 2]
     encoder = FeatureEncoder.fit(drivers, x)
     derived = list(cfg.model.derived_inputs)
-    if "lat" in derived and np.isnan(data.lat).any():
+    if any(d in derived for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: model.derived_inputs has 'lat' but site(s) {bad} have no latitude")
 
@@ -238,7 +241,8 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
     optional_cols = [i for i, d in enumerate(drivers) if not d.required]
     noise = None
     if cfg.input_noise > 0:
-        noise = np.array([0.0 if d.name in CATEGORICAL else cfg.input_noise * float(np.nanstd(x[..., i]))
+        categorical = vocabulary.categorical_drivers()
+        noise = np.array([0.0 if d.name in categorical else cfg.input_noise * float(np.nanstd(x[..., i]))
                           for i, d in enumerate(drivers)])
     batcher = _Batcher(x, y, mask, features, cfg.model.window, optional_cols,
                        period_index(data.time, data.period) if derived else np.zeros(len(data.time), np.int64),

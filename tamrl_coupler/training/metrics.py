@@ -4,31 +4,40 @@ from __future__ import annotations
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 
-VARIABLES = ("gpp", "reco", "nee")
+VARIABLES = tuple(vocabulary.TARGETS)
 
 
-def flux_metrics(pred: np.ndarray, obs: np.ndarray, min_site_obs: int = 6) -> dict[str, float]:
-    """pred, obs (S, T); periods where either is NaN are ignored. Pooled over all (site, period) pairs."""
+def pooled_metrics(pred: np.ndarray, obs: np.ndarray) -> dict[str, float]:
+    """n, RMSE, R2 and bias of ``pred`` against ``obs`` (any shape), pooled over the pairs where both are finite."""
     ok = np.isfinite(pred) & np.isfinite(obs)
     n = int(ok.sum())
     if n == 0:
-        return {"n": 0, "rmse": float("nan"), "r2": float("nan"), "bias": float("nan"),
-                "median_site_rmse": float("nan"), "n_sites": 0}
+        return {"n": 0, "rmse": float("nan"), "r2": float("nan"), "bias": float("nan")}
     err = (pred - obs)[ok]
     o = obs[ok]
     sst = float(((o - o.mean()) ** 2).sum())
-    site_rmse = [float(np.sqrt(np.mean((pred[s] - obs[s])[ok[s]] ** 2))) for s in range(obs.shape[0])
-                 if ok[s].sum() >= min_site_obs]
     return {
         "n": n,
         "rmse": float(np.sqrt(np.mean(err**2))),
         "r2": float(1.0 - (err**2).sum() / sst) if sst > 0 else float("nan"),
         "bias": float(err.mean()),
-        "median_site_rmse": float(np.median(site_rmse)) if site_rmse else float("nan"),
-        "n_sites": len(site_rmse),
     }
+
+
+def flux_metrics(pred: np.ndarray, obs: np.ndarray, min_site_obs: int = 6) -> dict[str, float]:
+    """pred, obs (S, T); periods where either is NaN are ignored. Pooled over all (site, period) pairs, plus the
+    median over sites (with at least ``min_site_obs`` pairs) of each site's RMSE."""
+    out = pooled_metrics(pred, obs)
+    if out["n"] == 0:
+        return {**out, "median_site_rmse": float("nan"), "n_sites": 0}
+    ok = np.isfinite(pred) & np.isfinite(obs)
+    site_rmse = [float(np.sqrt(np.mean((pred[s] - obs[s])[ok[s]] ** 2))) for s in range(obs.shape[0])
+                 if ok[s].sum() >= min_site_obs]
+    return {**out, "median_site_rmse": float(np.median(site_rmse)) if site_rmse else float("nan"),
+            "n_sites": len(site_rmse)}
 
 
 def metrics_table(pred: dict[str, np.ndarray], obs: dict[str, np.ndarray], igbp: np.ndarray,
@@ -52,7 +61,7 @@ def balance_violation(gpp: np.ndarray, reco: np.ndarray, nee: np.ndarray,
     return {"rms": float(np.sqrt(np.mean(r**2))), "max_abs": float(np.abs(r).max())}
 
 
-def format_table(table: dict, variables=VARIABLES) -> str:
+def format_table(table: dict, variables: tuple[str, ...] = VARIABLES) -> str:
     """A plain-text table of the overall metrics (for the evaluate command)."""
     lines = [f"{'var':6s} {'n':>6s} {'RMSE':>8s} {'R2':>7s} {'bias':>8s} {'med.site RMSE':>14s}"]
     for v in variables:

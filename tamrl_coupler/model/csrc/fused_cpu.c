@@ -132,7 +132,8 @@ static void reduce_members(int64_t M, int64_t n, int64_t K, const float *out, do
  * derived_features (tamrl_coupler/model/features.py): per continuous driver its standardised value (0 where
  * missing; log1p first where log_mask) and a missing flag; per categorical driver a one-hot of its class and a
  * missing flag; then the derived inputs of period index pidx and latitude lat: sin/cos of the mid-period day of
- * the year (derived & 1), latitude / 90 and day length / 24 h (derived & 2). daily: periods are days, else months. */
+ * the year (derived & 1), latitude / 90 and day length / 24 h (derived & 2), top-of-atmosphere insolation / 400 W m-2
+ * (derived & 4). daily: periods are days, else months. */
 static double py_fmod(double a, double b) {
     double r = fmod(a, b);
     return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r;
@@ -185,6 +186,19 @@ void tamrl_features(int64_t N, int64_t D, const float *x, int64_t xs, const floa
             cosw = cosw < -1.0f ? -1.0f : (cosw > 1.0f ? 1.0f : cosw);
             o[col++] = lat[r] / 90.0f;
             o[col++] = acosf(cosw) / pi;
+        }
+        if (derived & 4) { /* daily-mean top-of-atmosphere insolation / 400 W m-2 (1361 W m-2 solar constant) */
+            float g = doy * (float)(2.0 * 3.14159265358979323846 / 365.0);
+            float dec = 0.006918f - 0.399912f * cosf(g) + 0.070257f * sinf(g) - 0.006758f * cosf(2.0f * g)
+                        + 0.000907f * sinf(2.0f * g) - 0.002697f * cosf(3.0f * g) + 0.00148f * sinf(3.0f * g);
+            float ecc = 1.000110f + 0.034221f * cosf(g) + 0.001280f * sinf(g) + 0.000719f * cosf(2.0f * g)
+                        + 0.000077f * sinf(2.0f * g);
+            float phi = lat[r] * deg;
+            float cw = -tanf(phi) * tanf(dec);
+            cw = cw < -1.0f ? -1.0f : (cw > 1.0f ? 1.0f : cw);
+            float h0 = acosf(cw);
+            float q = 1361.0f * ecc / pi * (h0 * sinf(phi) * sinf(dec) + cosf(phi) * cosf(dec) * sinf(h0));
+            o[col++] = (q > 0.0f ? q : 0.0f) / 400.0f;
         }
     }
 }

@@ -15,6 +15,7 @@ METHODS = ("conservative", "conservative_2nd", "bilinear", "patch", "nearest")
 
 
 def get_backend(name: str) -> ModuleType:
+    """The backend module called ``name`` (esmpy, cdo, native), imported on demand."""
     if name == "esmpy":
         from tamrl_coupler.regrid.backends import esmpy_backend as mod
     elif name == "cdo":

@@ -1,0 +1,170 @@
+"""NetCDF at its lowest level, for every file the product reads or writes: opening with an error that says which
+file it was and what it was meant to be, writing atomically, and reading a time axis.
+
+Why atomic: a file is written under a temporary name in its own directory and renamed into place when complete,
+so a crash never leaves half a file under the final name and never damages the file written before (restarts,
+flux files, priors, regridded files, converted forcing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tamrl_coupler.atomicfile import prepare_target, raise_as_output_error, remove_quietly, temporary_name
+from tamrl_coupler.constants import SECONDS_PER_DAY
+from tamrl_coupler.errors import InputError
+
+_TIME_UNITS = {"second": 1, "seconds": 1, "s": 1, "sec": 1, "minute": 60, "minutes": 60, "min": 60, "hour": 3600,
+               "hours": 3600, "h": 3600, "day": SECONDS_PER_DAY, "days": SECONDS_PER_DAY, "d": SECONDS_PER_DAY}
+
+
+def open_netcdf(path: str | Path, what: str, error: type[Exception] = InputError) -> Any:
+    """``netCDF4.Dataset(path)``; a missing, unreadable, truncated or non-NetCDF file (or a directory) raises
+    ``error`` naming ``what`` and the path."""
+    import netCDF4
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory, expected a NetCDF file")
+    try:
+        return netCDF4.Dataset(path)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise error(f"{what} {path} is not a readable NetCDF file (truncated, corrupt or another format): "
+                    f"{exc}") from None
+
+
+def read_array(var: Any, index: Any, where: str, error: type[Exception] = InputError) -> Any:
+    """``var[index]``; a read the NetCDF library cannot complete (a truncated or damaged file: "NetCDF: HDF
+    error") raises ``error`` naming ``where`` (the file and variable) instead of the library's RuntimeError."""
+    try:
+        return var[index]
+    except (OSError, RuntimeError, ValueError, IndexError) as exc:
+        raise error(f"{where}: cannot be read ({type(exc).__name__}: {exc}); the file is truncated or "
+                    f"damaged") from None
+
+
+class AtomicNetCDF:
+    """A NetCDF file being written under a temporary name; :meth:`close` renames it into place, :meth:`abort`
+    deletes it. ``ds`` is the open ``netCDF4.Dataset``. A failure of the file system (full disk, permission, a
+    directory given as the file) is an OutputError naming the file, and leaves no temporary file behind."""
+
+    def __init__(self, path: str | Path, what: str = "NetCDF file"):
+        import netCDF4
+
+        self.what = what
+        self.path = prepare_target(path, what)
+        self.tmp = temporary_name(self.path)
+        try:
+            self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        except BaseException as exc:
+            remove_quietly(self.tmp)
+            raise_as_output_error(exc, self.path, what)
+
+    def close(self) -> Path:
+        """Close and rename into place; on failure (the last buffers may not fit on the disk) the temporary file
+        is removed and an OutputError raised."""
+        try:
+            self.ds.close()
+            os.replace(self.tmp, self.path)
+        except BaseException as exc:
+            remove_quietly(self.tmp)
+            raise_as_output_error(exc, self.path, self.what)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the file being written (a failure while closing it does not matter: it is removed)."""
+        try:
+            if self.ds.isopen():
+                self.ds.close()
+        except BaseException:  # the half-written file is removed below, whatever closing said
+            pass
+        finally:
+            remove_quietly(self.tmp)
+
+
+def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str = "NetCDF file") -> Path:
+    """Create ``path`` through ``fill(dataset)`` on a temporary file, then rename it into place; file-system
+    failures are an OutputError naming ``path`` and leave no temporary file."""
+    out = AtomicNetCDF(path, what)
+    try:
+        fill(out.ds)
+    except BaseException as exc:
+        out.abort()
+        raise_as_output_error(exc, out.path, what)
+    return out.close()
+
+
+def parse_time_units(units: str, where: str) -> tuple[int, np.datetime64]:
+    """``'hours since 2015-01-01 00:00:00'`` -> (3600, numpy.datetime64('2015-01-01T00:00:00'))."""
+    word, sep, origin = str(units).partition(" since ")
+    scale = _TIME_UNITS.get(word.strip().lower())
+    if not sep or scale is None:
+        raise InputError(f"{where}: time units {units!r} not understood (expected '<seconds|hours|days> since "
+                         f"<date>')")
+    text = origin.strip().replace(" ", "T", 1)
+    text = re.sub(r"(Z|UTC|[+-]00:?00)$", "", text.split(" ")[0]).rstrip("T")
+    try:
+        return scale, np.datetime64(text, "s")
+    except ValueError:
+        raise InputError(f"{where}: time origin {origin.strip()!r} is not a date") from None
+
+
+GREGORIAN_CALENDARS = ("standard", "gregorian", "proleptic_gregorian")
+
+
+def read_times(ds: Any, where: str, lower_bounds: bool = True) -> np.ndarray:
+    """The ``time`` axis as datetime64[s]; with ``lower_bounds`` and a CF ``bounds`` variable, each record's lower
+    bound (when it starts). ``where`` names the file in errors. Only the Gregorian calendars are read: the
+    product's clock is proleptic Gregorian, and a 360_day or noleap date has no place on it (putting one there
+    would shift every date after it); such files are refused, naming the calendar."""
+    return read_time_axis(ds, where)[0 if lower_bounds else 2]
+
+
+def read_time_axis(ds: Any, where: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(record starts, record ends or None, time values) as datetime64[s]: starts and ends from a CF ``bounds``
+    variable when there is one (starts are the time values otherwise)."""
+    import cftime
+
+    if "time" not in ds.variables:
+        raise InputError(f"{where}: no 'time' variable")
+    tv = ds.variables["time"]
+    units = getattr(tv, "units", None)
+    if units is None:
+        raise InputError(f"{where}: variable 'time' has no units (expected e.g. 'seconds since ...')")
+    calendar = str(getattr(tv, "calendar", "standard")).strip().lower()
+    if calendar not in GREGORIAN_CALENDARS:
+        raise InputError(f"{where}: time calendar {calendar!r} is not supported; the coupling clock is proleptic "
+                         f"Gregorian (expected one of {', '.join(GREGORIAN_CALENDARS)}): convert the file's "
+                         f"calendar rather than have its dates shifted")
+
+    def dates(values: np.ndarray, what: str) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise InputError(f"{where}: {what} has missing or non-finite values")
+        try:
+            out = cftime.num2date(values.ravel(), units.strip(), calendar=calendar, only_use_cftime_datetimes=True)
+            return np.array([np.datetime64(d.isoformat(), "s") for d in np.atleast_1d(out)],
+                            dtype="datetime64[s]").reshape(np.shape(values))
+        except (ValueError, OverflowError) as exc:
+            raise InputError(f"{where}: {what} cannot be read as dates with units {units!r} ({exc})") from None
+
+    values = dates(read_array(tv, slice(None), f"{where}, variable 'time'"), "time")
+    bname = getattr(tv, "bounds", None)
+    if bname and bname in ds.variables:
+        b = np.asarray(read_array(ds.variables[bname], slice(None), f"{where}, variable '{bname}'"))
+        if b.ndim != 2 or b.shape != (values.size, 2):
+            raise InputError(f"{where}: time bounds '{bname}' have shape {b.shape}, expected ({values.size}, 2)")
+        bd = dates(b, f"time bounds '{bname}'")
+        if (bd[:, 1] <= bd[:, 0]).any():
+            i = int(np.flatnonzero(bd[:, 1] <= bd[:, 0])[0])
+            raise InputError(f"{where}: time bounds of record {i} end ({bd[i, 1]}) before they start ({bd[i, 0]})")
+        return bd[:, 0], bd[:, 1], values
+    return values, None, values

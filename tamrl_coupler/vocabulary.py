@@ -1,0 +1,301 @@
+"""Every quantity the product knows, defined once: its name, CF standard name, canonical unit, valid range, how it
+is regridded, the role it plays and the other names it is accepted under.
+
+Why one place: a field used to be declared in about ten modules (component fields, unit tables, driver if-chains,
+readers, the model's driver lists, writers, the Fortran host's name lists), each able to drift from the others.
+Everything else is now driven by these tables: adding an import field, a model driver or an export is one entry
+here plus the physics that makes it (``physics/drivers.py`` for a driver that is not a period mean, ``last`` value
+or daily extreme of an import).
+
+Roles:
+
+* ``import``: a host field per coupling step, in SI units (K, Pa, W m-2, kg m-2 s-1 ...), validated against its
+  physical range on the cells that matter before it reaches the model;
+* ``driver``: a model input per model period, in the units the model was trained on (degC, hPa, MJ m-2 d-1 ...),
+  made from imports by an aggregation rule;
+* ``target``: what the model predicts and is trained on, period-mean rates in gC m-2 d-1;
+* ``export``: what the component hands back to a host, one row per name (never by position).
+
+A categorical quantity (land cover) carries its ``classes``; its value is the class index, NaN when unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from tamrl_coupler.errors import InputError
+
+
+class Role(str, Enum):
+    """What a quantity is to the product; see the module docstring."""
+
+    IMPORT = "import"
+    DRIVER = "driver"
+    TARGET = "target"
+    EXPORT = "export"
+
+
+class Regrid(str, Enum):
+    """How an import field goes from host to model cells."""
+
+    STATE = "state"  # bilinear (conservative where no land host cell is in the stencil), land-mask normalised
+    FLUX = "flux"  # conservative (destination-area weights), land-mask normalised
+    CLASS = "class"  # the host cell with the largest land overlap
+
+
+class Aggregate(str, Enum):
+    """How coupling steps of an import become a driver's period value (physics/drivers.py implements each)."""
+
+    MEAN = "mean"  # time mean over the period so far, converted to the driver's unit
+    DAILY_MIN = "daily_min"  # mean over the period's days of each day's minimum
+    DAILY_MAX = "daily_max"  # mean over the period's days of each day's maximum
+    LAST = "last"  # the latest value (static classes)
+
+
+# IGBP land-cover classes; a land-cover value is the class index in this tuple (NaN = unknown).
+IGBP_CLASSES: tuple[str, ...] = (
+    "ENF", "EBF", "DNF", "DBF", "MF", "CSH", "OSH", "WSA", "SAV", "GRA", "WET", "CRO", "URB", "CVM", "SNO", "BSV",
+    "WAT",
+)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One quantity in one role. Only ``name``, ``role``, ``units`` and ``long_name`` apply to every role."""
+
+    name: str
+    role: Role
+    units: str  # the canonical unit: every value of this quantity inside the product (in this role) is in it
+    long_name: str
+    standard_name: str | None = None  # CF standard name; None where the CF table has none
+    aliases: tuple[str, ...] = ()  # other names accepted for it (CF standard names are accepted too)
+    valid_min: float = -math.inf  # physical range; values outside are errors naming field, rank, cell and step
+    valid_max: float = math.inf
+    hint: str = ""  # what an out-of-range value usually means (a unit mix-up)
+    classes: tuple[str, ...] = ()  # categorical: the class codes, a value is the index
+    water_equivalent: bool = False  # a depth (rate) of liquid water converts to it (mm d-1 -> kg m-2 s-1)
+    # imports
+    regrid: Regrid | None = None
+    required: bool = False  # imports: a step needs it (registered, or derived); drivers: the model needs it
+    derived_from: tuple[str, ...] = ()  # imports: computed from these imports when not registered
+    # drivers
+    sources: tuple[str, ...] = ()  # imports it is made from, the first one registered wins
+    aggregate: Aggregate | None = None
+    periods: tuple[str, ...] = ("monthly", "daily")  # the model periods whose models take this driver
+    # exports
+    carries: str | None = None  # the ensemble output an export carries (Fluxes field); None: derived on the host
+
+    @property
+    def categorical(self) -> bool:
+        return bool(self.classes)
+
+    def names(self) -> tuple[str, ...]:
+        """Every name this quantity is accepted under."""
+        return (self.name, *self.aliases, *((self.standard_name,) if self.standard_name else ()))
+
+
+_K_HINT = "values below 150 K usually mean degC was given where K is declared"
+
+IMPORTS: dict[str, Quantity] = {}
+DRIVERS: dict[str, Quantity] = {}
+TARGETS: dict[str, Quantity] = {}
+EXPORTS: dict[str, Quantity] = {}
+_TABLES: dict[Role, dict[str, Quantity]] = {Role.IMPORT: IMPORTS, Role.DRIVER: DRIVERS, Role.TARGET: TARGETS,
+                                            Role.EXPORT: EXPORTS}
+_ALIASES: dict[Role, dict[str, str]] = {role: {} for role in Role}
+
+
+def register(q: Quantity) -> Quantity:
+    """Add ``q`` to its role's table; a name or alias already taken in that role is an error."""
+    table, aliases = _TABLES[q.role], _ALIASES[q.role]
+    taken = [n for n in q.names() if n in table or n in aliases]
+    if taken:
+        raise InputError(f"{q.role.value} quantity {q.name!r}: name(s) {taken} are already defined")
+    table[q.name] = q
+    for n in q.names()[1:]:
+        aliases[n] = q.name
+    return q
+
+
+def unregister(role: Role, name: str) -> None:
+    """Remove a quantity (tests that add one and must leave the vocabulary as they found it)."""
+    q = _TABLES[role].pop(name)
+    for n in q.names()[1:]:
+        _ALIASES[role].pop(n, None)
+
+
+def canonical_name(role: Role, name: str) -> str:
+    """The quantity's name for ``name`` (its name, an alias or its CF standard name); an error lists what exists."""
+    if name in _TABLES[role]:
+        return name
+    if name in _ALIASES[role]:
+        return _ALIASES[role][name]
+    raise InputError(f"{role.value} field {name!r} is not known; expected one of {sorted(_TABLES[role])} or their "
+                     f"CF standard names")
+
+
+def lookup(role: Role, name: str) -> Quantity:
+    """The quantity ``name`` (a name, an alias or a CF standard name) stands for in ``role``."""
+    return _TABLES[role][canonical_name(role, name)]
+
+
+def accepted_names(role: Role) -> list[str]:
+    """Every name accepted in ``role``: names, aliases and standard names."""
+    return sorted(set(_TABLES[role]) | set(_ALIASES[role]))
+
+
+def satisfiable(name: str, registered: set[str]) -> bool:
+    """Whether import ``name`` is registered or can be derived from registered imports."""
+    if name in registered:
+        return True
+    q = IMPORTS[name]
+    return bool(q.derived_from) and all(satisfiable(d, registered) for d in q.derived_from)
+
+
+def missing_imports(registered: set[str]) -> list[str]:
+    """Descriptions (``tas or tasmin+tasmax``) of the required imports ``registered`` cannot provide."""
+    out = []
+    for q in IMPORTS.values():
+        if q.required and not satisfiable(q.name, registered):
+            out.append(q.name + (f" or {'+'.join(q.derived_from)}" if q.derived_from else ""))
+    return out
+
+
+def required_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers every model of ``period`` needs, in the model's input order."""
+    return tuple(n for n, q in DRIVERS.items() if q.required and period in q.periods)
+
+
+def optional_drivers(period: str = "monthly") -> tuple[str, ...]:
+    """The drivers a model of ``period`` may be trained with and run without (NaN: missing, masked by the model)."""
+    return tuple(n for n, q in DRIVERS.items() if not q.required and period in q.periods)
+
+
+def categorical_drivers() -> dict[str, int]:
+    """Driver name -> number of classes, for the categorical drivers."""
+    return {n: len(q.classes) for n, q in DRIVERS.items() if q.classes}
+
+
+def carried_exports() -> tuple[Quantity, ...]:
+    """The exports computed on model cells and regridded to the host (all but those derived on the host)."""
+    return tuple(q for q in EXPORTS.values() if q.carries is not None)
+
+
+def model_outputs() -> tuple[str, ...]:
+    """The ensemble outputs the component keeps per period: what the carried exports carry, in their order."""
+    return tuple(q.carries for q in carried_exports() if q.carries is not None)
+
+
+def igbp_index(codes: Iterable[str]) -> np.ndarray:
+    """IGBP class codes -> float class indices (NaN for unknown codes, so that they count as missing)."""
+    index = {c: float(i) for i, c in enumerate(IGBP_CLASSES)}
+    return np.array([index.get(str(c).strip().upper(), np.nan) for c in codes], dtype=np.float64)
+
+
+# --- imports: host fields per coupling step -----------------------------------------------------------------------
+for _q in (
+    Quantity("tas", Role.IMPORT, "K", "near-surface air temperature", "air_temperature", valid_min=150.0,
+             valid_max=350.0, hint=_K_HINT, regrid=Regrid.STATE, required=True, derived_from=("tasmin", "tasmax")),
+    Quantity("huss", Role.IMPORT, "kg kg-1", "near-surface specific humidity", "specific_humidity", valid_min=0.0,
+             valid_max=0.1, hint="values above 0.1 usually mean g kg-1 was given", regrid=Regrid.STATE),
+    Quantity("ps", Role.IMPORT, "Pa", "surface air pressure", "surface_air_pressure", valid_min=3.0e4,
+             valid_max=1.2e5, hint="values near 1000 usually mean hPa was given", regrid=Regrid.STATE),
+    # period-level alternatives (hosts coupling once per model period, e.g. the monthly FluxVal sites)
+    # (CF names daily extremes air_temperature with cell methods; the aliases keep them apart here)
+    Quantity("tasmin", Role.IMPORT, "K", "daily minimum near-surface air temperature",
+             aliases=("air_temperature_daily_minimum",), valid_min=150.0, valid_max=350.0, hint=_K_HINT,
+             regrid=Regrid.STATE),
+    Quantity("tasmax", Role.IMPORT, "K", "daily maximum near-surface air temperature",
+             aliases=("air_temperature_daily_maximum",), valid_min=150.0, valid_max=350.0, hint=_K_HINT,
+             regrid=Regrid.STATE),
+    Quantity("vpd", Role.IMPORT, "Pa", "vapour pressure deficit", "water_vapor_saturation_deficit_in_air",
+             valid_min=0.0, valid_max=1.0e4, hint="vpd is imported in Pa; values above 1e4 are implausible",
+             regrid=Regrid.STATE, required=True, derived_from=("tas", "huss", "ps")),
+    Quantity("rsds", Role.IMPORT, "W m-2", "surface downwelling shortwave radiation",
+             "surface_downwelling_shortwave_flux_in_air", aliases=("surface_downwelling_shortwave_flux",),
+             valid_min=-1.0, valid_max=1500.0, regrid=Regrid.FLUX, required=True),
+    Quantity("pr", Role.IMPORT, "kg m-2 s-1", "precipitation", "precipitation_flux", aliases=("precipitation",),
+             valid_min=-1.0e-8, valid_max=0.1, hint="values above 0.1 usually mean mm/day or mm/h was given",
+             water_equivalent=True, regrid=Regrid.FLUX, required=True),  # rounding negatives pass
+    Quantity("rlds", Role.IMPORT, "W m-2", "surface downwelling longwave radiation",
+             "surface_downwelling_longwave_flux_in_air", valid_min=0.0, valid_max=1000.0, regrid=Regrid.FLUX),
+    Quantity("sfcWind", Role.IMPORT, "m s-1", "near-surface wind speed", "wind_speed", aliases=("wind",),
+             valid_min=0.0, valid_max=100.0, regrid=Regrid.STATE),
+    Quantity("co2", Role.IMPORT, "ppm", "atmospheric CO2 mole fraction", "mole_fraction_of_carbon_dioxide_in_air",
+             aliases=("mole_fraction_of_carbon_dioxide",), valid_min=100.0, valid_max=5000.0,
+             hint="co2 is imported in ppm (umol mol-1); values below 1 usually mean mol mol-1 was given",
+             regrid=Regrid.STATE),
+    Quantity("lai", Role.IMPORT, "m2 m-2", "leaf area index", "leaf_area_index", valid_min=0.0, valid_max=20.0,
+             regrid=Regrid.STATE),
+    Quantity("igbp", Role.IMPORT, "1", "IGBP land-cover class index", aliases=("landcover", "land_cover_class"),
+             valid_min=0.0, valid_max=255.0, hint="IGBP class index as in IGBP_CLASSES", classes=IGBP_CLASSES,
+             regrid=Regrid.CLASS),
+):
+    register(_q)
+
+# --- model drivers: period values, in the units the model was trained on -------------------------------------------
+for _q in (
+    Quantity("tmin", Role.DRIVER, "degC", "mean of daily minimum air temperature", required=True,
+             sources=("tasmin", "tas"), aggregate=Aggregate.DAILY_MIN, periods=("monthly",)),
+    Quantity("tmax", Role.DRIVER, "degC", "mean of daily maximum air temperature", required=True,
+             sources=("tasmax", "tas"), aggregate=Aggregate.DAILY_MAX, periods=("monthly",)),
+    # the daily model takes the day's mean air temperature (what FLUXNET DD files and hosts' daily means give)
+    Quantity("tmean", Role.DRIVER, "degC", "mean air temperature", required=True, sources=("tas",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+    Quantity("swdown", Role.DRIVER, "MJ m-2 d-1", "downwelling shortwave radiation", required=True,
+             sources=("rsds",), aggregate=Aggregate.MEAN),
+    Quantity("vpd", Role.DRIVER, "hPa", "vapour pressure deficit", required=True, sources=("vpd",),
+             aggregate=Aggregate.MEAN),
+    Quantity("precip", Role.DRIVER, "mm d-1", "precipitation", required=True, sources=("pr",),
+             aggregate=Aggregate.MEAN, water_equivalent=True),
+    Quantity("lai", Role.DRIVER, "m2 m-2", "leaf area index", sources=("lai",), aggregate=Aggregate.MEAN),
+    Quantity("co2", Role.DRIVER, "ppm", "atmospheric CO2 mole fraction", sources=("co2",),
+             aggregate=Aggregate.MEAN),
+    Quantity("igbp", Role.DRIVER, "1", "IGBP land-cover class index", aliases=("landcover",), classes=IGBP_CLASSES,
+             sources=("igbp",), aggregate=Aggregate.LAST),
+    # optional daily meteorology (FLUXNET LW_IN_F, PA_F, WS_F; a host's rlds, ps, sfcWind)
+    Quantity("lwdown", Role.DRIVER, "W m-2", "downwelling longwave radiation", sources=("rlds",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+    Quantity("pressure", Role.DRIVER, "kPa", "surface air pressure", sources=("ps",), aggregate=Aggregate.MEAN,
+             periods=("daily",)),
+    Quantity("wind", Role.DRIVER, "m s-1", "near-surface wind speed", sources=("sfcWind",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+):
+    register(_q)
+
+# --- targets: what the model predicts, period-mean rates ----------------------------------------------------------
+for _q in (
+    Quantity("gpp", Role.TARGET, "gC m-2 d-1", "gross primary productivity",
+             "gross_primary_productivity_of_biomass_expressed_as_carbon"),
+    Quantity("reco", Role.TARGET, "gC m-2 d-1", "ecosystem respiration (autotrophic + heterotrophic)"),
+    Quantity("nee", Role.TARGET, "gC m-2 d-1", "net ecosystem exchange"),
+):
+    register(_q)
+
+# --- exports: what the component writes into the host's arrays, per coupling step ---------------------------------
+_NEP = ("surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon_due_to_all_land_processes_excluding_"
+        "anthropogenic_land_use_change")
+for _q in (
+    Quantity("gpp", Role.EXPORT, "gC m-2 d-1", "gross primary productivity",
+             "gross_primary_productivity_of_biomass_expressed_as_carbon", carries="gpp"),
+    Quantity("reco", Role.EXPORT, "gC m-2 d-1", "ecosystem respiration (autotrophic + heterotrophic)",
+             aliases=("ecosystem_respiration_carbon_flux",), carries="reco"),  # no CF standard name exists
+    Quantity("nee", Role.EXPORT, "gC m-2 d-1", "net ecosystem exchange", _NEP),  # derived: GPP and Reco, exactly
+    Quantity("gpp_spread", Role.EXPORT, "gC m-2 d-1",
+             "spread of gross primary productivity (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="gpp_std"),
+    Quantity("reco_spread", Role.EXPORT, "gC m-2 d-1",
+             "spread of ecosystem respiration (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="reco_std"),
+    Quantity("nee_spread", Role.EXPORT, "gC m-2 d-1",
+             "spread of net ecosystem exchange (the checkpoint's spread_meaning: calibrated predictive standard "
+             "deviation, or member standard deviation)", carries="nee_std"),
+):
+    register(_q)
+del _q
+
