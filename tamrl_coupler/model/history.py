@@ -135,12 +135,14 @@ def bind_day_end(slots: torch.Tensor, acc_sum: torch.Tensor, acc_n: torch.Tensor
     tmp = bufs.get("acc_tmp", (n, d))
     ok, bad = (bufs.get(f"acc_{k}", (n, d), torch.bool) for k in ("ok", "bad"))
     onehot = bufs.get("acc_onehot", (n, N_SLOTS), torch.bool)
+    # the masks as numbers in buffers of their own: a bool operand of add_/mul_ would be cast into a new tensor
+    okf, keepf = bufs.get("acc_okf", (n, d), acc_n.dtype), bufs.get("acc_keepf", (n,), acc_n.dtype)
     slot_ids = bufs.get("acc_slot_ids", (N_SLOTS,), i64)
     return ([
         # accumulate: finite values only (|x| < inf is false for NaN and infinities)
         partial(torch.abs, x, out=tmp), partial(torch.lt, tmp, float("inf"), out=ok),
         partial(torch.logical_not, ok, out=bad), partial(tmp.copy_, x), partial(tmp.masked_fill_, bad, 0.0),
-        partial(acc_sum.add_, tmp), partial(acc_n.add_, ok),
+        partial(acc_sum.add_, tmp), partial(okf.copy_, ok), partial(acc_n.add_, okf),
         # does the next day start another month?
         partial(torch.add, day, 1, out=day1)]
         + _bind_month_of_day(day, m0, t1, t2, t3, flag) + _bind_month_of_day(day1, m1, t1, t2, t3, flag)
@@ -152,5 +154,5 @@ def bind_day_end(slots: torch.Tensor, acc_sum: torch.Tensor, acc_n: torch.Tensor
            partial(torch.eq, t1[:, None], slot_ids[None, :], out=onehot), partial(onehot.logical_and_, ends[:, None]),
            partial(torch.where, onehot[:, :, None], tmp[:, None, :], slots, out=slots),
            # the sums of an ended month restart
-           partial(torch.logical_not, ends, out=keep), partial(acc_sum.mul_, keep[:, None]),
-           partial(acc_n.mul_, keep[:, None]), partial(month_open.copy_, keep)])
+           partial(torch.logical_not, ends, out=keep), partial(keepf.copy_, keep),
+           partial(acc_sum.mul_, keepf[:, None]), partial(acc_n.mul_, keepf[:, None]), partial(month_open.copy_, keep)])

@@ -111,14 +111,14 @@ def test_shipped_checkpoint_agrees_with_the_member_loop_over_partial_periods(ker
         assert_close_to_loop(new, ref)
 
 
+@pytest.mark.parametrize("names", [["month", "lat"], ["month", "lat", "toa"], ["toa"]])
 @pytest.mark.parametrize("period", ["monthly", "daily"])
-def test_feature_kernel_is_bit_for_bit_the_encoder(period):
+def test_feature_kernel_is_bit_for_bit_the_encoder(period, names):
     enc = FeatureEncoder.fit(default_drivers(), drivers(20, 24, seed=99))
     x = torch.from_numpy(drivers(40, 1, seed=3)[:, 0])
     x[3, 7], x[4, 7], x[5, 7], x[6, 4] = -1.0, 12.0, 11.9, -0.5  # out-of-range classes, a negative precipitation
     pidx = torch.arange(40, dtype=torch.int64) * 37 - 500  # negative (before 1970) and positive periods
     lat = torch.linspace(-89.0, 89.0, 40)
-    names = ["month", "lat"]
     expected = torch.cat([enc(x), derived_features(names, pidx, lat, period)], dim=-1)
     kern = FeatureKernel(enc, names, period)
     out = torch.empty_like(expected)
@@ -264,3 +264,123 @@ def test_state_errors_and_host_side_cache_flag():
         ens.plan(torch.zeros(n, 3), state, torch.zeros(5, n, dtype=torch.float64))
     with pytest.raises(Exception, match="float64"):
         ens.plan(torch.zeros(n, 8), state, torch.zeros(5, n))
+
+
+# ------------------------------------------------------------------------------------------------ the daily network
+DAILY = ("month", "lat", "toa")
+DAY0 = "2015-01-10"  # 22 days of January (a slot needs 15), then February: the embedding changes at the month end
+
+
+def calibration() -> dict:
+    from tamrl_coupler.model.calibration import SpreadCalibration
+    from tamrl_coupler.vocabulary import IGBP_CLASSES
+
+    rng = np.random.default_rng(4)
+    coef = {v: np.r_[-0.7, 0.4, 0.25, rng.normal(0, 0.3, len(IGBP_CLASSES))] for v in ("gpp", "reco", "nee")}
+    return SpreadCalibration(coef, "test").to_dict()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_daily_batched_agrees_with_the_member_loop(kernel):
+    """The daily network's stack hook (slot MLP batched over members, TAM-RL's batched FiLM step) against its
+    members one after another, over two month ends (slots written, embedding recomputed)."""
+    ens = ensemble("tamrl_daily", derived=DAILY, kernel=kernel, chunk=16)
+    assert type(ens.kernel).__name__ == "BatchedDailyTamrl"
+    x = torch.from_numpy(drivers(37, 60, seed=11))
+    lat = np.linspace(-60, 75, 37)
+    new, state = ens.predict_sequence(x, first_period=DAY0, lat=lat, return_state=True)
+    ref = like(ens, "loop").predict_sequence(x, first_period=DAY0, lat=lat)
+    assert_close_to_loop(new, ref)
+    assert torch.equal(new.nee, new.gpp - new.reco)
+    assert bool(torch.isfinite(state.window[:, :2, 0]).all())  # January's and February's slots
+    cold = ens.predict_sequence(x[:, 40:], first_period="2015-02-19", lat=lat)  # no history: the slots matter
+    assert float((cold.gpp - new.gpp[:, 40:]).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["tamrl", "tamrl_daily"])
+def test_calibrated_spreads_are_one_stage_for_every_kernel(kind):
+    """The spread calibration runs on the estimate rows whichever kernel made the means: the member loop's and the
+    batched kernels' spreads are each exactly ``SpreadCalibration.sigma_torch`` of their own means (and so agree
+    as closely as the means do); the means are those of the uncalibrated ensemble."""
+    from tamrl_coupler.model.calibration import SpreadCalibration
+
+    cal = calibration()
+    sigma = SpreadCalibration.from_dict(cal).sigma_torch
+    daily = kind == "tamrl_daily"
+    x = torch.from_numpy(drivers(40, 30, seed=12))  # igbp: unknown, out of range, fractional and valid classes
+    lat = np.linspace(-50, 60, 40)
+    first = "2015-01-20" if daily else "2014-11"
+    runs = {}
+    for kernel in ("batched", "torch", "loop"):
+        ens = ensemble(kind, derived=DAILY if daily else ("month", "lat"), kernel=kernel, calibration=cal)
+        f = runs[kernel] = ens.predict_sequence(x, first_period=first, lat=lat)
+        for t in range(x.shape[1]):
+            want = sigma(f.gpp[:, t].contiguous(), f.reco[:, t].contiguous(), x[:, t, 7].double())
+            for v in ("gpp", "reco", "nee"):
+                assert torch.equal(getattr(f, f"{v}_std")[:, t], want[v]), (kernel, t, v)
+        plain = like(ens, kernel)
+        plain.calibration = None
+        assert torch.equal(plain.predict_sequence(x, first_period=first, lat=lat).gpp, f.gpp)
+    for kernel in ("batched", "torch"):
+        assert_close_to_loop(runs[kernel], runs["loop"])
+
+
+def test_daily_plan_equals_step_and_blocks_are_independent_of_the_partition():
+    """The component's path for the daily model -- a plan over fixed blocks, the day's drivers accumulated and a
+    month's slot written in place at each commit, calibrated spreads -- equals the pure step bit for bit, state
+    included, and two ranks' halves equal one state."""
+    ens = ensemble("tamrl_daily", derived=DAILY, chunk=8, calibration=calibration())
+    n, days = 30, 40
+    x_seq = torch.from_numpy(drivers(n, days, seed=13))
+    lat = np.linspace(-40, 60, n)
+    blocks = [(0, 16), (16, 30)]
+    state, ref_state = (ens.init_state(n, first_period=DAY0, lat=lat) for _ in range(2))
+    halves = [ens.init_state(e - s, first_period=DAY0, lat=lat[s:e]) for s, e in blocks]
+    x = torch.zeros(n, x_seq.shape[-1])
+    est = torch.zeros(5, n, dtype=torch.float64)
+    plan = ens.plan(x, state, est, blocks)
+    half_est = [torch.zeros(5, 16, dtype=torch.float64), torch.zeros(5, 14, dtype=torch.float64)]
+    half_plans = [ens.plan(x[:16], halves[0], half_est[0]), ens.plan(x[16:], halves[1], half_est[1])]
+    encodes = 0
+    for t in range(days):
+        for frac in (0.5, 1.0):  # part of the day (no commit), then its end (commit)
+            x.copy_(x_seq[:, t] * frac)
+            encodes += plan.needs_embedding()
+            plan.run(commit=frac == 1.0)
+            for p in half_plans:
+                p.run(commit=frac == 1.0)
+            assert torch.equal(torch.cat(half_est, dim=1), est)
+        ref, ref_state = ens.step(x_seq[:, t], ref_state)
+        for row, k in enumerate(("gpp", "reco", "gpp_std", "reco_std", "nee_std")):
+            assert torch.equal(est[row], getattr(ref, k)), (t, k)
+        for k in ("window", "h", "c", "period", "acc_sum", "acc_n", "z_ready", "z"):
+            assert torch.equal(getattr(state, k).nan_to_num(), getattr(ref_state, k).nan_to_num()), (t, k)
+    assert encodes == 2  # the first day and the first of February: z once a month
+    assert bool(torch.isfinite(state.window[:, 0, 0]).all()) and float(state.acc_n.max()) == 18.0  # 1-18 February
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_daily_evaluation_allocates_nothing_after_the_first(kernel):
+    """The daily plan over a month end: a later call, the commit that closes the month (slot written, sums reset),
+    the next month's first call (its embedding): only PyTorch's 0-dim wrappers of Python numbers (8 bytes each,
+    however many cells), no buffer."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ens = ensemble("tamrl_daily", derived=DAILY, kernel=kernel, calibration=calibration())
+    n = 300
+    x = torch.from_numpy(drivers(n, 1)[:, 0])
+    est = torch.zeros(5, n, dtype=torch.float64)
+    state = ens.init_state(n, first_period="2015-01-12", lat=np.linspace(-60, 60, n))
+    plan = ens.plan(x, state, est)
+    for _ in range(19):  # 12 .. 30 January
+        plan.run()
+        plan.run(commit=True)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        plan.run()  # a later call of 31 January
+        plan.run(commit=True)  # the month's end
+        plan.run()  # 1 February: the embedding of the new slots
+    assert bool(torch.isfinite(state.window[:, 0, 0]).all()) and not bool(state.acc_n.any())  # January closed
+    sizes = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
+    # the month-end commit and the calibration stage are torch operations with Python-number operands even with the
+    # fused kernels: PyTorch wraps each number in a 0-dim tensor (8 bytes). Nothing that grows with the cells.
+    assert max(sizes, default=0) <= (8 if ens.kernel.ops.name == "fused-cpu" else 32), sorted(sizes)[-5:]
