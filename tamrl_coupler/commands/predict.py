@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import (
+    add_output_argument,
+    add_progress_arguments,
+    add_threads_argument,
+    progress_mode,
+    set_threads,
+)
 
 HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
 
@@ -20,19 +26,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
                              "(default: the file's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_threads_argument(parser)
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.driver.progress import make_progress
     from tamrl_coupler.model import default_checkpoint_path, load_checkpoint
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, write_predictions
     from tamrl_coupler.physics.carbon import SignConvention
 
+    set_threads(args)
     ens = load_checkpoint(args.checkpoint, device=args.device)
     data = read_dataset(args.data, period=ens.meta.period)
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
-    pred = predict_dataset(ens, data, conv)
+    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
+    pred = predict_dataset(ens, data, conv, progress=bar)
     path = write_predictions(pred, data, ens, args.output, conv, str(args.checkpoint or default_checkpoint_path()))
     print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
           f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")

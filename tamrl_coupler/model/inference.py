@@ -18,9 +18,12 @@ from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_c
 FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
 
 
-def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None
-                    ) -> dict[str, np.ndarray]:
-    """(site, time) float64 arrays of the ensemble mean and spread; NEE in ``convention`` (default: the model's)."""
+def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None,
+                    progress=None) -> dict[str, np.ndarray]:
+    """(site, time) float64 arrays of the ensemble mean and spread; NEE in ``convention`` (default: the model's).
+
+    All sites are one batch (the ensemble evaluates them in cache-sized chunks), stepped one period at a time;
+    ``progress``: a reporter updated once per period (see :meth:`Ensemble.predict_sequence`)."""
     if data.period != ens.meta.period:
         raise InputError(f"{data.source}: data are {data.period}, the checkpoint was trained on {ens.meta.period} "
                          "data")
@@ -33,7 +36,8 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
-    f = ens.predict_sequence(torch.from_numpy(x), first_period=data.time[0], lat=data.lat).to_numpy()
+    f = ens.predict_sequence(torch.from_numpy(x), first_period=data.time[0], lat=data.lat,
+                             progress=progress).to_numpy()
     out = {k: f[k] for k in FIELDS}
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
