@@ -302,10 +302,15 @@ class Ensemble:
     def step(self, x: torch.Tensor, state: EnsembleState) -> tuple[Fluxes, EnsembleState]:
         """One period for every cell: fluxes (n_cells,) and the next state; ``state`` is not modified."""
         out, new_state = self.step_members(x, state)
+        return self.fluxes_from_members(out, x), new_state
+
+    def fluxes_from_members(self, out: torch.Tensor, x: torch.Tensor) -> Fluxes:
+        """Member outputs (n, M, n_out) and the drivers (n, D) they were made from -> the ensemble's fluxes (mean,
+        NEE derived exactly, spreads calibrated when the checkpoint carries a calibration)."""
         fluxes = self._reduce(out)
         if self.calibration is not None:
             self._calibrate(fluxes, x)
-        return fluxes, new_state
+        return fluxes
 
     def _calibrate(self, fluxes: Fluxes, x: torch.Tensor) -> None:
         """Replace the member spreads by the calibrated predictive standard deviations (in place)."""

@@ -13,6 +13,7 @@ from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.model.features import LAT_INPUTS
+from tamrl_coupler.model.records import predict_records
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
 
 FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
@@ -33,12 +34,21 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
-    f = ens.predict_sequence(torch.from_numpy(x), first_period=data.time[0], lat=data.lat).to_numpy()
+    f = predict_drivers(ens, x, data.time[0], data.lat)
     out = {k: f[k] for k in FIELDS}
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
         out["nee"] = nee_from_components(out["gpp"], out["reco"], conv)
     return out
+
+
+def predict_drivers(ens: Ensemble, x: np.ndarray, first_period: np.datetime64, lat: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """Drivers (site, time, D) from ``first_period`` -> (site, time) fields. Daily: each site over its own record
+    (``model/records.py``, NaN outside it); monthly: every site stepped over the whole axis."""
+    if ens.meta.period == "daily":
+        return predict_records(ens, x, first_period, lat)
+    return ens.predict_sequence(torch.from_numpy(np.asarray(x)), first_period=first_period, lat=lat).to_numpy()
 
 
 def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:

@@ -116,7 +116,7 @@ def _run_job(args) -> dict:
             p = model.predict(fte)
             out["preds"][tag] = {"gpp": p["gpp"], "reco": p["reco"], "nee": p["nee"]}
     else:
-        from tamrl_coupler.model.inference import predict_cold_months
+        from tamrl_coupler.model.inference import predict_cold_months, predict_drivers
         from tamrl_coupler.training.daily import train_daily_ensemble
         from tamrl_coupler.training.loop import train_ensemble
 
@@ -135,7 +135,7 @@ def _run_job(args) -> dict:
         names = ens.meta.driver_names
         x = test.driver_array(names)
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
-            f = ens.predict_sequence(torch.from_numpy(xin), first_period=test.time[0], lat=test.lat).to_numpy()
+            f = predict_drivers(ens, xin, test.time[0], test.lat)
             pred = {"gpp": f["gpp"], "reco": f["reco"], "nee": f["nee"], "nee_std": f["nee_std"]}
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
