@@ -54,7 +54,8 @@ def predict_drivers(ens: Ensemble, x: np.ndarray, first_period: np.datetime64, l
 def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
     """Every calendar month of every site predicted alone from its own drivers: a fresh state (no history, zero
     LSTM state) at the month's first day -- what a run or a one-month prior that starts there gives. Daily data;
-    (site, time) arrays like :func:`predict_dataset`. Vectorised: every (site, month) is one cell."""
+    (site, time) arrays like :func:`predict_dataset`, NaN in months without drivers. Vectorised: every (site,
+    month) is one cell."""
     if data.period != "daily" or ens.meta.period != "daily":
         raise InputError(f"{data.source}: cold-month prediction is for daily data and daily checkpoints")
     x = data.driver_array(ens.meta.driver_names)
@@ -62,22 +63,25 @@ def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarra
     month = days.astype("datetime64[M]")
     starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
     stops = np.r_[starts[1:], len(days)]
-    n_sites, n_months, length = data.n_sites, len(starts), int((stops - starts).max())
-    xs = np.full((n_sites, n_months, length, x.shape[2]), np.nan, dtype=np.float32)
-    for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
-        xs[:, m, :b - a] = x[:, a:b]
-    cells = xs.reshape(n_sites * n_months, length, x.shape[2])
-    state = ens.init_state(len(cells), first_period=days[0], lat=np.repeat(data.lat, n_months))
-    first = days[starts].astype(np.int64)
-    state.period[:] = torch.as_tensor(np.tile(first, n_sites), device=state.period.device)
+    length = int((stops - starts).max())
+    required = [j for j, d in enumerate(ens.meta.drivers) if d.required]
+    complete = np.isfinite(x[..., required]).all(axis=-1)
+    # one cell per (site, month) with drivers on at least one day
+    site, m = np.nonzero(np.stack([complete[:, a:b].any(axis=1) for a, b in zip(starts, stops, strict=True)], 1))
+    cells = np.full((len(site), length, x.shape[2]), np.nan, dtype=np.float32)
+    for i in range(len(site)):
+        a, b = starts[m[i]], stops[m[i]]
+        cells[i, :b - a] = x[site[i], a:b]
+    out = {k: np.full((data.n_sites, len(days)), np.nan) for k in FIELDS}
+    if len(site) == 0:
+        return out
+    state = ens.init_state(len(cells), first_period=days[0], lat=data.lat[site])
+    state.period[:] = torch.as_tensor(days[starts[m]].astype(np.int64), device=state.period.device)
     f = ens.predict_sequence(torch.from_numpy(cells), state=state).to_numpy()
-    out = {}
-    for k in FIELDS:
-        v = f[k].reshape(n_sites, n_months, length)
-        arr = np.full((n_sites, len(days)), np.nan)
-        for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
-            arr[:, a:b] = v[:, m, :b - a]
-        out[k] = arr
+    for i in range(len(site)):
+        a, b = starts[m[i]], stops[m[i]]
+        for k in FIELDS:
+            out[k][site[i], a:b] = f[k][i, :b - a]
     return out
 
 
