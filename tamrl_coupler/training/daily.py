@@ -46,6 +46,22 @@ class DailyCrops:
         self.t_last = x.shape[1] - 1 - np.where(has_target.any(axis=1), has_target[:, ::-1].argmax(axis=1), 0)
         self.optional = [i for i, d in enumerate(encoder.drivers) if not d.required]
         self.months = RecordMonths(x, self.first_day)
+        self.p = self._site_probabilities(cfg.site_sampling, has_target.sum(axis=1), np.asarray(data.igbp))
+
+    def _site_probabilities(self, mode: str, n_obs: np.ndarray, igbp: np.ndarray) -> np.ndarray | None:
+        """How often each site of ``self.sites`` is drawn (None: uniformly)."""
+        if mode == "by_record":
+            w = n_obs[self.sites].astype(np.float64)
+        elif mode == "by_class":
+            classes = igbp[self.sites]
+            w = np.array([1.0 / np.sum(classes == c) for c in classes])
+        else:
+            return None
+        return w / w.sum()
+
+    def draw_sites(self, rng: np.random.Generator) -> np.ndarray:
+        """The sites of one batch."""
+        return rng.choice(self.sites, self.cfg.batch_size, p=self.p)
 
     def _draw(self, sites: np.ndarray, rng: np.random.Generator):
         """Each crop's start, whether it is cold, the optional drivers it hides and the history slots it drops."""
@@ -113,7 +129,7 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
     losses = []
     net.train()
     for _ in range(cfg.steps):
-        f, win, month_index, y, w = crops.batch(rng.choice(crops.sites, cfg.batch_size), rng)
+        f, win, month_index, y, w = crops.batch(crops.draw_sites(rng), rng)
         h0 = torch.zeros(len(f), net.hidden)
         if net.embedding:
             out, _, _ = net.forward_embedded(f, monthly_embedding(net, win, month_index), h0, h0)
@@ -164,6 +180,9 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
         drivers=drivers, period="daily", window=cfg.model.window, sign_convention=convention, model=cfg.model,
         n_members=cfg.members, trained_on=trained_on or data.source,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction},
+        extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction,
+               "sites": [str(s) for s in data.sites[crops.sites]],
+               # the data policies (FLUXNET2015 CC-BY-4.0, ICOS) ask for the references and the sites used
+               "data_license": data.attrs.get("license", ""), "data_citation": data.attrs.get("source", "")},
     )
     return ensemble_class(cfg.model.kind)(members, encoder, meta), history
