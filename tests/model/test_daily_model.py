@@ -150,7 +150,7 @@ def test_calibrated_spreads_are_applied_stored_and_described(ens, tmp_path):
 
 def test_cold_months_equal_fresh_runs_of_each_month(ens):
     from tamrl_coupler.data.dataset import FluxDataset
-    from tamrl_coupler.model.inference import predict_cold_months
+    from tamrl_coupler.model.inference import predict_cold_starts
 
     x = _drivers()
     names = ens.meta.driver_names
@@ -159,7 +159,7 @@ def test_cold_months_equal_fresh_runs_of_each_month(ens):
                        lat=LAT, lon=np.zeros(3), drivers={n: x[..., j].astype(np.float64) for j, n in
                                                           enumerate(names) if n != "igbp"}, targets={})
     data.drivers["igbp"] = x[..., names.index("igbp")].astype(np.float64)
-    cold = predict_cold_months(ens, data)
+    cold = predict_cold_starts(ens, data)
     feb = slice(15, 15 + 28)  # 2003-02-01 .. 2003-02-28: a month from a fresh state
     alone = ens.predict_sequence(torch.from_numpy(x[:, feb]), first_period=np.datetime64("2003-02-01"), lat=LAT)
     np.testing.assert_allclose(cold["gpp"][:, feb], alone.gpp.numpy(), rtol=0, atol=1e-5)  # other batch: float32
