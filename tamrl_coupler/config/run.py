@@ -81,7 +81,9 @@ class GridSpec:
 class ModelSection:
     """``model:``: the checkpoint, the grid the model runs on, its evaluation blocks and how often it runs."""
 
-    checkpoint: str | None = None  # None: the checkpoint shipped in the package
+    # daily | monthly (the checkpoints shipped in the package), or a path (relative to this config's directory);
+    # None: the shipped monthly one
+    checkpoint: str | None = None
     grid: GridSpec = field(default_factory=lambda: GridSpec.parse("host"))  # host: model cells = host cells
     # cells evaluated together; fixed blocks make results independent of the rank count. "auto": 256 (in cache)
     # when any rank runs on a CPU, 65536 (enough to fill a device) when they all run on GPUs
