@@ -11,7 +11,12 @@ HELP = "evaluate the ensemble on a dataset with observed fluxes; prints (and wri
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
-    parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
+    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
+                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
+                             "shipped one whose period matches the data (daily for daily tower files)")
+    parser.add_argument("--sites", metavar="SITES.csv",
+                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
+                             "citation]); default: sites.csv beside them")
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
                                        "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
                                        "_seasonal_cycle.png; default: print only)")
@@ -30,16 +35,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tamrl_coupler.atomicfile import write_text_atomic
-    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.data.reader import data_period, read_dataset
     from tamrl_coupler.driver.progress import make_progress
     from tamrl_coupler.errors import InputError
     from tamrl_coupler.model import load_checkpoint
+    from tamrl_coupler.model.checkpoint import resolve_checkpoint
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in
     from tamrl_coupler.training.metrics import balance_violation, format_table, metrics_table
 
     set_threads(args)
-    ens = load_checkpoint(args.checkpoint, device=args.device)
-    data = read_dataset(args.data, period=ens.meta.period)
+    checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
+    ens = load_checkpoint(checkpoint, device=args.device)
+    data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     if not any(data.targets.get(k) is not None for k in ("gpp", "nee")):
         raise InputError(f"{args.data}: no observed fluxes (gpp / nee) to evaluate against")

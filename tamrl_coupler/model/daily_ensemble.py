@@ -30,6 +30,14 @@ def slot_features(encoder: FeatureEncoder, slots: torch.Tensor, lat: torch.Tenso
     return torch.cat([f, la[..., None, None].expand(*f.shape[:-1], 1)], dim=-1)
 
 
+def monthly_embedding(net: torch.nn.Module, windows: torch.Tensor, month_index: torch.Tensor) -> torch.Tensor:
+    """z of every day from the slots of its month: windows (B, K, 12, S) per month, month_index (B, T) the month
+    (0..K-1) of each day -> (B, T, E). One encoder call per month, as stepping does."""
+    b, k = windows.shape[:2]
+    z = net.encode(windows.flatten(0, 1)).reshape(b, k, -1)
+    return torch.gather(z, 1, month_index[..., None].expand(-1, -1, z.shape[-1]))
+
+
 class DailyEnsemble(Ensemble):
     """Stateful daily stepping with the monthly-slot history (see the module docstring). The members run through
     the same batched evaluator and plans as the monthly ensemble's; only the task embedding's input (the slots)
@@ -98,4 +106,4 @@ def ensemble_class(kind: str) -> type[Ensemble]:
     return DailyEnsemble if kind == "tamrl_daily" else Ensemble
 
 
-__all__ = ["DailyEnsemble", "ensemble_class", "slot_features"]
+__all__ = ["DailyEnsemble", "ensemble_class", "monthly_embedding", "slot_features"]

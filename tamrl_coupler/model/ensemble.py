@@ -444,6 +444,26 @@ class Ensemble:
         est, new_state = self._advance(x, state)
         return self._fluxes(est), new_state
 
+    @torch.no_grad()
+    def fluxes_from_members(self, out: torch.Tensor, x: torch.Tensor) -> Fluxes:
+        """Member outputs (n, M, n_out) and the drivers (n, D) they were made from -> the ensemble's fluxes (mean,
+        NEE derived exactly, spreads calibrated when the checkpoint carries a calibration): what a step's kernels
+        reduce to, for the whole-record evaluation (model/records.py), equal to float32 rounding."""
+        out = out.to(torch.float64)
+        gpp_m, reco_m = out[:, :, 0], out[:, :, 1]
+        gpp, reco = gpp_m.mean(dim=1), reco_m.mean(dim=1)
+        fluxes = Fluxes(gpp=gpp, reco=reco, nee=nee_from_components(gpp, reco, self.convention),
+                        gpp_std=gpp_m.std(dim=1, unbiased=False), reco_std=reco_m.std(dim=1, unbiased=False),
+                        nee_std=nee_from_components(gpp_m, reco_m, self.convention).std(dim=1, unbiased=False),
+                        nee_free=out[:, :, 2].mean(dim=1) if out.shape[-1] > 2 else None)
+        if self.calibration is not None:
+            x = torch.as_tensor(x)
+            igbp = (x[:, self._igbp_col].to(device=self.device, dtype=torch.float64) if self._igbp_col is not None
+                    else torch.full_like(gpp, float("nan")))
+            sig = self.calibration.sigma_torch(gpp, reco, igbp)
+            fluxes.gpp_std, fluxes.reco_std, fluxes.nee_std = sig["gpp"], sig["reco"], sig["nee"]
+        return fluxes
+
     def predict_sequence(self, x_seq: torch.Tensor, state: EnsembleState | None = None,
                          return_state: bool = False, first_period=None, lat=None, progress=None):
         """(n_cells, T, D) -> Fluxes of (n_cells, T), by stepping one period at a time (identical results).

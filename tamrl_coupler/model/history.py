@@ -156,3 +156,40 @@ def bind_day_end(slots: torch.Tensor, acc_sum: torch.Tensor, acc_n: torch.Tensor
            # the sums of an ended month restart
            partial(torch.logical_not, ends, out=keep), partial(keepf.copy_, keep),
            partial(acc_sum.mul_, keepf[:, None]), partial(acc_n.mul_, keepf[:, None]), partial(month_open.copy_, keep)])
+
+
+class RecordMonths:
+    """Monthly means of many records from cumulative daily sums: the slot tables of any months, for any run start,
+    in a few vectorised gathers (training batches and whole-record evaluation). Equal to :func:`slot_tables`.
+
+    x (S, T, D) daily drivers of S records on one day axis whose first day is ``first_day`` (days since 1970-01-01).
+    """
+
+    def __init__(self, x: np.ndarray, first_day: int):
+        ok = np.isfinite(x)
+        n_sites, n_days, n_drv = x.shape
+        self.sums = np.zeros((n_sites, n_days + 1, n_drv))
+        np.cumsum(np.where(ok, x, 0.0), axis=1, out=self.sums[:, 1:])
+        self.counts = np.zeros((n_sites, n_days + 1, n_drv), dtype=np.int32)
+        np.cumsum(ok, axis=1, out=self.counts[:, 1:])
+        months = (first_day + np.arange(n_days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        self.first_month = int(months[0])
+        n_months = int(months[-1]) - self.first_month + 1
+        # month k of the axis covers day indices [bounds[k], bounds[k + 1])
+        self.bounds = np.searchsorted(months, self.first_month + np.arange(n_months + 1))
+
+    def tables(self, sites: np.ndarray, months: np.ndarray, history_from: np.ndarray) -> np.ndarray:
+        """The slots in force during ``months`` (B, K) (months since 1970-01) of records ``sites`` (B,) for runs
+        that started on day index ``history_from`` (B,) -> (B, K, 12, D) float32, NaN = no value."""
+        months = np.asarray(months, dtype=np.int64)
+        back = (months[..., None] - np.arange(N_SLOTS) - 1) % N_SLOTS + 1  # slot j holds the latest month j before
+        k = months[..., None] - back - self.first_month
+        known = (k >= 0) & (k < len(self.bounds) - 1)
+        k = np.clip(k, 0, len(self.bounds) - 2)
+        start = np.maximum(self.bounds[k], np.asarray(history_from)[:, None, None])
+        end = np.maximum(self.bounds[k + 1], start)
+        s = np.asarray(sites)[:, None, None]
+        n = np.where(known[..., None], self.counts[s, end] - self.counts[s, start], 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (self.sums[s, end] - self.sums[s, start]) / np.maximum(n, 1)
+        return np.where(n >= MIN_DAYS, mean, np.nan).astype(np.float32)

@@ -217,6 +217,11 @@ class DailyTamrlNet(nn.Module):
         """All members at once: the slot MLP batched over members, then TAM-RL's batched forward step."""
         return BatchedDailyTamrl(members)
 
+    def forward_embedded(self, feats: torch.Tensor, z: torch.Tensor, h0: torch.Tensor,
+                         c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """feats (B, T, F) with each day's z (B, T, E) (its month's, see ``daily_ensemble.monthly_embedding``)."""
+        return self._modulated(feats, z, h0, c0)
+
     def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor,
                          c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training path. feats (B, T, F); windows (B, T, 12, S), the slots in force on each day."""
