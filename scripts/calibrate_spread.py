@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 import numpy as np
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=1)
     if args.markdown:
-        command = "python scripts/calibrate_spread.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python scripts/calibrate_spread.py " + shlex.join(argv if argv is not None else sys.argv[1:])
         with open(args.markdown, "w") as fh:
             fh.write(markdown_report(report, command, args.title))
     return 0
