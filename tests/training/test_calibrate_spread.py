@@ -34,10 +34,12 @@ def test_calibration_script_fits_reports_and_stores(tmp_path):
     npz = tmp_path / "cv_predictions.npz"
     np.savez(npz, site=data.sites, fold=fold, **{f"tamrl/{v}": pred[v] for v in ("gpp", "reco", "nee")})
     out = tmp_path / "calibrated.npz"
-    report = tmp_path / "report.json"
+    report, page = tmp_path / "report.json", tmp_path / "report.md"
     assert _script().main([str(npz), str(sample_path()), str(default_checkpoint_path()), "--out", str(out),
-                           "--json", str(report)]) == 0
+                           "--json", str(report), "--markdown", str(page)]) == 0
     r = json.loads(report.read_text())
+    text = page.read_text()
+    assert f"| GPP | {r['gpp']['coverage']:.3f} |" in text and "--markdown" in text
     for v in ("gpp", "reco", "nee"):
         assert 0.5 < r[v]["coverage"] <= 1.0 and r[v]["spread_over_rmse"] > 0.3
     cal = load_checkpoint(out)
