@@ -61,6 +61,7 @@ class CouplingComponent:
         import torch
 
         from tamrl_coupler.model import load_checkpoint
+        from tamrl_coupler.model.checkpoint import resolve_checkpoint
 
         if comm is None:
             from mpi4py import MPI
@@ -75,8 +76,8 @@ class CouplingComponent:
         self.device = select_device(comm, cfg.device.kind).device
         with self.agreement.guard("CouplingComponent: loading the checkpoint"):
             torch.set_num_threads(max(1, cfg.device.threads))
-            self.ens = ensemble if ensemble is not None else load_checkpoint(cfg.path(cfg.model.checkpoint),
-                                                                             device=self.device)
+            self.ens = ensemble if ensemble is not None else load_checkpoint(
+                resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), device=self.device)
             self.clock = Clock(cfg.reference_date, self.ens.meta.period)
             self.unit = flux_unit(cfg.exports.unit)
             self.convention = SignConvention.parse(cfg.exports.sign_convention)

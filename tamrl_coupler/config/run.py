@@ -81,7 +81,9 @@ class GridSpec:
 class ModelSection:
     """``model:``: the checkpoint, the grid the model runs on, its evaluation blocks and how often it runs."""
 
-    checkpoint: str | None = None  # None: the checkpoint shipped in the package
+    # daily | monthly (the checkpoints shipped in the package), or a path (relative to this config's directory);
+    # None: the shipped monthly one
+    checkpoint: str | None = None
     grid: GridSpec = field(default_factory=lambda: GridSpec.parse("host"))  # host: model cells = host cells
     block_size: int = 256  # cells evaluated together; fixed blocks make results independent of the rank count
     # Seconds between ensemble evaluations inside a model period, dividing a day (so it divides every period). The

@@ -24,6 +24,7 @@ import torch
 from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.config import ConfigError, from_dict, to_dict
 from tamrl_coupler.config.model import ModelConfig
+from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.model.daily_ensemble import ensemble_class
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
@@ -38,9 +39,36 @@ FORMAT_VERSION = 3
 _META_KEY = "__meta__"
 
 
-def default_checkpoint_path() -> Path:
-    """The pretrained ensemble shipped inside the package."""
-    return Path(__file__).resolve().parents[1] / "checkpoints" / "tamrl_fluxval_monthly.npz"
+# the checkpoints shipped inside the package, by the name users select them with (``--checkpoint daily``)
+CHECKPOINT_NAMES: dict[str, str] = {"daily": "tamrl_daily.npz", "monthly": "tamrl_fluxval_monthly.npz"}
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """The shipped checkpoint called ``name`` (``daily``: daily towers, ``monthly``: the FluxVal monthly model)."""
+    if name not in CHECKPOINT_NAMES:
+        raise CheckpointError(f"checkpoint name {name!r} is not known; expected one of {sorted(CHECKPOINT_NAMES)} "
+                              "or a path to an .npz file")
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / CHECKPOINT_NAMES[name]
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {name!r}: {path.name} is not installed with this package")
+    return path
+
+
+def default_checkpoint_path(period: str = "monthly") -> Path:
+    """The shipped checkpoint for data of ``period`` (monthly or daily)."""
+    return shipped_checkpoint("daily" if period == "daily" else "monthly")
+
+
+def resolve_checkpoint(name_or_path: str | Path | None, base: Path | str | None = None,
+                       period: str = "monthly") -> Path:
+    """A checkpoint as users and configs give it: ``daily`` / ``monthly`` (shipped in the package), a path
+    (``package://...``, environment variables, relative to ``base``: a run config's directory), or None for the
+    shipped one of ``period``. A name wins over a file of the same name (write ``./daily`` for the file)."""
+    if name_or_path is None:
+        return default_checkpoint_path(period)
+    if isinstance(name_or_path, str) and name_or_path in CHECKPOINT_NAMES:
+        return shipped_checkpoint(name_or_path)
+    return resolve_path(name_or_path, None if base is None else Path(base))
 
 
 def _digest(arrays: dict[str, np.ndarray], header: dict | None = None) -> str:
@@ -165,11 +193,12 @@ def n_model_features(encoder: FeatureEncoder, cfg: ModelConfig) -> int:
 
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu", *,
                     expect_period: str | None = None, expect_drivers: list[str] | None = None) -> Ensemble:
-    """Load an ensemble; ``None`` loads the one shipped in the package.
+    """Load an ensemble: a path, a shipped checkpoint's name (``daily``, ``monthly``), or ``None`` for the shipped
+    monthly one.
 
     ``expect_period`` / ``expect_drivers`` let a caller demand what it will feed; a mismatch is a CheckpointError.
     """
-    path = default_checkpoint_path() if path is None else Path(path)
+    path = resolve_checkpoint(path)
     header, arrays = _open(path)
     try:
         cfg = from_dict(ModelConfig, header["model"], "model")

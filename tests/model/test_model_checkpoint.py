@@ -154,3 +154,16 @@ def test_shipped_checkpoint_loads_and_runs_on_minimal_drivers():
 def test_checkpoint_is_a_zip_of_plain_arrays():
     with zipfile.ZipFile(default_checkpoint_path()) as z:
         assert "__meta__.npy" in z.namelist()
+
+
+def test_checkpoints_are_selected_by_name_or_path(tmp_path):
+    from tamrl_coupler.model.checkpoint import CHECKPOINT_NAMES, resolve_checkpoint
+
+    assert resolve_checkpoint("monthly") == default_checkpoint_path() == resolve_checkpoint(None)
+    assert resolve_checkpoint("monthly").name == CHECKPOINT_NAMES["monthly"]
+    assert load_checkpoint("monthly").meta.period == "monthly"
+    path = save_checkpoint(make_ensemble(), tmp_path / "mine.npz")
+    assert resolve_checkpoint("mine.npz", base=tmp_path) == path  # a config's relative path
+    assert load_checkpoint(str(path)).n_members == make_ensemble().n_members
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint("weekly")  # not a name: a path, and there is no such file
