@@ -22,7 +22,7 @@ from tamrl_coupler.component.schedule import EvaluationSchedule
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.physics.downscale import Downscaler, q10_weight
 from tamrl_coupler.physics.drivers import DriverAccumulator
-from tamrl_coupler.physics.trailing import TrailingDay
+from tamrl_coupler.physics.trailing import TrailingDay, UnseenLight
 
 
 class Evaluation:
@@ -63,6 +63,8 @@ class Evaluation:
         self._spread_scratch = np.zeros((2, n))
         self._not_finite = np.zeros(n, dtype=bool)
         self._reco_to_come = np.zeros(n)
+        self._tau = np.zeros(n)
+        self._seen_toa = np.zeros(n)
 
     def step(self, fields: dict[str, np.ndarray], info: StepInfo, timers: dict[str, float]) -> NamedRows:
         """Accumulate, evaluate when due, downscale: this step's fluxes on the model cells (named rows)."""
@@ -73,7 +75,7 @@ class Evaluation:
         evaluate = self.due(info)
         if evaluate:
             if self.trailing is not None and not info.ends_period:
-                self.trailing.fill(self.x)
+                self.trailing.fill(self.x, self._unseen_light(info))
             else:
                 self.acc.fill(self.x)
         t1 = time.perf_counter()
@@ -100,6 +102,16 @@ class Evaluation:
         timers["model"] += t2 - t1
         timers["downscale"] += time.perf_counter() - t2
         return out
+
+    def _unseen_light(self, info: StepInfo) -> UnseenLight | None:
+        """On a run's first day: the transmissivity seen so far, to fill in the light of the hours not seen."""
+        if self.trailing is None or self.trailing.unseen_seconds() <= 0.0:
+            return None
+        # the accumulator's shortwave includes this step, the downscaler's insolation not yet: add this step's
+        seen_toa = self.down.insolation.integral(info.start, info.dt, out=self._seen_toa)
+        seen_toa += self.down.sum_toa
+        tau = self.down.transmissivity(self.acc.running_sum_of("rsds"), self._tau, sum_toa=seen_toa)
+        return UnseenLight(tau, self.down.insolation, info.start + np.timedelta64(info.dt, "s"))
 
     def due(self, info: StepInfo) -> bool:
         """Whether the step ``info`` evaluates the ensemble (the same answer on every rank)."""
@@ -188,7 +200,7 @@ class Evaluation:
 
     def state_scalars(self) -> dict[str, float]:
         return {"have_estimate": float(self.have_estimate), "n_evaluations": float(self.n_evaluations),
-                **self.acc.state_scalars()}
+                **self.acc.state_scalars(), **(self.trailing.state_scalars() if self.trailing is not None else {})}
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, float], period: np.datetime64) -> None:
         """From a restart: ``arrays`` already cut to this rank's model cells; ``period`` is the next step's."""
@@ -197,7 +209,7 @@ class Evaluation:
         self.acc.load_state({k: v for k, v in arrays.items() if k.startswith("acc_")}, scalars)
         self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")}, self.acc.elapsed)
         if self.trailing is not None:
-            self.trailing.load_state({k: v for k, v in arrays.items() if k.startswith("trail_")})
+            self.trailing.load_state({k: v for k, v in arrays.items() if k.startswith("trail_")}, scalars)
         dev = self.state.window.device
         for k in ("window", "h", "c", "acc_sum", "acc_n"):
             if f"state_{k}" in arrays:  # restarts written before the daily model have no running sums (zeros)

@@ -67,7 +67,7 @@ class Downscaler:
         self._toa = np.zeros(n)
         self._toa_rest = np.zeros(n)
         self._dark = np.zeros(n, dtype=bool)
-        self._insolation = ToaInsolation(self.lat, self.lon)
+        self.insolation = ToaInsolation(self.lat, self.lon)  # the cells' top-of-atmosphere insolation
 
     def _arrays(self) -> tuple[str, ...]:
         return self.STATE_ARRAYS + (self.NAN_AWARE_ARRAYS if self.nan_aware else ())
@@ -111,7 +111,7 @@ class Downscaler:
         elapsed = accumulated
         period_days = covered / SECONDS_PER_DAY
         # --- GPP: light
-        toa = self._insolation.mean(start, dt, 2, out=self._toa)
+        toa = self.insolation.mean(start, dt, 2, out=self._toa)
         toa *= dt
         w, what, valid = self._w, self._what, self._valid
         if self.nan_aware:  # transmissivity from the steps with shortwave only
@@ -121,11 +121,7 @@ class Downscaler:
             self.sum_toa += toa
         np.add(rsds, GPP_LIGHT_FLOOR, out=w)
         if remaining > 0.0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(sum_rsds_dt, self.sum_toa, out=what)
-            np.clip(what, 0.0, 1.0, out=what)
-            np.less(self.sum_toa, 1.0, out=self._dark)
-            np.copyto(what, DEFAULT_TRANSMISSIVITY, where=self._dark)
+            self.transmissivity(sum_rsds_dt, out=what)
             what *= self._toa_to_come(start, dt, remaining)
             what += GPP_LIGHT_FLOOR
             if self.nan_aware:  # a step without shortwave: the expected weight
@@ -145,6 +141,19 @@ class Downscaler:
             np.copyto(what, reco_to_come, where=valid)
         self._split(reco_rate, self.emitted_reco, w, what, dt, remaining, period_days, out_reco)
 
+    def transmissivity(self, sum_rsds_dt: np.ndarray, out: np.ndarray,
+                       sum_toa: np.ndarray | None = None) -> np.ndarray:
+        """Shortwave / top-of-atmosphere insolation over the period so far (0-1; 0.7 before the sun has risen),
+        from the period's running sum of shortwave * dt, into ``out``. ``sum_toa``: the insolation integral over
+        the same time [J m-2] (default: the steps this downscaler has seen)."""
+        sum_toa = self.sum_toa if sum_toa is None else sum_toa
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(sum_rsds_dt, sum_toa, out=out)
+        np.clip(out, 0.0, 1.0, out=out)
+        np.less(sum_toa, 1.0, out=self._dark)
+        np.copyto(out, DEFAULT_TRANSMISSIVITY, where=self._dark)
+        return out
+
     def _toa_to_come(self, start: np.datetime64, dt: float, remaining: float) -> np.ndarray:
         """Mean top-of-atmosphere insolation [W m-2] over the rest of the period (``remaining`` seconds from the
         step's end): the rest of the current UTC day integrated exactly -- for a daily period that is all of it,
@@ -153,7 +162,7 @@ class Downscaler:
         end = np.datetime64(start, "s") + np.timedelta64(int(dt), "s")
         to_midnight = float(SECONDS_PER_DAY - (end - end.astype("datetime64[D]")).astype(np.int64))
         today = min(remaining, to_midnight % SECONDS_PER_DAY)
-        rest = self._insolation.integral(end, today, out=self._toa_rest)
+        rest = self.insolation.integral(end, today, out=self._toa_rest)
         if remaining > today:
             doy, _ = day_of_year_and_utc_hours(start)
             if self._q_day != float(doy):  # day-mean insolation changes once a day

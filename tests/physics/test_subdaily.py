@@ -12,7 +12,7 @@ from tamrl_coupler.physics import subdaily
 from tamrl_coupler.physics.downscale import Downscaler, q10_weight
 from tamrl_coupler.physics.drivers import DriverAccumulator
 from tamrl_coupler.physics.solar import ToaInsolation, mean_toa_insolation
-from tamrl_coupler.physics.trailing import TrailingDay
+from tamrl_coupler.physics.trailing import TrailingDay, UnseenLight
 
 LAT = np.array([0.0, 50.96, -45.0, 80.0, -80.0, 89.9])
 LON = np.array([0.0, 13.57, 170.0, -100.0, 20.0, 5.0])
@@ -74,7 +74,7 @@ def test_trailing_day_is_the_last_24_hours_and_the_day_at_its_end(step):
     other = TrailingDay(DriverAccumulator(3, DAILY))
     for r_other, r in zip(other.acc.rules, acc.rules, strict=True):
         r_other.seen = r.seen
-    other.load_state(trail.state_arrays())
+    other.load_state(trail.state_arrays(), trail.state_scalars())
     a, b = np.zeros((3, len(DAILY))), np.zeros((3, len(DAILY)))
     other.acc.add(fields[0], step, False)
     acc.add(fields[0], step, False)
@@ -82,6 +82,48 @@ def test_trailing_day_is_the_last_24_hours_and_the_day_at_its_end(step):
     trail.add(fields[0], nxt, step)
     other.add(fields[0], nxt, step)
     assert np.array_equal(trail.fill(a), other.fill(b), equal_nan=True)
+
+
+def test_first_day_fills_the_unseen_light_from_the_sun():
+    """A run starting at midnight UTC (night in Europe, day in the Pacific): before 24 hours are seen, the shortwave
+    driver is the seen light plus the transmissivity times the insolation of the hours not seen, which is the day's
+    light when the sky is steady; without it the window is the hours seen so far (a dark day for a night start)."""
+    lat, lon = np.array([50.96, -33.6, 20.0]), np.array([13.57, 150.7, -155.0])
+    tau, step = np.array([0.6, 0.3, 0.75]), 1800
+    insolation = ToaInsolation(lat, lon)
+    acc = DriverAccumulator(3, DAILY)
+    trail = TrailingDay(acc)
+    t0 = np.datetime64("2014-06-01T00:00:00")
+    day_toa = insolation.integral(t0, SECONDS_PER_DAY, np.zeros(3)) / SECONDS_PER_DAY
+    with_light, without = np.zeros((3, len(DAILY))), np.zeros((3, len(DAILY)))
+    toa = np.zeros(3)
+    for k in range(47):
+        start = t0 + np.timedelta64(k * step, "s")
+        rsds = tau * insolation.integral(start, step, toa) / step
+        f = {"tas": np.full(3, 290.0), "rsds": rsds, "vpd": np.full(3, 500.0), "pr": np.zeros(3)}
+        acc.add(f, step, False)
+        trail.add(f, start, step)
+        assert trail.unseen_seconds() == SECONDS_PER_DAY - (k + 1) * step
+        light = UnseenLight(tau, insolation, start + np.timedelta64(step, "s"))
+        trail.fill(with_light, light)
+        np.testing.assert_allclose(with_light[:, 1], tau * day_toa * 0.0864, rtol=1e-3)
+        trail.fill(without)
+        seen = (k + 1) * step
+        np.testing.assert_allclose(without[:, 1], tau * insolation.integral(t0, seen, toa) / seen * 0.0864,
+                                   rtol=1e-3, atol=1e-3 * with_light[:, 1].max())
+        if k == 7:  # 04 h UTC: Tharandt has seen almost no light yet, its day is not dark
+            assert without[0, 1] < 0.05 * with_light[0, 1]
+        assert np.array_equal(with_light[:, [0, 2, 3]], without[:, [0, 2, 3]])  # only the light is filled in
+    start = t0 + np.timedelta64(47 * step, "s")
+    f["rsds"] = tau * insolation.integral(start, step, toa) / step
+    trail.add(f, start, step)
+    assert trail.unseen_seconds() == 0.0
+    a, b = trail.fill(np.zeros((3, len(DAILY))), light), trail.fill(np.zeros((3, len(DAILY))))
+    assert np.array_equal(a, b, equal_nan=True)  # a full day seen: nothing filled in
+    # carried by a restart: the seconds seen
+    other = TrailingDay(DriverAccumulator(3, DAILY))
+    other.load_state(trail.state_arrays(), trail.state_scalars())
+    assert other.unseen_seconds() == 0.0
 
 
 def test_trailing_day_with_missing_values_and_expected_weights():
