@@ -96,9 +96,12 @@ if ! "$venv/bin/python" -c "from mpi4py import MPI; import sys; sys.exit('MPICH'
       --no-deps "mpi4py>=3.1"
 fi
 
-# the package itself: skipped when its metadata is unchanged since the last successful install
+# the package itself, and the optional C kernels that setup.py compiles into the source tree (pip install -e):
+# skipped when its metadata, the build script and the C sources are unchanged since the last successful install, so
+# an edited kernel is rebuilt
 stamp="$venv/.tamrl-coupler-installed"
-digest=$(cat "$here/pyproject.toml" "$here/scripts/install.sh" | sha256sum | cut -d' ' -f1)
+digest=$(cat "$here/pyproject.toml" "$here/setup.py" "$here/scripts/install.sh" "$here"/tamrl_coupler/model/csrc/* \
+         | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ] && "$venv/bin/python" -c "import tamrl_coupler" 2>/dev/null
 then
   say "tamrl-coupler and its dependencies are up to date"
@@ -110,6 +113,8 @@ fi
 "$venv/bin/python" - <<'PY'
 from mpi4py import MPI
 import torch
+from tamrl_coupler.model.fused_cpu import available
 print("install.sh: ready:", MPI.Get_library_version().splitlines()[0].strip(), "| torch", torch.__version__,
-      "| CUDA" if torch.cuda.is_available() else "| CPU")
+      "| CUDA" if torch.cuda.is_available() else "| CPU",
+      "| CPU kernels: fused C" if available() else "| CPU kernels: torch (the C kernels did not build: no C compiler?)")
 PY

@@ -232,6 +232,10 @@ for _q in (
              regrid=Regrid.STATE),
     Quantity("lai", Role.IMPORT, "m2 m-2", "leaf area index", "leaf_area_index", valid_min=0.0, valid_max=20.0,
              regrid=Regrid.STATE),
+    Quantity("orog", Role.IMPORT, "m", "surface altitude above sea level", "surface_altitude",
+             aliases=("surface_elevation",), valid_min=-500.0, valid_max=9000.0,
+             hint="surface altitude is imported in m; values above 9000 usually mean another unit (geopotential "
+                  "m2 s-2 must be divided by g first)", regrid=Regrid.STATE),
     Quantity("igbp", Role.IMPORT, "1", "IGBP land-cover class index", aliases=("landcover", "land_cover_class"),
              valid_min=0.0, valid_max=255.0, hint="IGBP class index as in IGBP_CLASSES", classes=IGBP_CLASSES,
              regrid=Regrid.CLASS),
@@ -264,6 +268,9 @@ for _q in (
     Quantity("pressure", Role.DRIVER, "kPa", "surface air pressure", sources=("ps",), aggregate=Aggregate.MEAN,
              periods=("daily",)),
     Quantity("wind", Role.DRIVER, "m s-1", "near-surface wind speed", sources=("sfcWind",),
+             aggregate=Aggregate.MEAN, periods=("daily",)),
+    # static: the site's (cell's) elevation, what tells a mountain meadow from a lowland pasture at equal weather
+    Quantity("elevation", Role.DRIVER, "m", "surface elevation above sea level", sources=("orog",),
              aggregate=Aggregate.MEAN, periods=("daily",)),
 ):
     register(_q)

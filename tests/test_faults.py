@@ -141,9 +141,9 @@ if rank != 0:
     comp.register_import("lai", lai)
 report("registration_same_retry", lambda: comp.run_step(2 * 10800, 10800))
 if rank == last:  # the model fails on one rank's cells at the next evaluation (steps 3-5: 09:00 evaluates)
-    def broken_step(*args, **kwargs):
+    def broken_evaluation(*args, **kwargs):
         raise RuntimeError("injected model failure")
-    comp.ens.step = broken_step
+    comp.evaluation.runner.plan.run = broken_evaluation  # the ensemble's evaluation on this rank's blocks
 load(3)
 report("model_failure", lambda: comp.run_step(3 * 10800, 10800))
 load(4)

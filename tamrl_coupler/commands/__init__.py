@@ -14,7 +14,8 @@ def add_output_argument(parser: argparse.ArgumentParser, help: str, required: bo
 
 
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo)."""
+    """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo) or step the
+    ensemble over a dataset (predict, evaluate)."""
     parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
     parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                         help="auto: a bar on a terminal, a line every ~10%% of the steps otherwise (logs, CI); bar "
@@ -23,3 +24,20 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
 
 def progress_mode(args: argparse.Namespace) -> str:
     return "none" if args.quiet else args.progress
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` of the commands that run the ensemble in one process (predict, evaluate)."""
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of this process (1: one per process, as in the coupled runs)")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """torch's thread count from ``--threads`` (a non-positive count is an input error naming the option)."""
+    import torch
+
+    from tamrl_coupler.errors import InputError
+
+    if args.threads < 1:
+        raise InputError(f"--threads {args.threads}: expected a positive number of threads")
+    torch.set_num_threads(args.threads)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from tamrl_coupler.commands import add_progress_arguments, add_threads_argument, progress_mode, set_threads
+
 HELP = "evaluate the ensemble on a dataset with observed fluxes; prints (and writes) the metrics table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
-    parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
+    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
+                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
+                             "shipped one whose period matches the data (daily for daily tower files)")
+    parser.add_argument("--sites", metavar="SITES.csv",
+                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
+                             "citation]); default: sites.csv beside them")
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
                                        "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
                                        "_seasonal_cycle.png; default: print only)")
@@ -19,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
                              "(default: the file's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_threads_argument(parser)
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,19 +35,24 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tamrl_coupler.atomicfile import write_text_atomic
-    from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.data.reader import data_period, read_dataset
+    from tamrl_coupler.driver.progress import make_progress
     from tamrl_coupler.errors import InputError
     from tamrl_coupler.model import load_checkpoint
+    from tamrl_coupler.model.checkpoint import resolve_checkpoint
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in
     from tamrl_coupler.training.metrics import balance_violation, format_table, metrics_table
 
-    ens = load_checkpoint(args.checkpoint, device=args.device)
-    data = read_dataset(args.data, period=ens.meta.period)
+    set_threads(args)
+    checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
+    ens = load_checkpoint(checkpoint, device=args.device)
+    data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     if not any(data.targets.get(k) is not None for k in ("gpp", "nee")):
         raise InputError(f"{args.data}: no observed fluxes (gpp / nee) to evaluate against")
     conv = ens.meta.sign_convention
-    pred = predict_dataset(ens, data, conv)
+    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
+    pred = predict_dataset(ens, data, conv, progress=bar)
     table = metrics_table(pred, targets_in(data, conv), data.igbp, args.min_site_obs)
     table["balance_violation"] = balance_violation(pred["gpp"], pred["reco"], pred["nee"], conv)
     table["sign_convention"] = conv.value

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import (
+    add_output_argument,
+    add_progress_arguments,
+    add_threads_argument,
+    progress_mode,
+    set_threads,
+)
 
 HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
 
@@ -12,7 +18,12 @@ HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXN
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     add_output_argument(parser, "output NetCDF file", required=True)
-    parser.add_argument("--checkpoint", help="checkpoint (.npz); default: the ensemble shipped in the package")
+    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
+                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
+                             "shipped one whose period matches the data (daily for daily tower files)")
+    parser.add_argument("--sites", metavar="SITES.csv",
+                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
+                             "citation]); default: sites.csv beside them")
     parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
@@ -20,20 +31,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
                              "(default: the file's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_threads_argument(parser)
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tamrl_coupler.data.reader import read_dataset
-    from tamrl_coupler.model import default_checkpoint_path, load_checkpoint
+    from tamrl_coupler.data.reader import data_period, read_dataset
+    from tamrl_coupler.driver.progress import make_progress
+    from tamrl_coupler.model import load_checkpoint
+    from tamrl_coupler.model.checkpoint import resolve_checkpoint
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, write_predictions
     from tamrl_coupler.physics.carbon import SignConvention
 
-    ens = load_checkpoint(args.checkpoint, device=args.device)
-    data = read_dataset(args.data, period=ens.meta.period)
+    set_threads(args)
+    checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
+    ens = load_checkpoint(checkpoint, device=args.device)
+    data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
-    pred = predict_dataset(ens, data, conv)
-    path = write_predictions(pred, data, ens, args.output, conv, str(args.checkpoint or default_checkpoint_path()))
+    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
+    pred = predict_dataset(ens, data, conv, progress=bar)
+    path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name)
     print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
           f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
     return 0

@@ -28,7 +28,7 @@ from tamrl_coupler.component import state
 from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
 from tamrl_coupler.component.evaluation import Evaluation
 from tamrl_coupler.component.exports import Exports
-from tamrl_coupler.component.geometry import Geometry, HostCells
+from tamrl_coupler.component.geometry import Geometry, HostCells, resolve_block_size
 from tamrl_coupler.component.imports import Imports
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.devices import select_device
@@ -85,12 +85,14 @@ class CouplingComponent:
             if grid.kind is GridKind.FORCING:
                 raise InputError("host.grid 'forcing' is the offline driver's: a host names its grid (a grid file or "
                                  "a CDO-style name) or 'points'")
-        self.geometry = Geometry(cfg, comm, cells, cfg.grid(grid))
+        self.geometry = Geometry(cfg, comm, cells, cfg.grid(grid),
+                                 resolve_block_size(cfg.model.block_size, self.ens.device.type, comm))
         with self.agreement.guard("CouplingComponent: setting up the stages"):
             self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range)
             self.evaluation = Evaluation(self.ens, self.geometry, cfg.model.update_interval,
                                          parse_datetime(cfg.start, "start"),
-                                         nan_aware=cfg.forcing.fill_policy == "missing")
+                                         nan_aware=cfg.forcing.fill_policy == "missing",
+                                         cuda_graphs=cfg.device.cuda_graphs)
             self.exports = Exports(self.geometry, self.unit, self.convention)
         self.timers: dict[str, float] = dict.fromkeys(TIMERS, 0.0)
         self.next_time: int | None = None

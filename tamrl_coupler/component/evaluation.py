@@ -29,10 +29,11 @@ class Evaluation:
     """Drivers, ensemble and downscaling for one rank's model cells; see the module docstring."""
 
     def __init__(self, ensemble: Any, geometry: Geometry, update_interval: int, first_period: np.datetime64,
-                 nan_aware: bool = False):
+                 nan_aware: bool = False, cuda_graphs: bool = False):
         """``nan_aware``: imports may be missing (NaN, fill policy 'missing'): drivers are means over the valid
-        values only, and the downscaling weights of a missing value are the period's expected ones."""
-        import torch
+        values only, and the downscaling weights of a missing value are the period's expected ones.
+        ``cuda_graphs``: on a GPU, replay each block's evaluation from a captured CUDA graph."""
+        from tamrl_coupler.component.model_runner import ModelRunner
 
         self.ens = ensemble
         self.geo = geometry
@@ -50,15 +51,11 @@ class Evaluation:
         self.have_estimate = False  # whether the estimate holds one for the current period
         self.n_evaluations = 0
         self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
-        # The drivers go to the model's device as float32 once per evaluation (one conversion and one transfer, not
-        # one per block); each block's ensemble means and spreads are copied straight into the period estimate --
-        # on the CPU a torch view of the numpy array, on a GPU a device tensor copied back once.
-        dev = ensemble.device
-        self._x_dev = torch.zeros((n, len(self.drivers)), dtype=torch.float32, device=dev)
-        self.estimate = NamedRows(vocabulary.model_outputs(), n)  # period rates, gC m-2 d-1
-        self._estimate_host_t = torch.from_numpy(self.estimate.array)
-        self._estimate_dev = (self._estimate_host_t if dev.type == "cpu" else
-                              torch.zeros(self.estimate.array.shape, dtype=torch.float64, device=dev))
+        # The ensemble bound once to this rank's blocks, its drivers and the period estimate (component/
+        # model_runner.py): an evaluation allocates nothing, and on a GPU moves the drivers in and the estimate out
+        # once each, through pinned host memory. The estimate rows are the runner's host buffer.
+        self.runner = ModelRunner(ensemble, self.state, geometry.blocks, cuda_graphs=cuda_graphs)
+        self.estimate = NamedRows(vocabulary.model_outputs(), n, array=self.runner.estimate)  # period rates, gC m-2 d-1
         self.step_rows = NamedRows((q.name for q in vocabulary.carried_exports()), n)  # this step, gC m-2 d-1
         self._spread_scratch = np.zeros((2, n))
         self._not_finite = np.zeros(n, dtype=bool)
@@ -136,22 +133,8 @@ class Evaluation:
 
     def _run_model(self, commit: bool) -> None:
         """The ensemble on this rank's fixed blocks into the period estimate; the LSTM state and the task-encoder
-        window are written back only when ``commit`` (the period's last step)."""
-        import torch
-
-        est, st, names = self._estimate_dev, self.state, self.estimate.names
-        with torch.inference_mode():
-            self._x_dev.copy_(torch.from_numpy(self.x))  # float64 -> float32 (and to the device) once
-            x = self._x_dev
-            for s, e in self.geo.blocks:
-                # block views: the period's task embedding is cached in place by its first step
-                fl, new = self.ens.step(x[s:e], st.block(s, e))
-                for row, name in enumerate(names):
-                    est[row, s:e].copy_(getattr(fl, name))
-                if commit:
-                    st.commit(s, e, new)
-            if est is not self._estimate_host_t:
-                self._estimate_host_t.copy_(est)
+        history are written back only when ``commit`` (the period's last step)."""
+        self.runner.run(self.x, commit)
 
     def _scale_spreads(self) -> None:
         """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate); NEE's

@@ -90,11 +90,24 @@ def allgatherv(comm: Any, local: np.ndarray) -> np.ndarray:
     return out
 
 
+def resolve_block_size(setting: int | str, device_type: str, comm: Any) -> int:
+    """``model.block_size``, or for "auto" the model's chunk on this rank's device (256 cells on a CPU, in cache;
+    65536 on a GPU, to fill it). Collective: every rank must cut the same blocks, so "auto" is the smallest of the
+    ranks' (a mixed CPU/GPU run gets the CPU's)."""
+    if setting != "auto":
+        return int(setting)
+    from tamrl_coupler.model.ensemble import CHUNK_CPU, CHUNK_CUDA
+
+    return min(comm.allgather(CHUNK_CUDA if device_type == "cuda" else CHUNK_CPU))
+
+
 class Geometry:
     """Host and model cells of this rank and of all ranks, and the remaps between them (collective to build)."""
 
-    def __init__(self, cfg: RunConfig, comm: Any, cells: HostCells, host_grid: str | Path | None):
-        """``host_grid``: the host's grid (a CDO-style name or a file), None when the host has none (point sets)."""
+    def __init__(self, cfg: RunConfig, comm: Any, cells: HostCells, host_grid: str | Path | None,
+                 block_size: int):
+        """``host_grid``: the host's grid (a CDO-style name or a file), None when the host has none (point sets);
+        ``block_size``: model cells per evaluation block (:func:`resolve_block_size`)."""
         self.comm, self.cells = comm, cells
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         agreement = Agreement(comm)
@@ -122,7 +135,7 @@ class Geometry:
         self.n_host_total = present.size
         self.host_active = cells.land_fraction > 0
         self.locator = CellLocator(self.rank, cells.global_index, cells.lat, cells.lon)
-        self._model_cells(cfg.model.block_size)
+        self._model_cells(block_size)
         self._regridders()
 
     def _model_cells(self, block_size: int) -> None:

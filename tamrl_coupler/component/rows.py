@@ -11,9 +11,13 @@ import numpy as np
 class NamedRows:
     """``rows.array`` is the (len(names), n) block; ``rows[name]`` is a view of one row."""
 
-    def __init__(self, names: Iterable[str], n: int):
+    def __init__(self, names: Iterable[str], n: int, array: np.ndarray | None = None):
+        """``array``: an existing (len(names), n) float64 block to name (e.g. one a device writes into)."""
         self.names = tuple(names)
-        self.array = np.zeros((len(self.names), n))
+        self.array = np.zeros((len(self.names), n)) if array is None else array
+        if self.array.shape != (len(self.names), n) or self.array.dtype != np.float64:
+            raise ValueError(f"named rows {self.names}: expected a float64 ({len(self.names)}, {n}) block, got "
+                             f"{self.array.dtype} {self.array.shape}")
         self._views = dict(zip(self.names, self.array, strict=True))
 
     def __getitem__(self, name: str) -> np.ndarray:

@@ -85,7 +85,9 @@ class ModelSection:
     # None: the shipped monthly one
     checkpoint: str | None = None
     grid: GridSpec = field(default_factory=lambda: GridSpec.parse("host"))  # host: model cells = host cells
-    block_size: int = 256  # cells evaluated together; fixed blocks make results independent of the rank count
+    # cells evaluated together; fixed blocks make results independent of the rank count. "auto": 256 (in cache)
+    # when any rank runs on a CPU, 65536 (enough to fill a device) when they all run on GPUs
+    block_size: int | str = "auto"
     # Seconds between ensemble evaluations inside a model period, dividing a day (so it divides every period). The
     # period's first interval and its last step always evaluate; between evaluations the period estimate is reused
     # and only the step downscaling changes (component/schedule.py).
@@ -96,7 +98,10 @@ class ModelSection:
 
     def validate(self) -> None:
         self.grid.require("model.grid", GridKind.HOST, GridKind.NAME, GridKind.FILE)
-        if self.block_size < 1:
+        if isinstance(self.block_size, str):
+            if self.block_size != "auto":
+                raise ConfigError(f"model.block_size: expected a positive integer or 'auto', got {self.block_size!r}")
+        elif self.block_size < 1:
             raise ConfigError(f"model.block_size: expected a positive integer, got {self.block_size}")
         if self.update_interval <= 0 or SECONDS_PER_DAY % self.update_interval:
             raise ConfigError(f"model.update_interval: {self.update_interval} s must be a positive number of "
@@ -173,6 +178,7 @@ class DeviceSection:
 
     kind: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 1  # torch threads per rank (fixed so results do not depend on the machine's core count)
+    cuda_graphs: bool = False  # on a GPU: replay each block's evaluation from a captured CUDA graph
 
 
 def check_prefix(value: str, key: str) -> None:

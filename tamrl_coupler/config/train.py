@@ -46,8 +46,9 @@ class TrainConfig:
     loss_units: Literal["standardised", "physical"] = "standardised"
     # "uniform": every training site once per epoch; "by_record": an epoch draws as many crops, sites chosen with
     # probability proportional to their number of target periods (every site-period weighs the same, as in the
-    # pooled RMSE, instead of a 2-month record weighing as much as a 14-year one)
-    site_sampling: Literal["uniform", "by_record"] = "uniform"
+    # pooled RMSE, instead of a 2-month record weighing as much as a 14-year one); "by_class" (the daily recipe):
+    # sites drawn with probability 1 / (training sites of their IGBP class), every class as often
+    site_sampling: Literal["uniform", "by_record", "by_class"] = "uniform"
     # fixed-schedule training (the daily recipe): > 0 trains every member for this many AdamW steps of
     # `batch_size` crops with a one-cycle learning rate, on all sites, and keeps the last weights
     steps: int = 0

@@ -50,6 +50,8 @@ class FluxDataset:
             raise InputError(f"{self.source}: target weight has shape {self.weight.shape}, expected {shape}")
         if "igbp" not in self.drivers:
             self.drivers["igbp"] = np.repeat(igbp_index(self.igbp)[:, None], shape[1], axis=1)
+        if "elevation" not in self.drivers and np.isfinite(self.elevation).any():  # static: one value per site
+            self.drivers["elevation"] = np.repeat(np.asarray(self.elevation, float)[:, None], shape[1], axis=1)
 
     @property
     def n_sites(self) -> int:

@@ -62,9 +62,25 @@ def read_site_table(path: Path) -> dict[str, dict[str, float | str]]:
     if missing:
         raise InputError(f"{path}: site table lacks column(s) {missing}; expected SITE_ID, lat, lon, elevation, IGBP")
     elev = table["elevation"] if "elevation" in table.columns else np.full(len(table), np.nan)
+    text = {c: table[c].fillna("").astype(str) if c in table.columns else [""] * len(table)
+            for c in ("licence", "citation")}
     return {str(r.SITE_ID): {"lat": float(r.lat), "lon": float(r.lon), "elevation": float(e),
-                             "igbp": "" if pd.isna(r.IGBP) else str(r.IGBP)}
-            for r, e in zip(table.itertuples(), elev, strict=True)}
+                             "igbp": "" if pd.isna(r.IGBP) else str(r.IGBP), "licence": lic, "citation": cit}
+            for r, e, lic, cit in zip(table.itertuples(), elev, text["licence"], text["citation"], strict=True)}
+
+
+def attribution(sites: list[str], table: dict[str, dict]) -> dict[str, str]:
+    """Licence(s) and citations of ``sites`` from the site table: each reference once, with the sites it covers
+    (the FLUXNET and ICOS data policies ask users to cite the product and list the sites used)."""
+    refs: dict[str, list[str]] = {}
+    for site in sites:
+        parts = [p.strip() for p in str(table.get(site, {}).get("citation", "")).split("; ")]
+        for ref in parts:  # "<product reference>; site <ID> (...); <further credit, e.g. a conversion>"
+            if ref and not ref.startswith("site "):
+                refs.setdefault(ref, []).append(site)
+    licences = sorted({str(table.get(s, {}).get("licence", "")) for s in sites} - {""})
+    return {"license": ", ".join(licences),
+            "source": " ".join(f"{ref}; sites: {', '.join(ss)}." for ref, ss in refs.items())}
 
 
 def _read_file(path: Path, qc: str, qc_min: float):
@@ -162,7 +178,8 @@ def read_fluxnet_daily(path: str | Path, sites: str | Path | None = None, qc: st
         lon=np.array([m.get("lon", np.nan) for m in meta], dtype=np.float64),
         elevation=np.array([m.get("elevation", np.nan) for m in meta], dtype=np.float64),
         weight=weight if qc == "weight" else None, source=str(path),
-        attrs={"files": ", ".join(p[1].name for p in parts), "site_table": str(table_path) if table else "",
+        attrs={**attribution(names, table), "files": ", ".join(p[1].name for p in parts),
+               "site_table": str(table_path) if table else "",
                "qc": f"{qc} (NEE_VUT_REF_QC >= {qc_min} kept)" if qc == "filter" else "weight = NEE_VUT_REF_QC",
                "conversions": "SW_IN_F W m-2 x 0.0864 -> MJ m-2 d-1; NEE(product) = -NEE_VUT_REF = GPP - Reco "
                               "(uptake positive); GPP_NT_VUT_REF, RECO_NT_VUT_REF as published"},

@@ -17,6 +17,16 @@ def resolve_data_path(path: str | Path) -> Path:
     return Path(os.path.expandvars(text)).expanduser()
 
 
+def data_period(path: str | Path) -> str:
+    """The period of the data at ``path``, to choose a checkpoint by: ``daily`` for daily tower (DD) files or a
+    folder of them, ``monthly`` otherwise (FluxVal NetCDF, FLUXNET/AmeriFlux files aggregated to months)."""
+    from tamrl_coupler.data.fluxnet_daily import DAILY_FILE
+
+    path = resolve_data_path(path)
+    names = [p.name for p in path.glob("*.csv")] if path.is_dir() else [path.name]
+    return "daily" if any(DAILY_FILE.match(n) for n in names) else "monthly"
+
+
 def read_dataset(path: str | Path, period: str = "monthly", sites: str | Path | None = None) -> FluxDataset:
     """FluxVal layout (.nc) or FLUXNET/AmeriFlux files (.csv, or a directory of them), aggregated to ``period``.
 
@@ -25,6 +35,9 @@ def read_dataset(path: str | Path, period: str = "monthly", sites: str | Path | 
     path = resolve_data_path(path)
     if not path.exists():
         raise FileNotFoundError(f"data {path} does not exist")
+    if sites is not None and data_period(path) != "daily":
+        raise InputError(f"{path}: a site table (sites={sites}) is for daily tower files (FLX_<site>_<FLUXNET2015|"
+                         "ICOSWW2020>_<set>_DD_*.csv); FluxVal and FLUXNET monthly data carry their sites")
     if period == "daily" and (path.is_dir() or path.suffix.lower() == ".csv"):
         from tamrl_coupler.data.fluxnet_daily import DAILY_FILE, read_fluxnet_daily
 

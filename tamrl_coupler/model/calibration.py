@@ -15,7 +15,8 @@ reads ``mean +- 1.645 sigma`` as a 90 % interval.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -65,6 +66,7 @@ class SpreadCalibration:
 
     coef: dict[str, np.ndarray]
     fitted_on: str = ""
+    _device_coef: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fit(cls, pred: dict[str, np.ndarray], obs: dict[str, np.ndarray], igbp: np.ndarray, ridge: float = 100.0,
@@ -100,6 +102,39 @@ class SpreadCalibration:
                   + torch.where(known, c[N_BASE:][idx], torch.zeros((), dtype=torch.float64, device=gpp.device)))
             out[v] = torch.exp(ls)
         return out
+
+    def bind_sigma(self, gpp, reco, igbp, out, bufs) -> list:
+        """:meth:`sigma_torch` bound to preallocated tensors: ``out`` rows (3, n) float64 <- the gpp, reco and nee
+        sigmas, the same operations in the same order (so the same numbers), nothing allocated when the returned
+        calls run. ``bufs``: the workspace buffers of the chunk (``get(name, shape, dtype)``)."""
+        import torch
+
+        n, f64 = gpp.shape[0], torch.float64
+        k = len(IGBP_CLASSES)
+        key = ("cal", str(gpp.device))
+        if key not in self._device_coef:
+            self._device_coef[key] = {v: torch.as_tensor(self.coef[v][N_BASE:], dtype=f64, device=gpp.device)
+                                      for v in FLUXES}
+        offsets = self._device_coef[key]
+        a, b = bufs.get("cal_log_gpp", (n,), f64), bufs.get("cal_log_reco", (n,), f64)
+        known, below = bufs.get("cal_known", (n,), torch.bool), bufs.get("cal_below", (n,), torch.bool)
+        unknown = bufs.get("cal_unknown", (n,), torch.bool)
+        idx_f, idx = bufs.get("cal_idx_f", (n,), f64), bufs.get("cal_idx", (n,), torch.int64)
+        term, off = bufs.get("cal_term", (n,), f64), bufs.get("cal_off", (n,), f64)
+        prog = [partial(torch.clamp, gpp, min=0.0, out=a), a.log1p_, partial(torch.clamp, reco, min=0.0, out=b),
+                b.log1p_,
+                # finite, >= 0 and < k: NaN and +inf compare false
+                partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
+                partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
+                partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
+        for row, v in enumerate(FLUXES):
+            c = self.coef[v]
+            ls = out[row]
+            prog += [partial(torch.mul, a, float(c[1]), out=ls), partial(ls.add_, float(c[0])),
+                     partial(torch.mul, b, float(c[2]), out=term), partial(ls.add_, term),
+                     partial(torch.index_select, offsets[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
+                     partial(ls.add_, off), ls.exp_]
+        return prog
 
     def to_dict(self) -> dict:
         """JSON-able form for the checkpoint header."""

@@ -8,12 +8,16 @@ the monthly ensemble's; only what the window holds and when z changes differ. Th
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleState
+from tamrl_coupler.model.feature_kernel import FeatureKernel
 from tamrl_coupler.model.features import FeatureEncoder
-from tamrl_coupler.model.history import accumulate, close_months
+from tamrl_coupler.model.history import accumulate, bind_day_end, close_months
+from tamrl_coupler.model.kernels import Program
 
 
 def slot_features(encoder: FeatureEncoder, slots: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
@@ -26,8 +30,24 @@ def slot_features(encoder: FeatureEncoder, slots: torch.Tensor, lat: torch.Tenso
     return torch.cat([f, la[..., None, None].expand(*f.shape[:-1], 1)], dim=-1)
 
 
+def monthly_embedding(net: torch.nn.Module, windows: torch.Tensor, month_index: torch.Tensor) -> torch.Tensor:
+    """z of every day from the slots of its month: windows (B, K, 12, S) per month, month_index (B, T) the month
+    (0..K-1) of each day -> (B, T, E). One encoder call per month, as stepping does."""
+    b, k = windows.shape[:2]
+    z = net.encode(windows.flatten(0, 1)).reshape(b, k, -1)
+    return torch.gather(z, 1, month_index[..., None].expand(-1, -1, z.shape[-1]))
+
+
 class DailyEnsemble(Ensemble):
-    """Stateful daily stepping with the monthly-slot history (see the module docstring)."""
+    """Stateful daily stepping with the monthly-slot history (see the module docstring). The members run through
+    the same batched evaluator and plans as the monthly ensemble's; only the task embedding's input (the slots)
+    and the state's advance (running sums, slots, z kept until a month ends) differ."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the slots' encoding: the drivers' (no derived inputs: a slot is a month, not a day), then latitude / 90
+        self.slot_kernel = FeatureKernel(self.encoder, [], self.meta.period,
+                                         fused=self.feature_kernel.fused is not None)
 
     def init_state(self, n_cells: int, first_period=None, lat=None) -> EnsembleState:
         """As :meth:`Ensemble.init_state`; the first day is always required (months end on calendar days)."""
@@ -37,47 +57,48 @@ class DailyEnsemble(Ensemble):
         return super().init_state(n_cells, first_period=first_period, lat=lat)
 
     def _check_derived(self, state: EnsembleState) -> None:
+        if state.derived_checked:
+            return
         if bool((state.period < -(2 ** 61)).any()):
             cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
             raise InputError(f"ensemble state: no calendar day at cell {cell}; the daily model needs one: create "
                              "the state with init_state(n, first_period=...)")
         super()._check_derived(state)
 
-    @torch.no_grad()
-    def ensure_embedding(self, state: EnsembleState) -> torch.Tensor:
-        """z (n, M, E) of the current month from the slots, computed once per month and cached in place."""
-        if bool(state.z_ready.all()) and state.z.shape[-1] == self.members[0].embedding:
-            return state.z
-        feats = slot_features(self.encoder, state.window, state.lat)
-        z = torch.stack([m.encode(feats) for m in self.members], dim=1)
-        if state.z.shape == z.shape:
-            state.z.copy_(z)
-            state.z_ready.fill_(True)
-            return state.z
-        return z
+    def bind_encode(self, blk: EnsembleState, z_out: torch.Tensor) -> Program:
+        """z_out (n, M, E) from the chunk's slots: :func:`slot_features` into buffers, then the batched MLP."""
+        n, w, d = blk.window.shape
+        bufs = self.workspace.buffers(n)
+        f = self.slot_kernel.n_features
+        encoded = bufs.get("slot_encoded", (n * w, f))
+        feats = bufs.get("slot_feats", (n, w, f + 1))
+        lat = bufs.get("slot_lat", (n,))
+        unused = bufs.get("slot_pidx", (n * w,), torch.int64)  # no derived inputs: never read
+        return (self.slot_kernel.bind(blk.window.reshape(n * w, d), unused, bufs.get("slot_lat_rows", (n * w,)),
+                                      encoded, bufs, tag="_slot")
+                + [partial(feats[..., :f].copy_, encoded.view(n, w, f)),
+                   partial(torch.nan_to_num, blk.lat, nan=0.0, out=lat), partial(lat.div_, 90.0),
+                   partial(feats[..., f].copy_, lat[:, None].expand(n, w))]
+                + self.kernel.bind_encode(feats, z_out, bufs))
 
-    @torch.no_grad()
-    def step_members(self, x: torch.Tensor, state: EnsembleState) -> tuple[torch.Tensor, EnsembleState]:
-        """One day: member outputs (n, M, n_out) and the next state (this day accumulated; a month that ends today
-        written into its slot, and z due again). Pure, but for z's cache."""
-        x = self._check(x, state)
-        self._check_derived(state)
-        z = self.ensure_embedding(state)
-        feat = self.features(x, state.period, state.lat)
-        outs, hs, cs = [], [], []
-        for m, member in enumerate(self.members):
-            o, h, c = member.step(feat, z[:, m], state.h[:, m], state.c[:, m])
-            outs.append(o)
-            hs.append(h)
-            cs.append(c)
+    def _next_state(self, x: torch.Tensor, state: EnsembleState, z: torch.Tensor) -> EnsembleState:
+        """After day ``x``: the day accumulated, a month that ends today written into its slot, z kept for the
+        cells whose month goes on (due again where one ended)."""
         acc_sum, acc_n = accumulate(state.acc_sum, state.acc_n, x)
         slots, acc_sum, acc_n, ended = close_months(state.window, acc_sum, acc_n, state.period)
-        new = EnsembleState(
-            window=slots.clone() if slots is state.window else slots, h=torch.stack(hs, dim=1),
-            c=torch.stack(cs, dim=1), z=z.clone(), z_ready=~ended, period=state.period + 1, lat=state.lat,
-            acc_sum=acc_sum, acc_n=acc_n,
+        return EnsembleState(
+            window=slots.clone() if slots is state.window else slots, h=torch.empty_like(state.h),
+            c=torch.empty_like(state.c), z=z.clone(), z_ready=~ended.cpu(), period=state.period + 1, lat=state.lat,
+            acc_sum=acc_sum, acc_n=acc_n, derived_checked=state.derived_checked,
         )
-        return torch.stack(outs, dim=1), new
+
+    def bind_commit(self, x: torch.Tensor, blk: EnsembleState, h_new: torch.Tensor, c_new: torch.Tensor
+                    ) -> Program:
+        """The chunk's state after its day, in place (:meth:`_next_state`'s arithmetic; the cache flags of a GPU
+        run come back to the host here, once a day)."""
+        bufs = self.workspace.buffers(blk.n_cells)
+        return (bind_day_end(blk.window, blk.acc_sum, blk.acc_n, blk.period, x, blk.z_ready, bufs)
+                + [partial(blk.h.copy_, h_new), partial(blk.c.copy_, c_new), partial(blk.period.add_, self._one)])
 
 
 def ensemble_class(kind: str) -> type[Ensemble]:
@@ -85,4 +106,4 @@ def ensemble_class(kind: str) -> type[Ensemble]:
     return DailyEnsemble if kind == "tamrl_daily" else Ensemble
 
 
-__all__ = ["DailyEnsemble", "ensemble_class", "slot_features"]
+__all__ = ["DailyEnsemble", "ensemble_class", "monthly_embedding", "slot_features"]

@@ -1,12 +1,15 @@
 """The ensemble the coupling component runs: stateful one-period steps, vectorised over cells, pure.
 
 ``predict_sequence`` literally loops :meth:`Ensemble.step`, so whole-sequence and one-period-at-a-time inference
-are the same computation and agree bit for bit.
+are the same computation and agree bit for bit. All members are evaluated together by the network's batched
+evaluator (:mod:`tamrl_coupler.model.batched`), on cache-sized chunks of cells whose buffers are made once
+(:mod:`tamrl_coupler.model.workspace`); the component's own path, :meth:`Ensemble.evaluate`, allocates nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -15,9 +18,19 @@ from torch import nn
 from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.model.batched import stack
 from tamrl_coupler.model.calibration import SpreadCalibration
+from tamrl_coupler.model.feature_kernel import FeatureKernel
 from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
+from tamrl_coupler.model.kernels import Program, run
+from tamrl_coupler.model.plan import EvaluationPlan
+from tamrl_coupler.model.workspace import Workspace
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
+
+# rows of the period estimate that Ensemble.evaluate writes (gC m-2 d-1); a sixth, nee_free, for "free" variants
+ESTIMATE_FIELDS = ("gpp", "reco", "gpp_std", "reco_std", "nee_std")
+CHUNK_CPU = 256  # cells per kernel call on a CPU: the chunk's working set stays in cache
+CHUNK_CUDA = 65536  # on a GPU: enough cells to fill the device
 
 
 @dataclass
@@ -71,19 +84,23 @@ class EnsembleState:
 
     ``z`` is a cache of a pure function of (window, period, lat): it is constant within a period, so it is computed
     once, by the first :meth:`Ensemble.step` of a period (``z_ready``), and reused by the period's later calls
-    (partial-period drivers). Filling the cache never changes a result, so ``step`` stays pure.
+    (partial-period drivers). Filling the cache never changes a result, so ``step`` stays pure. ``z_ready`` lives
+    on the host whatever the device, so asking whether the cache is filled never waits for a GPU.
     """
 
     window: torch.Tensor  # (n_cells, W, D) float32, NaN = missing / before the first period
     h: torch.Tensor  # (n_cells, M, H) float32
     c: torch.Tensor  # (n_cells, M, H) float32
     z: torch.Tensor | None = None  # (n_cells, M, E) float32, valid where z_ready
-    z_ready: torch.Tensor | None = None  # (n_cells,) bool
+    z_ready: torch.Tensor | None = None  # (n_cells,) bool, on the host
     period: torch.Tensor | None = None  # (n_cells,) int64: the current period (months/days since 1970-01)
     lat: torch.Tensor | None = None  # (n_cells,) float32 degrees north, NaN = not given
     # daily models: the current month's running sums and counts of each driver (model/history.py); zeros otherwise
     acc_sum: torch.Tensor | None = None  # (n_cells, D) float32
     acc_n: torch.Tensor | None = None  # (n_cells, D) float32
+    # set once the calendar and latitude are known to be given (by init_state, or the first check): later
+    # evaluations skip the check, which would read device memory
+    derived_checked: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self):
         n, dev = self.window.shape[0], self.window.device
@@ -91,7 +108,9 @@ class EnsembleState:
         if self.z is None:
             self.z = torch.zeros((n, m, 0), device=dev)
         if self.z_ready is None:
-            self.z_ready = torch.zeros(n, dtype=torch.bool, device=dev)
+            self.z_ready = torch.zeros(n, dtype=torch.bool)
+        elif self.z_ready.device.type != "cpu":
+            self.z_ready = self.z_ready.cpu()
         if self.period is None:
             self.period = torch.full((n,), -(2 ** 62), dtype=torch.int64, device=dev)  # unknown
         if self.lat is None:
@@ -120,14 +139,18 @@ class EnsembleState:
             raise InputError(f"ensemble state: leading (cell) dimensions differ: {n}")
         dev = torch.device(device)
         dtypes = {"z_ready": np.bool_, "period": np.int64}
-        return cls(**{k: torch.as_tensor(np.asarray(d[k], dtype=dtypes.get(k, np.float32)), device=dev)
-                      for k in keys})
+        return cls(**{k: torch.as_tensor(np.asarray(d[k], dtype=dtypes.get(k, np.float32)),
+                                         device="cpu" if k == "z_ready" else dev) for k in keys})
 
     def take(self, index: torch.Tensor | np.ndarray | slice) -> EnsembleState:
         """The state of a subset of cells (e.g. for redistribution); a slice gives views (see :meth:`block`)."""
-        if not isinstance(index, slice):
+        if isinstance(index, slice):
+            cpu_index = index
+        else:
             index = torch.as_tensor(index, device=self.window.device, dtype=torch.long)
-        return EnsembleState(**{k: getattr(self, k)[index] for k in _STATE_KEYS})
+            cpu_index = index.cpu()
+        return EnsembleState(**{k: getattr(self, k)[cpu_index if k == "z_ready" else index] for k in _STATE_KEYS},
+                             derived_checked=self.derived_checked)
 
     def block(self, start: int, stop: int) -> EnsembleState:
         """Cells [start, stop) as *views*: a step on the block fills this state's z cache in place."""
@@ -141,14 +164,22 @@ class EnsembleState:
     @classmethod
     def concat(cls, states: list[EnsembleState]) -> EnsembleState:
         """Cells of several states one after another (the inverse of :meth:`take` over a partition)."""
-        return cls(**{k: torch.cat([getattr(s, k) for s in states], dim=0) for k in _STATE_KEYS})
+        return cls(**{k: torch.cat([getattr(s, k) for s in states], dim=0) for k in _STATE_KEYS},
+                   derived_checked=all(s.derived_checked for s in states))
 
 
 class Ensemble:
-    """Independently seeded members; mean = the flux, standard deviation = the spread."""
+    """Independently seeded members; mean = the flux, standard deviation = the spread (or, with a spread
+    calibration in the checkpoint, the calibrated predictive standard deviation).
+
+    ``kernel``: "batched" (every member at once, the network's ``stack`` hook; the fused C kernels on a CPU when
+    built), "torch" (the same with torch operations only) or "loop" (member after member, the reference).
+    ``chunk``: cells per kernel call (default: cache-sized on a CPU, large on a GPU); results are a function of the
+    chunking, which is fixed from the first cell of each call (or block, for a plan).
+    """
 
     def __init__(self, members: list[nn.Module], encoder: FeatureEncoder, meta: EnsembleMeta,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", kernel: str = "batched", chunk: int | None = None):
         self.device = resolve_device(device)
         self.members = [m.to(self.device).eval() for m in members]
         self.encoder = encoder
@@ -157,6 +188,15 @@ class Ensemble:
         self.calibration = None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration)
         names = [d.name for d in meta.drivers]
         self._igbp_col = names.index("igbp") if "igbp" in names else None
+        self.kernel = stack(self.members, kernel)
+        self.feature_kernel = FeatureKernel(encoder, list(meta.model.derived_inputs), meta.period,
+                                            fused=self.kernel.ops.name == "fused-cpu")
+        self.chunk = int(chunk or (CHUNK_CUDA if self.device.type == "cuda" else CHUNK_CPU))
+        if self.chunk < 1:
+            raise InputError(f"chunk: expected a positive number of cells, got {chunk}")
+        self.workspace = Workspace(self.device)
+        self._window_offsets = torch.arange(meta.window, device=self.device) - meta.window
+        self._one = torch.ones((), dtype=torch.int64, device=self.device)  # (a Python 1 would allocate per call)
 
     @property
     def n_members(self) -> int:
@@ -170,12 +210,25 @@ class Ensemble:
     def derived_inputs(self) -> list[str]:
         return list(self.meta.model.derived_inputs)
 
+    @property
+    def estimate_rows(self) -> int:
+        """Rows :meth:`evaluate` writes: :data:`ESTIMATE_FIELDS`, and nee_free for "free" variants."""
+        return len(ESTIMATE_FIELDS) + (self.kernel.n_outputs > 2)
+
+    @property
+    def spread_meaning(self) -> str:
+        """What the *_std / *_spread values are, for file metadata."""
+        if self.calibration is None:
+            return f"ensemble spread: standard deviation over {self.n_members} members"
+        return ("calibrated predictive standard deviation of the observed flux at a site the model did not see "
+                "(error model fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+
     def init_state(self, n_cells: int, first_period=None, lat=None) -> EnsembleState:
         """The state before the first period. ``first_period`` (np.datetime64 or ISO string of the first period
         stepped) is required by checkpoints that derive the season, ``lat`` (degrees north, per cell) by those
         that use latitude: a host never sends them as drivers. Either may be given for any checkpoint."""
-        h = self.members[0].hidden
-        e = self.members[0].embedding
+        h = self.kernel.hidden
+        e = self.kernel.embedding
         need = self.derived_inputs
         if first_period is None and "month" in need:
             raise InputError("init_state: this checkpoint derives the season from the calendar: pass "
@@ -202,7 +255,7 @@ class Ensemble:
             h=torch.zeros((n_cells, self.n_members, h), device=self.device),
             c=torch.zeros((n_cells, self.n_members, h), device=self.device),
             z=torch.zeros((n_cells, self.n_members, e), device=self.device),
-            period=period, lat=lat_t,
+            period=period, lat=lat_t, derived_checked=True,
         )
 
     def set_period(self, state: EnsembleState, when) -> None:
@@ -218,6 +271,8 @@ class Ensemble:
         return torch.cat([f, derived_features(self.derived_inputs, pidx, lat, self.meta.period)], dim=-1)
 
     def _check_derived(self, state: EnsembleState) -> None:
+        if state.derived_checked:
+            return
         need = self.derived_inputs
         if "month" in need and bool((state.period < -(2 ** 61)).any()):
             cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
@@ -227,24 +282,106 @@ class Ensemble:
             cell = int(torch.nonzero(torch.isnan(state.lat))[0])
             raise InputError(f"ensemble state: no latitude at cell {cell}; this checkpoint uses latitude: create "
                              "the state with init_state(n, lat=...)")
+        state.derived_checked = True
 
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        return [(s, min(s + self.chunk, n)) for s in range(0, n, self.chunk)]
+
+    # ------------------------------------------------------------------ one chunk of cells, bound once
+    def bind_encode(self, blk: EnsembleState, z_out: torch.Tensor) -> Program:
+        """Task embedding of the chunk's completed window -> z_out (n, M, E)."""
+        n, w, d = blk.window.shape
+        bufs = self.workspace.buffers(n)
+        pidx = bufs.get("win_pidx", (n, w), torch.int64)
+        lat = bufs.get("win_lat", (n, w))
+        f = self.feature_kernel.n_features
+        feats = bufs.get("win_feats", (n * w, f))
+        return ([partial(torch.add, blk.period[:, None], self._window_offsets[None, :], out=pidx),
+                 partial(lat.copy_, blk.lat[:, None].expand(n, w))]
+                + self.feature_kernel.bind(blk.window.reshape(n * w, d), pidx.view(-1), lat.view(-1), feats, bufs,
+                                           tag="_win")
+                + self.kernel.bind_encode(feats.view(n, w, f), z_out, bufs))
+
+    def bind_step(self, x: torch.Tensor, blk: EnsembleState, z: torch.Tensor, est: torch.Tensor,
+                  h_out: torch.Tensor | None, c_out: torch.Tensor | None, members_out: torch.Tensor | None = None
+                  ) -> Program:
+        """One period of the chunk: estimate rows (R, n) float64 (spreads calibrated when the checkpoint says so),
+        the next h and c (n, M, H; None: not kept); the member outputs (M, n, K) are copied to ``members_out``
+        when given."""
+        n = blk.n_cells
+        bufs = self.workspace.buffers(n)
+        feat = bufs.get("feat", (n, self.feature_kernel.n_features))
+        out = bufs.get("members_out", (self.n_members, n, self.kernel.n_outputs))
+        prog = (self.feature_kernel.bind(x, blk.period, blk.lat, feat, bufs)
+                + self.kernel.bind_step(feat, z, blk.h, blk.c, out, h_out, c_out, bufs)
+                + self.kernel.ops.reduce(out, est, bufs)
+                + self._bind_calibrate(x, est, bufs))
+        return prog + ([partial(members_out.copy_, out)] if members_out is not None else [])
+
+    def _bind_calibrate(self, x: torch.Tensor, est: torch.Tensor, bufs) -> Program:
+        """The spread rows replaced by the calibrated predictive standard deviations of the mean GPP and Reco and
+        the land-cover class (the igbp driver; unknown without it), in place: the same arithmetic as
+        :meth:`SpreadCalibration.sigma_torch`, whichever kernel made the means."""
+        if self.calibration is None:
+            return []
+        n = est.shape[1]
+        igbp = bufs.get("cal_igbp", (n,), torch.float64)
+        prog: Program = ([partial(igbp.copy_, x[:, self._igbp_col])] if self._igbp_col is not None
+                         else [partial(igbp.fill_, float("nan"))])
+        return prog + self.calibration.bind_sigma(est[0], est[1], igbp, est[2:5], bufs)
+
+    def bind_commit(self, x: torch.Tensor, blk: EnsembleState, h_new: torch.Tensor, c_new: torch.Tensor
+                    ) -> Program:
+        """The chunk's state after its period, in place: window shifted by one period, h, c, calendar."""
+        n, w, d = blk.window.shape
+        prog: Program = []
+        if w > 1:
+            shifted = self.workspace.buffers(n).get("window_shift", (n, w - 1, d))
+            prog += [partial(shifted.copy_, blk.window[:, 1:]), partial(blk.window[:, :-1].copy_, shifted)]
+        return prog + [partial(blk.window[:, -1].copy_, x), partial(blk.h.copy_, h_new),
+                       partial(blk.c.copy_, c_new), partial(blk.period.add_, self._one), blk.z.zero_,
+                       partial(blk.z_ready.fill_, False)]
+
+    def next_state_buffers(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Workspace tensors (n, M, H) that receive a chunk's next h and c before a commit."""
+        bufs = self.workspace.buffers(n)
+        shape = (n, self.n_members, self.kernel.hidden)
+        return bufs.get("h_next", shape), bufs.get("c_next", shape)
+
+    # ------------------------------------------------------------------ the component's call
+    def plan(self, x: torch.Tensor, state: EnsembleState, out: torch.Tensor,
+             blocks: list[tuple[int, int]] | None = None) -> EvaluationPlan:
+        """:meth:`evaluate` bound once to fixed tensors (the component's drivers, state and period estimate):
+        every later evaluation runs the kernels alone. ``blocks``: cell ranges evaluated separately (the
+        component's fixed blocks); each is cut into chunks of :attr:`chunk` cells."""
+        return EvaluationPlan(self, x, state, out, blocks)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, state: EnsembleState, out: torch.Tensor, commit: bool = False) -> None:
+        """The coupling component's call: the period estimate of drivers ``x`` (n, D) into ``out`` (R, n)
+        (float64 rows :data:`ESTIMATE_FIELDS`, on the ensemble's device); with ``commit`` (a period's end) the
+        state advances in place. The same arithmetic as :meth:`step` chunk by chunk, without new tensors and without
+        reading anything back from the device. ``x`` is float32 on the device and not checked here (the component
+        validated its imports; :meth:`step` checks). Repeated calls on the same tensors: :meth:`plan` binds once."""
+        self.plan(x, state, out).run(commit)
+
+    # ------------------------------------------------------------------ the pure API
     @torch.no_grad()
     def ensure_embedding(self, state: EnsembleState) -> torch.Tensor:
         """z (n, M, E) of the current period: computed once per period from the completed window, cached in place."""
-        if bool(state.z_ready.all()) and state.z.shape[-1] == self.members[0].embedding:
-            return state.z
-        if self.members[0].embedding == 0:  # no task encoder (plain LSTM)
-            state.z_ready.fill_(True)
+        e = self.kernel.embedding
+        if bool(state.z_ready.all()) and state.z.shape[-1] == e:
             return state.z
         self._check_derived(state)
-        w = self.meta.window
-        pidx = state.period[:, None] - w + torch.arange(w, device=state.period.device)[None, :]
-        feats = self.features(state.window, pidx, state.lat[:, None])
-        z = torch.stack([m.encode(feats) for m in self.members], dim=1)
-        if state.z.shape == z.shape:
-            state.z.copy_(z)
+        if e == 0:  # no task encoder (plain LSTM)
             state.z_ready.fill_(True)
             return state.z
+        cached = tuple(state.z.shape) == (state.n_cells, self.n_members, e)
+        z = state.z if cached else torch.empty((state.n_cells, self.n_members, e), device=self.device)
+        for s, t in self._chunks(state.n_cells):
+            run(self.bind_encode(state.block(s, t), z[s:t]))
+        if cached:
+            state.z_ready.fill_(True)
         return z
 
     def _check(self, x: torch.Tensor, state: EnsembleState) -> torch.Tensor:
@@ -263,85 +400,97 @@ class Ensemble:
                              "(use NaN for a missing value)")
         return x
 
+    def _next_state(self, x: torch.Tensor, state: EnsembleState, z: torch.Tensor) -> EnsembleState:
+        """The state after the period of drivers ``x`` (new tensors; h and c still to be written): the window
+        shifted by one period, the embedding due again."""
+        return EnsembleState(
+            window=torch.cat([state.window[:, 1:], x.unsqueeze(1)], dim=1),
+            h=torch.empty_like(state.h), c=torch.empty_like(state.c),
+            z=torch.zeros_like(state.z), z_ready=torch.zeros_like(state.z_ready),
+            period=state.period + 1, lat=state.lat, acc_sum=state.acc_sum.clone(), acc_n=state.acc_n.clone(),
+            derived_checked=state.derived_checked,
+        )
+
+    def _advance(self, x: torch.Tensor, state: EnsembleState, members_out: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, EnsembleState]:
+        """Estimate rows (R, n) and the next state (new tensors); optionally the member outputs (M, n, K)."""
+        x = self._check(x, state)
+        self._check_derived(state)
+        z = self.ensure_embedding(state)
+        n = state.n_cells
+        est = torch.empty((self.estimate_rows, n), dtype=torch.float64, device=self.device)
+        new = self._next_state(x, state, z)
+        for s, t in self._chunks(n):
+            run(self.bind_step(x[s:t], state.block(s, t), z[s:t], est[:, s:t], new.h[s:t], new.c[s:t],
+                               None if members_out is None else members_out[:, s:t]))
+        return est, new
+
     @torch.no_grad()
     def step_members(self, x: torch.Tensor, state: EnsembleState) -> tuple[torch.Tensor, EnsembleState]:
-        """Raw member outputs (n_cells, M, n_out) for one period, and the new state. Pure (but for z's cache).
+        """Raw member outputs (n_cells, M, n_out) for one period, and the new state. Pure (but for z's cache)."""
+        out = torch.empty((self.n_members, state.n_cells, self.kernel.n_outputs), device=self.device)
+        _, new = self._advance(x, state, members_out=out)
+        return out.transpose(0, 1), new
 
-        Per call only the forward LSTM step and heads run; the task encoder runs once per period.
-        """
-        x = self._check(x, state)
-        z = self.ensure_embedding(state)
-        feat = self.features(x, state.period, state.lat)
-        outs, hs, cs = [], [], []
-        for m, member in enumerate(self.members):
-            o, h, c = member.step(feat, z[:, m], state.h[:, m], state.c[:, m])
-            outs.append(o)
-            hs.append(h)
-            cs.append(c)
-        new = EnsembleState(
-            window=torch.cat([state.window[:, 1:], x.unsqueeze(1)], dim=1),
-            h=torch.stack(hs, dim=1), c=torch.stack(cs, dim=1),
-            z=torch.zeros_like(state.z), z_ready=torch.zeros_like(state.z_ready),
-            period=state.period + 1, lat=state.lat,
-        )
-        return torch.stack(outs, dim=1), new
+    def _fluxes(self, est: torch.Tensor) -> Fluxes:
+        """Estimate rows -> Fluxes; NEE from the mean components, exactly."""
+        return Fluxes(gpp=est[0], reco=est[1], nee=nee_from_components(est[0], est[1], self.convention),
+                      gpp_std=est[2], reco_std=est[3], nee_std=est[4],
+                      nee_free=est[5] if est.shape[0] > 5 else None)
 
-    def _reduce(self, out: torch.Tensor) -> Fluxes:
-        """(n, M, n_out) member outputs -> ensemble mean/spread; NEE from the mean components, exactly."""
-        out = out.to(torch.float64)
-        gpp_m, reco_m = out[:, :, 0], out[:, :, 1]
-        nee_m = nee_from_components(gpp_m, reco_m, self.convention)
-        gpp, reco = gpp_m.mean(dim=1), reco_m.mean(dim=1)
-        return Fluxes(
-            gpp=gpp, reco=reco, nee=nee_from_components(gpp, reco, self.convention),
-            gpp_std=gpp_m.std(dim=1, unbiased=False), reco_std=reco_m.std(dim=1, unbiased=False),
-            nee_std=nee_m.std(dim=1, unbiased=False),
-            nee_free=out[:, :, 2].mean(dim=1) if out.shape[-1] > 2 else None,
-        )
-
+    @torch.no_grad()
     def step(self, x: torch.Tensor, state: EnsembleState) -> tuple[Fluxes, EnsembleState]:
         """One period for every cell: fluxes (n_cells,) and the next state; ``state`` is not modified."""
-        out, new_state = self.step_members(x, state)
-        fluxes = self._reduce(out)
+        est, new_state = self._advance(x, state)
+        return self._fluxes(est), new_state
+
+    @torch.no_grad()
+    def fluxes_from_members(self, out: torch.Tensor, x: torch.Tensor) -> Fluxes:
+        """Member outputs (n, M, n_out) and the drivers (n, D) they were made from -> the ensemble's fluxes (mean,
+        NEE derived exactly, spreads calibrated when the checkpoint carries a calibration): what a step's kernels
+        reduce to, for the whole-record evaluation (model/records.py), equal to float32 rounding."""
+        out = out.to(torch.float64)
+        gpp_m, reco_m = out[:, :, 0], out[:, :, 1]
+        gpp, reco = gpp_m.mean(dim=1), reco_m.mean(dim=1)
+        fluxes = Fluxes(gpp=gpp, reco=reco, nee=nee_from_components(gpp, reco, self.convention),
+                        gpp_std=gpp_m.std(dim=1, unbiased=False), reco_std=reco_m.std(dim=1, unbiased=False),
+                        nee_std=nee_from_components(gpp_m, reco_m, self.convention).std(dim=1, unbiased=False),
+                        nee_free=out[:, :, 2].mean(dim=1) if out.shape[-1] > 2 else None)
         if self.calibration is not None:
-            self._calibrate(fluxes, x)
-        return fluxes, new_state
-
-    def _calibrate(self, fluxes: Fluxes, x: torch.Tensor) -> None:
-        """Replace the member spreads by the calibrated predictive standard deviations (in place)."""
-        x = torch.as_tensor(x)
-        igbp = (x[:, self._igbp_col].to(device=self.device, dtype=torch.float64) if self._igbp_col is not None
-                else torch.full_like(fluxes.gpp, float("nan")))
-        sig = self.calibration.sigma_torch(fluxes.gpp, fluxes.reco, igbp)
-        fluxes.gpp_std, fluxes.reco_std, fluxes.nee_std = sig["gpp"], sig["reco"], sig["nee"]
-
-    @property
-    def spread_meaning(self) -> str:
-        """What the *_std / *_spread values are, for file metadata."""
-        if self.calibration is None:
-            return f"ensemble spread: standard deviation over {self.n_members} members"
-        return ("calibrated predictive standard deviation of the observed flux at a site the model did not see "
-                "(error model fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+            x = torch.as_tensor(x)
+            igbp = (x[:, self._igbp_col].to(device=self.device, dtype=torch.float64) if self._igbp_col is not None
+                    else torch.full_like(gpp, float("nan")))
+            sig = self.calibration.sigma_torch(gpp, reco, igbp)
+            fluxes.gpp_std, fluxes.reco_std, fluxes.nee_std = sig["gpp"], sig["reco"], sig["nee"]
+        return fluxes
 
     def predict_sequence(self, x_seq: torch.Tensor, state: EnsembleState | None = None,
-                         return_state: bool = False, first_period=None, lat=None):
+                         return_state: bool = False, first_period=None, lat=None, progress=None):
         """(n_cells, T, D) -> Fluxes of (n_cells, T), by stepping one period at a time (identical results).
 
-        Without ``state``, a new one starts at ``first_period`` for cells at ``lat`` (see :meth:`init_state`)."""
+        Without ``state``, a new one starts at ``first_period`` for cells at ``lat`` (see :meth:`init_state`).
+        ``progress``: a reporter with ``update(n)`` and ``close()`` (one update per period), e.g. the command
+        line's :func:`~tamrl_coupler.driver.progress.make_progress`."""
         if not isinstance(x_seq, torch.Tensor):
             x_seq = torch.as_tensor(np.asarray(x_seq))
         if x_seq.ndim != 3:
             raise InputError(f"drivers: expected shape (n_cells, T, {self.n_drivers}), got {tuple(x_seq.shape)}")
         if state is None:
             state = self.init_state(x_seq.shape[0], first_period=first_period, lat=lat)
-        steps = []
-        for t in range(x_seq.shape[1]):
-            f, state = self.step(x_seq[:, t], state)
-            steps.append(f)
-        fields = {k: torch.stack([getattr(f, k) for f in steps], dim=1) if steps and getattr(steps[0], k) is not None
-                  else None for k in Fluxes.__dataclass_fields__}
-        if not steps:
-            empty = torch.zeros((x_seq.shape[0], 0), dtype=torch.float64, device=self.device)
-            fields = {k: empty for k in ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std")}
+        n, t_len = x_seq.shape[0], x_seq.shape[1]
+        names = list(ESTIMATE_FIELDS[:2]) + ["nee"] + list(ESTIMATE_FIELDS[2:])
+        if self.kernel.n_outputs > 2:
+            names.append("nee_free")
+        fields = {k: torch.empty((n, t_len), dtype=torch.float64, device=self.device) for k in names}
+        try:
+            for t in range(t_len):
+                f, state = self.step(x_seq[:, t], state)
+                for k, col in fields.items():
+                    col[:, t] = getattr(f, k)
+                if progress is not None:
+                    progress.update(1)
+        finally:
+            if progress is not None:
+                progress.close()
         fluxes = Fluxes(**fields)
         return (fluxes, state) if return_state else fluxes

@@ -8,11 +8,15 @@ slots only, so it changes once a month.
 
 Two implementations of one rule, tested against each other: :func:`close_months` (stepping: a running sum per
 driver, written into its slot when the month ends) and :func:`slot_tables` (training: the same slots for every day
-of a crop from the days of a record, vectorised).
+of a crop from the days of a record, vectorised). :func:`bind_day_end` is :func:`accumulate` then
+:func:`close_months` in place on preallocated buffers (the coupling component's commit, which allocates nothing);
+integer calendar arithmetic and the same floating-point operations make it equal to them bit for bit.
 A month's mean needs ``MIN_DAYS`` days with a value (per driver; fewer: NaN).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
@@ -94,3 +98,98 @@ def slot_tables(x: np.ndarray, first_day: int, start: int, stop: int, history_fr
                 table[(int(m) - back) % N_SLOTS] = means[k]
         out[crop_months == m] = table
     return out
+
+
+def _bind_month_of_day(day: torch.Tensor, out: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, t3: torch.Tensor,
+                       flag: torch.Tensor) -> list:
+    """:func:`month_of_day` into ``out`` (int64 (n,)) through the scratch t1..t3 (int64) and ``flag`` (bool)."""
+    floor = partial(torch.div, rounding_mode="floor")
+    return [
+        partial(torch.add, day, 719468, out=t1),  # z
+        partial(floor, t1, 146097, out=t2),  # era
+        partial(torch.mul, t2, 146097, out=t3), partial(t1.sub_, t3),  # doe
+        partial(floor, t1, 1460, out=t3), partial(torch.sub, t1, t3, out=out),
+        partial(floor, t1, 36524, out=t3), partial(out.add_, t3),
+        partial(floor, t1, 146096, out=t3), partial(out.sub_, t3), partial(floor, out, 365, out=out),  # yoe
+        partial(torch.mul, out, 365, out=t3), partial(t1.sub_, t3), partial(floor, out, 4, out=t3),
+        partial(t1.sub_, t3), partial(floor, out, 100, out=t3), partial(t1.add_, t3),  # doy
+        partial(t1.mul_, 5), partial(t1.add_, 2), partial(floor, t1, 153, out=t1),  # mp
+        partial(torch.ge, t1, 10, out=flag), partial(t3.copy_, flag), partial(t1.add_, t3, alpha=-12),
+        partial(t1.add_, 3),  # month 1..12
+        partial(t2.mul_, 400), partial(out.add_, t2), partial(torch.le, t1, 2, out=flag), partial(t3.copy_, flag),
+        partial(out.add_, t3),  # year
+        partial(out.sub_, 1970), partial(out.mul_, 12), partial(out.add_, t1), partial(out.sub_, 1),
+    ]
+
+
+def bind_day_end(slots: torch.Tensor, acc_sum: torch.Tensor, acc_n: torch.Tensor, day: torch.Tensor,
+                 x: torch.Tensor, month_open: torch.Tensor, bufs) -> list:
+    """In place, for cells (n): add day ``day``'s drivers ``x`` (n, D) to the running sums, write the means of a
+    month that ends with it into its slot of ``slots`` (n, 12, D) and restart its sums; ``month_open`` (n,) bool
+    (any device) <- the month goes on (False where one ended). :func:`accumulate` + :func:`close_months`, bit for
+    bit; ``bufs``: the chunk's workspace buffers (``get(name, shape, dtype)``)."""
+    n, d = x.shape
+    i64 = torch.int64
+    m0, m1, day1, t1, t2, t3 = (bufs.get(f"cal_{k}", (n,), i64) for k in ("m0", "m1", "day1", "t1", "t2", "t3"))
+    flag, ends, keep = (bufs.get(f"cal_{k}", (n,), torch.bool) for k in ("flag", "ends", "keep"))
+    tmp = bufs.get("acc_tmp", (n, d))
+    ok, bad = (bufs.get(f"acc_{k}", (n, d), torch.bool) for k in ("ok", "bad"))
+    onehot = bufs.get("acc_onehot", (n, N_SLOTS), torch.bool)
+    # the masks as numbers in buffers of their own: a bool operand of add_/mul_ would be cast into a new tensor
+    okf, keepf = bufs.get("acc_okf", (n, d), acc_n.dtype), bufs.get("acc_keepf", (n,), acc_n.dtype)
+    slot_ids = bufs.get("acc_slot_ids", (N_SLOTS,), i64)
+    return ([
+        # accumulate: finite values only (|x| < inf is false for NaN and infinities)
+        partial(torch.abs, x, out=tmp), partial(torch.lt, tmp, float("inf"), out=ok),
+        partial(torch.logical_not, ok, out=bad), partial(tmp.copy_, x), partial(tmp.masked_fill_, bad, 0.0),
+        partial(acc_sum.add_, tmp), partial(okf.copy_, ok), partial(acc_n.add_, okf),
+        # does the next day start another month?
+        partial(torch.add, day, 1, out=day1)]
+        + _bind_month_of_day(day, m0, t1, t2, t3, flag) + _bind_month_of_day(day1, m1, t1, t2, t3, flag)
+        + [partial(torch.ne, m1, m0, out=ends),
+           # the month's means where it has MIN_DAYS values (NaN otherwise) into its calendar slot
+           partial(torch.clamp, acc_n, min=1, out=tmp), partial(torch.div, acc_sum, tmp, out=tmp),
+           partial(torch.lt, acc_n, MIN_DAYS, out=ok), partial(tmp.masked_fill_, ok, float("nan")),
+           partial(torch.remainder, m0, N_SLOTS, out=t1), partial(torch.arange, N_SLOTS, out=slot_ids),
+           partial(torch.eq, t1[:, None], slot_ids[None, :], out=onehot), partial(onehot.logical_and_, ends[:, None]),
+           partial(torch.where, onehot[:, :, None], tmp[:, None, :], slots, out=slots),
+           # the sums of an ended month restart
+           partial(torch.logical_not, ends, out=keep), partial(keepf.copy_, keep),
+           partial(acc_sum.mul_, keepf[:, None]), partial(acc_n.mul_, keepf[:, None]), partial(month_open.copy_, keep)])
+
+
+class RecordMonths:
+    """Monthly means of many records from cumulative daily sums: the slot tables of any months, for any run start,
+    in a few vectorised gathers (training batches and whole-record evaluation). Equal to :func:`slot_tables`.
+
+    x (S, T, D) daily drivers of S records on one day axis whose first day is ``first_day`` (days since 1970-01-01).
+    """
+
+    def __init__(self, x: np.ndarray, first_day: int):
+        ok = np.isfinite(x)
+        n_sites, n_days, n_drv = x.shape
+        self.sums = np.zeros((n_sites, n_days + 1, n_drv))
+        np.cumsum(np.where(ok, x, 0.0), axis=1, out=self.sums[:, 1:])
+        self.counts = np.zeros((n_sites, n_days + 1, n_drv), dtype=np.int32)
+        np.cumsum(ok, axis=1, out=self.counts[:, 1:])
+        months = (first_day + np.arange(n_days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        self.first_month = int(months[0])
+        n_months = int(months[-1]) - self.first_month + 1
+        # month k of the axis covers day indices [bounds[k], bounds[k + 1])
+        self.bounds = np.searchsorted(months, self.first_month + np.arange(n_months + 1))
+
+    def tables(self, sites: np.ndarray, months: np.ndarray, history_from: np.ndarray) -> np.ndarray:
+        """The slots in force during ``months`` (B, K) (months since 1970-01) of records ``sites`` (B,) for runs
+        that started on day index ``history_from`` (B,) -> (B, K, 12, D) float32, NaN = no value."""
+        months = np.asarray(months, dtype=np.int64)
+        back = (months[..., None] - np.arange(N_SLOTS) - 1) % N_SLOTS + 1  # slot j holds the latest month j before
+        k = months[..., None] - back - self.first_month
+        known = (k >= 0) & (k < len(self.bounds) - 1)
+        k = np.clip(k, 0, len(self.bounds) - 2)
+        start = np.maximum(self.bounds[k], np.asarray(history_from)[:, None, None])
+        end = np.maximum(self.bounds[k + 1], start)
+        s = np.asarray(sites)[:, None, None]
+        n = np.where(known[..., None], self.counts[s, end] - self.counts[s, start], 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (self.sums[s, end] - self.sums[s, start]) / np.maximum(n, 1)
+        return np.where(n >= MIN_DAYS, mean, np.nan).astype(np.float32)

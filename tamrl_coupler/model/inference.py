@@ -12,15 +12,19 @@ from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
-from tamrl_coupler.model.features import LAT_INPUTS
+from tamrl_coupler.model.features import LAT_INPUTS, PERIOD_UNITS
+from tamrl_coupler.model.records import predict_records
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
 
 FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
 
 
-def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None
-                    ) -> dict[str, np.ndarray]:
-    """(site, time) float64 arrays of the ensemble mean and spread; NEE in ``convention`` (default: the model's)."""
+def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None,
+                    progress=None) -> dict[str, np.ndarray]:
+    """(site, time) float64 arrays of the ensemble mean and spread; NEE in ``convention`` (default: the model's).
+
+    All sites are one batch (the ensemble evaluates them in cache-sized chunks), stepped one period at a time;
+    ``progress``: a reporter updated once per period (see :meth:`Ensemble.predict_sequence`)."""
     if data.period != ens.meta.period:
         raise InputError(f"{data.source}: data are {data.period}, the checkpoint was trained on {ens.meta.period} "
                          "data")
@@ -33,7 +37,7 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
-    f = ens.predict_sequence(torch.from_numpy(x), first_period=data.time[0], lat=data.lat).to_numpy()
+    f = predict_drivers(ens, x, data.time[0], data.lat, progress=progress)
     out = {k: f[k] for k in FIELDS}
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
@@ -41,33 +45,51 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
     return out
 
 
-def predict_cold_months(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
-    """Every calendar month of every site predicted alone from its own drivers: a fresh state (no history, zero
-    LSTM state) at the month's first day -- what a run or a one-month prior that starts there gives. Daily data;
-    (site, time) arrays like :func:`predict_dataset`. Vectorised: every (site, month) is one cell."""
-    if data.period != "daily" or ens.meta.period != "daily":
-        raise InputError(f"{data.source}: cold-month prediction is for daily data and daily checkpoints")
+def predict_drivers(ens: Ensemble, x: np.ndarray, first_period: np.datetime64, lat: np.ndarray,
+                    progress=None) -> dict[str, np.ndarray]:
+    """Drivers (site, time, D) from ``first_period`` -> (site, time) fields. Daily: each site over its own record
+    (``model/records.py``, NaN outside it); monthly: every site stepped over the whole axis (``progress``: a
+    reporter updated once per period)."""
+    if ens.meta.period == "daily":
+        return predict_records(ens, x, first_period, lat)
+    return ens.predict_sequence(torch.from_numpy(np.asarray(x)), first_period=first_period, lat=lat,
+                                progress=progress).to_numpy()
+
+
+def predict_cold_starts(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
+    """Every block of every site predicted alone from its own drivers: a fresh state (no history, zero LSTM state)
+    at the block's first period -- what a run or a prior that starts there gives. Blocks are calendar months of
+    daily data and calendar years of monthly data. (site, time) arrays like :func:`predict_dataset`, NaN in blocks
+    without drivers. Vectorised: every (site, block) is one cell."""
+    if data.period != ens.meta.period:
+        raise InputError(f"{data.source}: data are {data.period}, the checkpoint was trained on {ens.meta.period} "
+                         "data")
     x = data.driver_array(ens.meta.driver_names)
-    days = data.time.astype("datetime64[D]")
-    month = days.astype("datetime64[M]")
-    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    unit = PERIOD_UNITS[data.period]
+    days = data.time.astype(f"datetime64[{unit}]")
+    block = days.astype("datetime64[M]" if data.period == "daily" else "datetime64[Y]")
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     stops = np.r_[starts[1:], len(days)]
-    n_sites, n_months, length = data.n_sites, len(starts), int((stops - starts).max())
-    xs = np.full((n_sites, n_months, length, x.shape[2]), np.nan, dtype=np.float32)
-    for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
-        xs[:, m, :b - a] = x[:, a:b]
-    cells = xs.reshape(n_sites * n_months, length, x.shape[2])
-    state = ens.init_state(len(cells), first_period=days[0], lat=np.repeat(data.lat, n_months))
-    first = days[starts].astype(np.int64)
-    state.period[:] = torch.as_tensor(np.tile(first, n_sites), device=state.period.device)
+    length = int((stops - starts).max())
+    required = [j for j, d in enumerate(ens.meta.drivers) if d.required]
+    complete = np.isfinite(x[..., required]).all(axis=-1)
+    # one cell per (site, block) with drivers in at least one period
+    site, m = np.nonzero(np.stack([complete[:, a:b].any(axis=1) for a, b in zip(starts, stops, strict=True)], 1))
+    cells = np.full((len(site), length, x.shape[2]), np.nan, dtype=np.float32)
+    for i in range(len(site)):
+        a, b = starts[m[i]], stops[m[i]]
+        cells[i, :b - a] = x[site[i], a:b]
+    out = {k: np.full((data.n_sites, len(days)), np.nan) for k in FIELDS}
+    if len(site) == 0:
+        return out
+    lat = data.lat[site]
+    state = ens.init_state(len(cells), first_period=days[0], lat=lat if np.isfinite(lat).all() else None)
+    state.period[:] = torch.as_tensor(days[starts[m]].astype(np.int64), device=state.period.device)
     f = ens.predict_sequence(torch.from_numpy(cells), state=state).to_numpy()
-    out = {}
-    for k in FIELDS:
-        v = f[k].reshape(n_sites, n_months, length)
-        arr = np.full((n_sites, len(days)), np.nan)
-        for m, (a, b) in enumerate(zip(starts, stops, strict=True)):
-            arr[:, a:b] = v[:, m, :b - a]
-        out[k] = arr
+    for i in range(len(site)):
+        a, b = starts[m[i]], stops[m[i]]
+        for k in FIELDS:
+            out[k][site[i], a:b] = f[k][i, :b - a]
     return out
 
 
@@ -114,13 +136,19 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         attrs["nee"]["standard_name"] = ("surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon_due_"
                                          "to_all_land_processes_excluding_anthropogenic_land_use_change")
     # CF discrete sampling geometry (timeSeries): sites along a plain dimension, names in a cf_role variable
-    ds = xr.Dataset(coords={"time": ("time", data.time, {"standard_name": "time", "axis": "T"})})
-    ds["site_name"] = ("site", data.sites.astype(str), {"cf_role": "timeseries_id", "long_name": "FLUXNET site id"})
+    unit = {"daily": "D", "monthly": "M"}[data.period]
+    start = np.asarray(data.time).astype(f"datetime64[{unit}]")
+    bounds = np.stack([start, start + 1], axis=1).astype("datetime64[ns]")  # each value is its period's mean
+    ds = xr.Dataset(coords={
+        "time": ("time", data.time, {"standard_name": "time", "axis": "T", "bounds": "time_bnds"}),
+        "site_name": ("site", data.sites.astype(str), {"cf_role": "timeseries_id", "long_name": "FLUXNET site id"})})
+    ds["time_bnds"] = (("time", "nv"), bounds)
     for k in FIELDS:
         base = k.removesuffix("_std")
         a = dict(attrs[base]) if k == base else {
             "long_name": f"{ens.spread_meaning}, of {base}, gC m-2 d-1"}
         a["units"] = units
+        a["cell_methods"] = "time: mean"
         if k != base:
             a.pop("standard_name", None)
         ds[k] = (("site", "time"), pred[k].astype(np.float64), a)
@@ -142,11 +170,13 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "ensemble_members": ens.n_members,
         "spread_meaning": ens.spread_meaning,
         "input_data": str(data.source),
-        "input_attribution": data.attrs.get("license", "") + " " + data.attrs.get("source", ""),
+        "input_attribution": " ".join(filter(None, (data.attrs.get("license", ""), data.attrs.get("source", "")))),
         "history": "tamrl-coupler predict",
     }
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
+    enc["time_bnds"] = {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
+                        "_FillValue": None}
     enc.update({k: {"_FillValue": np.nan} for k in FIELDS})
     enc.update({k: {"dtype": "S1"} for k in ("site_name", "igbp")})
     with atomic_path(path, "predictions") as tmp:

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tamrl_coupler.config.model import ModelConfig
+from tamrl_coupler.model.batched import BatchedDailyTamrl, BatchedLstm, BatchedNet, BatchedTamrl
 
 
 @runtime_checkable
@@ -43,6 +44,11 @@ class FluxNetwork(Protocol):
     def step(self, feat: torch.Tensor, z: torch.Tensor, h: torch.Tensor,
              c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One period: feat (N, F), z (N, embedding) -> outputs (N, n_out), h, c."""
+
+    @staticmethod
+    def stack(members: list) -> BatchedNet:
+        """All members evaluated at once (what the ensemble runs; ``encode``/``step`` are the reference the
+        batched evaluator is tested against)."""
 
 
 def flux_heads(head: nn.Linear, target_scale: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
@@ -113,6 +119,11 @@ class TamrlNet(nn.Module):
         out, h, c = self._modulated(feat.unsqueeze(1), z.unsqueeze(1), h, c)
         return out.squeeze(1), h, c
 
+    @staticmethod
+    def stack(members: list[TamrlNet]) -> BatchedNet:
+        """All members evaluated at once (what the ensemble runs; ``encode``/``step`` above are the reference)."""
+        return BatchedTamrl(members)
+
 
 class LstmNet(nn.Module):
     """The plain-LSTM baseline: same features and heads, no task encoder, no modulation."""
@@ -150,6 +161,10 @@ class LstmNet(nn.Module):
         """One period; ``z`` is the empty embedding."""
         out, h, c = self.forward_sequence(feat.unsqueeze(1), None, h, c)
         return out.squeeze(1), h, c
+
+    @staticmethod
+    def stack(members: list[LstmNet]) -> BatchedNet:
+        return BatchedLstm(members)
 
 
 class DailyTamrlNet(nn.Module):
@@ -196,6 +211,16 @@ class DailyTamrlNet(nn.Module):
 
     _modulated = TamrlNet._modulated
     step = TamrlNet.step
+
+    @staticmethod
+    def stack(members: list[DailyTamrlNet]) -> BatchedNet:
+        """All members at once: the slot MLP batched over members, then TAM-RL's batched forward step."""
+        return BatchedDailyTamrl(members)
+
+    def forward_embedded(self, feats: torch.Tensor, z: torch.Tensor, h0: torch.Tensor,
+                         c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """feats (B, T, F) with each day's z (B, T, E) (its month's, see ``daily_ensemble.monthly_embedding``)."""
+        return self._modulated(feats, z, h0, c0)
 
     def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor,
                          c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -82,6 +82,16 @@ def stratified_group_folds(igbp: np.ndarray, n_folds: int, seed: int, groups: np
     return fold
 
 
+def cold_warm_ratio(cold: dict[str, np.ndarray], warm: dict[str, np.ndarray], obs: dict[str, np.ndarray]
+                    ) -> dict[str, float]:
+    """Pooled RMSE from a cold start over RMSE with full history, per flux, on the observations both predict."""
+    out = {}
+    for v in ("gpp", "reco", "nee"):
+        ok = np.isfinite(cold[v]) & np.isfinite(warm[v]) & np.isfinite(obs[v])
+        out[v] = float(np.sqrt(np.mean((cold[v][ok] - obs[v][ok]) ** 2) / np.mean((warm[v][ok] - obs[v][ok]) ** 2)))
+    return out
+
+
 def _met_only(x: np.ndarray, drivers) -> np.ndarray:
     x = x.copy()
     for j, d in enumerate(drivers):
@@ -116,7 +126,7 @@ def _run_job(args) -> dict:
             p = model.predict(fte)
             out["preds"][tag] = {"gpp": p["gpp"], "reco": p["reco"], "nee": p["nee"]}
     else:
-        from tamrl_coupler.model.inference import predict_cold_months
+        from tamrl_coupler.model.inference import predict_cold_starts, predict_drivers
         from tamrl_coupler.training.daily import train_daily_ensemble
         from tamrl_coupler.training.loop import train_ensemble
 
@@ -135,14 +145,14 @@ def _run_job(args) -> dict:
         names = ens.meta.driver_names
         x = test.driver_array(names)
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
-            f = ens.predict_sequence(torch.from_numpy(xin), first_period=test.time[0], lat=test.lat).to_numpy()
+            f = predict_drivers(ens, xin, test.time[0], test.lat)
             pred = {"gpp": f["gpp"], "reco": f["reco"], "nee": f["nee"], "nee_std": f["nee_std"]}
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
             out["preds"][tag] = pred
-        if daily and ens.meta.period == "daily":  # the same days, each month from a cold start
-            f = predict_cold_months(ens, test)
-            out["preds"]["cold start"] = {k: f[k] for k in ("gpp", "reco", "nee", "nee_std")}
+        # the same periods, each month (daily data) or year (monthly data) from a cold start
+        f = predict_cold_starts(ens, test)
+        out["preds"]["cold start"] = {k: f[k] for k in ("gpp", "reco", "nee", "nee_std")}
         out["best_epochs"] = [h.best_epoch for h in hist]
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -185,5 +195,7 @@ def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int
         table = metrics_table(p, data.targets, data.igbp, cfg.min_site_obs)
         table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
         results["rows"][name] = table
+    results["cold_warm"] = {name: cold_warm_ratio(preds[f"{name} (cold start)"], preds[name], data.targets)
+                            for name in preds if f"{name} (cold start)" in preds}
     results["predictions"] = preds  # (site, time) arrays per row; written to an .npz beside the tables
     return results

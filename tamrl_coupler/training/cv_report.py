@@ -60,8 +60,8 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
              f">= {cfg.min_site_obs} {step}s. Wall time {results['wall_seconds'] / 60:.1f} min. "
              "'(met-only)': the same trained models evaluated with the optional drivers absent (NaN) "
              "(XGBoost: retrained without those features)."
-             + (" '(cold start)': every calendar month predicted alone from a fresh state (no history)." if
-                data.period == "daily" else ""), ""]
+             f" '(cold start)': every calendar {'month' if data.period == 'daily' else 'year'} predicted alone "
+             "from a fresh state (no history, zero LSTM state), on the same periods.", ""]
     lines += ["## Overall", "",
               "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 "
               "| NEE bias | NEE med.site | balance violation RMS (max) |",
@@ -82,6 +82,12 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
             a = t["all"]
             lines.append(f"| {name} | {_pct(a['gpp']['rmse'], b['gpp']['rmse'])} | "
                          f"{_pct(a['reco']['rmse'], b['reco']['rmse'])} | {_pct(a['nee']['rmse'], b['nee']['rmse'])} |")
+    if results.get("cold_warm"):
+        block = "month" if data.period == "daily" else "year"
+        lines += ["", f"## Cold start (each {block} from a fresh state) over full history: pooled RMSE ratio", "",
+                  "| model | GPP | Reco | NEE |", "|---|---|---|---|"]
+        for name, r in results["cold_warm"].items():
+            lines.append(f"| {name} | {r['gpp']:.3f} | {r['reco']:.3f} | {r['nee']:.3f} |")
     lines += ["", "## Per IGBP class (pooled RMSE GPP / NEE; sites in class)", ""]
     classes = sorted(next(iter(rows.values()))["by_igbp"])
     counts = {c: int((data.igbp == c).sum()) for c in classes}

@@ -19,10 +19,10 @@ from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
-from tamrl_coupler.model.daily_ensemble import ensemble_class, slot_features
+from tamrl_coupler.model.daily_ensemble import ensemble_class, monthly_embedding, slot_features
 from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
 from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, default_drivers, derived_features
-from tamrl_coupler.model.history import slot_tables
+from tamrl_coupler.model.history import N_SLOTS, RecordMonths, month_of_day
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.training.loop import MemberHistory, training_arrays
@@ -45,41 +45,67 @@ class DailyCrops:
         self.t_first = np.where(has_target.any(axis=1), has_target.argmax(axis=1), 0)
         self.t_last = x.shape[1] - 1 - np.where(has_target.any(axis=1), has_target[:, ::-1].argmax(axis=1), 0)
         self.optional = [i for i, d in enumerate(encoder.drivers) if not d.required]
+        self.months = RecordMonths(x, self.first_day)
+        self.p = self._site_probabilities(cfg.site_sampling, has_target.sum(axis=1), np.asarray(data.igbp))
+
+    def _site_probabilities(self, mode: str, n_obs: np.ndarray, igbp: np.ndarray) -> np.ndarray | None:
+        """How often each site of ``self.sites`` is drawn (None: uniformly)."""
+        if mode == "by_record":
+            w = n_obs[self.sites].astype(np.float64)
+        elif mode == "by_class":
+            classes = igbp[self.sites]
+            w = np.array([1.0 / np.sum(classes == c) for c in classes])
+        else:
+            return None
+        return w / w.sum()
+
+    def draw_sites(self, rng: np.random.Generator) -> np.ndarray:
+        """The sites of one batch."""
+        return rng.choice(self.sites, self.cfg.batch_size, p=self.p)
+
+    def _draw(self, sites: np.ndarray, rng: np.random.Generator):
+        """Each crop's start, whether it is cold, the optional drivers it hides and the history slots it drops."""
+        cfg, n_days = self.cfg, self.x.shape[1]
+        a = np.zeros(len(sites), dtype=np.int64)
+        cold = np.zeros(len(sites), dtype=bool)
+        hide = np.zeros((len(sites), self.x.shape[2]), dtype=bool)
+        drop = np.zeros((len(sites), N_SLOTS), dtype=bool)
+        for i, s in enumerate(sites):
+            lo = max(self.start[s], self.t_first[s] - cfg.crop // 2)
+            hi = max(lo, min(n_days - cfg.crop, self.t_last[s] - cfg.crop // 2))
+            a[i] = rng.integers(lo, hi + 1)
+            cold[i] = rng.random() < cfg.cold_fraction
+            hide[i, [j for j in self.optional if rng.random() < cfg.optional_dropout]] = True
+            if cfg.slot_dropout > 0:
+                drop[i] = rng.random(N_SLOTS) < cfg.slot_dropout
+        return a, cold, hide, drop
 
     def batch(self, sites: np.ndarray, rng: np.random.Generator):
+        """(features (B, L, F), slots per month (B, K, 12, S), month of each day (B, L), targets (B, L, 3),
+        loss weights (B, L)) for crops of ``sites``; days past the record's end are padding with weight 0."""
         cfg = self.cfg
-        length = cfg.crop
-        feats, wins, ys, ws = [], [], [], []
-        for s in sites:
-            lo = max(self.start[s], self.t_first[s] - length // 2)
-            hi = max(lo, min(self.x.shape[1] - length, self.t_last[s] - length // 2))
-            a = int(rng.integers(lo, hi + 1))
-            b = min(a + length, self.x.shape[1])
-            cold = rng.random() < cfg.cold_fraction
-            xs = self.x[s, a:b].copy()
-            hide = [j for j in self.optional if rng.random() < cfg.optional_dropout]
-            xs[:, hide] = np.nan
-            slots = slot_tables(self.x[s], self.first_day, a, b, a if cold else int(self.start[s]))
-            slots[..., hide] = np.nan
-            if cfg.slot_dropout > 0:
-                slots[:, rng.random(slots.shape[1]) < cfg.slot_dropout] = np.nan
-            lat = torch.tensor(self.lat[s])
-            xt = torch.from_numpy(xs)
-            f = self.encoder(xt)
-            if self.derived:
-                pidx = torch.arange(self.first_day + a, self.first_day + b)
-                f = torch.cat([f, derived_features(self.derived, pidx, lat, "daily")], dim=-1)
-            w = self.weight[s, a:b].copy()
-            if not cold and a > self.start[s]:
-                w[:cfg.burn_in] = 0.0  # a warm crop's LSTM starts from zero: no loss while it spins up
-            pad = length - (b - a)
-            feats.append(torch.nn.functional.pad(f, (0, 0, 0, pad)))
-            wins.append(torch.nn.functional.pad(slot_features(self.encoder, torch.from_numpy(slots), lat),
-                                                (0, 0, 0, 0, 0, pad)))
-            ys.append(np.pad(self.y[s, a:b], ((0, pad), (0, 0))))
-            ws.append(np.pad(w, (0, pad)))
-        return (torch.stack(feats), torch.stack(wins), torch.from_numpy(np.nan_to_num(np.stack(ys))),
-                torch.from_numpy(np.stack(ws).astype(np.float32)))
+        a, cold, hide, drop = self._draw(sites, rng)
+        day_index = a[:, None] + np.arange(cfg.crop)
+        inside = day_index < self.x.shape[1]
+        day_index = np.minimum(day_index, self.x.shape[1] - 1)
+        rows = sites[:, None]
+        xs = np.where(inside[..., None] & ~hide[:, None, :], self.x[rows, day_index], np.nan)
+        days = torch.from_numpy(self.first_day + day_index)
+        lat = torch.from_numpy(self.lat[sites])
+        f = self.encoder(torch.from_numpy(xs))
+        if self.derived:
+            f = torch.cat([f, derived_features(self.derived, days, lat[:, None], "daily")], dim=-1)
+        month = month_of_day(days)
+        month_index = month - month[:, :1]
+        months = month[:, :1].numpy() + np.arange(int(month_index.max()) + 1)
+        slots = self.months.tables(sites, months, np.where(cold, a, self.start[sites]))
+        slots[np.broadcast_to(hide[:, None, None, :] | drop[:, None, :, None], slots.shape)] = np.nan
+        wins = slot_features(self.encoder, torch.from_numpy(slots), lat[:, None].expand(-1, months.shape[1]))
+        w = np.where(inside, self.weight[rows, day_index], 0.0)
+        warm = ~cold & (a > self.start[sites])
+        w[warm, :cfg.burn_in] = 0.0  # a warm crop's LSTM starts from zero: no loss while it spins up
+        y = np.where(inside[..., None], self.y[rows, day_index], 0.0)
+        return (f, wins, month_index, torch.from_numpy(np.nan_to_num(y)), torch.from_numpy(w.astype(np.float32)))
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
@@ -103,9 +129,12 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
     losses = []
     net.train()
     for _ in range(cfg.steps):
-        f, win, y, w = crops.batch(rng.choice(crops.sites, cfg.batch_size), rng)
+        f, win, month_index, y, w = crops.batch(crops.draw_sites(rng), rng)
         h0 = torch.zeros(len(f), net.hidden)
-        out, _, _ = net.forward_sequence(f, win, h0, h0)
+        if net.embedding:
+            out, _, _ = net.forward_embedded(f, monthly_embedding(net, win, month_index), h0, h0)
+        else:
+            out, _, _ = net.forward_sequence(f, None, h0, h0)
         loss = _loss(out, y, w, cfg, convention)
         opt.zero_grad()
         loss.backward()
@@ -151,6 +180,9 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
         drivers=drivers, period="daily", window=cfg.model.window, sign_convention=convention, model=cfg.model,
         n_members=cfg.members, trained_on=trained_on or data.source,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction},
+        extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction,
+               "sites": [str(s) for s in data.sites[crops.sites]],
+               # the data policies (FLUXNET2015 CC-BY-4.0, ICOS) ask for the references and the sites used
+               "data_license": data.attrs.get("license", ""), "data_citation": data.attrs.get("source", "")},
     )
     return ensemble_class(cfg.model.kind)(members, encoder, meta), history

@@ -93,7 +93,10 @@ class _Batcher:
         f = self._feats(xp, sites, tidx)
         return f[:, self.w:], _windows(f, self.w), self.y[sites], self.mask[sites]
 
-    def crops(self, sites: np.ndarray, length: int, burn_in: int, dropout: float, rng: np.random.Generator):
+    def crops(self, sites: np.ndarray, length: int, burn_in: int, dropout: float, rng: np.random.Generator,
+              cold_fraction: float = 0.0):
+        """Random crops of ``sites``; a share ``cold_fraction`` of them start cold: no history before the crop
+        (what a run started there holds) and a loss from the first period (no burn-in)."""
         t_total = self.mask.shape[1]
         length = min(length, t_total)
         starts = []
@@ -103,6 +106,10 @@ class _Batcher:
             starts.append(int(rng.integers(lo, hi + 1)))
         idx = torch.as_tensor(np.array(starts))[:, None] + torch.arange(length + self.w)[None]
         xp = self.xpad[torch.as_tensor(sites)[:, None], idx].clone()
+        cold = torch.zeros(len(sites), dtype=torch.bool)
+        if cold_fraction > 0:  # drawn only then, so that recipes without cold crops keep their random stream
+            cold = torch.from_numpy(rng.random(len(sites)) < cold_fraction)
+            xp[cold, :self.w] = float("nan")
         if dropout > 0 and self.optional_cols:
             hide = torch.from_numpy(rng.random((len(sites), len(self.optional_cols))) < dropout)
             for j, col in enumerate(self.optional_cols):
@@ -114,7 +121,7 @@ class _Batcher:
         tidx = idx[:, :length]  # original time index of each crop period
         rows = torch.as_tensor(sites)[:, None]
         m = self.mask[rows, tidx].clone()
-        late = torch.as_tensor(np.array(starts)) > 0
+        late = (torch.as_tensor(np.array(starts)) > 0) & ~cold
         m[late, :burn_in] = False
         return f[:, self.w:], _windows(f, self.w), self.y[rows, tidx], m
 
@@ -170,7 +177,7 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
         losses = []
         for i in range(0, len(order), cfg.batch_size):
             sites = order[i:i + cfg.batch_size]
-            f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng)
+            f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng, cfg.cold_fraction)
             h0 = torch.zeros(len(sites), net.hidden)
             out, _, _ = net.forward_sequence(f, w, h0, h0)
             loss = _loss(out, y, m, scale_t, cfg, convention)

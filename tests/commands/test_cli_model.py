@@ -109,18 +109,19 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     assert "model: unknown key(s) ['hiden']" in capsys.readouterr().err
 
 
-def test_predict_on_a_fluxnet_daily_file(shared, tmp_path, capsys):
+def test_predict_monthly_on_a_fluxnet_daily_file(shared, tmp_path, capsys):
     src = shared("data/fluxnet/FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3.csv")
     out = tmp_path / "ar1.nc"
     from tamrl_coupler.model import load_checkpoint
 
-    if "lat" in load_checkpoint(None).derived_inputs:  # FLUXNET CSV files carry no latitude
-        assert main(["predict", "--data", str(src), "--output", str(out)]) == 1
+    monthly = ["--checkpoint", "monthly"]  # the file is daily: without this the daily checkpoint is chosen
+    if "lat" in load_checkpoint("monthly").derived_inputs:  # FLUXNET CSV files carry no latitude
+        assert main(["predict", "--data", str(src), "--output", str(out), *monthly]) == 1
         assert "site(s) ['US-AR1'] have none (lat); pass --lat SITE=DEG" in capsys.readouterr().err
-        assert main(["predict", "--data", str(src), "--out", str(out), "--lat", "US-AR2=91"]) == 1
+        assert main(["predict", "--data", str(src), "--out", str(out), "--lat", "US-AR2=91", *monthly]) == 1
         assert "outside [-90, 90]" in capsys.readouterr().err
     assert main(["predict", "--data", str(src), "--out", str(out), "--convention", "atmosphere_positive",
-                 "--lat", "US-AR1=36.43"]) == 0
+                 "--lat", "US-AR1=36.43", *monthly]) == 0
     with xr.open_dataset(out) as ds:
         assert ds.sizes["site"] == 1 and ds.sizes["time"] == 48  # daily file aggregated to the model's months
         assert str(ds["site_name"].values.astype(str)[0]) == "US-AR1"

@@ -11,7 +11,7 @@ from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import load_checkpoint, save_checkpoint
 from tamrl_coupler.model.daily_ensemble import DailyEnsemble, slot_features
-from tamrl_coupler.model.ensemble import EnsembleMeta, EnsembleState
+from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta, EnsembleState
 from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder, derived_features
 from tamrl_coupler.model.history import accumulate, close_months, month_of_day, slot_tables
 from tamrl_coupler.model.networks import build_network
@@ -150,7 +150,7 @@ def test_calibrated_spreads_are_applied_stored_and_described(ens, tmp_path):
 
 def test_cold_months_equal_fresh_runs_of_each_month(ens):
     from tamrl_coupler.data.dataset import FluxDataset
-    from tamrl_coupler.model.inference import predict_cold_months
+    from tamrl_coupler.model.inference import predict_cold_starts
 
     x = _drivers()
     names = ens.meta.driver_names
@@ -159,9 +159,56 @@ def test_cold_months_equal_fresh_runs_of_each_month(ens):
                        lat=LAT, lon=np.zeros(3), drivers={n: x[..., j].astype(np.float64) for j, n in
                                                           enumerate(names) if n != "igbp"}, targets={})
     data.drivers["igbp"] = x[..., names.index("igbp")].astype(np.float64)
-    cold = predict_cold_months(ens, data)
+    cold = predict_cold_starts(ens, data)
     feb = slice(15, 15 + 28)  # 2003-02-01 .. 2003-02-28: a month from a fresh state
     alone = ens.predict_sequence(torch.from_numpy(x[:, feb]), first_period=np.datetime64("2003-02-01"), lat=LAT)
     np.testing.assert_allclose(cold["gpp"][:, feb], alone.gpp.numpy(), rtol=0, atol=1e-5)  # other batch: float32
     warm = ens.predict_sequence(torch.from_numpy(x), first_period=T0, lat=LAT)
     assert not np.allclose(cold["gpp"][:, 60:], warm.gpp.numpy()[:, 60:])  # history matters after the first month
+
+
+def test_record_months_equal_the_training_tables():
+    from tamrl_coupler.model.history import RecordMonths
+
+    x = _drivers(n_days=500)
+    first = int(T0.astype(np.int64))
+    months = RecordMonths(x, first)
+    for s, start, stop, hf in ((0, 0, 500, 0), (1, 200, 480, 37), (2, 300, 330, 300), (0, 31, 400, 31)):
+        want = slot_tables(x[s], first, start, stop, hf)
+        day_month = (np.arange(first + start, first + stop).astype("datetime64[D]").astype("datetime64[M]")
+                     .astype(np.int64))
+        m = np.unique(day_month)
+        got = months.tables(np.array([s]), m[None], np.array([hf]))[0]
+        np.testing.assert_allclose(got[np.searchsorted(m, day_month)], want, rtol=1e-6, equal_nan=True)
+
+
+def _lstm_daily() -> Ensemble:
+    torch.manual_seed(1)
+    cfg = ModelConfig(kind="lstm", hidden=16, window=12, derived_inputs=["month", "lat", "toa"],
+                      optional_drivers=["igbp"])
+    enc = FeatureEncoder.fit(DRIVERS, _drivers())
+    nf = enc.n_features + sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs)
+    meta = EnsembleMeta(drivers=DRIVERS, period="daily", window=12, sign_convention=SignConvention.UPTAKE_POSITIVE,
+                        model=cfg, n_members=2)
+    return Ensemble([build_network(cfg, nf, (4.0, 2.5)) for _ in range(2)], enc, meta)
+
+
+@pytest.mark.parametrize("kind", ["tamrl_daily", "lstm"])
+def test_whole_record_evaluation_equals_stepping_each_record_alone(ens, kind):
+    from tamrl_coupler.model.records import predict_records, record_spans
+
+    model = ens if kind == "tamrl_daily" else _lstm_daily()
+    x = _drivers(n_days=300)
+    x[1, :45] = np.nan  # records start and end on different days of the axis
+    x[2, 250:, :4] = np.nan
+    got = predict_records(model, x, T0, LAT, sites_per_batch=2)
+    start, stop = record_spans(x, [0, 1, 2, 3])
+    assert start[1] >= 45 and stop[2] <= 250
+    for s in range(3):
+        alone = model.predict_sequence(torch.from_numpy(x[s:s + 1, start[s]:stop[s]]),
+                                       first_period=T0 + np.timedelta64(int(start[s]), "D"), lat=LAT[s:s + 1])
+        for k in ("gpp", "reco", "nee", "nee_std"):
+            np.testing.assert_allclose(got[k][s, start[s]:stop[s]], getattr(alone, k)[0].numpy(), rtol=0, atol=2e-5)
+        assert np.isnan(got["gpp"][s, :start[s]]).all() and np.isnan(got["gpp"][s, stop[s]:]).all()
+    ok = np.isfinite(got["gpp"])
+    np.testing.assert_array_equal(got["nee"][ok], got["gpp"][ok] - got["reco"][ok])  # NEE = GPP - Reco exactly

@@ -51,7 +51,7 @@ def test_cold_crops_have_no_history_and_warm_crops_skip_their_burn_in(two_towers
         crops = DailyCrops(_cfg(cold_fraction=cold), two_towers, enc, x, y, mask.astype(np.float32))
         rng = np.random.default_rng(1)
         sites = np.array([1] * 8)  # DE-Tha: 25 years, so crops start late in the record
-        _, win, _, w = crops.batch(sites, rng)
+        _, win, _, _, w = crops.batch(sites, rng)
         n = len(enc.cont_idx)
         missing_flags = win[:, 0, :, n:2 * n]  # each slot's missing indicators on the crop's first day
         assert bool((missing_flags == 1).all()) is not expect_history

@@ -238,3 +238,25 @@ def test_by_record_sampling_weighs_every_site_period_alike():
     draws = np.concatenate([epoch_sites(sites, n_obs, "by_record", rng) for _ in range(20_000)])
     freq = np.array([(draws == s).mean() for s in sites])
     np.testing.assert_allclose(freq, n_obs / n_obs.sum(), atol=0.005)
+
+
+def test_cold_crops_have_no_history_before_their_start_and_no_burn_in():
+    """A cold crop is what a run started at the crop holds: the window before it all missing, the loss from its
+    first period; warm crops keep their history and skip the burn-in."""
+    from tamrl_coupler.training.loop import _Batcher
+
+    t, d, w = 60, 2, 6
+    x = np.random.default_rng(0).random((1, t, d)).astype(np.float32)
+    mask = np.ones((1, t), bool)
+    batcher = _Batcher(x, np.zeros((1, t, 3), np.float32), mask, lambda xp, p, la: xp, w, [], np.arange(t),
+                       np.zeros(1))
+    for cold_fraction, cold in ((0.9999, True), (0.0, False)):
+        rng = np.random.default_rng(5)
+        for _ in range(10):
+            f, win, _, m = batcher.crops(np.array([0]), 20, 4, 0.0, rng, cold_fraction)
+            start = int(np.flatnonzero(np.all(x[0] == f[0, 0].numpy(), axis=1))[0])
+            if start == 0:
+                continue  # the record's start: no history either way
+            assert bool(torch.isnan(win[0, 0]).all()) is cold  # the periods before the crop
+            assert bool(torch.isfinite(win[0, w]).all())  # period w: its window is the crop's first w periods
+            assert bool(m[0, :4].all()) is cold
