@@ -146,8 +146,9 @@ Daily means of the component's steps (UTC days) minus the prediction, all towers
 |---|---|---|---|
 {rows}
 
-The days agree to double-precision rounding: the component accumulates exactly the daily drivers `predict` reads, its
-state advances once per day as `predict`'s does, and the downscaling hands out each day's total exactly. Within the
+The days agree to rounding (the networks compute in float32; the component steps the batched kernels one day at a time,
+`predict` evaluates whole records): the component accumulates exactly the daily drivers `predict` reads, its state
+advances once per day as `predict`'s does, and the downscaling hands out each day's total exactly. Within the
 day the step fluxes follow the step forcing: correlation of the steps' departures from their day's mean (all
 {res['n_steps']} steps) with the forcing's (r(GPP, shortwave), r(Reco, tas): air temperature):
 
