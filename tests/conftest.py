@@ -41,3 +41,36 @@ def require_tools(*tools: str) -> None:
 def shared():
     """``shared(relative)`` -> path under ../shared, or a skip with the reason (usable from module fixtures)."""
     return shared_path
+
+
+def small_daily_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A small daily TAM-RL ensemble (3 members, random weights with non-trivial modulation, a spread
+    calibration): for tests of the machinery around the daily model, not of its skill."""
+    import numpy as np
+    import torch
+
+    from tamrl_coupler.config.model import ModelConfig
+    from tamrl_coupler.model.calibration import SpreadCalibration
+    from tamrl_coupler.model.checkpoint import n_model_features, save_checkpoint
+    from tamrl_coupler.model.daily_ensemble import DailyEnsemble
+    from tamrl_coupler.model.ensemble import EnsembleMeta
+    from tamrl_coupler.model.features import FeatureEncoder, default_drivers
+    from tamrl_coupler.model.networks import build_network
+    from tamrl_coupler.physics.carbon import SignConvention
+    from tamrl_coupler.vocabulary import IGBP_CLASSES
+
+    drivers = default_drivers(period="daily")
+    x = np.random.default_rng(seed).normal(size=(50, 40, len(drivers))) * 3 + 5
+    cfg = ModelConfig(kind="tamrl_daily", hidden=16, encoder_hidden=16, embedding=8, window=12,
+                      derived_inputs=["month", "lat", "toa"],
+                      optional_drivers=[d.name for d in drivers if not d.required])
+    encoder = FeatureEncoder.fit(drivers, x)
+    torch.manual_seed(seed)
+    members = [build_network(cfg, n_model_features(encoder, cfg), (4.0, 3.0)) for _ in range(3)]
+    for m in members:
+        for p in m.parameters():
+            torch.nn.init.normal_(p, std=0.2)
+    coef = {v: np.r_[-1.0, 0.3, 0.2, np.zeros(len(IGBP_CLASSES))] for v in ("gpp", "reco", "nee")}
+    meta = EnsembleMeta(drivers=drivers, period="daily", window=12, sign_convention=SignConvention.UPTAKE_POSITIVE,
+                        model=cfg, n_members=3, calibration=SpreadCalibration(coef, "test").to_dict())
+    return save_checkpoint(DailyEnsemble(members, encoder, meta), path)

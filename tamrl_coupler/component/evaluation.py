@@ -20,8 +20,9 @@ from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.rows import NamedRows
 from tamrl_coupler.component.schedule import EvaluationSchedule
 from tamrl_coupler.errors import CheckpointError
-from tamrl_coupler.physics.downscale import Downscaler
+from tamrl_coupler.physics.downscale import Downscaler, q10_weight
 from tamrl_coupler.physics.drivers import DriverAccumulator
+from tamrl_coupler.physics.trailing import TrailingDay, UnseenLight
 
 
 class Evaluation:
@@ -39,6 +40,9 @@ class Evaluation:
         n = geometry.n_model
         self.drivers = ensemble.meta.driver_names
         self.acc = DriverAccumulator(n, self.drivers, nan_aware=nan_aware)
+        # a daily model is evaluated before its day is complete on the drivers of the last 24 hours
+        # (physics/trailing.py); at the day's end, and for monthly models, on the period's own drivers
+        self.trailing = TrailingDay(self.acc) if ensemble.meta.period == "daily" else None
         self.down = Downscaler(geometry.model_lat, geometry.model_lon, nan_aware=nan_aware)
         self.schedule = EvaluationSchedule(update_interval)
         # the model derives the season from the calendar and uses the cell latitude (never sent as drivers); the
@@ -55,14 +59,22 @@ class Evaluation:
         self.step_rows = NamedRows((q.name for q in vocabulary.carried_exports()), n)  # this step, gC m-2 d-1
         self._spread_scratch = np.zeros((2, n))
         self._not_finite = np.zeros(n, dtype=bool)
+        self._reco_to_come = np.zeros(n)
+        self._tau = np.zeros(n)
+        self._seen_toa = np.zeros(n)
 
     def step(self, fields: dict[str, np.ndarray], info: StepInfo, timers: dict[str, float]) -> NamedRows:
         """Accumulate, evaluate when due, downscale: this step's fluxes on the model cells (named rows)."""
         t0 = time.perf_counter()
         self.acc.add(fields, info.dt, info.ends_day)
+        if self.trailing is not None:
+            self.trailing.add(fields, info.start, info.dt)
         evaluate = self.due(info)
         if evaluate:
-            self.acc.fill(self.x)
+            if self.trailing is not None and not info.ends_period:
+                self.trailing.fill(self.x, self._unseen_light(info))
+            else:
+                self.acc.fill(self.x)
         t1 = time.perf_counter()
         # the model on fixed blocks, when the schedule says so (always at the period end, which commits the state);
         # otherwise the period estimate of the last evaluation is reused
@@ -75,14 +87,28 @@ class Evaluation:
         est, out = self.estimate, self.step_rows
         remaining = info.period_seconds - info.elapsed
         covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
+        reco_to_come = None
+        if self.trailing is not None and remaining > 0:  # a daily period: the rest of the day's hours as yesterday
+            end = info.start + np.timedelta64(info.dt, "s")
+            reco_to_come = self.trailing.mean_to_come("tas", end, remaining, q10_weight, out=self._reco_to_come)
         self.down.step(est["gpp"], est["reco"], fields["rsds"], fields["tas"],
                        self.acc.running_sum_of("rsds"), self.acc.elapsed, remaining, covered, info.start, info.dt,
-                       out["gpp"], out["reco"])
+                       out["gpp"], out["reco"], reco_to_come)
         self._scale_spreads()
         timers["drivers"] += t1 - t0
         timers["model"] += t2 - t1
         timers["downscale"] += time.perf_counter() - t2
         return out
+
+    def _unseen_light(self, info: StepInfo) -> UnseenLight | None:
+        """On a run's first day: the transmissivity seen so far, to fill in the light of the hours not seen."""
+        if self.trailing is None or self.trailing.unseen_seconds() <= 0.0:
+            return None
+        # the accumulator's shortwave includes this step, the downscaler's insolation not yet: add this step's
+        seen_toa = self.down.insolation.integral(info.start, info.dt, out=self._seen_toa)
+        seen_toa += self.down.sum_toa
+        tau = self.down.transmissivity(self.acc.running_sum_of("rsds"), self._tau, sum_toa=seen_toa)
+        return UnseenLight(tau, self.down.insolation, info.start + np.timedelta64(info.dt, "s"))
 
     def due(self, info: StepInfo) -> bool:
         """Whether the step ``info`` evaluates the ensemble (the same answer on every rank)."""
@@ -151,11 +177,13 @@ class Evaluation:
         # the daily model's running sums of the current month (zeros for monthly models)
         arrays["state_acc_sum"] = (("model_cell", "driver"), state["acc_sum"])
         arrays["state_acc_n"] = (("model_cell", "driver"), state["acc_n"])
+        if self.trailing is not None:  # the daily model's drivers of the last 24 hours, per hourly slot
+            arrays.update({k: (("model_cell", "day_slot"), v) for k, v in self.trailing.state_arrays().items()})
         return arrays
 
     def state_scalars(self) -> dict[str, float]:
         return {"have_estimate": float(self.have_estimate), "n_evaluations": float(self.n_evaluations),
-                **self.acc.state_scalars()}
+                **self.acc.state_scalars(), **(self.trailing.state_scalars() if self.trailing is not None else {})}
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, float], period: np.datetime64) -> None:
         """From a restart: ``arrays`` already cut to this rank's model cells; ``period`` is the next step's."""
@@ -163,6 +191,8 @@ class Evaluation:
 
         self.acc.load_state({k: v for k, v in arrays.items() if k.startswith("acc_")}, scalars)
         self.down.load_state({k: v for k, v in arrays.items() if k.startswith("ds_")}, self.acc.elapsed)
+        if self.trailing is not None:
+            self.trailing.load_state({k: v for k, v in arrays.items() if k.startswith("trail_")}, scalars)
         dev = self.state.window.device
         for k in ("window", "h", "c", "acc_sum", "acc_n"):
             if f"state_{k}" in arrays:  # restarts written before the daily model have no running sums (zeros)

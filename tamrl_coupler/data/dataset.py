@@ -87,6 +87,23 @@ class FluxDataset:
             convention=self.convention,
         )
 
+    def periods(self, first: np.datetime64 | str, n: int) -> FluxDataset:
+        """The same sites for the ``n`` periods from ``first`` (a run's periods: no history before them)."""
+        unit = "D" if self.period == "daily" else "M"
+        starts = np.asarray(self.time).astype(f"datetime64[{unit}]")
+        i = int(np.searchsorted(starts, np.datetime64(first, unit)))
+        if n < 1 or i + n > starts.size or starts[i] != np.datetime64(first, unit):
+            raise InputError(f"{self.source}: {n} {self.period} periods from {first} are not all in the data "
+                             f"({starts[0]} to {starts[-1]})")
+        cut = slice(i, i + n)
+        return FluxDataset(
+            sites=self.sites, time=self.time[cut], period=self.period,
+            drivers={k: v[:, cut] for k, v in self.drivers.items()},
+            targets={k: v[:, cut] for k, v in self.targets.items()}, igbp=self.igbp, lat=self.lat, lon=self.lon,
+            elevation=self.elevation, weight=None if self.weight is None else self.weight[:, cut],
+            source=self.source, attrs=dict(self.attrs), convention=self.convention,
+        )
+
 
 def targets_from_fluxnet(gpp: np.ndarray, nee_fluxnet: np.ndarray) -> dict[str, np.ndarray]:
     """FLUXNET's NEE = Reco - GPP -> the product's targets, with Reco = NEE_fluxnet + GPP and NEE = GPP - Reco.

@@ -25,12 +25,12 @@ from tamrl_coupler import vocabulary
 from tamrl_coupler.constants import M_C, SECONDS_PER_DAY
 from tamrl_coupler.data.dataset import FluxDataset, targets_from_fluxnet
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.physics.subdaily import diurnal_temperature_range
 from tamrl_coupler.physics.units import driver_conversion
 from tamrl_coupler.vocabulary import igbp_index
 
 UMOL_TO_GC_PER_DAY = M_C * 1e-6 * SECONDS_PER_DAY  # umol CO2 m-2 s-1 -> gC m-2 d-1
 WM2_TO_MJ_PER_DAY = driver_conversion("swdown", "rsds").scale  # W m-2 -> MJ m-2 d-1
-DTR_COEFFS = (-4.91, 15.83, 1.585)  # intercept, clearness, ln(1 + VPD[hPa]); see module docstring
 
 _FLX_NAME = re.compile(
     r"FLX_(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})_FLUXNET2015_(?P<set>FULLSET|SUBSET)_(?P<res>HH|HR|DD|WW|MM|YY)")
@@ -134,8 +134,7 @@ def read_fluxnet_file(path: str | Path, period: str = "monthly", min_coverage: f
         if period == "daily" and res == "MM":
             raise InputError(f"{path}: a monthly (MM) file cannot give daily data")
     if "tmin" not in out:
-        k = (out["sw"] / out["swpot"]).clip(0.0, 1.0)
-        dtr = (DTR_COEFFS[0] + DTR_COEFFS[1] * k + DTR_COEFFS[2] * np.log1p(out["vpd"].clip(lower=0))).clip(1.0, 25.0)
+        dtr = diurnal_temperature_range((out["sw"] / out["swpot"]).to_numpy(), out["vpd"].to_numpy())
         out["tmin"], out["tmax"] = out["ta"] - dtr / 2, out["ta"] + dtr / 2
     time = out.index.values.astype("datetime64[ns]")
     row = lambda s: s.values.astype(np.float64)[None, :]  # noqa: E731

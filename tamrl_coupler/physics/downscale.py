@@ -11,7 +11,8 @@ the period in proportion to this step's weight s_k dt and the expected weight of
 So after the last step E equals the final prediction P_N to rounding (one addition), whatever the weights were.
 
 Weights: GPP follows shortwave, s = rsds + 1 W m-2 (the +1 keeps polar night well defined), and the expected
-future weight is the transmissivity seen so far times the day-mean top-of-atmosphere insolation; Reco follows
+future weight is the transmissivity seen so far times the top-of-atmosphere insolation still to come in the period
+(the rest of the current day integrated exactly, later days at the day-mean insolation); Reco follows
 temperature with Q10 = 2, s = 2^((T - 10 degC)/10), the expected future weight is its period mean so far.
 If the model's estimate of the period total drops late in a period below what was already handed out, the
 remainder (and so a step flux) can be negative: exactness of the total is kept on purpose.
@@ -36,6 +37,14 @@ T_REF_RECO = 283.15  # K
 LOG_Q10_PER_K = float(np.log(Q10_RECO) / 10.0)
 
 
+def q10_weight(tas_k: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Reco's downscaling weight of a temperature [K]: Q10^((T - 10 degC) / 10), in place into ``out``."""
+    np.subtract(tas_k, T_REF_RECO, out=out)
+    out *= LOG_Q10_PER_K
+    np.exp(out, out=out)
+    return out
+
+
 class Downscaler:
     """Per-cell bookkeeping of what each period has handed out so far; see the module docstring."""
 
@@ -56,8 +65,9 @@ class Downscaler:
         self._q = np.zeros(n)
         self._q_day = -1.0
         self._toa = np.zeros(n)
+        self._toa_rest = np.zeros(n)
         self._dark = np.zeros(n, dtype=bool)
-        self._insolation = ToaInsolation(self.lat, self.lon)
+        self.insolation = ToaInsolation(self.lat, self.lon)  # the cells' top-of-atmosphere insolation
 
     def _arrays(self) -> tuple[str, ...]:
         return self.STATE_ARRAYS + (self.NAN_AWARE_ARRAYS if self.nan_aware else ())
@@ -86,20 +96,22 @@ class Downscaler:
 
     def step(self, gpp_rate: np.ndarray, reco_rate: np.ndarray, rsds: np.ndarray, tas: np.ndarray,
              sum_rsds_dt: np.ndarray, accumulated: float, remaining: float, covered: float, start: np.datetime64,
-             dt: float, out_gpp: np.ndarray, out_reco: np.ndarray) -> None:
+             dt: float, out_gpp: np.ndarray, out_reco: np.ndarray, reco_to_come: np.ndarray | None = None) -> None:
         """Step fluxes (gC m-2 d-1) into ``out_*`` for the step [start, start + dt).
 
         ``accumulated``: seconds of this period seen so far, this step included; ``remaining``: seconds from the
         step's end to the period's end; ``covered``: seconds of the period the run covers (the whole period,
         except for a run that starts inside one). ``sum_rsds_dt``: the period's running sum of shortwave * dt,
-        this step included (from the accumulator).
+        this step included (from the accumulator). ``reco_to_come``: the expected Reco weight of the period's
+        remaining time where it is known (the same hours of the day before, for a daily period: a morning's
+        remaining hours are warmer than its night so far), NaN elsewhere (then: the period's mean weight so far).
         """
         if remaining < 0:
             raise ValueError(f"step ends {-remaining} s after its model period")
         elapsed = accumulated
         period_days = covered / SECONDS_PER_DAY
         # --- GPP: light
-        toa = self._insolation.mean(start, dt, 2, out=self._toa)
+        toa = self.insolation.mean(start, dt, 2, out=self._toa)
         toa *= dt
         w, what, valid = self._w, self._what, self._valid
         if self.nan_aware:  # transmissivity from the steps with shortwave only
@@ -109,25 +121,14 @@ class Downscaler:
             self.sum_toa += toa
         np.add(rsds, GPP_LIGHT_FLOOR, out=w)
         if remaining > 0.0:
-            doy, _ = day_of_year_and_utc_hours(start)
-            if self._q_day != float(doy):  # day-mean insolation changes once a day
-                self._q[:] = daily_mean_toa_insolation(self.lat, doy)
-                self._q_day = float(doy)
-            q = self._q
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(sum_rsds_dt, self.sum_toa, out=what)
-            np.clip(what, 0.0, 1.0, out=what)
-            np.less(self.sum_toa, 1.0, out=self._dark)
-            np.copyto(what, DEFAULT_TRANSMISSIVITY, where=self._dark)
-            what *= q
+            self.transmissivity(sum_rsds_dt, out=what)
+            what *= self._toa_to_come(start, dt, remaining)
             what += GPP_LIGHT_FLOOR
             if self.nan_aware:  # a step without shortwave: the expected weight
                 np.copyto(w, what, where=~valid)
         self._split(gpp_rate, self.emitted_gpp, w, what, dt, remaining, period_days, out_gpp)
         # --- Reco: temperature (Q10)
-        np.subtract(tas, T_REF_RECO, out=w)
-        w *= LOG_Q10_PER_K
-        np.exp(w, out=w)
+        q10_weight(tas, w)
         if self.nan_aware:
             self._reco_weights_nan_aware(w, what, dt, remaining)
         else:
@@ -135,7 +136,41 @@ class Downscaler:
             self.sum_sreco += what
             if remaining > 0.0:
                 np.multiply(self.sum_sreco, 1.0 / elapsed, out=what)
+        if reco_to_come is not None and remaining > 0.0:
+            np.isfinite(reco_to_come, out=valid)
+            np.copyto(what, reco_to_come, where=valid)
         self._split(reco_rate, self.emitted_reco, w, what, dt, remaining, period_days, out_reco)
+
+    def transmissivity(self, sum_rsds_dt: np.ndarray, out: np.ndarray,
+                       sum_toa: np.ndarray | None = None) -> np.ndarray:
+        """Shortwave / top-of-atmosphere insolation over the period so far (0-1; 0.7 before the sun has risen),
+        from the period's running sum of shortwave * dt, into ``out``. ``sum_toa``: the insolation integral over
+        the same time [J m-2] (default: the steps this downscaler has seen)."""
+        sum_toa = self.sum_toa if sum_toa is None else sum_toa
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(sum_rsds_dt, sum_toa, out=out)
+        np.clip(out, 0.0, 1.0, out=out)
+        np.less(sum_toa, 1.0, out=self._dark)
+        np.copyto(out, DEFAULT_TRANSMISSIVITY, where=self._dark)
+        return out
+
+    def _toa_to_come(self, start: np.datetime64, dt: float, remaining: float) -> np.ndarray:
+        """Mean top-of-atmosphere insolation [W m-2] over the rest of the period (``remaining`` seconds from the
+        step's end): the rest of the current UTC day integrated exactly -- for a daily period that is all of it,
+        and it knows that an afternoon's remaining hours are darker than the day's mean -- and the period's later
+        days at the day-mean insolation of this one."""
+        end = np.datetime64(start, "s") + np.timedelta64(int(dt), "s")
+        to_midnight = float(SECONDS_PER_DAY - (end - end.astype("datetime64[D]")).astype(np.int64))
+        today = min(remaining, to_midnight % SECONDS_PER_DAY)
+        rest = self.insolation.integral(end, today, out=self._toa_rest)
+        if remaining > today:
+            doy, _ = day_of_year_and_utc_hours(start)
+            if self._q_day != float(doy):  # day-mean insolation changes once a day
+                self._q[:] = daily_mean_toa_insolation(self.lat, doy)
+                self._q_day = float(doy)
+            rest += self._q * (remaining - today)
+        rest /= remaining
+        return rest
 
     def _reco_weights_nan_aware(self, w: np.ndarray, what: np.ndarray, dt: float, remaining: float) -> None:
         """Reco weights when temperature may be missing: sums over the valid steps; a missing step (and the

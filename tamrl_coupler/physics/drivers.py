@@ -152,7 +152,9 @@ class _Rule:
             getattr(self, a).fill(0.0)
 
 
-class _Mean(_Rule):
+class MeanRule(_Rule):
+    """Time mean over the period (seconds-weighted)."""
+
     arrays = ("sum",)
     nan_arrays = ("time",)  # seconds with a valid value, per cell
 
@@ -255,7 +257,7 @@ class _Last(_Rule):
 
 
 RULES: dict[Aggregate, Callable[[str, int, set[str] | None, bool], _Rule]] = {
-    Aggregate.MEAN: _Mean,
+    Aggregate.MEAN: MeanRule,
     Aggregate.DAILY_MIN: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=True, nan_aware=nan),
     Aggregate.DAILY_MAX: lambda d, n, f, nan: _DailyExtreme(d, n, f, minimum=False, nan_aware=nan),
     Aggregate.LAST: _Last,
@@ -298,16 +300,23 @@ class DriverAccumulator:
     def running_sum_of(self, source: str) -> np.ndarray:
         """The period's running sum of ``source`` * dt (a mean rule's), e.g. shortwave for the GPP downscaling."""
         for r in self.rules:
-            if isinstance(r, _Mean) and r.source == source:
+            if isinstance(r, MeanRule) and r.source == source:
                 return r.sum
         raise InputError(f"no model driver is the period mean of import {source!r}")
+
+    @staticmethod
+    def source_for(rule: _Rule, fields: dict[str, np.ndarray]) -> str | None:
+        """The import ``rule``'s driver is made from this step: its source, else the first of the vocabulary's
+        sources among ``fields`` (None: none given)."""
+        src = rule.source
+        if src is None or src not in fields:
+            src = next((s for s in vocabulary.DRIVERS[rule.driver].sources if s in fields), None)
+        return src
 
     def add(self, fields: dict[str, np.ndarray], dt: float, ends_day: bool) -> None:
         """Accumulate one coupling step of length ``dt`` seconds; ``ends_day`` closes the current day."""
         for r in self.rules:
-            src = r.source
-            if src is None or src not in fields:
-                src = next((s for s in vocabulary.DRIVERS[r.driver].sources if s in fields), None)
+            src = self.source_for(r, fields)
             if src is None:
                 if vocabulary.DRIVERS[r.driver].required:
                     raise InputError(f"model driver '{r.driver}' needs one of the imports "

@@ -1,8 +1,9 @@
 """Solar geometry: where the sun is, so that shortwave and GPP can follow the diurnal cycle.
 
-Used twice: to give the demo forcing a diurnal shortwave cycle from one GLDAS snapshot, and by the sub-period
-downscaling to estimate how much light is still to come in a period (top-of-atmosphere insolation times the
-transmissivity seen so far). Formulas: Spencer (1971) declination and equation of time, eccentricity factor.
+Used to give sub-daily forcing a diurnal shortwave cycle (the demo forcing from one GLDAS snapshot, towers' daily
+met), and by the sub-period downscaling to estimate how much light is still to come in a period (top-of-atmosphere
+insolation times the transmissivity seen so far; the rest of the current day integrated exactly). Formulas:
+Spencer (1971) declination and equation of time, eccentricity factor.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class ToaInsolation:
         self.lon_hours = lon / 15.0
         self._a = np.zeros(lat.shape)
         self._b = np.zeros(lat.shape)
+        self._h1, self._h2, self._h0, self._lo, self._hi, self._t, self._base = (np.zeros(lat.shape)
+                                                                                for _ in range(7))
 
     def mean(self, start: np.datetime64, seconds: float, samples: int, out: np.ndarray) -> np.ndarray:
         """Mean insolation [W m-2] over ``[start, start + seconds)`` into ``out`` (midpoint rule, ``samples``)."""
@@ -125,4 +128,54 @@ class ToaInsolation:
             a *= SOLAR_CONSTANT * eccentricity_factor(doy)
             out += a
         out /= samples
+        return out
+
+    def integral(self, start: np.datetime64, seconds: float, out: np.ndarray) -> np.ndarray:
+        """Insolation integrated over ``[start, start + seconds)`` [J m-2] into ``out``, for ``seconds`` up to one
+        day: the cosine of the zenith angle integrated analytically over the hour angle (declination, equation of
+        time and Earth-Sun distance taken at the interval's middle), so no sampling error at sunrise and sunset."""
+        if not 0.0 <= seconds <= SECONDS_PER_DAY:
+            raise ValueError(f"insolation integral over {seconds} s: at most one day")
+        out.fill(0.0)
+        if seconds == 0.0:
+            return out
+        mid = np.datetime64(start, "ms") + np.timedelta64(int(round(seconds * 500.0)), "ms")
+        doy, hours = day_of_year_and_utc_hours(mid)
+        frac_doy = doy + hours / 24.0
+        dec = declination(frac_doy)
+        _, start_hours = day_of_year_and_utc_hours(np.datetime64(start, "s"))
+        h1, a, b, h0, lo, hi = self._h1, self._a, self._b, self._h0, self._lo, self._hi
+        np.add(self.lon_hours, start_hours + equation_of_time_minutes(frac_doy) / 60.0 - 12.0, out=h1)
+        h1 *= 2.0 * np.pi / 24.0  # hour angle at the start [rad]
+        h2 = self._h2
+        np.add(h1, 2.0 * np.pi * seconds / SECONDS_PER_DAY, out=h2)  # at the end
+        np.multiply(self.sin_phi, np.sin(dec), out=a)  # cos(zenith) = a + b cos(hour angle)
+        np.multiply(self.cos_phi, np.cos(dec), out=b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(a, b, out=h0)
+        np.negative(h0, out=h0)
+        np.nan_to_num(h0, copy=False, nan=-1.0, posinf=1.0, neginf=-1.0)
+        np.clip(h0, -1.0, 1.0, out=h0)
+        np.arccos(h0, out=h0)  # half the daylight span in hour angle: 0 polar night, pi polar day
+        base = self._base
+        np.add(h1, np.pi, out=base)
+        base /= 2.0 * np.pi
+        np.floor(base, out=base)  # the solar day (noon at 2 pi k) holding the start
+        for k in (0.0, 1.0):  # an interval of at most a day meets at most this day's and the next day's daylight
+            np.add(base, k, out=lo)
+            lo *= 2.0 * np.pi
+            np.add(lo, h0, out=hi)
+            lo -= h0
+            np.maximum(lo, h1, out=lo)
+            np.minimum(hi, h2, out=hi)
+            np.maximum(hi, lo, out=hi)  # empty where the window misses the interval
+            np.subtract(hi, lo, out=self._t)
+            self._t *= a
+            out += self._t
+            np.sin(hi, out=hi)
+            np.sin(lo, out=lo)
+            hi -= lo
+            hi *= b
+            out += hi
+        out *= SOLAR_CONSTANT * eccentricity_factor(doy) * SECONDS_PER_DAY / (2.0 * np.pi)
         return out

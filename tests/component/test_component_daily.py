@@ -14,42 +14,11 @@ import netCDF4
 import numpy as np
 import pytest
 import yaml
-from conftest import require_tools
+from conftest import require_tools, small_daily_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 FIELDS = ("gpp", "reco", "nee", "gpp_spread", "reco_spread", "nee_spread")
 pytestmark = pytest.mark.mpi
-
-
-def _daily_checkpoint(path: Path) -> Path:
-    """A small daily ensemble (3 members, random weights with non-trivial modulation) with a spread calibration."""
-    import torch
-
-    from tamrl_coupler.config.model import ModelConfig
-    from tamrl_coupler.model.calibration import SpreadCalibration
-    from tamrl_coupler.model.checkpoint import n_model_features, save_checkpoint
-    from tamrl_coupler.model.daily_ensemble import DailyEnsemble
-    from tamrl_coupler.model.ensemble import EnsembleMeta
-    from tamrl_coupler.model.features import FeatureEncoder, default_drivers
-    from tamrl_coupler.model.networks import build_network
-    from tamrl_coupler.physics.carbon import SignConvention
-    from tamrl_coupler.vocabulary import IGBP_CLASSES
-
-    drivers = default_drivers(period="daily")
-    x = np.random.default_rng(0).normal(size=(50, 40, len(drivers))) * 3 + 5
-    cfg = ModelConfig(kind="tamrl_daily", hidden=16, encoder_hidden=16, embedding=8, window=12,
-                      derived_inputs=["month", "lat", "toa"],
-                      optional_drivers=[d.name for d in drivers if not d.required])
-    encoder = FeatureEncoder.fit(drivers, x)
-    torch.manual_seed(0)
-    members = [build_network(cfg, n_model_features(encoder, cfg), (4.0, 3.0)) for _ in range(3)]
-    for m in members:
-        for p in m.parameters():
-            torch.nn.init.normal_(p, std=0.2)
-    coef = {v: np.r_[-1.0, 0.3, 0.2, np.zeros(len(IGBP_CLASSES))] for v in ("gpp", "reco", "nee")}
-    meta = EnsembleMeta(drivers=drivers, period="daily", window=12, sign_convention=SignConvention.UPTAKE_POSITIVE,
-                        model=cfg, n_members=3, calibration=SpreadCalibration(coef, "test").to_dict())
-    return save_checkpoint(DailyEnsemble(members, encoder, meta), path)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +28,7 @@ def config(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("daily")
     cfg = yaml.safe_load((REPO / "configs" / "run" / "demo.yaml").read_text())
     cfg.update(start="2015-01-16T00:00:00", end="2015-02-01T12:00:00")
-    cfg["model"].update(checkpoint=str(_daily_checkpoint(d / "daily.npz")), block_size=64, update_interval=43200)
+    cfg["model"].update(checkpoint=str(small_daily_checkpoint(d / "daily.npz")), block_size=64, update_interval=43200)
     cfg["regrid"]["cache_dir"] = str(d / "weights")
     cfg["output"]["map"] = False
     path = d / "run.yaml"
