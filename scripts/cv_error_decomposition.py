@@ -3,8 +3,11 @@
     python scripts/cv_error_decomposition.py results/cv_fluxval_predictions.npz \
         ${TAMRL_SHARED}/data/fluxval/fluxval_monthly.nc
 
-RMSE^2 = bias^2 + seasonal^2 + anomaly^2 exactly (pooled over held-out site-months): the bias part is each site's
-mean error, the seasonal part each site's mean error per calendar month minus its bias, the anomaly part the rest.
+    python scripts/cv_error_decomposition.py results/cv_daily_predictions.npz ${TAMRL_SHARED}/data/fluxnet_daily
+
+RMSE^2 = bias^2 + seasonal^2 + anomaly^2 exactly (pooled over held-out site-periods): the bias part is each site's
+mean error, the seasonal part each site's mean error per calendar month minus its bias, the anomaly part the rest (for
+daily data: the day-to-day part).
 Also prints the per-site squared-error difference of each row against XGBoost for the sites where it is largest.
 """
 
@@ -14,7 +17,7 @@ import sys
 
 import numpy as np
 
-from tamrl_coupler.data.reader import read_dataset
+from tamrl_coupler.data.reader import data_period, read_dataset
 
 
 def decompose(err: np.ndarray, month: np.ndarray) -> tuple[float, float, float, float]:
@@ -37,7 +40,7 @@ def decompose(err: np.ndarray, month: np.ndarray) -> tuple[float, float, float, 
 
 def main(pred_path: str, data_path: str) -> None:
     p = np.load(pred_path)
-    data = read_dataset(data_path)
+    data = read_dataset(data_path, period=data_period(data_path))  # daily tower folders too
     index = {str(s): i for i, s in enumerate(data.sites)}
     missing = [str(s) for s in p["site"] if str(s) not in index]
     if missing:

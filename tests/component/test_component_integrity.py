@@ -87,7 +87,8 @@ def test_a_missing_value_never_poisons_the_period(weights):
     the days run on every model cell is still exactly the model's prediction."""
     runs, substituted = {}, {}
     for label in ("missing", "clean"):
-        comp, host = _component(weights, coupling_step=86400, forcing__fill_policy="missing")
+        comp, host = _component(weights, coupling_step=86400, forcing__fill_policy="missing",
+                                model__checkpoint="monthly")  # a month's total: the monthly model
         h = Host(comp, host)
         # a tropical land cell where 00 UTC (the record read for a daily step) is daytime: its shortwave matters
         cell = int(np.flatnonzero((host.landfrac > 0) & (np.abs(host.lat) < 30) & (host.lon > 130))[0])
@@ -231,7 +232,7 @@ def test_a_restart_from_another_network_or_schedule_is_refused(weights, restart)
 
     from tamrl_coupler.model import load_checkpoint
 
-    other = load_checkpoint(None)
+    other = load_checkpoint("daily")  # the demo's
     with torch.no_grad():
         next(other.members[0].parameters()).add_(1e-3)  # another network of the same shape
     with pytest.raises(InputError, match="written by another ensemble"):

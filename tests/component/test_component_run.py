@@ -109,9 +109,9 @@ def test_nan_forcing_is_named_and_earlier_output_is_not_damaged(tmp_path):
 
 
 def test_period_totals_exact_through_the_component(tmp_path):
-    """Daily coupling steps through January: the sum of step fluxes on every model cell equals the model's
-    prediction for the month from the complete January drivers, to rounding."""
-    comp, host = _component(tmp_path, coupling_step=86400)
+    """Daily coupling steps through January with the monthly model: the sum of step fluxes on every model cell
+    equals the model's prediction for the month from the complete January drivers, to rounding."""
+    comp, host = _component(tmp_path, coupling_step=86400, model={"grid": "r90x45", "checkpoint": "monthly"})
     from tamrl_coupler.io.forcing import ForcingReader
 
     reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
@@ -253,7 +253,8 @@ def test_restart_from_another_grid_is_refused(tmp_path):
 
     cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
     with pytest.raises(InputError, match="written for .* model cells on grid 'r90x45'; this run has .* 'r72x36'"):
-        CouplingComponent(_demo_cfg(tmp_path, model={"grid": "r72x36"}), MPI.COMM_WORLD, cells, restart=path)
+        CouplingComponent(_demo_cfg(tmp_path, model={"grid": "r72x36", "checkpoint": "daily"}), MPI.COMM_WORLD,
+                          cells, restart=path)
     again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
     assert again.next_time == 2 * 10800 and again.n_steps == 2
 
