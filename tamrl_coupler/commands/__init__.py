@@ -13,6 +13,16 @@ def add_output_argument(parser: argparse.ArgumentParser, help: str, required: bo
     group.add_argument("--out", dest="output", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint (a shipped one by name, or a file) and --sites: how predict and evaluate pick model and towers."""
+    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
+                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
+                             "shipped one whose period matches the data (daily for daily tower files)")
+    parser.add_argument("--sites", metavar="SITES.csv",
+                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
+                             "citation]); default: sites.csv beside them")
+
+
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo) or step the
     ensemble over a dataset (predict, evaluate)."""

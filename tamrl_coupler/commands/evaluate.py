@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_progress_arguments, add_threads_argument, progress_mode, set_threads
+from tamrl_coupler.commands import (
+    add_dataset_arguments,
+    add_progress_arguments,
+    add_threads_argument,
+    progress_mode,
+    set_threads,
+)
 
 HELP = "evaluate the ensemble on a dataset with observed fluxes; prints (and writes) the metrics table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
-    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
-                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
-                             "shipped one whose period matches the data (daily for daily tower files)")
-    parser.add_argument("--sites", metavar="SITES.csv",
-                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
-                             "citation]); default: sites.csv beside them")
+    add_dataset_arguments(parser)
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
                                        "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
                                        "_seasonal_cycle.png; default: print only)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tamrl_coupler.commands import (
+    add_dataset_arguments,
     add_output_argument,
     add_progress_arguments,
     add_threads_argument,
@@ -18,12 +19,7 @@ HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXN
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     add_output_argument(parser, "output NetCDF file", required=True)
-    parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",
-                        help="daily or monthly (the checkpoints shipped in the package) or an .npz file; default: the "
-                             "shipped one whose period matches the data (daily for daily tower files)")
-    parser.add_argument("--sites", metavar="SITES.csv",
-                        help="site table of daily tower files (SITE_ID, lat, lon, elevation, IGBP[, licence, "
-                             "citation]); default: sites.csv beside them")
+    add_dataset_arguments(parser)
     parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
