@@ -37,10 +37,12 @@ def step_flops_per_cell(ens, first_call: bool) -> float:
         for name, p in member.named_parameters():
             if p.dim() != 2:
                 continue
-            if name.startswith("enc_"):
+            if name.startswith(("enc_", "enc.")):  # the task encoder: at a period's first call only
                 if not first_call:
                     continue
-                total += 2 * p.numel() * (1 if name.startswith("enc_out") else ens.meta.window)
+                # the monthly encoder's recurrent weights run once per window step; the daily model's slot MLP
+                # (enc.*) and the monthly output layer once
+                total += 2 * p.numel() * (1 if name.startswith(("enc_out", "enc.")) else ens.meta.window)
             else:
                 total += 2 * p.numel()
     return float(total)
@@ -78,7 +80,8 @@ def measure(ens: Ensemble, n: int, repeat: int, clocks: Clocks, gemm, rng) -> di
     """Best-of-``repeat`` first and later calls of an evaluation of n cells, sgemm interleaved."""
     dev = ens.device
     x = drivers(n, ens.n_drivers, rng).to(dev)
-    state = ens.init_state(n, first_period=np.datetime64("2015-01"), lat=rng.uniform(-60, 80, n))
+    first_period = np.datetime64("2015-01-01" if ens.meta.period == "daily" else "2015-01")
+    state = ens.init_state(n, first_period=first_period, lat=rng.uniform(-60, 80, n))
     state.window[:] = x[:, None, :]  # a full window of history
     out = torch.zeros((5, n), dtype=torch.float64, device=dev)
     plan = ens.plan(x, state, out)
@@ -112,7 +115,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     base = load_checkpoint(args.checkpoint, device=args.device)
-    new = Ensemble(base.members, base.encoder, base.meta, device=args.device, chunk=args.chunk)
+    kind_of = type(base)  # Ensemble, or DailyEnsemble for a daily checkpoint
+    new = kind_of(base.members, base.encoder, base.meta, device=args.device, chunk=args.chunk)
     clocks = Clocks(new.device)
     gemm, gemm_flops = sgemm(new.device)
     f_first, f_later = step_flops_per_cell(new, True), step_flops_per_cell(new, False)
@@ -125,8 +129,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sizes = [("new", int(n)) for n in args.cells] + [("old", int(n)) for n in args.old_cells]
     for kind, n in sizes:
-        ens = new if kind == "new" else Ensemble(base.members, base.encoder, base.meta, device=args.device,
-                                                 kernel="loop", chunk=n)
+        ens = new if kind == "new" else kind_of(base.members, base.encoder, base.meta, device=args.device,
+                                                kernel="loop", chunk=n)
         r = measure(ens, n, args.repeat if kind == "new" or n <= 10**4 else 1, clocks, gemm, rng)
         r["kind"] = kind
         rows.append(r)
