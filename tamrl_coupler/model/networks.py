@@ -26,6 +26,22 @@ from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.model.batched import BatchedDailyTamrl, BatchedLstm, BatchedNet, BatchedTamrl
 
 
+def _add_modulated_lstm(net: nn.Module, n_features: int, hidden: int, embedding: int, n_outputs: int,
+                        target_scale: tuple[float, ...]) -> None:
+    """The FiLM-modulated forward LSTM and heads both TAM-RL networks share, made after their encoders (the same
+    attribute names and creation order, so checkpoints and seeded initialisation are unchanged); FiLM starts as the
+    identity modulation."""
+    net.in_proj = nn.Linear(n_features, hidden)
+    net.film_in = nn.Linear(embedding, 2 * hidden)
+    net.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+    net.film_h = nn.Linear(embedding, 2 * hidden)
+    net.head = nn.Linear(hidden, n_outputs)
+    net.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
+    for film in (net.film_in, net.film_h):
+        nn.init.zeros_(film.weight)
+        nn.init.zeros_(film.bias)
+
+
 @runtime_checkable
 class FluxNetwork(Protocol):
     """What the ensemble, training and checkpoints need of a member network (every network in NETWORKS is one,
@@ -74,15 +90,7 @@ class TamrlNet(nn.Module):
         self.enc_proj = nn.Linear(n_features, projection)
         self.enc_lstm = nn.LSTM(projection, encoder_hidden, batch_first=True, bidirectional=True)
         self.enc_out = nn.Linear(2 * encoder_hidden, embedding)
-        self.in_proj = nn.Linear(n_features, hidden)
-        self.film_in = nn.Linear(embedding, 2 * hidden)
-        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
-        self.film_h = nn.Linear(embedding, 2 * hidden)
-        self.head = nn.Linear(hidden, n_outputs)
-        self.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
-        for film in (self.film_in, self.film_h):  # start as the identity modulation
-            nn.init.zeros_(film.weight)
-            nn.init.zeros_(film.bias)
+        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> TamrlNet:
@@ -184,15 +192,7 @@ class DailyTamrlNet(nn.Module):
         self.enc = nn.Sequential(nn.Linear(n_slots * n_slot_features, encoder_hidden), nn.Tanh(),
                                  nn.Linear(encoder_hidden, encoder_hidden), nn.Tanh(),
                                  nn.Linear(encoder_hidden, embedding), nn.Tanh())
-        self.in_proj = nn.Linear(n_features, hidden)
-        self.film_in = nn.Linear(embedding, 2 * hidden)
-        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
-        self.film_h = nn.Linear(embedding, 2 * hidden)
-        self.head = nn.Linear(hidden, n_outputs)
-        self.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
-        for film in (self.film_in, self.film_h):  # start as the identity modulation
-            nn.init.zeros_(film.weight)
-            nn.init.zeros_(film.bias)
+        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> DailyTamrlNet:
