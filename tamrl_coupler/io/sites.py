@@ -10,18 +10,14 @@ as the model's own ``predict`` does).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.data.fluxval import read_fluxval
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.io.cfcoords import HostGridInfo, write_horizontal_coords
-from tamrl_coupler.ncfiles import write_atomic_netcdf
+from tamrl_coupler.io.pointforcing import write_point_forcing
 from tamrl_coupler.physics.units import import_conversion
-
-FILL = np.float64(1.0e20)
 
 
 def fluxval_to_cf_forcing(src: Path, out: Path, sites: list[str] | None = None) -> Path:
@@ -38,36 +34,13 @@ def fluxval_to_cf_forcing(src: Path, out: Path, sites: list[str] | None = None) 
     starts = ds.time.astype("datetime64[M]")
     t0 = (starts.astype("datetime64[s]") - ref).astype(np.int64).astype(np.float64)
     t1 = ((starts + np.timedelta64(1, "M")).astype("datetime64[s]") - ref).astype(np.int64).astype(np.float64)
-    fields = {}  # import name -> (values (time, site) in its canonical unit, its vocabulary entry)
+    fields = {}  # import name -> values (time, site) in its canonical unit
     for name, values in ds.drivers.items():
         imp = vocabulary.IMPORTS[vocabulary.DRIVERS[name].sources[0]]  # the period-level import it comes from
         conv = import_conversion(imp.name, vocabulary.DRIVERS[name].units, f"{src}, driver {name!r}")
-        fields[imp.name] = (conv.apply(values), imp)
-
-    def fill(nc: Any) -> None:
-        nc.setncattr("Conventions", "CF-1.8")
-        nc.setncattr("title", "FluxVal site drivers as CF forcing for tamrl-coupler (one step per month)")
-        nc.setncattr("source", f"{Path(src).name}: CARDAMOM-FluxVal v1.0, FLUXNET2015 sites (CC-BY-4.0; "
-                               "Pastorello et al. 2020, Sci Data 7:225; Yang et al., CARDAMOM-FluxVal v1.0)")
-        nc.createDimension("time", len(t0))
-        nc.createDimension("nv", 2)
-        t = nc.createVariable("time", "f8", ("time",))
-        t.units, t.calendar, t.standard_name, t.bounds = (f"seconds since {str(ref).replace('T', ' ')}",
-                                                          "proleptic_gregorian", "time", "time_bnds")
-        t[:] = t0
-        nc.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([t0, t1], 1)
-        space, coords = write_horizontal_coords(nc, HostGridInfo("points", ds.lat, ds.lon,
-                                                                 site_names=[str(n) for n in ds.sites]))
-        lf = nc.createVariable("landfrac", "f8", space)
-        lf.standard_name, lf.units = "land_area_fraction", "1"
-        lf[:] = 1.0
-        for name, (vals, q) in fields.items():
-            v = nc.createVariable(name, "f8", ("time", *space), fill_value=FILL)
-            v.units, v.long_name = q.units, f"{ds.period} mean of {q.long_name}"
-            if q.standard_name:
-                v.standard_name = q.standard_name
-            v.coordinates = coords
-            a = np.asarray(vals, dtype=np.float64).T
-            v[:] = np.where(np.isfinite(a), a, FILL)  # float64: the unit round trip stays exact to 1e-15
-
-    return write_atomic_netcdf(out, fill)
+        fields[imp.name] = np.asarray(conv.apply(values), dtype=np.float64).T
+    attrs = {"title": "FluxVal site drivers as CF forcing for tamrl-coupler (one step per month)",
+             "source": f"{Path(src).name}: CARDAMOM-FluxVal v1.0, FLUXNET2015 sites (CC-BY-4.0; "
+                       "Pastorello et al. 2020, Sci Data 7:225; Yang et al., CARDAMOM-FluxVal v1.0)"}
+    return write_point_forcing(out, fields, t0, t1, str(ref), ds.lat, ds.lon, [str(n) for n in ds.sites], attrs,
+                               long_name_prefix=f"{ds.period} mean of ")

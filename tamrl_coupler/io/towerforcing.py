@@ -27,12 +27,11 @@ from tamrl_coupler import vocabulary
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.io.cfcoords import HostGridInfo, write_horizontal_coords
-from tamrl_coupler.ncfiles import open_netcdf, read_array, read_time_axis, write_atomic_netcdf
+from tamrl_coupler.io.pointforcing import write_point_forcing
+from tamrl_coupler.ncfiles import open_netcdf, read_array, read_time_axis
 from tamrl_coupler.physics import subdaily
 from tamrl_coupler.physics.units import driver_conversion, import_conversion
 
-FILL = np.float64(1.0e20)
 _UTC_OFFSET = re.compile(r"UTC\s*([+-]\s*\d+(?:\.\d+)?)")
 
 
@@ -172,35 +171,9 @@ def _tower_fields(ds: Any, where: str) -> dict[str, np.ndarray]:
 def _write(out: Path, fields: dict[str, np.ndarray], t0: np.ndarray, step: int | None, ref: str, lat: np.ndarray,
            lon: np.ndarray, sites: list[str], title: str, source: str, history: str,
            t1: np.ndarray | None = None) -> Path:
-    """Point-set CF forcing: (time, site) float64 variables in import units, time bounds, land fraction 1."""
-    t1 = t0 + step if t1 is None else t1
-
-    def fill(nc: Any) -> None:
-        nc.setncattr("Conventions", "CF-1.8")
-        nc.setncattr("title", title)
-        nc.setncattr("source", source)
-        nc.setncattr("history", history)
-        nc.createDimension("time", t0.size)
-        nc.createDimension("nv", 2)
-        t = nc.createVariable("time", "f8", ("time",))
-        t.units, t.calendar, t.standard_name, t.bounds = (f"seconds since {ref.replace('T', ' ')}",
-                                                          "proleptic_gregorian", "time", "time_bnds")
-        t[:] = t0
-        nc.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([t0, t1], 1)
-        space, coords = write_horizontal_coords(nc, HostGridInfo("points", lat, lon, site_names=sites))
-        lf = nc.createVariable("landfrac", "f8", space)
-        lf.standard_name, lf.units = "land_area_fraction", "1"
-        lf[:] = 1.0
-        for name, values in fields.items():
-            q = vocabulary.IMPORTS[name]
-            v = nc.createVariable(name, "f8", ("time", *space), fill_value=FILL)
-            v.units, v.long_name = q.units, q.long_name
-            if q.standard_name:
-                v.standard_name = q.standard_name
-            v.coordinates = coords
-            v[:] = np.where(np.isfinite(values), values, FILL)
-
-    return write_atomic_netcdf(out, fill)
+    """Point-set CF forcing (``io/pointforcing.py``): records of ``step`` seconds unless their ends ``t1`` are given."""
+    return write_point_forcing(out, fields, t0, t0 + step if t1 is None else t1, ref, lat, lon, sites,
+                               {"title": title, "source": source, "history": history})
 
 
 __all__ = ["daily_towers_to_cf_forcing", "tower_series_to_cf_forcing", "utc_offset_hours"]
