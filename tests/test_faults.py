@@ -152,6 +152,22 @@ bad_lat = host.lat[c0:c1].copy()
 if rank == last:
     bad_lat[1] = np.nan
 report("nan_latitude", lambda: CouplingComponent(config, comm, cells(bad_lat)))
+# a step that reuses the estimate fails in the downscaling on one rank (a fresh component: the one above is broken)
+comp2 = CouplingComponent(config, comm, cells())
+for f, b in bufs.items():
+    comp2.register_import(f, b)
+for f, b in exports.items():
+    comp2.register_export(f, b)
+for k in (0, 1):  # both evaluate (the period's first evaluations: the model's interval is 6 h)
+    load(k)
+    report("fresh_first_steps", lambda: comp2.run_step(k * 10800, 10800))
+assert not comp2.evaluation.due(comp2._check_step(2 * 10800, 10800)[0])  # 06:00 reuses the estimate
+if rank == last:
+    def broken_downscaling(*args, **kwargs):
+        raise RuntimeError("injected downscaling failure")
+    comp2.evaluation.down.step = broken_downscaling
+load(2)
+report("reusing_step_failure", lambda: comp2.run_step(2 * 10800, 10800))  # reuses the estimate; a collective next
 print("DONE", rank, flush=True)
 '''
 
@@ -167,8 +183,8 @@ def _results(directory: Path) -> dict[str, dict[int, dict]]:
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
-    """A fault on one rank (a missing registration, NaN forcing, a different registration, a model error, a NaN
-    latitude) or on rank 0 alone (the restart write): every rank raises the same error naming the failing rank;
+    """A fault on one rank (a missing registration, NaN forcing, a different registration, a model error, a
+    downscaling error on a step that reuses the estimate, a NaN latitude) or on rank 0 alone (the restart write): every rank raises the same error naming the failing rank;
     nobody hangs; a step that failed validation is retried and passes."""
     script = tmp_path / "api_faults.py"
     script.write_text(API_SCRIPT)
@@ -189,6 +205,8 @@ def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
         "model_failure": ("RankFailure", "RuntimeError: injected model failure"),
         "after_model_failure": ("InputError", "failed inside the model"),
         "nan_latitude": ("InputError", f"rank {last}: HostCells.lat is nan at local cell 1"),
+        "fresh_first_steps": ("OK", ""),
+        "reusing_step_failure": ("RankFailure", "RuntimeError: injected downscaling failure"),
     }
     for case, (kind, text) in expect.items():
         assert set(got.get(case, {})) == set(range(n)), (case, got.get(case))
@@ -196,7 +214,7 @@ def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
             assert g["type"] == kind and text in g["message"], (case, r, g)
         messages = {g["message"] for g in got[case].values()}
         assert len(messages) == 1, (case, messages)  # the very same error on every rank
-    for case in ("missing_registration", "nan_forcing", "model_failure", "nan_latitude"):
+    for case in ("missing_registration", "nan_forcing", "model_failure", "nan_latitude", "reusing_step_failure"):
         assert f"rank {last} of {n} failed" in got[case][0]["message"], got[case][0]
     assert "rank 0 of" in got["restart_to_directory"][0]["message"]
     assert (tmp_path / "ok_restart.nc").exists()

@@ -148,10 +148,9 @@ class CouplingComponent:
         fields = self.imports.regrid()
         t2 = time.perf_counter()
         try:
-            if self.evaluation.due(info):  # the same decision on every rank: it depends on the time only
-                with self.agreement.guard(f"run_step {label}: the model"):
-                    rows = self.evaluation.step(fields, info, timers)
-            else:
+            # agreed on every step, evaluating or not (accumulation and downscaling can fail too): the export
+            # regrid after it is collective, so one rank's failure must reach the others first
+            with self.agreement.guard(f"run_step {label}: the model"):
                 rows = self.evaluation.step(fields, info, timers)
         except BaseException as exc:
             self.broken = f"{label} failed inside the model ({type(exc).__name__}), after its drivers were added"
