@@ -184,8 +184,9 @@ def _results(directory: Path) -> dict[str, dict[int, dict]]:
 @pytest.mark.parametrize("n", [2, 3])
 def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
     """A fault on one rank (a missing registration, NaN forcing, a different registration, a model error, a
-    downscaling error on a step that reuses the estimate, a NaN latitude) or on rank 0 alone (the restart write): every rank raises the same error naming the failing rank;
-    nobody hangs; a step that failed validation is retried and passes."""
+    downscaling error on a step that reuses the estimate, a NaN latitude) or on rank 0 alone (the restart write):
+    every rank raises the same error naming the failing rank; nobody hangs; a step that failed validation is
+    retried and passes."""
     script = tmp_path / "api_faults.py"
     script.write_text(API_SCRIPT)
     res = mpiexec(n, [sys.executable, str(script), str(demo_config), str(DEMO), str(tmp_path)])
