@@ -57,10 +57,24 @@ def read_site_table(path: Path) -> dict[str, dict[str, float | str]]:
     """``sites.csv`` -> {site: {lat, lon, elevation, igbp}}; a missing column is an error naming it."""
     import pandas as pd
 
+    if not Path(path).is_file():
+        raise InputError(f"site table {path} does not exist (expected a CSV with SITE_ID, lat, lon, elevation, IGBP)")
     table = pd.read_csv(path)
     missing = [c for c in ("SITE_ID", "lat", "lon", "IGBP") if c not in table.columns]
     if missing:
         raise InputError(f"{path}: site table lacks column(s) {missing}; expected SITE_ID, lat, lon, elevation, IGBP")
+    if table.empty:
+        raise InputError(f"{path}: site table has no sites")
+    for col in ("lat", "lon", "elevation"):
+        if col not in table.columns:
+            continue
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna() & table[col].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{path}: {col} of site {table['SITE_ID'].iloc[i]} is {table[col].iloc[i]!r}, "
+                             "expected a number (degrees; elevation in m)")
+        table[col] = values
     elev = table["elevation"] if "elevation" in table.columns else np.full(len(table), np.nan)
     text = {c: table[c].fillna("").astype(str) if c in table.columns else [""] * len(table)
             for c in ("licence", "citation")}
@@ -93,6 +107,8 @@ def _read_file(path: Path, qc: str, qc_min: float):
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: required driver column(s) {missing} missing (need {list(REQUIRED_COLUMNS)})")
+    if df.empty:
+        raise InputError(f"{path}: no rows (a DD file needs one row per day)")
     try:
         days = pd.to_datetime(df["TIMESTAMP"].astype("int64").astype(str), format="%Y%m%d").values
     except (ValueError, TypeError) as exc:
@@ -148,7 +164,7 @@ def read_fluxnet_daily(path: str | Path, sites: str | Path | None = None, qc: st
         if site in seen:
             raise InputError(f"site {site} has two daily files: {seen[site].name} and {f.name}")
         seen[site] = f
-        if table and site not in table:
+        if table_path.exists() and site not in table:
             raise InputError(f"{f.name}: site {site} is not in the site table {table_path}")
         parts.append((site, f, *_read_file(f, qc, qc_min)))
     first = min(p[2] for p in parts)

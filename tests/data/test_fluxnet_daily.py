@@ -89,6 +89,22 @@ def test_clear_errors_name_the_file_and_column(daily, tmp_path):
     raw.to_csv(tmp_path / FULLSET, index=False)
     with pytest.raises(InputError, match="AU-Ade is not in the site table"):
         read_fluxnet_daily(tmp_path)
+    # the site table: missing, without sites (no silent NaN positions), a position that is not a number
+    with pytest.raises(InputError, match=r"site table .*nowhere.csv does not exist"):
+        read_fluxnet_daily(tmp_path, sites=tmp_path / "nowhere.csv")
+    table.iloc[:0].to_csv(tmp_path / "sites.csv", index=False)
+    with pytest.raises(InputError, match="site table has no sites"):
+        read_fluxnet_daily(tmp_path)
+    bad = table.copy()
+    bad["lat"] = bad["lat"].astype(object)
+    bad.loc[bad.SITE_ID == "AU-Rig", "lat"] = "36 S"
+    bad.to_csv(tmp_path / "sites.csv", index=False)
+    with pytest.raises(InputError, match="lat of site AU-Rig is '36 S', expected a number"):
+        read_fluxnet_daily(tmp_path)
+    table.to_csv(tmp_path / "sites.csv", index=False)
+    raw.iloc[:0].to_csv(tmp_path / FULLSET, index=False)
+    with pytest.raises(InputError, match="no rows"):
+        read_fluxnet_daily(tmp_path / FULLSET)
 
 
 def test_all_shared_sites_read(daily):
