@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.pointforcing import write_point_forcing
@@ -32,7 +31,8 @@ from tamrl_coupler.ncfiles import open_netcdf, read_array, read_time_axis
 from tamrl_coupler.physics import subdaily
 from tamrl_coupler.physics.units import driver_conversion, import_conversion
 
-_UTC_OFFSET = re.compile(r"UTC\s*([+-]\s*\d+(?:\.\d+)?)")
+_UTC_OFFSET = re.compile(r"UTC\s*([+-])\s*(\d+(?:\.\d+)?)(?::(\d{2}))?")
+MAX_UTC_OFFSET = 14.0  # hours: the largest offset of a time zone
 
 
 def _driver_import(driver: str) -> str:
@@ -57,7 +57,7 @@ def daily_towers_to_cf_forcing(data: FluxDataset, out: Path, first_day: np.datet
         raise InputError(f"{data.source}: site(s) {bad[:5]} have no latitude/longitude (the site table gives them)")
     lat, lon = data.lat.astype(np.float64), data.lon.astype(np.float64)
     days = slice(index, index + n_days)
-    per_day = SECONDS_PER_DAY // step
+    per_day = len(subdaily.steps_of_day(day0, step))  # an InputError unless the step divides a day
     drivers = [d for d in data.drivers if d in vocabulary.DRIVERS and "daily" in vocabulary.DRIVERS[d].periods
                and np.isfinite(data.drivers[d][:, days]).any()]
     missing = [d for d in vocabulary.required_drivers("daily") if d not in drivers]
@@ -100,12 +100,26 @@ def daily_towers_to_cf_forcing(data: FluxDataset, out: Path, first_day: np.datet
 
 
 def utc_offset_hours(text: str, where: str) -> float:
-    """The hours of 'UTC+1' (or 'UTC-5.5') in a time-base description; an error naming ``where`` otherwise."""
+    """The hours of 'UTC+1' (or 'UTC-5.5', 'UTC+05:30') in a time-base description; an error naming ``where``
+    otherwise."""
     m = _UTC_OFFSET.search(text or "")
     if m is None:
         raise InputError(f"{where}: the time base {text!r} does not say its UTC offset (e.g. 'UTC+1'); pass the "
                          "offset explicitly")
-    return float(m.group(1).replace(" ", ""))
+    hours = float(m.group(2)) + (int(m.group(3)) / 60.0 if m.group(3) else 0.0)
+    return -hours if m.group(1) == "-" else hours
+
+
+def _position(ds: Any, name: str, where: str) -> float:
+    """The tower's latitude or longitude [degrees]: one finite number in a variable ``name``."""
+    if name not in ds.variables:
+        raise InputError(f"{where}: no variable '{name}' (the tower's position, degrees)")
+    value = np.asarray(read_array(ds[name], ..., f"{where}, variable '{name}'"), dtype=np.float64)
+    limit = 90.0 if name == "lat" else 360.0
+    if value.size != 1 or not np.isfinite(value).all() or abs(float(value.ravel()[0])) > limit:
+        raise InputError(f"{where}: variable '{name}' is {value.ravel()[:3]}, expected one number within "
+                         f"+-{limit:g} degrees")
+    return float(value.ravel()[0])
 
 
 def tower_series_to_cf_forcing(src: Path, out: Path, utc_offset: float | None = None, site: str | None = None,
@@ -119,12 +133,13 @@ def tower_series_to_cf_forcing(src: Path, out: Path, utc_offset: float | None = 
         if utc_offset is None:
             utc_offset = utc_offset_hours(getattr(ds, "time_base", ""), where)
         starts, ends, _ = read_time_axis(ds, where)
-        lat = float(np.asarray(read_array(ds["lat"], ..., f"{where}, variable 'lat'")))
-        lon = float(np.asarray(read_array(ds["lon"], ..., f"{where}, variable 'lon'")))
+        lat, lon = (_position(ds, name, where) for name in ("lat", "lon"))
         site = site or str(getattr(ds, "site", Path(src).stem))
         igbp = igbp if igbp is not None else getattr(ds, "igbp", None)
         fields = _tower_fields(ds, where)
         attrs = {k: str(getattr(ds, k)) for k in ("source", "license", "note") if hasattr(ds, k)}
+    if not (np.isfinite(utc_offset) and abs(utc_offset) <= MAX_UTC_OFFSET):
+        raise InputError(f"{where}: UTC offset {utc_offset} h, expected hours within +-{MAX_UTC_OFFSET:g}")
     shift = np.timedelta64(int(round(utc_offset * 3600)), "s")
     starts_utc = starts - shift
     if ends is None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tamrl_coupler.constants import SECONDS_PER_DAY
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.drivers import DriverAccumulator, MeanRule
 from tamrl_coupler.physics.solar import ToaInsolation
 
@@ -167,14 +168,23 @@ class TrailingDay:
         """From :meth:`state_arrays` and :meth:`state_scalars`; a restart without them (written before they
         existed) starts the window empty, like a cold start. A restart written without missing values had a
         value whenever it had a step."""
+        n = self.sum.shape[2]
+        keys = [f"trail_sum_{r.driver}" for _, r in self.rules]
+        present = [k for k in keys if k in arrays]
+        if present and len(present) != len(keys):
+            raise InputError(f"restart: the last 24 hours are there for {present} but not for "
+                             f"{sorted(set(keys) - set(present))} (file written by another run?)")
+        for key, a in arrays.items():
+            if key.startswith("trail_") and np.shape(a) != (n, N_SLOTS):
+                raise InputError(f"restart: array '{key}' has shape {np.shape(a)}, expected ({n}, {N_SLOTS}): "
+                                 f"{N_SLOTS} hourly slots per model cell")
         self.sum.fill(0.0)
-        self.seconds[:] = [scalars.get(f"trail_seconds_{j:02d}", 0.0) for j in range(N_SLOTS)]
+        self.seconds[:] = [scalars.get(f"trail_seconds_{j:02d}", 0.0) for j in range(N_SLOTS)] if present else 0.0
         if self.valid is not None:
             self.valid.fill(0.0)
+        if not present:
+            return  # nothing to average over: the window starts empty
         for i, (_, r) in enumerate(self.rules):
-            if f"trail_sum_{r.driver}" not in arrays:
-                self.seconds.fill(0.0)  # nothing to average over
-                continue
             self.sum[i] = arrays[f"trail_sum_{r.driver}"].T
             if self.valid is not None:
                 valid = arrays.get(f"trail_valid_{r.driver}")

@@ -41,7 +41,16 @@ def test_tower_series_moves_to_utc_in_import_units(tmp_path):
     _tower_file(tmp_path / "u.nc", time_base="local time")
     with pytest.raises(InputError, match="does not say its UTC offset"):
         tower_series_to_cf_forcing(tmp_path / "u.nc", tmp_path / "cf2.nc")
-    assert tower_series_to_cf_forcing(tmp_path / "u.nc", tmp_path / "cf3.nc", utc_offset=0.0).exists()
+    with netCDF4.Dataset(tower_series_to_cf_forcing(tmp_path / "u.nc", tmp_path / "cf3.nc", utc_offset=0.0)) as ds:
+        start = netCDF4.num2date(ds["time"][0], ds["time"].units, only_use_cftime_datetimes=False)
+        assert str(start) == "2014-06-01 00:00:00"  # the explicit offset, not a guess
+    assert utc_offset_hours("IST (UTC+05:30)", "x") == 5.5 and utc_offset_hours("UTC-3:30", "x") == -3.5
+    with pytest.raises(InputError, match=r"UTC offset nan h, expected hours within \+-14"):
+        tower_series_to_cf_forcing(tmp_path / "u.nc", tmp_path / "cf4.nc", utc_offset=float("nan"))
+    with netCDF4.Dataset(tmp_path / "u.nc", "a") as ds:
+        ds["lat"][...] = np.nan
+    with pytest.raises(InputError, match=r"u.nc: variable 'lat' is \[nan\], expected one number within \+-90"):
+        tower_series_to_cf_forcing(tmp_path / "u.nc", tmp_path / "cf5.nc", utc_offset=0.0)
 
 
 def test_subdaily_scores_diurnal_daily_and_level():

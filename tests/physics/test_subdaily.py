@@ -82,6 +82,14 @@ def test_trailing_day_is_the_last_24_hours_and_the_day_at_its_end(step):
     trail.add(fields[0], nxt, step)
     other.add(fields[0], nxt, step)
     assert np.array_equal(trail.fill(a), other.fill(b), equal_nan=True)
+    # a restart of another layout is refused with the key and the shape, before anything is changed
+    arrays = trail.state_arrays()
+    key = next(iter(arrays))
+    with pytest.raises(InputError, match=rf"array '{key}' has shape \(3, 12\), expected \(3, 24\)"):
+        other.load_state({**arrays, key: arrays[key][:, :12]}, trail.state_scalars())
+    with pytest.raises(InputError, match="the last 24 hours are there for"):
+        other.load_state({key: arrays[key]}, trail.state_scalars())
+    assert np.array_equal(trail.fill(a), other.fill(b), equal_nan=True)  # unchanged
 
 
 def test_first_day_fills_the_unseen_light_from_the_sun():
