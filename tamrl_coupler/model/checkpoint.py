@@ -155,7 +155,8 @@ def read_header(path: str | Path) -> dict:
 
 def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist (expected one of {sorted(CHECKPOINT_NAMES)}, the "
+                              "checkpoints shipped in the package, or the path of an .npz file)")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, expected an .npz file")
     try:

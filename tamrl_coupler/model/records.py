@@ -38,10 +38,13 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
     if ens.meta.period != "daily":
         raise InputError(f"whole-record evaluation is for daily checkpoints, this one is {ens.meta.period}")
     x = np.asarray(x, dtype=np.float32)
+    lat = np.asarray(lat, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != len(ens.meta.drivers) or lat.shape != x.shape[:1]:
+        raise InputError(f"whole-record evaluation: drivers {x.shape} and latitudes {lat.shape}, expected (sites, "
+                         f"days, {len(ens.meta.drivers)}: {ens.meta.driver_names}) and (sites,)")
     n_sites, n_days, _ = x.shape
     day0 = int(np.datetime64(first_day, "D").astype(np.int64))
     start, stop = record_spans(x, [i for i, d in enumerate(ens.meta.drivers) if d.required])
-    lat = np.asarray(lat, dtype=np.float64)
     fields = ["gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std"]
     if ens.meta.model.n_outputs > 2:
         fields.append("nee_free")

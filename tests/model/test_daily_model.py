@@ -212,3 +212,20 @@ def test_whole_record_evaluation_equals_stepping_each_record_alone(ens, kind):
         assert np.isnan(got["gpp"][s, :start[s]]).all() and np.isnan(got["gpp"][s, stop[s]:]).all()
     ok = np.isfinite(got["gpp"])
     np.testing.assert_array_equal(got["nee"][ok], got["gpp"][ok] - got["reco"][ok])  # NEE = GPP - Reco exactly
+
+
+def test_whole_record_evaluation_and_checkpoint_names_refuse_what_does_not_fit():
+    """Drivers of another layout or latitudes of another length are an InputError naming the expected layout; a
+    misspelt checkpoint name lists the names there are."""
+    from tamrl_coupler.errors import CheckpointError, InputError
+    from tamrl_coupler.model import load_checkpoint
+    from tamrl_coupler.model.records import predict_records
+
+    ens = load_checkpoint("daily")
+    d = len(ens.meta.drivers)
+    with pytest.raises(InputError, match=rf"drivers \(2, 40, {d - 1}\).*expected \(sites, days, {d}: \['tmean'"):
+        predict_records(ens, np.zeros((2, 40, d - 1)), np.datetime64("2015-01-01"), np.zeros(2))
+    with pytest.raises(InputError, match=r"latitudes \(3,\)"):
+        predict_records(ens, np.zeros((2, 40, d)), np.datetime64("2015-01-01"), np.zeros(3))
+    with pytest.raises(CheckpointError, match=r"dialy does not exist \(expected one of \['daily', 'monthly'\]"):
+        load_checkpoint("dialy")
