@@ -160,6 +160,7 @@ def test_predict_daily_on_drivers_only_tower_files(shared, tmp_path):
         gpp, reco, nee = ds["gpp"].values, ds["reco"].values, ds["nee"].values
         ok = np.isfinite(gpp)
         assert ok.sum() >= 2 * 360 and np.array_equal(nee[ok], (gpp - reco)[ok])
+        assert np.array_equal(np.isfinite(nee), ok) and np.array_equal(np.isfinite(reco), ok)
         assert (ds["gpp_std"].values[ok] > 0).all()
         assert "calibrated" in ds.attrs["spread_meaning"] and "tamrl_daily" in ds.attrs["checkpoint"]
         assert "CC-BY-4.0" in str(ds.attrs) and "Pastorello" in str(ds.attrs)

@@ -42,7 +42,8 @@ def test_calibration_script_fits_reports_and_stores(tmp_path):
     text = page.read_text()
     assert f"| GPP | {r['gpp']['coverage']:.3f} |" in text and "--markdown" in text
     for v in ("gpp", "reco", "nee"):
-        assert 0.5 < r[v]["coverage"] <= 1.0 and r[v]["spread_over_rmse"] > 0.3
+        # nested (held-out folds): near the 90 % interval, not just wider than the members' spread
+        assert 0.8 <= r[v]["coverage"] <= 0.97 and 0.7 <= r[v]["spread_over_rmse"] <= 1.4, (v, r[v])
     cal = load_checkpoint(out)
     assert cal.calibration is not None and "calibrated" in cal.spread_meaning
     p2 = predict_dataset(cal, data)
