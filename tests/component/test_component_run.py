@@ -134,6 +134,35 @@ def test_period_totals_exact_through_the_component(tmp_path):
         assert abs(hostv - model) <= 1e-12 * abs(model), (k, model, hostv)
 
 
+def test_daily_model_day_totals_exact_through_the_component(tmp_path):
+    """The demo's daily model, 3-hourly steps through two days (the first from a cold start, evaluated at every
+    step; the second every 6 h from the last 24 hours): on every model cell the day's step fluxes add up to the
+    day's final estimate, to rounding, and NEE = GPP - Reco on every host cell."""
+    comp, host = _component(tmp_path, model={"grid": "r90x45", "checkpoint": "daily", "update_interval": 21600})
+    from tamrl_coupler.io.forcing import ForcingReader
+
+    reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+    bufs = {f: np.zeros(host.size) for f in reader.fields}
+    for f, b in bufs.items():
+        comp.register_import(f, b)
+    exports = {f: np.zeros(host.size) for f in comp.export_names}
+    for f, b in exports.items():
+        comp.register_export(f, b)
+    for day in range(2):
+        emitted = np.zeros((2, comp.geometry.n_model))
+        for k in range(8):
+            t = day * 86400 + k * 10800
+            for f, b in bufs.items():
+                b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
+            comp.run_step(t, 10800)
+            rows = comp.evaluation.step_rows
+            emitted += np.vstack([rows["gpp"], rows["reco"]]) * (10800 / 86400)  # rates in gC m-2 d-1
+            assert np.array_equal(exports["nee"], exports["gpp"] - exports["reco"])
+        predicted = np.vstack([comp.evaluation.estimate["gpp"], comp.evaluation.estimate["reco"]])
+        np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
+        assert comp.evaluation.acc.elapsed == 0.0  # the day was committed
+
+
 def test_period_totals_exact_when_the_estimate_is_reused(tmp_path):
     """3-hourly steps through January, the ensemble evaluated once a day (and at every step of the first day):
     the other steps reuse the estimate and only follow their own light and temperature; the month's total on every
