@@ -42,7 +42,7 @@ class GraphedPlan:
                  capture: Callable[[Program, torch.device], Replayable] = capture_cuda):
         self.plan = plan
         self.capture = capture
-        self.device = plan.ens.device
+        self.device = plan.device
         self.graphs: dict[tuple[int, str], Replayable] = {}
 
     def _replay(self, index: int, kind: str, program: Program) -> None:
@@ -63,4 +63,4 @@ class GraphedPlan:
             else:
                 self._replay(i, "step", chunk.step)
         if encode and not commit:
-            self.plan.state.z_ready.fill_(True)
+            self.plan.z_ready.fill_(True)

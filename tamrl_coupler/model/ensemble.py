@@ -23,7 +23,7 @@ from tamrl_coupler.model.calibration import SpreadCalibration
 from tamrl_coupler.model.feature_kernel import FeatureKernel
 from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.model.kernels import Program, run
-from tamrl_coupler.model.plan import EvaluationPlan
+from tamrl_coupler.model.plan import ChunkProgram, EvaluationPlan
 from tamrl_coupler.model.workspace import Workspace
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 
@@ -354,7 +354,29 @@ class Ensemble:
         """:meth:`evaluate` bound once to fixed tensors (the component's drivers, state and period estimate):
         every later evaluation runs the kernels alone. ``blocks``: cell ranges evaluated separately (the
         component's fixed blocks); each is cut into chunks of :attr:`chunk` cells."""
-        return EvaluationPlan(self, x, state, out, blocks)
+        n = state.n_cells
+        e = self.kernel.embedding
+        if tuple(state.z.shape[1:]) != (self.n_members, e) or tuple(x.shape) != (n, self.n_drivers):
+            raise InputError(f"evaluate: drivers {tuple(x.shape)} / embedding cache {tuple(state.z.shape)} do not "
+                             f"fit {n} cells, {self.n_drivers} drivers, {self.n_members} members (make the state "
+                             "with init_state)")
+        if out.dtype != torch.float64 or out.shape[0] < 5 or out.shape[1] != n:
+            raise InputError(f"evaluate: the estimate must be float64 (5, {n}) rows, got "
+                             f"{out.dtype} {tuple(out.shape)}")
+        chunks, buffers = [], []
+        for b0, b1 in blocks if blocks is not None else [(0, n)]:
+            for s, t in self._chunks(b1 - b0):
+                s, t = s + b0, t + b0
+                blk = state.block(s, t)
+                h_new, c_new = self.next_state_buffers(t - s)
+                buffers.append(self.workspace.buffers(t - s))
+                chunks.append(ChunkProgram(
+                    s, t, self.bind_encode(blk, blk.z) if e else [],
+                    self.bind_step(x[s:t], blk, blk.z, out[:, s:t], None, None),
+                    self.bind_step(x[s:t], blk, blk.z, out[:, s:t], h_new, c_new),
+                    self.bind_commit(x[s:t], blk, h_new, c_new)))
+        return EvaluationPlan(chunks, state.z_ready, partial(self._check_derived, state), self.device,
+                              keep=(x, out, state, buffers))
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, state: EnsembleState, out: torch.Tensor, commit: bool = False) -> None:

@@ -9,16 +9,13 @@ argument conversion per call, and fixed addresses throughout (what a CUDA graph 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
-from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.kernels import Program, run
-
-if TYPE_CHECKING:
-    from tamrl_coupler.model.ensemble import Ensemble, EnsembleState
 
 
 @dataclass
@@ -35,41 +32,23 @@ class ChunkProgram:
 
 
 class EvaluationPlan:
-    """``Ensemble.evaluate(x, state, out)`` on fixed tensors, chunk by chunk within each block."""
+    """``Ensemble.evaluate(x, state, out)`` on fixed tensors, chunk by chunk within each block: the programs that
+    :meth:`Ensemble.plan <tamrl_coupler.model.ensemble.Ensemble.plan>` bound, run in order. ``z_ready``: the
+    state's host flags (the embedding is due where False); ``check_derived``: the ensemble's check of the derived
+    inputs before an embedding; ``keep``: what the programs point into (held alive with the plan)."""
 
-    def __init__(self, ens: Ensemble, x: torch.Tensor, state: EnsembleState, out: torch.Tensor,
-                 blocks: list[tuple[int, int]] | None = None):
-        n = state.n_cells
-        e = ens.kernel.embedding
-        if tuple(state.z.shape[1:]) != (ens.n_members, e) or tuple(x.shape) != (n, ens.n_drivers):
-            raise InputError(f"evaluate: drivers {tuple(x.shape)} / embedding cache {tuple(state.z.shape)} do not "
-                             f"fit {n} cells, {ens.n_drivers} drivers, {ens.n_members} members (make the state "
-                             "with init_state)")
-        if out.dtype != torch.float64 or out.shape[0] < 5 or out.shape[1] != n:
-            raise InputError(f"evaluate: the estimate must be float64 (5, {n}) rows, got "
-                             f"{out.dtype} {tuple(out.shape)}")
-        self.ens, self.state = ens, state
-        self._z_ready = state.z_ready.numpy()
-        self.x, self.out = x, out  # the plan holds what its programs point into
-        self.buffers = []
-        self.chunks: list[ChunkProgram] = []
-        for b0, b1 in blocks if blocks is not None else [(0, n)]:
-            for s, t in ens._chunks(b1 - b0):
-                s, t = s + b0, t + b0
-                blk = state.block(s, t)
-                h_new, c_new = ens.next_state_buffers(t - s)
-                self.buffers.append(ens.workspace.buffers(t - s))
-                self.chunks.append(ChunkProgram(
-                    s, t, ens.bind_encode(blk, blk.z) if e else [],
-                    ens.bind_step(x[s:t], blk, blk.z, out[:, s:t], None, None),
-                    ens.bind_step(x[s:t], blk, blk.z, out[:, s:t], h_new, c_new),
-                    ens.bind_commit(x[s:t], blk, h_new, c_new)))
+    def __init__(self, chunks: list[ChunkProgram], z_ready: torch.Tensor, check_derived: Callable[[], None],
+                 device: torch.device, keep: tuple[Any, ...] = ()):
+        self.chunks, self.z_ready, self.device = chunks, z_ready, device
+        self._z_ready = z_ready.numpy()
+        self._check_derived = check_derived
+        self._keep = keep
 
     def needs_embedding(self) -> bool:
         """Whether this evaluation is the first of its period (the task embedding is due); checked on the host."""
         ready = bool(self._z_ready.all())  # a numpy view of the host flags: nothing allocated
         if not ready:
-            self.ens._check_derived(self.state)
+            self._check_derived()
         return not ready
 
     @torch.no_grad()
@@ -85,4 +64,4 @@ class EvaluationPlan:
             else:
                 run(chunk.step)
         if encode and not commit:
-            self.state.z_ready.fill_(True)
+            self.z_ready.fill_(True)
