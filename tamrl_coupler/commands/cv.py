@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser, "output path without suffix (default: the config's 'output')")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--rescore", nargs="?", const="", metavar="PREDICTIONS.npz",
+                        help="train nothing: rebuild the tables from a finished CV's held-out predictions (default: "
+                             "<output>_predictions.npz), with the per-site scores of the current harness")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,16 +27,20 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.config.cv import CVConfig
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.training.cv import run_cv
-    from tamrl_coupler.training.cv_report import write_results
+    from tamrl_coupler.training.cv_report import rescore, write_results
 
     cfg = load_yaml(CVConfig, args.config)
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing")
     data = read_dataset(cfg.data, period=cfg.period)
-    results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
+    out = args.output or cfg.output
+    if args.rescore is not None:
+        results = rescore(cfg, data, out, args.rescore or None)
+    else:
+        results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"
-    md, js = write_results(results, cfg, command, data, args.output or cfg.output)
+    md, js = write_results(results, cfg, command, data, out)
     print(md.read_text())
     print(f"wrote {md} and {js}")
     return 0

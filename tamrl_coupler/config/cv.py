@@ -50,6 +50,11 @@ class CVConfig:
     group_by: Literal["site", "forcing_cell", "colocated"] = "site"
     period: Literal["monthly", "daily"] = "monthly"  # daily: daily tower files, the daily recipe (training/daily.py)
     min_site_obs: int = 6  # sites with fewer target periods are left out of the median per-site RMSE
+    # the report scores every row per site against these rows (site-resampled intervals; training/site_scores.py)
+    compare_to: list[str] = field(default_factory=lambda: ["xgboost", "lstm"])
+    # another CV's _predictions.npz on the same sites and folds: its rows this CV lacks join the report (a lever
+    # CV that trains TAM-RL variants only is compared with the baseline CV's XGBoost without retraining it)
+    baseline_predictions: str = ""
 
     def validate(self) -> None:
         if self.folds < 2:

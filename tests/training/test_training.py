@@ -197,6 +197,19 @@ def test_cv_command_end_to_end_on_the_sample(tmp_path, group_by):
     assert np.array_equal(pred["tamrl/nee"], pred["tamrl/gpp"] - pred["tamrl/reco"])
     assert res["rows"]["tamrl"]["balance_violation"]["rms"] == 0.0
     assert "Per IGBP class, every metric" in md and ("forcing cell" in md) == (group_by == "forcing_cell")
+    # per site against the baseline: the pooled ratio is the ratio of pooled RMSEs on these common pairs
+    site = res["site_scores"]["compare"]["tamrl"]["xgboost"]["gpp"]
+    rows = res["rows"]
+    assert site["pooled_ratio"] == pytest.approx(rows["tamrl"]["all"]["gpp"]["rmse"]
+                                                 / rows["xgboost"]["all"]["gpp"]["rmse"], rel=1e-9)
+    assert site["pooled_ratio_ci"][0] <= site["pooled_ratio"] <= site["pooled_ratio_ci"][1]
+    assert "## Per site, against each baseline" in md and "## Per climate zone" in md and "## Extremes" in md
+    # the report rebuilt from the predictions alone is the same, below its command lines
+    assert main(["cv", str(path), "--rescore", str(tmp_path / "cv_predictions.npz"), "--output",
+                 str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again.md").read_text()
+    assert again.split("## Overall")[1] == md.split("## Overall")[1]
+    assert "Made by (the CV, then the report rebuilt" in again
 
 
 def test_crops_stay_inside_the_record_and_noise_spares_categorical_drivers():
