@@ -54,6 +54,15 @@ class TrainConfig:
     steps: int = 0
     cold_fraction: float = 0.0  # share of crops that start cold: no history before the crop, loss from its first day
     slot_dropout: float = 0.0  # daily model: probability of hiding each monthly history slot for a whole crop
+    # daily recipe, what the GPP and Reco losses are fitted to: "nt" the night-time partitioning (the targets);
+    # "nt_dt_mean" the mean of the night- and day-time partitionings where a site has both (NT elsewhere)
+    targets: Literal["nt", "nt_dt_mean"] = "nt"
+    # daily recipe, how days are pooled in the loss: "days" every valid day of the batch alike; "crops" each crop
+    # (one site's year) alike, whatever its number of valid days; "site_variance" each crop alike and each flux's
+    # squared error divided by the site's variance of that target (every site's relative error weighs the same)
+    site_weighting: Literal["days", "crops", "site_variance"] = "days"
+    # daily recipe: weight of the squared crop-mean error per flux (a site's offset) added to the loss
+    offset_weight: float = 0.0
     threads: int = 1
     progress: bool = True
 
@@ -71,6 +80,8 @@ class TrainConfig:
         for key in ("cold_fraction", "slot_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"{key}: expected a number in [0, 1), got {getattr(self, key)}")
+        if self.offset_weight < 0:
+            raise ConfigError(f"offset_weight: expected a non-negative number, got {self.offset_weight}")
         if self.steps < 0:
             raise ConfigError(f"steps: expected 0 (epochs with early stopping) or a positive number, got {self.steps}")
         if self.crop <= self.burn_in:

@@ -31,6 +31,9 @@ class FluxDataset:
     lon: np.ndarray = field(default_factory=lambda: np.zeros(0))
     elevation: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) m above sea level, NaN unknown
     weight: np.ndarray | None = None  # (S, T) per-period training weight of the targets (e.g. QC fraction)
+    # other flux partitionings of the same observations, (S, T) gC m-2 d-1, NaN where absent or where the targets
+    # are: e.g. "gpp_dt", "reco_dt" (FLUXNET day-time partitioning beside the night-time targets)
+    partitions: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
     convention: SignConvention = SignConvention.UPTAKE_POSITIVE
@@ -84,7 +87,7 @@ class FluxDataset:
             targets={k: v[index] for k, v in self.targets.items()},
             igbp=self.igbp[index], lat=self.lat[index], lon=self.lon[index], elevation=self.elevation[index],
             weight=None if self.weight is None else self.weight[index], source=self.source, attrs=dict(self.attrs),
-            convention=self.convention,
+            convention=self.convention, partitions={k: v[index] for k, v in self.partitions.items()},
         )
 
     def periods(self, first: np.datetime64 | str, n: int) -> FluxDataset:
@@ -102,6 +105,7 @@ class FluxDataset:
             targets={k: v[:, cut] for k, v in self.targets.items()}, igbp=self.igbp, lat=self.lat, lon=self.lon,
             elevation=self.elevation, weight=None if self.weight is None else self.weight[:, cut],
             source=self.source, attrs=dict(self.attrs), convention=self.convention,
+            partitions={k: v[:, cut] for k, v in self.partitions.items()},
         )
 
 

@@ -36,6 +36,8 @@ DRIVER_COLUMNS: dict[str, str] = {
 }
 REQUIRED_COLUMNS = ("TA_F", "SW_IN_F", "VPD_F", "P_F")
 TARGET_COLUMNS = {"gpp": "GPP_NT_VUT_REF", "reco": "RECO_NT_VUT_REF", "nee": "NEE_VUT_REF"}
+# the day-time partitioning of the same NEE (FluxDataset.partitions), where a file has it
+PARTITION_COLUMNS = {"gpp_dt": "GPP_DT_VUT_REF", "reco_dt": "RECO_DT_VUT_REF"}
 QC_COLUMN = "NEE_VUT_REF_QC"
 SW_TO_MJ = driver_conversion("swdown", "rsds").scale
 QC_MODES = ("filter", "weight")
@@ -140,6 +142,9 @@ def _read_file(path: Path, qc: str, qc_min: float):
         present = np.all([np.isfinite(v) for v in targets.values()], axis=0)
         for v in targets.values():
             v[~present] = np.nan
+        for k, c in PARTITION_COLUMNS.items():  # only on the days the targets are kept
+            if c in df.columns:
+                targets[k] = np.where(present, df[c].to_numpy(np.float64), np.nan)
     return days[0], drivers, targets, weight
 
 
@@ -174,7 +179,7 @@ def read_fluxnet_daily(path: str | Path, sites: str | Path | None = None, qc: st
     driver_names = [n for n in DRIVER_COLUMNS if any(n in p[3] for p in parts)]
     drivers = {n: np.full(shape, np.nan) for n in driver_names}
     with_targets = any(p[4] for p in parts)
-    targets = {k: np.full(shape, np.nan) for k in TARGET_COLUMNS} if with_targets else {}
+    targets = {k: np.full(shape, np.nan) for k in (*TARGET_COLUMNS, *PARTITION_COLUMNS)} if with_targets else {}
     weight = np.zeros(shape) if with_targets else None
     for i, (_, _, day0, drv, tgt, w) in enumerate(parts):
         j = int((day0 - first).astype(np.int64))
@@ -185,6 +190,7 @@ def read_fluxnet_daily(path: str | Path, sites: str | Path | None = None, qc: st
             targets[k][i, j:j + n] = v
         if w is not None:
             weight[i, j:j + n] = w
+    partitions = {k: targets.pop(k) for k in PARTITION_COLUMNS if k in targets}
     names = [p[0] for p in parts]
     meta = [table.get(s, {}) for s in names]
     igbp = np.array([str(m.get("igbp", "")) for m in meta])
@@ -193,7 +199,7 @@ def read_fluxnet_daily(path: str | Path, sites: str | Path | None = None, qc: st
         lat=np.array([m.get("lat", np.nan) for m in meta], dtype=np.float64),
         lon=np.array([m.get("lon", np.nan) for m in meta], dtype=np.float64),
         elevation=np.array([m.get("elevation", np.nan) for m in meta], dtype=np.float64),
-        weight=weight if qc == "weight" else None, source=str(path),
+        weight=weight if qc == "weight" else None, source=str(path), partitions=partitions,
         attrs={**attribution(names, table), "files": ", ".join(p[1].name for p in parts),
                "site_table": str(table_path) if table else "",
                "qc": f"{qc} (NEE_VUT_REF_QC >= {qc_min} kept)" if qc == "filter" else "weight = NEE_VUT_REF_QC",

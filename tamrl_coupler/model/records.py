@@ -32,9 +32,10 @@ def record_spans(x: np.ndarray, required: list[int]) -> tuple[np.ndarray, np.nda
 
 @torch.no_grad()
 def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat: np.ndarray,
-                    sites_per_batch: int = 32) -> dict[str, np.ndarray]:
+                    sites_per_batch: int = 32, embeddings: bool = False) -> dict[str, np.ndarray]:
     """Daily drivers x (S, T, D) on a day axis from ``first_day``, latitudes (S,) -> the ensemble's fields (gpp, reco,
-    nee and their spreads) as (S, T) float64 arrays, NaN outside each site's record (:func:`record_spans`)."""
+    nee and their spreads) as (S, T) float64 arrays, NaN outside each site's record (:func:`record_spans`).
+    ``embeddings``: also "z", every member's task embedding of every day, (S, T, M, E) float32."""
     if ens.meta.period != "daily":
         raise InputError(f"whole-record evaluation is for daily checkpoints, this one is {ens.meta.period}")
     x = np.asarray(x, dtype=np.float32)
@@ -50,6 +51,8 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
         fields.append("nee_free")
     out = {k: np.full((n_sites, n_days), np.nan) for k in fields}
     history = RecordMonths(x, day0) if ens.members[0].embedding else None
+    if embeddings and history is not None:
+        out["z"] = np.full((n_sites, n_days, ens.n_members, ens.members[0].embedding), np.nan, dtype=np.float32)
     order = [s for s in np.argsort(start - stop, kind="stable") if stop[s] > start[s]]  # longest first
     dev = ens.device
     for g in range(0, len(order), sites_per_batch):
@@ -69,10 +72,11 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
             months = month[:, :1].cpu().numpy() + np.arange(int(month_index.max()) + 1)
             slots = torch.from_numpy(history.tables(sites, months, start[sites])).to(dev)
             wins = slot_features(ens.encoder, slots, la[:, None].expand(-1, months.shape[1]))
-        member_out = []
+        member_out, member_z = [], []
         for net in ens.members:
             if history is not None:
-                o, _, _ = net.forward_embedded(feats, monthly_embedding(net, wins, month_index), h0, h0)
+                member_z.append(monthly_embedding(net, wins, month_index))
+                o, _, _ = net.forward_embedded(feats, member_z[-1], h0, h0)
             else:
                 o, _, _ = net.forward_sequence(feats, None, h0, h0)
             member_out.append(o)
@@ -81,4 +85,6 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
         rows, cols = np.nonzero(inside)
         for k in fields:
             out[k][sites[rows], day_index[rows, cols]] = f[k].reshape(len(sites), length)[rows, cols]
+        if "z" in out:
+            out["z"][sites[rows], day_index[rows, cols]] = torch.stack(member_z, dim=2).cpu().numpy()[rows, cols]
     return out

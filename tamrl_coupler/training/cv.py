@@ -129,6 +129,7 @@ def _run_job(args) -> dict:
         from tamrl_coupler.model.inference import predict_cold_starts, predict_drivers
         from tamrl_coupler.training.daily import train_daily_ensemble
         from tamrl_coupler.training.loop import train_ensemble
+        from tamrl_coupler.training.novelty import daily_embeddings, training_novelty
 
         tc = copy.deepcopy(cfg.train)
         tc.progress = False
@@ -144,9 +145,15 @@ def _run_job(args) -> dict:
         ens, hist = (train_daily_ensemble if daily else train_ensemble)(tc, train)
         names = ens.meta.driver_names
         x = test.driver_array(names)
+        # daily task encoders: how unlike the fold's training towers each held-out day is (site error model)
+        novelty = training_novelty(ens, train) if daily and ens.members[0].embedding else None
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
-            f = predict_drivers(ens, xin, test.time[0], test.lat)
-            pred = {"gpp": f["gpp"], "reco": f["reco"], "nee": f["nee"], "nee_std": f["nee_std"]}
+            if novelty is not None:
+                f, z = daily_embeddings(ens, test, xin)
+                f["novelty"] = novelty(z)
+            else:
+                f = predict_drivers(ens, xin, test.time[0], test.lat)
+            pred = {k: f[k] for k in ("gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std", "novelty") if k in f}
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
             out["preds"][tag] = pred

@@ -109,17 +109,63 @@ class DailyCrops:
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
-          convention: SignConvention) -> torch.Tensor:
-    """Weighted MSE of GPP, Reco and the derived NEE in (gC m-2 d-1)^2, as the pooled RMSE weighs them."""
+          convention: SignConvention, site_var: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted MSE of GPP, Reco and the derived NEE in (gC m-2 d-1)^2, as the pooled RMSE weighs them (every valid
+    day alike), or per crop (``cfg.site_weighting``; ``site_var`` (B, 3): each crop's site's target variances),
+    plus ``cfg.offset_weight`` times the squared crop-mean errors."""
     gpp, reco = out[..., 0], out[..., 1]
     nee = gpp - reco if convention is SignConvention.UPTAKE_POSITIVE else reco - gpp
     lw = cfg.loss_weights
-    se = lw.gpp * (gpp - y[..., 0]) ** 2 + lw.reco * (reco - y[..., 1]) ** 2 + lw.nee * (nee - y[..., 2]) ** 2
-    return (se * w).sum() / w.sum().clamp(min=1.0)
+    if cfg.site_weighting == "days" and cfg.offset_weight == 0:  # the shipped recipe, its arithmetic unchanged
+        se = lw.gpp * (gpp - y[..., 0]) ** 2 + lw.reco * (reco - y[..., 1]) ** 2 + lw.nee * (nee - y[..., 2]) ** 2
+        return (se * w).sum() / w.sum().clamp(min=1.0)
+    err = torch.stack([gpp - y[..., 0], reco - y[..., 1], nee - y[..., 2]], dim=-1)  # (B, L, 3)
+    lw_t = torch.tensor([lw.gpp, lw.reco, lw.nee], dtype=err.dtype)
+    n = w.sum(dim=1)  # valid days per crop
+    has = n > 0
+    n = n.clamp(min=1.0)[:, None]
+    mse = (err**2 * w[..., None]).sum(dim=1) / n  # (B, 3) per crop
+    if cfg.site_weighting == "days":
+        loss = ((mse * lw_t).sum(dim=-1) * n[:, 0])[has].sum() / n[has].sum()
+    else:
+        if cfg.site_weighting == "site_variance":
+            mse = mse / site_var
+        loss = (mse * lw_t).sum(dim=-1)[has].mean()
+    if cfg.offset_weight > 0:
+        offset = (err * w[..., None]).sum(dim=1) / n  # (B, 3) crop-mean errors
+        loss = loss + cfg.offset_weight * (offset**2 * lw_t).sum(dim=-1)[has].mean()
+    return loss
+
+
+def site_target_variance(y: np.ndarray, weight: np.ndarray, floor: float = 0.25) -> np.ndarray:
+    """(S, 3) variance of each site's GPP, Reco and NEE targets over its valid days, at least ``floor``
+    (gC m-2 d-1)^2 (so that a flat record does not dominate a variance-normalised loss)."""
+    ok = weight > 0
+    n = ok.sum(axis=1).clip(min=1)[:, None]
+    yy = np.where(ok[..., None], y, 0.0).astype(np.float64)
+    mean = yy.sum(axis=1) / n
+    var = (np.where(ok[..., None], (y - mean[:, None, :]) ** 2, 0.0)).sum(axis=1) / n
+    return np.maximum(var, floor).astype(np.float32)
+
+
+def partition_mean_targets(data: FluxDataset, y: np.ndarray) -> np.ndarray:
+    """GPP and Reco targets as the mean of the night-time (``y``) and day-time partitionings where a day has both
+    (``data.partitions`` "gpp_dt", "reco_dt"), the night-time value elsewhere; NEE unchanged (it is measured)."""
+    missing = [k for k in ("gpp_dt", "reco_dt") if k not in data.partitions]
+    if missing:
+        raise InputError(f"{data.source}: targets nt_dt_mean needs the day-time partitioning {missing} "
+                         "(GPP_DT_VUT_REF, RECO_DT_VUT_REF columns)")
+    y = y.copy()
+    for col, key in ((0, "gpp_dt"), (1, "reco_dt")):
+        dt = data.partitions[key].astype(np.float32)
+        both = np.isfinite(dt) & np.isfinite(y[..., col])
+        y[..., col] = np.where(both, 0.5 * (y[..., col] + dt), y[..., col])
+    return y
 
 
 def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, scale: np.ndarray, seed: int,
-                       convention: SignConvention) -> tuple[torch.nn.Module, MemberHistory]:
+                       convention: SignConvention, site_var: np.ndarray | None = None
+                       ) -> tuple[torch.nn.Module, MemberHistory]:
     """One member: ``cfg.steps`` AdamW steps, one-cycle learning rate, the last weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -129,13 +175,14 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
     losses = []
     net.train()
     for _ in range(cfg.steps):
-        f, win, month_index, y, w = crops.batch(crops.draw_sites(rng), rng)
+        sites = crops.draw_sites(rng)
+        f, win, month_index, y, w = crops.batch(sites, rng)
         h0 = torch.zeros(len(f), net.hidden)
         if net.embedding:
             out, _, _ = net.forward_embedded(f, monthly_embedding(net, win, month_index), h0, h0)
         else:
             out, _, _ = net.forward_sequence(f, None, h0, h0)
-        loss = _loss(out, y, w, cfg, convention)
+        loss = _loss(out, y, w, cfg, convention, None if site_var is None else torch.from_numpy(site_var[sites]))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -159,6 +206,8 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
     convention = SignConvention.parse(convention)
     drivers = default_drivers(tuple(cfg.model.optional_drivers), period="daily")
     x, y, mask = training_arrays(data, drivers)
+    if cfg.targets == "nt_dt_mean":
+        y = partition_mean_targets(data, y)
     if convention is SignConvention.ATMOSPHERE_POSITIVE:
         y[..., 2] = -y[..., 2]
     if any(d in cfg.model.derived_inputs for d in LAT_INPUTS) and np.isnan(data.lat).any():
@@ -171,9 +220,10 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
         raise InputError(f"{data.source}: need targets at 2 sites at least, got {len(crops.sites)}")
     scale = np.maximum(y[mask].std(axis=0), 0.1).astype(np.float32)
     n_features = n_model_features(encoder, cfg.model)
+    site_var = site_target_variance(np.nan_to_num(y), weight) if cfg.site_weighting == "site_variance" else None
     members, history = [], []
     for m in range(cfg.members):
-        net, hist = train_daily_member(cfg, crops, n_features, scale, cfg.seed * 1000 + m, convention)
+        net, hist = train_daily_member(cfg, crops, n_features, scale, cfg.seed * 1000 + m, convention, site_var)
         members.append(net)
         history.append(hist)
     meta = EnsembleMeta(
@@ -181,6 +231,7 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
         n_members=cfg.members, trained_on=trained_on or data.source,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"n_sites": int(len(crops.sites)), "steps": cfg.steps, "cold_fraction": cfg.cold_fraction,
+               "targets": cfg.targets, "site_weighting": cfg.site_weighting, "offset_weight": cfg.offset_weight,
                "sites": [str(s) for s in data.sites[crops.sites]],
                # the data policies (FLUXNET2015 CC-BY-4.0, ICOS) ask for the references and the sites used
                "data_license": data.attrs.get("license", ""), "data_citation": data.attrs.get("source", "")},

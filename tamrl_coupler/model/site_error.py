@@ -1,0 +1,269 @@
+"""The calibrated predictive standard deviation of a flux at an unseen site: a day-level and a site-level part.
+
+Why a site-level part: at a tower the model never saw, most of the error is the tower's own offset, persistent for
+years, and it is largest where the tower is least like the training towers -- not where the flux is largest. A
+global rescale of the flux level (``model/calibration.py``) is right on average and wrong exactly there (the tenth of
+towers worst covered got 0.69-0.74 of their days inside a 90 % interval). So, per flux v (gpp, reco, nee):
+
+    sigma_v^2      = sigma_day^2 + sigma_site^2
+    log sigma_day  = a + b log1p(GPP) + c log1p(Reco) + d log(member sd of v + 0.01) + day_class[igbp]
+    log sigma_site = e + f log(novelty) + site_class[igbp]
+
+with GPP, Reco the ensemble-mean prediction, an unknown class offset 0, and ``novelty`` how unlike the training
+towers the cell is: for each member, the distance of the cell's task embedding z (the encoder's summary of its last
+12 months of drivers) to the mean embeddings of the ``K_NEAR`` nearest training towers, in units of the training
+towers' own such distance to each other, averaged over the members (:class:`EmbeddingNovelty`; 1 = as typical as a
+training tower is among the others).
+
+The parameters maximise the likelihood of cross-validation held-out errors under a random site offset: the errors of
+one site share an offset u ~ N(0, sigma_site^2) on top of independent day errors N(0, sigma_day^2), the model that
+tells the two parts apart (a ridge keeps class offsets of small classes near 0). ``mean +- 1.645 sigma`` is then a
+90 % interval of a day's observed flux.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.vocabulary import IGBP_CLASSES
+
+FLUXES = ("gpp", "reco", "nee")
+K_NEAR = 3
+SD_FLOOR = 0.01  # gC m-2 d-1 added to the member sd before its log (members that agree exactly)
+N_DAY = 4  # intercept, log1p(GPP), log1p(Reco), log member sd
+N_SITE = 2  # intercept, log novelty
+NOVELTY_FLOOR = 1e-3
+
+
+def _nearest_mean(d: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, d.shape[-1])
+    return np.sort(d, axis=-1)[..., :k].mean(axis=-1)
+
+
+@dataclass
+class EmbeddingNovelty:
+    """How unlike the training towers a cell is, from its task embedding (see the module docstring).
+
+    ``centres`` (M, K, E): each member's mean embedding of each training tower; ``scale`` (M,): each member's
+    median over the towers of their mean distance to the ``K_NEAR`` nearest other towers."""
+
+    centres: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, centres: np.ndarray) -> EmbeddingNovelty:
+        c = np.asarray(centres, dtype=np.float32)
+        if c.ndim != 3 or c.shape[1] < 2:
+            raise CheckpointError(f"embedding novelty: centres must be (members, towers >= 2, embedding), got "
+                                  f"{c.shape}")
+        d = np.linalg.norm(c[:, :, None, :].astype(np.float64) - c[:, None, :, :], axis=-1)
+        d[:, np.arange(c.shape[1]), np.arange(c.shape[1])] = np.inf
+        scale = np.median(_nearest_mean(d, K_NEAR), axis=1)
+        return cls(c, np.maximum(scale, 1e-6).astype(np.float32))
+
+    def __call__(self, z: np.ndarray, rows: int = 512) -> np.ndarray:
+        """z (..., M, E) -> novelty (...) float64 (NaN where z is), ``rows`` embeddings at a time."""
+        z = np.asarray(z)
+        flat = z.reshape(-1, *z.shape[-2:])
+        out = np.full(len(flat), np.nan)
+        ok = np.flatnonzero(np.isfinite(flat).all(axis=(1, 2)))
+        c = self.centres.astype(np.float64)
+        for i in range(0, len(ok), rows):
+            sel = ok[i:i + rows]
+            d = np.linalg.norm(flat[sel].astype(np.float64)[:, :, None, :] - c, axis=-1)  # (rows, M, K)
+            out[sel] = (_nearest_mean(d, K_NEAR) / self.scale.astype(np.float64)).mean(axis=-1)
+        return out.reshape(z.shape[:-2])
+
+    def torch(self, z):
+        """:meth:`__call__` on a torch tensor z (..., M, E) on its device -> (...) float64."""
+        import torch
+
+        c = torch.as_tensor(self.centres, dtype=torch.float64, device=z.device)
+        d = torch.linalg.vector_norm(z.to(torch.float64)[..., :, None, :] - c, dim=-1)
+        near = torch.topk(d, min(K_NEAR, d.shape[-1]), dim=-1, largest=False).values.mean(dim=-1)
+        return (near / torch.as_tensor(self.scale, dtype=torch.float64, device=z.device)).mean(dim=-1)
+
+    def to_dict(self) -> dict:
+        return {"k_near": K_NEAR, "centres": self.centres.astype(np.float32).tolist(),
+                "scale": self.scale.astype(np.float32).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "checkpoint") -> EmbeddingNovelty:
+        try:
+            centres = np.asarray(d["centres"], dtype=np.float32)
+            scale = np.asarray(d["scale"], dtype=np.float32)
+        except KeyError as exc:
+            raise CheckpointError(f"{where}: embedding novelty lacks key {exc}") from None
+        if int(d.get("k_near", K_NEAR)) != K_NEAR or centres.ndim != 3 or scale.shape != centres.shape[:1]:
+            raise CheckpointError(f"{where}: embedding novelty of shape {centres.shape} / scale {scale.shape} "
+                                  f"(k_near {d.get('k_near')}) does not fit (members, towers, embedding), k_near "
+                                  f"{K_NEAR}")
+        return cls(centres, scale)
+
+
+def _onehot(igbp: np.ndarray) -> np.ndarray:
+    igbp = np.asarray(igbp, dtype=np.float64)
+    k = len(IGBP_CLASSES)
+    known = np.isfinite(igbp) & (igbp >= 0) & (igbp < k)
+    out = np.zeros((*igbp.shape, k))
+    idx = np.where(known, igbp, 0).astype(int)
+    np.put_along_axis(out, idx[..., None], known[..., None].astype(float), axis=-1)
+    return out
+
+
+def day_design(gpp, reco, member_sd, igbp) -> np.ndarray:
+    """(..., N_DAY + classes) regressors of log sigma_day."""
+    gpp, reco, sd, igbp = np.broadcast_arrays(*(np.asarray(a, float) for a in (gpp, reco, member_sd, igbp)))
+    return np.concatenate([np.ones((*gpp.shape, 1)), np.log1p(np.maximum(gpp, 0.0))[..., None],
+                           np.log1p(np.maximum(reco, 0.0))[..., None],
+                           np.log(np.maximum(sd, 0.0) + SD_FLOOR)[..., None], _onehot(igbp)], axis=-1)
+
+
+def site_design(novelty, igbp) -> np.ndarray:
+    """(..., N_SITE + classes) regressors of log sigma_site."""
+    nov, igbp = np.broadcast_arrays(np.asarray(novelty, float), np.asarray(igbp, float))
+    return np.concatenate([np.ones((*nov.shape, 1)), np.log(np.maximum(nov, NOVELTY_FLOOR))[..., None],
+                           _onehot(igbp)], axis=-1)
+
+
+def random_offset_nll(theta, xd, xs, err, site, n_sites: int, ridge: float, torch_mod):
+    """Mean negative log-likelihood (per day) of ``err`` under day errors N(0, exp(2 xd@a)) plus a shared site offset
+    N(0, exp(2 xs@b)) per site (``xs`` constant within a site), with a ridge on the class offsets."""
+    t = torch_mod
+    nd = xd.shape[1]
+    a, b = theta[:nd], theta[nd:]
+    d = t.exp(2.0 * (xd @ a))  # day variances
+    tau2 = t.exp(2.0 * (xs @ b))  # (n_sites,)
+    inv = 1.0 / d
+    seg = t.zeros(n_sites, dtype=theta.dtype)
+    big_a = seg.index_add(0, site, inv)
+    big_b = seg.index_add(0, site, err * inv)
+    big_c = seg.index_add(0, site, err * err * inv)
+    log_d = seg.index_add(0, site, t.log(d))
+    q = 1.0 + tau2 * big_a
+    nll = 0.5 * (log_d + t.log(q) + big_c - tau2 * big_b**2 / q).sum() / len(err)
+    pen = ridge / len(err) * ((a[N_DAY:] ** 2).sum() + (b[N_SITE:] ** 2).sum())
+    return nll + pen
+
+
+def _fit_random_offset(xd: np.ndarray, xs: np.ndarray, err: np.ndarray, site: np.ndarray, n_sites: int,
+                       ridge: float) -> np.ndarray:
+    """Coefficients (day, then site) minimising :func:`random_offset_nll`: L-BFGS with torch's gradient."""
+    import torch
+    from scipy.optimize import minimize
+
+    xd_t, xs_t, e_t, s_t = (torch.as_tensor(a) for a in (xd, xs, err, site))
+
+    def f(theta_np):
+        theta = torch.as_tensor(theta_np, dtype=torch.float64).requires_grad_(True)
+        val = random_offset_nll(theta, xd_t, xs_t, e_t, s_t, n_sites, ridge, torch)
+        val.backward()
+        return float(val.detach()), theta.grad.numpy().copy()
+
+    theta0 = np.zeros(xd.shape[1] + xs.shape[1])
+    var = max(float(np.mean(err**2)), 1e-12)
+    theta0[0], theta0[xd.shape[1]] = 0.5 * np.log(0.6 * var), 0.5 * np.log(0.4 * var)
+    return minimize(f, theta0, jac=True, method="L-BFGS-B").x
+
+
+@dataclass
+class SiteErrorModel:
+    """Per flux: day-level coefficients (N_DAY + classes) and site-level ones (N_SITE + classes), and the novelty
+    measure of the checkpoint's own embeddings (see the module docstring)."""
+
+    day: dict[str, np.ndarray]
+    site: dict[str, np.ndarray]
+    novelty: EmbeddingNovelty
+    fitted_on: str = ""
+
+    @staticmethod
+    def fit_coefficients(pred: dict[str, np.ndarray], member_sd: dict[str, np.ndarray], novelty: np.ndarray,
+                         obs: dict[str, np.ndarray], igbp: np.ndarray, site: np.ndarray, ridge: float = 100.0
+                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Day and site coefficients from held-out predictions (arrays of one shape, NaN = none): ``site`` the
+        site index of each value, ``novelty`` per value (the site part uses each site's mean log novelty)."""
+        site = np.broadcast_to(np.asarray(site), np.shape(pred["gpp"]))
+        igbp = np.broadcast_to(np.asarray(igbp, float), site.shape)
+        day, sitec = {}, {}
+        for v in FLUXES:
+            err = np.asarray(pred[v], float) - np.asarray(obs[v], float)
+            xd_all = day_design(pred["gpp"], pred["reco"], member_sd[v], igbp)
+            ok = np.isfinite(err) & np.isfinite(xd_all).all(axis=-1) & np.isfinite(novelty)
+            if ok.sum() < 10:
+                raise CheckpointError(f"site error model of {v}: only {int(ok.sum())} held-out values")
+            ids, s_idx = np.unique(site[ok], return_inverse=True)
+            lognov = np.log(np.maximum(novelty[ok], NOVELTY_FLOOR))
+            mean_nov = np.exp(np.bincount(s_idx, lognov) / np.bincount(s_idx))
+            cls = np.array([igbp[ok][s_idx == k][0] for k in range(len(ids))])
+            theta = _fit_random_offset(xd_all[ok], site_design(mean_nov, cls), err[ok], s_idx, len(ids), ridge)
+            day[v], sitec[v] = theta[:xd_all.shape[-1]], theta[xd_all.shape[-1]:]
+        return day, sitec
+
+    def parts(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(sigma_day, sigma_site) per flux, numpy float64."""
+        xs = site_design(novelty, igbp)
+        return {v: (np.exp(day_design(gpp, reco, member_sd[v], igbp) @ self.day[v]), np.exp(xs @ self.site[v]))
+                for v in FLUXES}
+
+    def sigma(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, np.ndarray]:
+        """The calibrated predictive standard deviation per flux (gC m-2 d-1)."""
+        return {v: np.hypot(d, s) for v, (d, s) in self.parts(gpp, reco, member_sd, novelty, igbp).items()}
+
+    def sigma_torch(self, gpp, reco, member_sd: dict, z, igbp) -> dict:
+        """:meth:`sigma` on torch tensors (float64, on their device), the novelty from the embeddings z (n, M, E)."""
+        import torch
+
+        f64, dev = torch.float64, gpp.device
+        k = len(IGBP_CLASSES)
+        known = torch.isfinite(igbp) & (igbp >= 0) & (igbp < k)
+        idx = torch.where(known, igbp, torch.zeros_like(igbp)).long()
+        zero = torch.zeros((), dtype=f64, device=dev)
+        lg, lr = torch.log1p(torch.clamp(gpp, min=0.0)), torch.log1p(torch.clamp(reco, min=0.0))
+        ln = torch.log(torch.clamp(self.novelty.torch(z), min=NOVELTY_FLOOR))
+        out = {}
+        for v in FLUXES:
+            a = torch.as_tensor(self.day[v], dtype=f64, device=dev)
+            b = torch.as_tensor(self.site[v], dtype=f64, device=dev)
+            ls_day = (a[0] + a[1] * lg + a[2] * lr + a[3] * torch.log(torch.clamp(member_sd[v], min=0.0) + SD_FLOOR)
+                      + torch.where(known, a[N_DAY:][idx], zero))
+            ls_site = b[0] + b[1] * ln + torch.where(known, b[N_SITE:][idx], zero)
+            out[v] = torch.sqrt(torch.exp(2.0 * ls_day) + torch.exp(2.0 * ls_site))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"formula": "sigma^2 = sigma_day^2 + sigma_site^2; log sigma_day = a + b log1p(gpp) + c log1p(reco) "
+                           "+ d log(member sd + 0.01) + class offset; log sigma_site = e + f log(novelty) + class "
+                           "offset",
+                "classes": list(IGBP_CLASSES), "fitted_on": self.fitted_on,
+                "day": {v: [float(c) for c in self.day[v]] for v in FLUXES},
+                "site": {v: [float(c) for c in self.site[v]] for v in FLUXES},
+                "novelty": self.novelty.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "checkpoint") -> SiteErrorModel:
+        try:
+            if list(d["classes"]) != list(IGBP_CLASSES):
+                raise CheckpointError(f"{where}: site error model classes {d['classes']} differ from "
+                                      f"{list(IGBP_CLASSES)}")
+            day = {v: np.asarray(d["day"][v], dtype=np.float64) for v in FLUXES}
+            site = {v: np.asarray(d["site"][v], dtype=np.float64) for v in FLUXES}
+            novelty = EmbeddingNovelty.from_dict(d["novelty"], where)
+        except KeyError as exc:
+            raise CheckpointError(f"{where}: site error model lacks key {exc}") from None
+        k = len(IGBP_CLASSES)
+        bad = [v for v in FLUXES if day[v].shape != (N_DAY + k,) or site[v].shape != (N_SITE + k,)]
+        if bad:
+            raise CheckpointError(f"{where}: site error model of {bad} has the wrong number of coefficients")
+        return cls(day, site, novelty, str(d.get("fitted_on", "")))
+
+
+def crps_gaussian(mu: np.ndarray, sigma: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Continuous ranked probability score of N(mu, sigma^2) forecasts of ``obs`` (a proper score; lower is
+    better; gC m-2 d-1)."""
+    from scipy.stats import norm
+
+    z = (obs - mu) / sigma
+    return sigma * (z * (2.0 * norm.cdf(z) - 1.0) + 2.0 * norm.pdf(z) - 1.0 / np.sqrt(np.pi))
