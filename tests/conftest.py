@@ -43,9 +43,10 @@ def shared():
     return shared_path
 
 
-def small_daily_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A small daily TAM-RL ensemble (3 members, random weights with non-trivial modulation, a spread
-    calibration): for tests of the machinery around the daily model, not of its skill."""
+def small_daily_checkpoint(path: Path, seed: int = 0, error_model: str = "site") -> Path:
+    """A small daily TAM-RL ensemble (3 members, random weights with non-trivial modulation, an error model of its
+    spreads: the day + site one by default, ``error_model="global"`` the flux-level one): for tests of the
+    machinery around the daily model, not of its skill."""
     import numpy as np
     import torch
 
@@ -56,6 +57,7 @@ def small_daily_checkpoint(path: Path, seed: int = 0) -> Path:
     from tamrl_coupler.model.ensemble import EnsembleMeta
     from tamrl_coupler.model.features import FeatureEncoder, default_drivers
     from tamrl_coupler.model.networks import build_network
+    from tamrl_coupler.model.site_error import EmbeddingNovelty, SiteErrorModel
     from tamrl_coupler.physics.carbon import SignConvention
     from tamrl_coupler.vocabulary import IGBP_CLASSES
 
@@ -71,6 +73,14 @@ def small_daily_checkpoint(path: Path, seed: int = 0) -> Path:
         for p in m.parameters():
             torch.nn.init.normal_(p, std=0.2)
     coef = {v: np.r_[-1.0, 0.3, 0.2, np.zeros(len(IGBP_CLASSES))] for v in ("gpp", "reco", "nee")}
+    calibration = SpreadCalibration(coef, "test").to_dict()
+    if error_model == "site":
+        rng = np.random.default_rng(seed + 1)
+        k = len(IGBP_CLASSES)
+        day = {v: np.r_[-1.0, 0.3, 0.2, 0.1, rng.normal(0, 0.1, k)] for v in ("gpp", "reco", "nee")}
+        site = {v: np.r_[-0.5, 0.8, rng.normal(0, 0.1, k)] for v in ("gpp", "reco", "nee")}
+        novelty = EmbeddingNovelty.fit(np.tanh(rng.normal(size=(3, 7, 8))))
+        calibration = {"kind": "site", **SiteErrorModel(day, site, novelty, "test").to_dict()}
     meta = EnsembleMeta(drivers=drivers, period="daily", window=12, sign_convention=SignConvention.UPTAKE_POSITIVE,
-                        model=cfg, n_members=3, calibration=SpreadCalibration(coef, "test").to_dict())
+                        model=cfg, n_members=3, calibration=calibration)
     return save_checkpoint(DailyEnsemble(members, encoder, meta), path)

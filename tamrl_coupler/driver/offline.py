@@ -175,7 +175,8 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     prefix = cfg.output.prefix
     flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
     attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
-             "fill_policy": cfg.forcing.fill_policy}
+             "fill_policy": cfg.forcing.fill_policy,
+             "spread_meaning": comp.ens.spread_meaning}  # what the *_spread variables are
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
         attrs=attrs))

@@ -64,7 +64,7 @@ def file_attributes(unit: FluxUnit, convention: SignConvention) -> dict[str, str
 
 def field_attributes(field: str, unit: FluxUnit, convention: SignConvention, fields: tuple[str, ...],
                      time_method: str = "mean", measures: str | None = "area: cell_area",
-                     coordinates: str | None = None) -> dict[str, str]:
+                     coordinates: str | None = None, spread_meaning: str = "") -> dict[str, str]:
     """The attributes of flux ``field`` in a file holding ``fields``: units, long and standard name, NEE's
     ``positive``, cell methods and measures, and its spread as ``ancillary_variables``."""
     out = {"units": unit.udunits, "long_name": long_name(field, convention)}
@@ -80,6 +80,8 @@ def field_attributes(field: str, unit: FluxUnit, convention: SignConvention, fie
         out["coordinates"] = coordinates
     if f"{field}_spread" in fields:
         out["ancillary_variables"] = f"{field}_spread"
+    if field.endswith("_spread") and spread_meaning:  # what the spread is, in the variable itself
+        out["long_name"] = f"{spread_meaning}, of {long_name(field.removesuffix('_spread'), convention)}"
     return out
 
 
@@ -134,7 +136,8 @@ class FluxFileWriter:
         for f in self.fields:
             v = ds.createVariable(f, "f8", ("time", *space), fill_value=FILL, zlib=True, complevel=1,
                                   chunksizes=(1, *grid.shape))
-            v.setncatts(field_attributes(f, unit, convention, self.fields, time_method, measures, coords))
+            v.setncatts(field_attributes(f, unit, convention, self.fields, time_method, measures, coords,
+                                         (attrs or {}).get("spread_meaning", "")))
             self.vars[f] = v
         self.n = 0
 

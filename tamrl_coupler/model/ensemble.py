@@ -19,11 +19,11 @@ from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.devices import resolve_device
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.batched import stack
-from tamrl_coupler.model.calibration import SpreadCalibration
 from tamrl_coupler.model.feature_kernel import FeatureKernel
 from tamrl_coupler.model.features import LAT_INPUTS, Driver, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.model.kernels import Program, run
 from tamrl_coupler.model.plan import ChunkProgram, EvaluationPlan
+from tamrl_coupler.model.site_error import SiteErrorModel, error_model_from_dict
 from tamrl_coupler.model.workspace import Workspace
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
 
@@ -185,10 +185,14 @@ class Ensemble:
         self.encoder = encoder
         self.meta = meta
         self.convention = SignConvention.parse(meta.sign_convention)
-        self.calibration = None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration)
+        self.calibration = None if meta.calibration is None else error_model_from_dict(meta.calibration)
         names = [d.name for d in meta.drivers]
         self._igbp_col = names.index("igbp") if "igbp" in names else None
         self.kernel = stack(self.members, kernel)
+        if isinstance(self.calibration, SiteErrorModel) and (
+                self.calibration.novelty.centres.shape[::2] != (self.n_members, self.kernel.embedding)):
+            raise InputError(f"site error model: reference embeddings {self.calibration.novelty.centres.shape} do "
+                             f"not fit {self.n_members} members with embedding {self.kernel.embedding}")
         self.feature_kernel = FeatureKernel(encoder, list(meta.model.derived_inputs), meta.period,
                                             fused=self.kernel.ops.name == "fused-cpu")
         self.chunk = int(chunk or (CHUNK_CUDA if self.device.type == "cuda" else CHUNK_CPU))
@@ -220,8 +224,10 @@ class Ensemble:
         """What the *_std / *_spread values are, for file metadata."""
         if self.calibration is None:
             return f"ensemble spread: standard deviation over {self.n_members} members"
-        return ("calibrated predictive standard deviation of the observed flux at a site the model did not see "
-                "(error model fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+        how = ("day-level and site-level error model, the site part growing with how unlike the training towers "
+               "the cell is" if isinstance(self.calibration, SiteErrorModel) else "error model of the flux level")
+        return (f"calibrated predictive standard deviation of the {self.meta.period} flux at an unseen site ({how}, "
+                "fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
 
     def init_state(self, n_cells: int, first_period=None, lat=None) -> EnsembleState:
         """The state before the first period. ``first_period`` (np.datetime64 or ISO string of the first period
@@ -315,19 +321,22 @@ class Ensemble:
         prog = (self.feature_kernel.bind(x, blk.period, blk.lat, feat, bufs)
                 + self.kernel.bind_step(feat, z, blk.h, blk.c, out, h_out, c_out, bufs)
                 + self.kernel.ops.reduce(out, est, bufs)
-                + self._bind_calibrate(x, est, bufs))
+                + self._bind_calibrate(x, est, bufs, z))
         return prog + ([partial(members_out.copy_, out)] if members_out is not None else [])
 
-    def _bind_calibrate(self, x: torch.Tensor, est: torch.Tensor, bufs) -> Program:
+    def _bind_calibrate(self, x: torch.Tensor, est: torch.Tensor, bufs, z: torch.Tensor) -> Program:
         """The spread rows replaced by the calibrated predictive standard deviations of the mean GPP and Reco and
-        the land-cover class (the igbp driver; unknown without it), in place: the same arithmetic as
-        :meth:`SpreadCalibration.sigma_torch`, whichever kernel made the means."""
+        the land-cover class (the igbp driver; unknown without it) -- and, for a site error model, of the members'
+        spreads and the embeddings ``z`` --, in place: the same arithmetic as the error model's ``sigma_torch``,
+        whichever kernel made the means."""
         if self.calibration is None:
             return []
         n = est.shape[1]
         igbp = bufs.get("cal_igbp", (n,), torch.float64)
         prog: Program = ([partial(igbp.copy_, x[:, self._igbp_col])] if self._igbp_col is not None
                          else [partial(igbp.fill_, float("nan"))])
+        if isinstance(self.calibration, SiteErrorModel):
+            return prog + self.calibration.bind_sigma(est[0], est[1], igbp, est[2:5], z, bufs)
         return prog + self.calibration.bind_sigma(est[0], est[1], igbp, est[2:5], bufs)
 
     def bind_commit(self, x: torch.Tensor, blk: EnsembleState, h_new: torch.Tensor, c_new: torch.Tensor
@@ -467,10 +476,11 @@ class Ensemble:
         return self._fluxes(est), new_state
 
     @torch.no_grad()
-    def fluxes_from_members(self, out: torch.Tensor, x: torch.Tensor) -> Fluxes:
+    def fluxes_from_members(self, out: torch.Tensor, x: torch.Tensor, z: torch.Tensor | None = None) -> Fluxes:
         """Member outputs (n, M, n_out) and the drivers (n, D) they were made from -> the ensemble's fluxes (mean,
-        NEE derived exactly, spreads calibrated when the checkpoint carries a calibration): what a step's kernels
-        reduce to, for the whole-record evaluation (model/records.py), equal to float32 rounding."""
+        NEE derived exactly, spreads calibrated when the checkpoint carries a calibration; a site error model needs
+        the embeddings ``z`` (n, M, E)): what a step's kernels reduce to, for the whole-record evaluation
+        (model/records.py), equal to float32 rounding."""
         out = out.to(torch.float64)
         gpp_m, reco_m = out[:, :, 0], out[:, :, 1]
         gpp, reco = gpp_m.mean(dim=1), reco_m.mean(dim=1)
@@ -482,7 +492,11 @@ class Ensemble:
             x = torch.as_tensor(x)
             igbp = (x[:, self._igbp_col].to(device=self.device, dtype=torch.float64) if self._igbp_col is not None
                     else torch.full_like(gpp, float("nan")))
-            sig = self.calibration.sigma_torch(gpp, reco, igbp)
+            if isinstance(self.calibration, SiteErrorModel):
+                sd = {"gpp": fluxes.gpp_std, "reco": fluxes.reco_std, "nee": fluxes.nee_std}
+                sig = self.calibration.sigma_torch(gpp, reco, sd, z.to(self.device), igbp)
+            else:
+                sig = self.calibration.sigma_torch(gpp, reco, igbp)
             fluxes.gpp_std, fluxes.reco_std, fluxes.nee_std = sig["gpp"], sig["reco"], sig["nee"]
         return fluxes
 

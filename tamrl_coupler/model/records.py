@@ -81,10 +81,12 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
                 o, _, _ = net.forward_sequence(feats, None, h0, h0)
             member_out.append(o)
         flat = torch.stack(member_out, dim=2).flatten(0, 1)  # (B * L, M, n_out)
-        f = ens.fluxes_from_members(flat, xs.flatten(0, 1)).to_numpy()
+        zs = torch.stack(member_z, dim=2).flatten(0, 1) if member_z else None  # (B * L, M, E)
+        f = ens.fluxes_from_members(flat, xs.flatten(0, 1), zs).to_numpy()
         rows, cols = np.nonzero(inside)
         for k in fields:
             out[k][sites[rows], day_index[rows, cols]] = f[k].reshape(len(sites), length)[rows, cols]
         if "z" in out:
-            out["z"][sites[rows], day_index[rows, cols]] = torch.stack(member_z, dim=2).cpu().numpy()[rows, cols]
+            out["z"][sites[rows], day_index[rows, cols]] = zs.reshape(len(sites), length, *zs.shape[1:]).cpu(
+                ).numpy()[rows, cols]
     return out

@@ -24,6 +24,7 @@ tells the two parts apart (a ridge keeps class offsets of small classes near 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -77,14 +78,50 @@ class EmbeddingNovelty:
             out[sel] = (_nearest_mean(d, K_NEAR) / self.scale.astype(np.float64)).mean(axis=-1)
         return out.reshape(z.shape[:-2])
 
-    def torch(self, z):
-        """:meth:`__call__` on a torch tensor z (..., M, E) on its device -> (...) float64."""
+    def device_arrays(self, device) -> tuple:
+        """(centres transposed (M, E, K), squared norms (M, 1, K), scale (M, 1)) float64 on ``device``, cached."""
         import torch
 
-        c = torch.as_tensor(self.centres, dtype=torch.float64, device=z.device)
-        d = torch.linalg.vector_norm(z.to(torch.float64)[..., :, None, :] - c, dim=-1)
-        near = torch.topk(d, min(K_NEAR, d.shape[-1]), dim=-1, largest=False).values.mean(dim=-1)
-        return (near / torch.as_tensor(self.scale, dtype=torch.float64, device=z.device)).mean(dim=-1)
+        key = str(device)
+        cache = self.__dict__.setdefault("_device", {})
+        if key not in cache:
+            c = torch.as_tensor(self.centres, dtype=torch.float64, device=device)
+            cache[key] = (c.transpose(1, 2).contiguous(), (c * c).sum(dim=-1)[:, None, :],
+                          torch.as_tensor(self.scale, dtype=torch.float64, device=device)[:, None])
+        return cache[key]
+
+    def torch(self, z):
+        """:meth:`__call__` on a torch tensor z (n, M, E) on its device -> (n,) float64 (the arithmetic of
+        :meth:`bind`: |z|^2 + |c|^2 - 2 z.c, so the two agree bit for bit)."""
+        import torch
+
+        ct, cc, scale = self.device_arrays(z.device)
+        zt = z.to(torch.float64).transpose(0, 1).contiguous()  # (M, n, E)
+        d2 = (zt * zt).sum(dim=-1, keepdim=True) + cc
+        d2 = d2.add_(torch.bmm(zt, ct), alpha=-2.0).clamp_(min=0.0).sqrt_()
+        near = torch.topk(d2, min(K_NEAR, d2.shape[-1]), dim=-1, largest=False).values.mean(dim=-1)
+        return (near / scale).mean(dim=0)
+
+    def bind(self, z, out, bufs) -> list:
+        """:meth:`torch` bound to preallocated tensors: ``out`` (n,) float64 <- novelty of z (n, M, E); nothing is
+        allocated when the returned calls run."""
+        import torch
+
+        n, m, e = z.shape
+        f64 = torch.float64
+        ct, cc, scale = self.device_arrays(z.device)
+        k = min(K_NEAR, ct.shape[-1])
+        zt, sq = bufs.get("nov_zt", (m, n, e), f64), bufs.get("nov_sq", (m, n, e), f64)
+        zz, dot = bufs.get("nov_zz", (m, n, 1), f64), bufs.get("nov_dot", (m, n, ct.shape[-1]), f64)
+        d2 = bufs.get("nov_d2", (m, n, ct.shape[-1]), f64)
+        vals, idx = bufs.get("nov_vals", (m, n, k), f64), bufs.get("nov_idx", (m, n, k), torch.int64)
+        near = bufs.get("nov_near", (m, n), f64)
+        return [partial(zt.copy_, z.transpose(0, 1)), partial(torch.mul, zt, zt, out=sq),
+                partial(torch.sum, sq, -1, True, out=zz), partial(torch.add, zz, cc, out=d2),
+                partial(torch.bmm, zt, ct, out=dot), partial(d2.add_, dot, alpha=-2.0),
+                partial(d2.clamp_, min=0.0), d2.sqrt_,
+                partial(torch.topk, d2, k, -1, False, out=(vals, idx)), partial(torch.mean, vals, -1, out=near),
+                partial(near.div_, scale), partial(torch.mean, near, 0, out=out)]
 
     def to_dict(self) -> dict:
         return {"k_near": K_NEAR, "centres": self.centres.astype(np.float32).tolist(),
@@ -176,7 +213,7 @@ class SiteErrorModel:
 
     day: dict[str, np.ndarray]
     site: dict[str, np.ndarray]
-    novelty: EmbeddingNovelty
+    novelty: EmbeddingNovelty | None = None  # None: a model applied to given novelties only (fitting, reports)
     fitted_on: str = ""
 
     @staticmethod
@@ -216,24 +253,79 @@ class SiteErrorModel:
         """:meth:`sigma` on torch tensors (float64, on their device), the novelty from the embeddings z (n, M, E)."""
         import torch
 
-        f64, dev = torch.float64, gpp.device
+        if self.novelty is None:
+            raise CheckpointError("site error model without the training towers' embeddings: cannot apply it to z")
         k = len(IGBP_CLASSES)
         known = torch.isfinite(igbp) & (igbp >= 0) & (igbp < k)
         idx = torch.where(known, igbp, torch.zeros_like(igbp)).long()
-        zero = torch.zeros((), dtype=f64, device=dev)
         lg, lr = torch.log1p(torch.clamp(gpp, min=0.0)), torch.log1p(torch.clamp(reco, min=0.0))
         ln = torch.log(torch.clamp(self.novelty.torch(z), min=NOVELTY_FLOOR))
+        day_off, site_off = self._offsets(gpp.device)
         out = {}
         for v in FLUXES:
-            a = torch.as_tensor(self.day[v], dtype=f64, device=dev)
-            b = torch.as_tensor(self.site[v], dtype=f64, device=dev)
-            ls_day = (a[0] + a[1] * lg + a[2] * lr + a[3] * torch.log(torch.clamp(member_sd[v], min=0.0) + SD_FLOOR)
-                      + torch.where(known, a[N_DAY:][idx], zero))
-            ls_site = b[0] + b[1] * ln + torch.where(known, b[N_SITE:][idx], zero)
-            out[v] = torch.sqrt(torch.exp(2.0 * ls_day) + torch.exp(2.0 * ls_site))
+            a, b = self.day[v], self.site[v]
+            ls_day = (lg * float(a[1]) + float(a[0]) + lr * float(a[2])
+                      + torch.log(torch.clamp(member_sd[v], min=0.0) + SD_FLOOR) * float(a[3])
+                      + torch.index_select(day_off[v], 0, idx).masked_fill(~known, 0.0))
+            ls_site = (ln * float(b[1]) + float(b[0])
+                       + torch.index_select(site_off[v], 0, idx).masked_fill(~known, 0.0))
+            out[v] = torch.exp(ls_day * 2.0).add(torch.exp(ls_site * 2.0)).sqrt()
         return out
 
+    def _offsets(self, device) -> tuple[dict, dict]:
+        """Class offsets of the day and site parts as float64 tensors on ``device`` (cached)."""
+        import torch
+
+        cache = self.__dict__.setdefault("_device", {})
+        if str(device) not in cache:
+            cache[str(device)] = tuple({v: torch.as_tensor(c[v][n:], dtype=torch.float64, device=device)
+                                        for v in FLUXES} for c, n in ((self.day, N_DAY), (self.site, N_SITE)))
+        return cache[str(device)]
+
+    def bind_sigma(self, gpp, reco, igbp, rows, z, bufs) -> list:
+        """:meth:`sigma_torch` bound to preallocated tensors: ``rows`` (3, n) float64 hold the members' standard
+        deviations of gpp, reco and nee on entry and the calibrated sigmas after the returned calls ran (the same
+        operations in the same order); ``z`` (n, M, E) the cells' embeddings; nothing is allocated by the calls."""
+        import torch
+
+        if self.novelty is None:
+            raise CheckpointError("site error model without the training towers' embeddings: cannot apply it to z")
+        n, f64 = gpp.shape[0], torch.float64
+        k = len(IGBP_CLASSES)
+        day_off, site_off = self._offsets(gpp.device)
+        lg, lr = bufs.get("se_log_gpp", (n,), f64), bufs.get("se_log_reco", (n,), f64)
+        nov, ln = bufs.get("se_nov", (n,), f64), bufs.get("se_log_nov", (n,), f64)
+        lsd = bufs.get("se_log_sd", (3, n), f64)
+        known, below = bufs.get("se_known", (n,), torch.bool), bufs.get("se_below", (n,), torch.bool)
+        unknown = bufs.get("se_unknown", (n,), torch.bool)
+        idx_f, idx = bufs.get("se_idx_f", (n,), f64), bufs.get("se_idx", (n,), torch.int64)
+        ls_day, ls_site = bufs.get("se_ls_day", (n,), f64), bufs.get("se_ls_site", (n,), f64)
+        term, off = bufs.get("se_term", (n,), f64), bufs.get("se_off", (n,), f64)
+        prog = [partial(torch.clamp, gpp, min=0.0, out=lg), lg.log1p_, partial(torch.clamp, reco, min=0.0, out=lr),
+                lr.log1p_, partial(torch.clamp, rows, min=0.0, out=lsd), partial(lsd.add_, SD_FLOOR), lsd.log_,
+                partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
+                partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
+                partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
+        prog += self.novelty.bind(z, nov, bufs)
+        prog += [partial(torch.clamp, nov, min=NOVELTY_FLOOR, out=ln), ln.log_]
+        for row, v in enumerate(FLUXES):
+            a, b = self.day[v], self.site[v]
+            out = rows[row]
+            prog += [partial(torch.mul, lg, float(a[1]), out=ls_day), partial(ls_day.add_, float(a[0])),
+                     partial(torch.mul, lr, float(a[2]), out=term), partial(ls_day.add_, term),
+                     partial(torch.mul, lsd[row], float(a[3]), out=term), partial(ls_day.add_, term),
+                     partial(torch.index_select, day_off[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
+                     partial(ls_day.add_, off),
+                     partial(torch.mul, ln, float(b[1]), out=ls_site), partial(ls_site.add_, float(b[0])),
+                     partial(torch.index_select, site_off[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
+                     partial(ls_site.add_, off),
+                     partial(ls_day.mul_, 2.0), ls_day.exp_, partial(ls_site.mul_, 2.0), ls_site.exp_,
+                     partial(torch.add, ls_day, ls_site, out=out), out.sqrt_]
+        return prog
+
     def to_dict(self) -> dict:
+        if self.novelty is None:
+            raise CheckpointError("site error model without the training towers' embeddings cannot be stored")
         return {"formula": "sigma^2 = sigma_day^2 + sigma_site^2; log sigma_day = a + b log1p(gpp) + c log1p(reco) "
                            "+ d log(member sd + 0.01) + class offset; log sigma_site = e + f log(novelty) + class "
                            "offset",
@@ -267,3 +359,13 @@ def crps_gaussian(mu: np.ndarray, sigma: np.ndarray, obs: np.ndarray) -> np.ndar
 
     z = (obs - mu) / sigma
     return sigma * (z * (2.0 * norm.cdf(z) - 1.0) + 2.0 * norm.pdf(z) - 1.0 / np.sqrt(np.pi))
+
+
+def error_model_from_dict(d: dict, where: str = "checkpoint"):
+    """The spread model a checkpoint header holds: a :class:`SiteErrorModel` (``kind: site``) or the global
+    :class:`~tamrl_coupler.model.calibration.SpreadCalibration`."""
+    from tamrl_coupler.model.calibration import SpreadCalibration
+
+    if d.get("kind") == "site":
+        return SiteErrorModel.from_dict(d, where)
+    return SpreadCalibration.from_dict(d, where)

@@ -1,5 +1,5 @@
 """The coupled run with a daily model (the daily TAM-RL through the batched kernels, its month running sums and
-slots advanced in place at every day's end, a spread calibration applied to every evaluation) under
+slots advanced in place at every day's end, the day + site error model applied to every evaluation) under
 `mpiexec -n 1/2/3`: identical outputs on any number of ranks, 2N steps = N + restart + N bit for bit (the restart
 inside a month carries its running sums), NEE = GPP - Reco on every cell and step."""
 
@@ -65,6 +65,9 @@ def test_daily_model_ranks_identical_restart_exact_and_balanced(config, tmp_path
         runs[n] = _read(tmp_path / f"n{n}" / "tamrl_fluxes_20150116T000000.nc")
     ref = runs[1]
     assert ref["gpp"].shape[0] == 132 and np.isfinite(ref["gpp"]).sum() > 100_000
+    with netCDF4.Dataset(tmp_path / "n1" / "tamrl_fluxes_20150116T000000.nc") as ds:  # the spread says what it is
+        meaning = "calibrated predictive standard deviation of the daily flux at an unseen site"
+        assert meaning in ds.spread_meaning and ds["nee_spread"].long_name.startswith(meaning)
     for f in FIELDS:
         assert np.array_equal(runs[3][f], ref[f], equal_nan=True), f"{f} differs between 1 and 3 ranks"
     # January's slot was written at its end from 16 days of running sums (the drivers the host sends) and its sums

@@ -229,3 +229,72 @@ def test_whole_record_evaluation_and_checkpoint_names_refuse_what_does_not_fit()
         predict_records(ens, np.zeros((2, 40, d)), np.datetime64("2015-01-01"), np.zeros(3))
     with pytest.raises(CheckpointError, match=r"dialy does not exist \(expected one of \['daily', 'monthly'\]"):
         load_checkpoint("dialy")
+
+
+def _site_model(ens, seed: int = 5):
+    from tamrl_coupler.model.site_error import EmbeddingNovelty, SiteErrorModel
+    from tamrl_coupler.vocabulary import IGBP_CLASSES
+
+    rng = np.random.default_rng(seed)
+    k = len(IGBP_CLASSES)
+    day = {v: np.r_[-0.8, 0.3, 0.2, 0.15, rng.normal(0, 0.2, k)] for v in ("gpp", "reco", "nee")}
+    site = {v: np.r_[-0.3, 0.9, rng.normal(0, 0.2, k)] for v in ("gpp", "reco", "nee")}
+    return SiteErrorModel(day, site, EmbeddingNovelty.fit(np.tanh(rng.normal(size=(2, 6, 8)))), "test")
+
+
+def test_site_error_model_in_step_plan_records_and_checkpoint(ens, tmp_path):
+    """The day + site error model: applied at every step from the cached embeddings and the members' spreads (the
+    component's bound plan equals stepping bit for bit), over whole records (equal to float32 rounding), stored in
+    and restored from the checkpoint, the exported spread described as what it is; means and NEE untouched."""
+    from tamrl_coupler.model.records import predict_records
+
+    model = _site_model(ens)
+    meta = EnsembleMeta(**{**ens.meta.__dict__, "calibration": {"kind": "site", **model.to_dict()}})
+    site_ens = DailyEnsemble(ens.members, ens.encoder, meta)
+    x = torch.from_numpy(_drivers(n_days=80))
+    f = site_ens.predict_sequence(x, first_period=T0, lat=LAT)
+    plain = ens.predict_sequence(x, first_period=T0, lat=LAT)
+    assert torch.equal(f.gpp, plain.gpp) and torch.equal(f.nee, f.gpp - f.reco)
+    # by hand, day by day: the members' spreads and the novelty of the month's embeddings
+    state = ens.init_state(3, first_period=T0, lat=LAT)
+    for t in range(80):
+        z = ens.ensure_embedding(state).clone()
+        p, state = ens.step(x[:, t], state)
+        sd = {"gpp": p.gpp_std.numpy(), "reco": p.reco_std.numpy(), "nee": p.nee_std.numpy()}
+        want = model.sigma(p.gpp.numpy(), p.reco.numpy(), sd, model.novelty(z.numpy()), x[:, t, 4].numpy())
+        for v in ("gpp", "reco", "nee"):
+            np.testing.assert_allclose(getattr(f, f"{v}_std")[:, t].numpy(), want[v], rtol=1e-9)
+    # the component's path: a bound plan over fixed tensors, the same numbers bit for bit
+    st = site_ens.init_state(3, first_period=T0, lat=LAT)
+    est = torch.empty((5, 3), dtype=torch.float64)
+    xt = torch.empty((3, 5))
+    plan = site_ens.plan(xt, st, est)
+    for t in range(80):
+        xt.copy_(x[:, t])
+        plan.run(commit=True)
+        assert torch.equal(est[2], f.gpp_std[:, t]) and torch.equal(est[4], f.nee_std[:, t])
+    x_rec = x.numpy().copy()
+    x_rec[:, 0, :4] = np.arange(4) + 1.0  # every record starts on the first day (records start at complete drivers)
+    rec = predict_records(site_ens, x_rec, T0, LAT)
+    f0 = site_ens.predict_sequence(torch.from_numpy(x_rec), first_period=T0, lat=LAT)
+    inside = np.isfinite(rec["gpp"])
+    assert inside[:, :60].all()
+    np.testing.assert_allclose(rec["gpp_std"][inside], f0.gpp_std.numpy()[inside], rtol=1e-5)
+    loaded = load_checkpoint(save_checkpoint(site_ens, tmp_path / "site.npz"))
+    g = loaded.predict_sequence(x, first_period=T0, lat=LAT)
+    assert torch.equal(g.nee_std, f.nee_std)
+    assert "calibrated predictive standard deviation of the daily flux at an unseen site" in loaded.spread_meaning
+    # the site part makes a tower unlike the training towers wider: cells far from every centre
+    far = site_ens.calibration.sigma_torch(f.gpp[:, 5], f.reco[:, 5], {v: getattr(f, f"{v}_std")[:, 5] * 0
+                                                                      for v in ("gpp", "reco", "nee")},
+                                           torch.full((3, 2, 8), 5.0), torch.full((3,), float("nan")))
+    near = site_ens.calibration.sigma_torch(f.gpp[:, 5], f.reco[:, 5], {v: getattr(f, f"{v}_std")[:, 5] * 0
+                                                                       for v in ("gpp", "reco", "nee")},
+                                            torch.as_tensor(model.novelty.centres[:, :3].transpose(1, 0, 2)),
+                                            torch.full((3,), float("nan")))
+    assert (far["gpp"] > near["gpp"]).all()
+    bad = {"kind": "site", **_site_model(ens).to_dict()}
+    bad["novelty"]["centres"] = np.zeros((3, 6, 8)).tolist()  # three members' references for two members
+    bad["novelty"]["scale"] = [1.0, 1.0, 1.0]
+    with pytest.raises(InputError, match="reference embeddings"):
+        DailyEnsemble(ens.members, ens.encoder, EnsembleMeta(**{**ens.meta.__dict__, "calibration": bad}))

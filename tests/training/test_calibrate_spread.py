@@ -40,7 +40,7 @@ def test_calibration_script_fits_reports_and_stores(tmp_path):
                            "--json", str(report), "--markdown", str(page)]) == 0
     r = json.loads(report.read_text())
     text = page.read_text()
-    assert f"| GPP | {r['gpp']['coverage']:.3f} |" in text and "--markdown" in text
+    assert f"| GPP | global | {r['gpp']['coverage']:.3f} |" in text and "--markdown" in text
     for v in ("gpp", "reco", "nee"):
         # nested (held-out folds): near the 90 % interval, not just wider than the members' spread
         assert 0.8 <= r[v]["coverage"] <= 0.97 and 0.7 <= r[v]["spread_over_rmse"] <= 1.4, (v, r[v])
