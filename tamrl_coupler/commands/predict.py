@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="site latitude(s), degrees north, for files that carry none (FLUXNET/AmeriFlux CSV), "
                              "needed by checkpoints that use latitude: one number for every site, or SITE=DEG pairs "
                              "(default: the file's)")
+    parser.add_argument("--monthly", action="store_true",
+                        help="daily data: write the calendar-month means of the daily model's fluxes (months with "
+                             "every day predicted; monthly-only data keep the monthly checkpoint)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     add_threads_argument(parser)
     add_progress_arguments(parser)
@@ -47,7 +50,20 @@ def run(args: argparse.Namespace) -> int:
     conv = args.convention or ens.meta.sign_convention
     bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
     pred = predict_dataset(ens, data, conv, progress=bar)
-    path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name)
-    print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
-          f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
+    how = {}
+    if args.monthly:
+        from tamrl_coupler.errors import InputError
+        from tamrl_coupler.model.aggregate import SPREAD_NOTE, monthly_dataset, monthly_means
+
+        if ens.meta.period != "daily":
+            raise InputError(f"--monthly: {args.data} is {ens.meta.period} data, predicted by the monthly checkpoint "
+                             "already (monthly means are made from a daily model's days)")
+        pred, months = monthly_means(pred, data.time, conv)
+        data = monthly_dataset(data, months)
+        how = {"aggregation": "calendar-month means of the daily model's daily fluxes (months with every day "
+                              "predicted); NEE = GPP - Reco recomputed from the monthly means",
+               "spread_note": SPREAD_NOTE}
+    path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name, **how)
+    print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {data.period} periods "
+          f"({ens.meta.period} model), {ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
     return 0

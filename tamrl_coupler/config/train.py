@@ -53,6 +53,10 @@ class TrainConfig:
     # `batch_size` crops with a one-cycle learning rate, on all sites, and keeps the last weights
     steps: int = 0
     cold_fraction: float = 0.0  # share of crops that start cold: no history before the crop, loss from its first day
+    # monthly recipe: the first `cold_months` periods of a cold crop weigh `cold_weight` in the loss (a run's or a
+    # one-month prior's first months, predicted from no history)
+    cold_months: int = 0
+    cold_weight: float = 1.0
     slot_dropout: float = 0.0  # daily model: probability of hiding each monthly history slot for a whole crop
     # daily recipe, what the GPP and Reco losses are fitted to: "nt" the night-time partitioning (the targets);
     # "nt_dt_mean" the mean of the night- and day-time partitionings where a site has both (NT elsewhere)
@@ -80,6 +84,9 @@ class TrainConfig:
         for key in ("cold_fraction", "slot_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"{key}: expected a number in [0, 1), got {getattr(self, key)}")
+        if self.cold_months < 0 or self.cold_weight <= 0:
+            raise ConfigError(f"cold_months / cold_weight: expected >= 0 / > 0, got {self.cold_months} / "
+                              f"{self.cold_weight}")
         if self.offset_weight < 0:
             raise ConfigError(f"offset_weight: expected a non-negative number, got {self.offset_weight}")
         if self.steps < 0:

@@ -56,18 +56,22 @@ def predict_drivers(ens: Ensemble, x: np.ndarray, first_period: np.datetime64, l
                                 progress=progress).to_numpy()
 
 
-def predict_cold_starts(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarray]:
+def predict_cold_starts(ens: Ensemble, data: FluxDataset, block: str | None = None) -> dict[str, np.ndarray]:
     """Every block of every site predicted alone from its own drivers: a fresh state (no history, zero LSTM state)
-    at the block's first period -- what a run or a prior that starts there gives. Blocks are calendar months of
-    daily data and calendar years of monthly data. (site, time) arrays like :func:`predict_dataset`, NaN in blocks
-    without drivers. Vectorised: every (site, block) is one cell."""
+    at the block's first period -- what a run or a prior that starts there gives. Blocks (``block``) are calendar
+    months ("month", the default for daily data) or years ("year", the default for monthly data); a month of
+    monthly data is one period predicted from nothing (a one-month prior). (site, time) arrays like
+    :func:`predict_dataset`, NaN in blocks without drivers. Vectorised: every (site, block) is one cell."""
     if data.period != ens.meta.period:
         raise InputError(f"{data.source}: data are {data.period}, the checkpoint was trained on {ens.meta.period} "
                          "data")
+    block = block or ("month" if data.period == "daily" else "year")
+    if block not in ("month", "year"):
+        raise InputError(f"cold starts: block {block!r}; expected 'month' or 'year'")
     x = data.driver_array(ens.meta.driver_names)
     unit = PERIOD_UNITS[data.period]
     days = data.time.astype(f"datetime64[{unit}]")
-    block = days.astype("datetime64[M]" if data.period == "daily" else "datetime64[Y]")
+    block = days.astype("datetime64[M]" if block == "month" else "datetime64[Y]")
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     stops = np.r_[starts[1:], len(days)]
     length = int((stops - starts).max())
@@ -119,8 +123,11 @@ def targets_in(data: FluxDataset, convention: SignConvention | str) -> dict[str,
 
 
 def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensemble, path: str | Path,
-                      convention: SignConvention | str, checkpoint: str) -> Path:
-    """NetCDF with gpp, reco, nee (+ *_std) on (site, time); NEE's direction in ``positive`` and global attributes."""
+                      convention: SignConvention | str, checkpoint: str, aggregation: str = "",
+                      spread_note: str = "") -> Path:
+    """NetCDF with gpp, reco, nee (+ *_std) on (site, time); NEE's direction in ``positive`` and global attributes.
+    ``aggregation``/``spread_note``: how the values were made from the model's periods (monthly means of a daily
+    model), said in the global attributes and the spreads' long names."""
     import xarray as xr
 
     conv = SignConvention.parse(convention)
@@ -146,7 +153,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
     for k in FIELDS:
         base = k.removesuffix("_std")
         a = dict(attrs[base]) if k == base else {
-            "long_name": f"{ens.spread_meaning}, of {base}, gC m-2 d-1"}
+            "long_name": f"{ens.spread_meaning}, of {base}, gC m-2 d-1" + (f"; {spread_note}" if spread_note else "")}
         a["units"] = units
         a["cell_methods"] = "time: mean"
         if k != base:
@@ -173,6 +180,8 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "input_attribution": " ".join(filter(None, (data.attrs.get("license", ""), data.attrs.get("source", "")))),
         "history": "tamrl-coupler predict",
     }
+    if aggregation:
+        ds.attrs["aggregation"] = aggregation
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
     enc["time_bnds"] = {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",

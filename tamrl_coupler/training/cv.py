@@ -92,6 +92,20 @@ def cold_warm_ratio(cold: dict[str, np.ndarray], warm: dict[str, np.ndarray], ob
     return out
 
 
+COLD_ROWS = ("cold start", "cold month")
+
+
+def cold_warm_table(preds: dict, obs: dict) -> dict[str, dict[str, float]]:
+    """{row (cold-start kind): ratio per flux} for every row with cold-start predictions beside it."""
+    out = {}
+    for name in preds:
+        for kind in COLD_ROWS:
+            if f"{name} ({kind})" in preds:
+                key = name if kind == "cold start" else f"{name} ({kind})"
+                out[key] = cold_warm_ratio(preds[f"{name} ({kind})"], preds[name], obs)
+    return out
+
+
 def _met_only(x: np.ndarray, drivers) -> np.ndarray:
     x = x.copy()
     for j, d in enumerate(drivers):
@@ -145,8 +159,8 @@ def _run_job(args) -> dict:
         ens, hist = (train_daily_ensemble if daily else train_ensemble)(tc, train)
         names = ens.meta.driver_names
         x = test.driver_array(names)
-        # daily task encoders: how unlike the fold's training towers each held-out day is (site error model)
-        novelty = training_novelty(ens, train) if daily and ens.members[0].embedding else None
+        # task encoders: how unlike the fold's training towers each held-out period is (site error model)
+        novelty = training_novelty(ens, train) if ens.members[0].embedding else None
         for tag, xin in (("", x), ("met-only", _met_only(x, ens.meta.drivers))):
             if novelty is not None:
                 f, z = daily_embeddings(ens, test, xin)
@@ -157,9 +171,13 @@ def _run_job(args) -> dict:
             if "nee_free" in f:
                 pred["nee"] = f["nee_free"]  # free variants are scored (and checked) on their own NEE head
             out["preds"][tag] = pred
-        # the same periods, each month (daily data) or year (monthly data) from a cold start
+        # the same periods, each month (daily data) or year (monthly data) from a cold start; monthly data also
+        # each single month from nothing (a one-month prior)
         f = predict_cold_starts(ens, test)
         out["preds"]["cold start"] = {k: f[k] for k in ("gpp", "reco", "nee", "nee_std")}
+        if not daily:
+            f = predict_cold_starts(ens, test, block="month")
+            out["preds"]["cold month"] = {k: f[k] for k in ("gpp", "reco", "nee", "nee_std")}
         out["best_epochs"] = [h.best_epoch for h in hist]
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -202,7 +220,6 @@ def run_cv(cfg: CVConfig, data: FluxDataset, progress: bool = True, workers: int
         table = metrics_table(p, data.targets, data.igbp, cfg.min_site_obs)
         table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
         results["rows"][name] = table
-    results["cold_warm"] = {name: cold_warm_ratio(preds[f"{name} (cold start)"], preds[name], data.targets)
-                            for name in preds if f"{name} (cold start)" in preds}
+    results["cold_warm"] = cold_warm_table(preds, data.targets)
     results["predictions"] = preds  # (site, time) arrays per row; written to an .npz beside the tables
     return results

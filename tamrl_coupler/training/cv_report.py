@@ -97,10 +97,9 @@ def rescore(cfg: CVConfig, data: FluxDataset, out: str | Path, predictions: str 
         table = metrics_table(p, sub.targets, sub.igbp, cfg.min_site_obs)
         table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
         results["rows"][name] = table
-    from tamrl_coupler.training.cv import cold_warm_ratio
+    from tamrl_coupler.training.cv import cold_warm_table
 
-    results["cold_warm"] = {name: cold_warm_ratio(preds[f"{name} (cold start)"], preds[name], sub.targets)
-                            for name in preds if f"{name} (cold start)" in preds}
+    results["cold_warm"] = cold_warm_table(preds, sub.targets)
     return results
 
 
@@ -170,7 +169,7 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
             lines.append(f"| {name} | {_pct(a['gpp']['rmse'], b['gpp']['rmse'])} | "
                          f"{_pct(a['reco']['rmse'], b['reco']['rmse'])} | {_pct(a['nee']['rmse'], b['nee']['rmse'])} |")
     if results.get("cold_warm"):
-        block = "month" if data.period == "daily" else "year"
+        block = "month" if data.period == "daily" else "year ('(cold month)': each single month)"
         lines += ["", f"## Cold start (each {block} from a fresh state) over full history: pooled RMSE ratio", "",
                   "| model | GPP | Reco | NEE |", "|---|---|---|---|"]
         for name, r in results["cold_warm"].items():

@@ -94,9 +94,11 @@ class _Batcher:
         return f[:, self.w:], _windows(f, self.w), self.y[sites], self.mask[sites]
 
     def crops(self, sites: np.ndarray, length: int, burn_in: int, dropout: float, rng: np.random.Generator,
-              cold_fraction: float = 0.0):
+              cold_fraction: float = 0.0, cold_months: int = 0, cold_weight: float = 1.0):
         """Random crops of ``sites``; a share ``cold_fraction`` of them start cold: no history before the crop
-        (what a run started there holds) and a loss from the first period (no burn-in)."""
+        (what a run started there holds) and a loss from the first period (no burn-in). With ``cold_months`` the
+        first so many periods of cold crops weigh ``cold_weight`` in the loss (the mask becomes a float weight):
+        what a run or a one-month prior started there predicts first."""
         t_total = self.mask.shape[1]
         length = min(length, t_total)
         starts = []
@@ -123,6 +125,9 @@ class _Batcher:
         m = self.mask[rows, tidx].clone()
         late = (torch.as_tensor(np.array(starts)) > 0) & ~cold
         m[late, :burn_in] = False
+        if cold_months > 0:
+            m = m.to(torch.float32)
+            m[cold, :cold_months] *= cold_weight
         return f[:, self.w:], _windows(f, self.w), self.y[rows, tidx], m
 
 
@@ -177,7 +182,8 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
         losses = []
         for i in range(0, len(order), cfg.batch_size):
             sites = order[i:i + cfg.batch_size]
-            f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng, cfg.cold_fraction)
+            f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng, cfg.cold_fraction,
+                                       cfg.cold_months, cfg.cold_weight)
             h0 = torch.zeros(len(sites), net.hidden)
             out, _, _ = net.forward_sequence(f, w, h0, h0)
             loss = _loss(out, y, m, scale_t, cfg, convention)

@@ -12,12 +12,33 @@ from tamrl_coupler.model.site_error import EmbeddingNovelty
 
 
 def daily_embeddings(ens: Ensemble, data: FluxDataset, x: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """The daily ensemble's fields over each site's record and every day's member embeddings (S, T, M, E)."""
+    """The ensemble's fields and every period's member embeddings (S, T, M, E): a daily ensemble over each site's
+    record (whole-record evaluation), a monthly one stepped over the whole axis (as ``predict`` does)."""
+    x = data.driver_array(ens.meta.driver_names) if x is None else x
+    if ens.meta.period != "daily":
+        return stepped_embeddings(ens, x, data.time[0], data.lat)
     from tamrl_coupler.model.records import predict_records
 
-    x = data.driver_array(ens.meta.driver_names) if x is None else x
     f = predict_records(ens, x, data.time[0], data.lat, embeddings=True)
     return f, f.pop("z")
+
+
+def stepped_embeddings(ens: Ensemble, x: np.ndarray, first_period, lat: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Step the ensemble over x (S, T, D) from a fresh state: its fields (S, T) and the embedding z each period was
+    predicted with (S, T, M, E)."""
+    import torch
+
+    n, t_len = x.shape[:2]
+    state = ens.init_state(n, first_period=first_period, lat=lat)
+    zs = np.empty((n, t_len, ens.n_members, ens.kernel.embedding), dtype=np.float32)
+    fields: dict[str, np.ndarray] = {}
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    for t in range(t_len):
+        zs[:, t] = ens.ensure_embedding(state).cpu().numpy()
+        f, state = ens.step(xt[:, t], state)
+        for k, v in f.to_numpy().items():
+            fields.setdefault(k, np.empty((n, t_len)))[:, t] = v
+    return fields, zs
 
 
 def embedding_centres(z: np.ndarray) -> np.ndarray:

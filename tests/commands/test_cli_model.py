@@ -164,3 +164,29 @@ def test_predict_daily_on_drivers_only_tower_files(shared, tmp_path):
         assert (ds["gpp_std"].values[ok] > 0).all()
         assert "calibrated" in ds.attrs["spread_meaning"] and "tamrl_daily" in ds.attrs["checkpoint"]
         assert "CC-BY-4.0" in str(ds.attrs) and "Pastorello" in str(ds.attrs)
+    # the same towers as monthly means of the daily model: each complete month the mean of its days to 1e-12
+    import math
+
+    monthly = tmp_path / "monthly.nc"
+    assert main(["predict", "--data", str(data), "--sites", str(sites), "--output", str(monthly), "--monthly"]) == 0
+    with xr.open_dataset(out) as d, xr.open_dataset(monthly) as m:
+        days = d["time"].values.astype("datetime64[D]")
+        assert "calendar-month means" in m.attrs["aggregation"] and "fully" in m["gpp_std"].attrs["long_name"]
+        assert m.sizes["time"] == len(np.unique(days.astype("datetime64[M]")))
+        n_full = 0
+        for s in range(d.sizes["site"]):
+            for j, month in enumerate(m["time"].values.astype("datetime64[M]")):
+                sel = days.astype("datetime64[M]") == month
+                vals = {k: d[k].values[s, sel] for k in ("gpp", "reco", "gpp_std")}
+                length = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(int)
+                full = np.isfinite(vals["gpp"]).all() and sel.sum() == length
+                if not full:
+                    assert np.isnan(m["gpp"].values[s, j])
+                    continue
+                n_full += 1
+                for k, v in vals.items():
+                    assert abs(m[k].values[s, j] - math.fsum(v) / len(v)) <= 1e-12
+                assert m["nee"].values[s, j] == m["gpp"].values[s, j] - m["reco"].values[s, j]
+        assert n_full >= 2 * 11
+    assert main(["predict", "--data", str(data), "--sites", str(sites), "--output", str(monthly), "--monthly",
+                 "--checkpoint", "monthly", "--lat", "0"]) == 1  # monthly means come from a daily model

@@ -273,3 +273,9 @@ def test_cold_crops_have_no_history_before_their_start_and_no_burn_in():
             assert bool(torch.isnan(win[0, 0]).all()) is cold  # the periods before the crop
             assert bool(torch.isfinite(win[0, w]).all())  # period w: its window is the crop's first w periods
             assert bool(m[0, :4].all()) is cold
+    # the first cold_months of a cold crop weigh cold_weight; warm crops keep 0/1
+    rng = np.random.default_rng(5)
+    _, _, _, m = batcher.crops(np.array([0, 0]), 20, 4, 0.0, rng, 0.9999, cold_months=2, cold_weight=8.0)
+    np.testing.assert_array_equal(m[:, :3].numpy(), [[8.0, 8.0, 1.0]] * 2)
+    _, _, _, m = batcher.crops(np.array([0]), 20, 4, 0.0, rng, 0.0, cold_months=2, cold_weight=8.0)
+    assert set(m.numpy().ravel().tolist()) <= {0.0, 1.0}
