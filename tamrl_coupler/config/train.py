@@ -67,6 +67,10 @@ class TrainConfig:
     site_weighting: Literal["days", "crops", "site_variance"] = "days"
     # daily recipe: weight of the squared crop-mean error per flux (a site's offset) added to the loss
     offset_weight: float = 0.0
+    # daily recipe: > 0 holds out `val_fraction` of the towers per member and keeps the weights of the step (every
+    # `val_every` steps) with the lowest median over them of the per-site score (RMSE of GPP and of NEE over the
+    # site's standard deviation, averaged); 0: the fixed schedule on every tower, the last weights
+    val_every: int = 0
     threads: int = 1
     progress: bool = True
 
@@ -87,6 +91,8 @@ class TrainConfig:
         if self.cold_months < 0 or self.cold_weight <= 0:
             raise ConfigError(f"cold_months / cold_weight: expected >= 0 / > 0, got {self.cold_months} / "
                               f"{self.cold_weight}")
+        if self.val_every < 0:
+            raise ConfigError(f"val_every: expected 0 (no held-out towers) or a positive number, got {self.val_every}")
         if self.offset_weight < 0:
             raise ConfigError(f"offset_weight: expected a non-negative number, got {self.offset_weight}")
         if self.steps < 0:

@@ -10,6 +10,7 @@ start (cold) would hold (``model/history.py``), so training sees what inference 
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 
 import numpy as np
@@ -46,7 +47,8 @@ class DailyCrops:
         self.t_last = x.shape[1] - 1 - np.where(has_target.any(axis=1), has_target[:, ::-1].argmax(axis=1), 0)
         self.optional = [i for i, d in enumerate(encoder.drivers) if not d.required]
         self.months = RecordMonths(x, self.first_day)
-        self.p = self._site_probabilities(cfg.site_sampling, has_target.sum(axis=1), np.asarray(data.igbp))
+        self.igbp = np.asarray(data.igbp)
+        self.p = self._site_probabilities(cfg.site_sampling, has_target.sum(axis=1), self.igbp)
 
     def _site_probabilities(self, mode: str, n_obs: np.ndarray, igbp: np.ndarray) -> np.ndarray | None:
         """How often each site of ``self.sites`` is drawn (None: uniformly)."""
@@ -58,6 +60,14 @@ class DailyCrops:
         else:
             return None
         return w / w.sum()
+
+    def restricted(self, sites: np.ndarray, igbp: np.ndarray) -> DailyCrops:
+        """The same crops drawn from ``sites`` only (a member's training towers when others are held out)."""
+        view = copy.copy(self)
+        view.sites = np.asarray(sites)
+        n_obs = (self.weight > 0).sum(axis=1)
+        view.p = view._site_probabilities(self.cfg.site_sampling, n_obs, igbp)
+        return view
 
     def draw_sites(self, rng: np.random.Generator) -> np.ndarray:
         """The sites of one batch."""
@@ -163,18 +173,52 @@ def partition_mean_targets(data: FluxDataset, y: np.ndarray) -> np.ndarray:
     return y
 
 
+class SiteValidation:
+    """A member's held-out towers and the score early stopping watches: the median over them of each tower's RMSE
+    of GPP and of NEE over the tower's standard deviation of that flux, averaged (every tower weighs the same)."""
+
+    def __init__(self, crops: DailyCrops, sites: np.ndarray, meta_for):
+        self.sites, self.meta_for = np.asarray(sites), meta_for
+        self.x = crops.x[self.sites]
+        self.y = np.where(crops.weight[self.sites, :, None] > 0, crops.y[self.sites], np.nan)
+        self.first_day = np.datetime64(int(crops.first_day), "D")
+        self.lat = crops.lat[self.sites]
+        self.encoder = crops.encoder
+
+    def score(self, net: torch.nn.Module) -> float:
+        from tamrl_coupler.model.records import predict_records
+
+        net.eval()
+        ens = ensemble_class(self.meta_for.model.kind)([net], self.encoder, self.meta_for)
+        f = predict_records(ens, self.x, self.first_day, self.lat)
+        net.train()
+        per_site = []
+        for s in range(len(self.sites)):
+            parts = []
+            for col, key in ((0, "gpp"), (2, "nee")):
+                obs = self.y[s, :, col]
+                ok = np.isfinite(obs) & np.isfinite(f[key][s])
+                if ok.sum() >= 6 and np.std(obs[ok]) > 0:
+                    parts.append(np.sqrt(np.mean((f[key][s, ok] - obs[ok]) ** 2)) / np.std(obs[ok]))
+            if parts:
+                per_site.append(np.mean(parts))
+        return float(np.median(per_site)) if per_site else float("nan")
+
+
 def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, scale: np.ndarray, seed: int,
-                       convention: SignConvention, site_var: np.ndarray | None = None
-                       ) -> tuple[torch.nn.Module, MemberHistory]:
-    """One member: ``cfg.steps`` AdamW steps, one-cycle learning rate, the last weights."""
+                       convention: SignConvention, site_var: np.ndarray | None = None,
+                       validation: SiteValidation | None = None) -> tuple[torch.nn.Module, MemberHistory]:
+    """One member: ``cfg.steps`` AdamW steps, one-cycle learning rate; the last weights, or with ``validation``
+    the weights of the checked step (every ``cfg.val_every``) with the best held-out score."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = build_network(cfg.model, n_features, tuple(scale[:2].tolist()))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    losses = []
+    losses, val_scores = [], []
+    best, best_state, best_step = float("inf"), None, cfg.steps
     net.train()
-    for _ in range(cfg.steps):
+    for step in range(cfg.steps):
         sites = crops.draw_sites(rng)
         f, win, month_index, y, w = crops.batch(sites, rng)
         h0 = torch.zeros(len(f), net.hidden)
@@ -189,10 +233,17 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if validation is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
+            val_scores.append(validation.score(net))
+            if val_scores[-1] < best:
+                best, best_state, best_step = val_scores[-1], copy.deepcopy(net.state_dict()), step + 1
+    if best_state is not None:
+        net.load_state_dict(best_state)
     net.eval()
     chunk = max(1, cfg.steps // 20)  # the loss curve in 20 means
     curve = [float(np.mean(losses[i:i + chunk])) for i in range(0, len(losses), chunk)]
-    return net, MemberHistory(seed, cfg.steps, float("nan"), cfg.steps, curve, [])
+    return net, MemberHistory(seed, best_step, best if validation is not None else float("nan"), cfg.steps, curve,
+                              val_scores)
 
 
 def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConvention | str = "uptake_positive",
@@ -221,9 +272,18 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
     scale = np.maximum(y[mask].std(axis=0), 0.1).astype(np.float32)
     n_features = n_model_features(encoder, cfg.model)
     site_var = site_target_variance(np.nan_to_num(y), weight) if cfg.site_weighting == "site_variance" else None
+    one = EnsembleMeta(drivers=drivers, period="daily", window=cfg.model.window, sign_convention=convention,
+                       model=cfg.model, n_members=1)  # a member alone, for its held-out towers' score
     members, history = [], []
     for m in range(cfg.members):
-        net, hist = train_daily_member(cfg, crops, n_features, scale, cfg.seed * 1000 + m, convention, site_var)
+        seed = cfg.seed * 1000 + m
+        member_crops, validation = crops, None
+        if cfg.val_every > 0:  # this member's held-out towers (as the monthly loop draws them)
+            perm = np.random.default_rng(seed + 7919).permutation(crops.sites)
+            n_val = max(1, int(round(cfg.val_fraction * len(perm))))
+            member_crops = crops.restricted(np.sort(perm[n_val:]), crops.igbp)
+            validation = SiteValidation(crops, np.sort(perm[:n_val]), one)
+        net, hist = train_daily_member(cfg, member_crops, n_features, scale, seed, convention, site_var, validation)
         members.append(net)
         history.append(hist)
     meta = EnsembleMeta(

@@ -137,3 +137,13 @@ def test_training_towers_embeddings_and_novelty(two_towers):
     np.testing.assert_allclose(nov.centres[1, 0], z[0, ok[0], 1].astype(np.float64).mean(axis=0), rtol=1e-5)
     np.testing.assert_array_equal(nov.centres, embedding_centres(z))
     assert np.isfinite(nov(z)[ok]).all() and np.isnan(nov(z)[~ok]).all()
+
+
+def test_early_stopping_on_held_out_towers_median_score(two_towers):
+    """val_every: each member trains on the towers it does not hold out and keeps the checked step whose held-out
+    towers' median score is lowest."""
+    torch.set_num_threads(1)
+    ens, hist = train_daily_ensemble(_cfg(steps=6, val_every=3, val_fraction=0.5), two_towers)
+    h = hist[0]
+    assert len(h.val_loss) == 2 and h.best_epoch in (3, 6) and h.best_val_loss == min(h.val_loss)
+    assert np.isfinite(h.val_loss).all()
