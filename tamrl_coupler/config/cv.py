@@ -52,9 +52,9 @@ class CVConfig:
     min_site_obs: int = 6  # sites with fewer target periods are left out of the median per-site RMSE
     # the report scores every row per site against these rows (site-resampled intervals; training/site_scores.py)
     compare_to: list[str] = field(default_factory=lambda: ["xgboost", "lstm"])
-    # another CV's _predictions.npz on the same sites and folds: its rows this CV lacks join the report (a lever
+    # other CVs' _predictions.npz on the same sites and folds: their rows this CV lacks join the report (a lever
     # CV that trains TAM-RL variants only is compared with the baseline CV's XGBoost without retraining it)
-    baseline_predictions: str = ""
+    baseline_predictions: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if self.folds < 2:

@@ -65,15 +65,16 @@ def read_predictions(path: str | Path, sub: FluxDataset | None = None) -> tuple[
 
 def _merge_baseline_rows(preds: dict, cfg: CVConfig, sites: np.ndarray, fold: np.ndarray, sub: FluxDataset
                          ) -> list[str]:
-    """Rows of ``cfg.baseline_predictions`` this CV lacks, added to ``preds`` (same sites and folds, checked)."""
-    if not cfg.baseline_predictions:
-        return []
-    other, o_sites, o_fold = read_predictions(cfg.baseline_predictions, sub)
-    if not np.array_equal(o_sites, sites) or not np.array_equal(o_fold, fold):
-        raise InputError(f"{cfg.baseline_predictions}: other sites or folds than this CV's (same data, folds and "
-                         "seed needed)")
-    added = [row for row in other if row not in preds]
-    preds.update({row: other[row] for row in added})
+    """Rows of ``cfg.baseline_predictions`` this CV lacks, added to ``preds`` (same sites and folds, checked);
+    the first file that has a row gives it."""
+    added = []
+    for path in cfg.baseline_predictions:
+        other, o_sites, o_fold = read_predictions(path, sub)
+        if not np.array_equal(o_sites, sites) or not np.array_equal(o_fold, fold):
+            raise InputError(f"{path}: other sites or folds than this CV's (same data, folds and seed needed)")
+        new = [row for row in other if row not in preds]
+        preds.update({row: other[row] for row in new})
+        added += new
     return added
 
 
@@ -146,7 +147,7 @@ def write_results(results: dict, cfg: CVConfig, command: str, data: FluxDataset,
              "(XGBoost: retrained without those features)."
              f" '(cold start)': every calendar {'month' if data.period == 'daily' else 'year'} predicted alone "
              "from a fresh state (no history, zero LSTM state), on the same periods."
-             + (f" Rows {added} are from `{cfg.baseline_predictions}` (same sites and folds)." if added else ""),
+             + (f" Rows {added} are from {cfg.baseline_predictions} (same sites and folds)." if added else ""),
              ""]
     lines += ["## Overall", "",
               "| model | GPP RMSE | GPP R2 | GPP bias | GPP med.site | Reco RMSE | Reco R2 | NEE RMSE | NEE R2 "

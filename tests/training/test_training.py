@@ -210,6 +210,17 @@ def test_cv_command_end_to_end_on_the_sample(tmp_path, group_by):
     again = (tmp_path / "again.md").read_text()
     assert again.split("## Overall")[1] == md.split("## Overall")[1]
     assert "Made by (the CV, then the report rebuilt" in again
+    if group_by == "forcing_cell":
+        return
+    # a lever CV of one variant, compared with the first CV's rows on the same folds without retraining them
+    lever = {**cfg, "output": str(tmp_path / "lever"), "variants": [{"name": "tamrl_b", "kind": "tamrl"}],
+             "compare_to": ["xgboost", "tamrl"], "baseline_predictions": [str(tmp_path / "cv_predictions.npz")]}
+    path.write_text(yaml.safe_dump(lever))
+    assert main(["cv", str(path), "--no-progress", "--workers", "1"]) == 0
+    res = json.loads((tmp_path / "lever.json").read_text())
+    assert set(res["site_scores"]["compare"]["tamrl_b"]) == {"xgboost", "tamrl"}
+    assert "tamrl" in res["rows_from_baseline_predictions"]
+    assert not any(k.startswith(("xgboost/", "tamrl/")) for k in np.load(tmp_path / "lever_predictions.npz").files)
 
 
 def test_crops_stay_inside_the_record_and_noise_spares_categorical_drivers():
