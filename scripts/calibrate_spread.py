@@ -56,13 +56,14 @@ def held_out(pred_path: str, data_path: str, row: str, period: str):
     return pred, obs, igbp_index(sub.igbp), np.asarray(p["fold"]), extras, sub
 
 
-def evaluate(pred, obs, igbp, fold, extras, sub) -> dict:
+def evaluate(pred, obs, igbp, fold, extras, sub, member_sd_term: bool = True) -> dict:
     """Nested scores of each error model the predictions allow."""
     kinds = ["global"] + (["site"] if extras else [])
     zones, masks = site_zones(sub), extreme_masks(sub)
     out = {}
     for kind in kinds:
-        sig = nested_sigmas(kind, pred, obs, igbp, fold, extras.get("member_sd"), extras.get("novelty"))
+        sig = nested_sigmas(kind, pred, obs, igbp, fold, extras.get("member_sd"), extras.get("novelty"),
+                            member_sd_term)
         out[kind] = score_spreads(pred, sig, obs, sub.igbp, zones, masks)
     return out
 
@@ -137,7 +138,7 @@ def markdown_report(report: dict, command: str, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fit_final(kind: str, ens, pred, obs, igbp, extras, data, row_source: str) -> dict:
+def fit_final(kind: str, ens, pred, obs, igbp, extras, data, row_source: str, member_sd_term: bool = True) -> dict:
     """The error model fitted on every fold, in its header form; a site model gets the checkpoint's own novelty
     reference (its training towers' mean embeddings)."""
     shape = pred["gpp"].shape
@@ -149,7 +150,8 @@ def fit_final(kind: str, ens, pred, obs, igbp, extras, data, row_source: str) ->
     trained = [str(s) for s in ens.meta.extra.get("sites", [])]
     idx = np.flatnonzero(np.isin(data.sites.astype(str), trained)) if trained else np.arange(data.n_sites)
     day, site = SiteErrorModel.fit_coefficients(pred, extras["member_sd"], extras["novelty"], obs, igbp_b,
-                                                np.broadcast_to(np.arange(shape[0])[:, None], shape))
+                                                np.broadcast_to(np.arange(shape[0])[:, None], shape),
+                                                member_sd_term=member_sd_term)
     model = SiteErrorModel(day, site, training_novelty(ens, data.subset(idx)), row_source)
     return {"kind": "site", **model.to_dict()}
 
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--period", default="monthly", choices=("monthly", "daily"))
     ap.add_argument("--model", default="auto", choices=("auto", "site", "global"),
                     help="the error model stored (auto: site where the predictions hold the novelty)")
+    ap.add_argument("--no-member-sd", action="store_true",
+                    help="site model without the members' spread as a day-level covariate (when the CV's ensembles "
+                         "are much smaller than the checkpoint's)")
     ap.add_argument("--out", help="checkpoint to write (default: overwrite CHECKPOINT)")
     ap.add_argument("--json", help="write the nested report here")
     ap.add_argument("--markdown", help="write the nested report as a results page here")
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if kind == "site" and not extras:
         sys.exit(f"{args.predictions}: row {args.row} has no novelty / member spreads: the site model needs a CV "
                  "of a daily task-encoder model made by this version")
-    report = evaluate(pred, obs, igbp, fold, extras, sub)
+    report = evaluate(pred, obs, igbp, fold, extras, sub, not args.no_member_sd)
     for k, rep in report.items():
         for v in FLUXES:
             r = rep[v]
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ens = load_checkpoint(args.checkpoint)
     source = f"{args.predictions} ({args.row} held-out predictions, {len(np.unique(fold))} folds)"
     full = read_dataset(args.data, period=args.period) if kind == "site" else sub
-    ens.meta.calibration = fit_final(kind, ens, pred, obs, igbp, extras, full, source)
+    ens.meta.calibration = fit_final(kind, ens, pred, obs, igbp, extras, full, source, not args.no_member_sd)
     ens.meta.extra["spread_calibration_report"] = report[kind]
     out = save_checkpoint(ens, args.out or args.checkpoint)
     print(f"wrote {out} ({kind} error model)")

@@ -218,11 +218,15 @@ class SiteErrorModel:
 
     @staticmethod
     def fit_coefficients(pred: dict[str, np.ndarray], member_sd: dict[str, np.ndarray], novelty: np.ndarray,
-                         obs: dict[str, np.ndarray], igbp: np.ndarray, site: np.ndarray, ridge: float = 100.0
-                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                         obs: dict[str, np.ndarray], igbp: np.ndarray, site: np.ndarray, ridge: float = 100.0,
+                         member_sd_term: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Day and site coefficients from held-out predictions (arrays of one shape, NaN = none): ``site`` the
-        site index of each value, ``novelty`` per value (the site part uses each site's mean log novelty)."""
+        site index of each value, ``novelty`` per value (the site part uses each site's mean log novelty).
+        ``member_sd_term=False`` keeps the member-spread coefficient at 0 (a CV ensemble smaller than the
+        checkpoint's has noisier spreads than the checkpoint will)."""
         site = np.broadcast_to(np.asarray(site), np.shape(pred["gpp"]))
+        if not member_sd_term:  # log(1 - floor + floor) = 0: a column of zeros, its coefficient stays 0
+            member_sd = {v: np.where(np.isfinite(pred["gpp"]), 1.0 - SD_FLOOR, np.nan) for v in FLUXES}
         igbp = np.broadcast_to(np.asarray(igbp, float), site.shape)
         day, sitec = {}, {}
         for v in FLUXES:

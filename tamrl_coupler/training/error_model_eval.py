@@ -18,7 +18,8 @@ KINDS = ("global", "site")
 
 
 def nested_sigmas(kind: str, pred: dict, obs: dict, igbp: np.ndarray, fold: np.ndarray,
-                  member_sd: dict | None = None, novelty: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                  member_sd: dict | None = None, novelty: np.ndarray | None = None,
+                  member_sd_term: bool = True) -> dict[str, np.ndarray]:
     """Spreads (site, time) per flux, each fold's from the error model fitted on the other folds."""
     shape = pred["gpp"].shape
     igbp_b = np.broadcast_to(np.asarray(igbp, float).reshape(-1, 1), shape)
@@ -31,7 +32,8 @@ def nested_sigmas(kind: str, pred: dict, obs: dict, igbp: np.ndarray, fold: np.n
         if kind == "global":
             s = SpreadCalibration.fit(masked, obs, igbp_b).sigma(pred["gpp"], pred["reco"], igbp_b)
         else:
-            day, site = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b)
+            day, site = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
+                                                        member_sd_term=member_sd_term)
             s = SiteErrorModel(day, site).sigma(pred["gpp"], pred["reco"], member_sd, novelty, igbp_b)
         for v in FLUXES:
             sig[v][fold_b == k] = s[v][fold_b == k]
