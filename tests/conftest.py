@@ -78,7 +78,7 @@ def small_daily_checkpoint(path: Path, seed: int = 0, error_model: str = "site")
         rng = np.random.default_rng(seed + 1)
         k = len(IGBP_CLASSES)
         day = {v: np.r_[-1.0, 0.3, 0.2, 0.1, rng.normal(0, 0.1, k)] for v in ("gpp", "reco", "nee")}
-        site = {v: np.r_[-0.5, 0.8, rng.normal(0, 0.1, k)] for v in ("gpp", "reco", "nee")}
+        site = {v: np.r_[-0.5, 0.8, 0.2, 0.1, rng.normal(0, 0.1, k)] for v in ("gpp", "reco", "nee")}
         novelty = EmbeddingNovelty.fit(np.tanh(rng.normal(size=(3, 7, 8))))
         calibration = {"kind": "site", **SiteErrorModel(day, site, novelty, "test").to_dict()}
     meta = EnsembleMeta(drivers=drivers, period="daily", window=12, sign_convention=SignConvention.UPTAKE_POSITIVE,

@@ -7,7 +7,7 @@ towers worst covered got 0.69-0.74 of their days inside a 90 % interval). So, pe
 
     sigma_v^2      = sigma_day^2 + sigma_site^2
     log sigma_day  = a + b log1p(GPP) + c log1p(Reco) + d log(member sd of v + 0.01) + day_class[igbp]
-    log sigma_site = e + f log(novelty) + site_class[igbp]
+    log sigma_site = e + f log(novelty) + g log1p(GPP) + h log(member sd of v + 0.01) + site_class[igbp]
 
 with GPP, Reco the ensemble-mean prediction, an unknown class offset 0, and ``novelty`` how unlike the training
 towers the cell is: for each member, the distance of the cell's task embedding z (the encoder's summary of its last
@@ -16,14 +16,15 @@ towers' own such distance to each other, averaged over the members (:class:`Embe
 training tower is among the others).
 
 The parameters maximise the likelihood of cross-validation held-out errors under a random site offset: the errors of
-one site share an offset u ~ N(0, sigma_site^2) on top of independent day errors N(0, sigma_day^2), the model that
+one site share one standard-normal draw u, scaled by each day's sigma_site (an offset that is proportional to the
+season's flux level where the fit says so), on top of independent day errors N(0, sigma_day^2) -- the model that
 tells the two parts apart (a ridge keeps class offsets of small classes near 0). ``mean +- 1.645 sigma`` is then a
 90 % interval of a day's observed flux.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -35,8 +36,10 @@ FLUXES = ("gpp", "reco", "nee")
 K_NEAR = 3
 SD_FLOOR = 0.01  # gC m-2 d-1 added to the member sd before its log (members that agree exactly)
 N_DAY = 4  # intercept, log1p(GPP), log1p(Reco), log member sd
-N_SITE = 2  # intercept, log novelty
+N_SITE = 4  # intercept, log novelty, log1p(GPP), log member sd
 NOVELTY_FLOOR = 1e-3
+# pseudo-observations pulling each class offset to 0 (chosen nested on the monthly CV: 100 left EBF, SAV under-covered)
+RIDGE = 2.0
 
 
 def _nearest_mean(d: np.ndarray, k: int) -> np.ndarray:
@@ -159,29 +162,31 @@ def day_design(gpp, reco, member_sd, igbp) -> np.ndarray:
                            np.log(np.maximum(sd, 0.0) + SD_FLOOR)[..., None], _onehot(igbp)], axis=-1)
 
 
-def site_design(novelty, igbp) -> np.ndarray:
+def site_design(novelty, gpp, member_sd, igbp) -> np.ndarray:
     """(..., N_SITE + classes) regressors of log sigma_site."""
-    nov, igbp = np.broadcast_arrays(np.asarray(novelty, float), np.asarray(igbp, float))
+    nov, gpp, sd, igbp = np.broadcast_arrays(*(np.asarray(a, float) for a in (novelty, gpp, member_sd, igbp)))
     return np.concatenate([np.ones((*nov.shape, 1)), np.log(np.maximum(nov, NOVELTY_FLOOR))[..., None],
+                           np.log1p(np.maximum(gpp, 0.0))[..., None], np.log(np.maximum(sd, 0.0) + SD_FLOOR)[..., None],
                            _onehot(igbp)], axis=-1)
 
 
 def random_offset_nll(theta, xd, xs, err, site, n_sites: int, ridge: float, torch_mod):
-    """Mean negative log-likelihood (per day) of ``err`` under day errors N(0, exp(2 xd@a)) plus a shared site offset
-    N(0, exp(2 xs@b)) per site (``xs`` constant within a site), with a ridge on the class offsets."""
+    """Mean negative log-likelihood (per day) of ``err`` under day errors N(0, exp(2 xd@a)) plus a site offset
+    shared by a site's days, exp(xs@b) u with one u ~ N(0, 1) per site, with a ridge on the class offsets.
+    (Covariance D + t t^T per site: Sherman-Morrison gives its inverse and determinant.)"""
     t = torch_mod
     nd = xd.shape[1]
     a, b = theta[:nd], theta[nd:]
     d = t.exp(2.0 * (xd @ a))  # day variances
-    tau2 = t.exp(2.0 * (xs @ b))  # (n_sites,)
+    scale = t.exp(xs @ b)  # each day's site-offset scale
     inv = 1.0 / d
     seg = t.zeros(n_sites, dtype=theta.dtype)
-    big_a = seg.index_add(0, site, inv)
-    big_b = seg.index_add(0, site, err * inv)
+    big_a = seg.index_add(0, site, scale * scale * inv)
+    big_b = seg.index_add(0, site, scale * err * inv)
     big_c = seg.index_add(0, site, err * err * inv)
     log_d = seg.index_add(0, site, t.log(d))
-    q = 1.0 + tau2 * big_a
-    nll = 0.5 * (log_d + t.log(q) + big_c - tau2 * big_b**2 / q).sum() / len(err)
+    q = 1.0 + big_a
+    nll = 0.5 * (log_d + t.log(q) + big_c - big_b**2 / q).sum() / len(err)
     pen = ridge / len(err) * ((a[N_DAY:] ** 2).sum() + (b[N_SITE:] ** 2).sum())
     return nll + pen
 
@@ -215,10 +220,13 @@ class SiteErrorModel:
     site: dict[str, np.ndarray]
     novelty: EmbeddingNovelty | None = None  # None: a model applied to given novelties only (fitting, reports)
     fitted_on: str = ""
+    # per flux, the factor on sigma that brings the worst-covered tenth of held-out sites to the target coverage
+    # (:func:`fit_inflation`; 1 = the likelihood's sigma)
+    inflation: dict[str, float] = field(default_factory=lambda: {v: 1.0 for v in FLUXES})
 
     @staticmethod
     def fit_coefficients(pred: dict[str, np.ndarray], member_sd: dict[str, np.ndarray], novelty: np.ndarray,
-                         obs: dict[str, np.ndarray], igbp: np.ndarray, site: np.ndarray, ridge: float = 100.0,
+                         obs: dict[str, np.ndarray], igbp: np.ndarray, site: np.ndarray, ridge: float = RIDGE,
                          member_sd_term: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Day and site coefficients from held-out predictions (arrays of one shape, NaN = none): ``site`` the
         site index of each value, ``novelty`` per value (the site part uses each site's mean log novelty).
@@ -236,22 +244,20 @@ class SiteErrorModel:
             if ok.sum() < 10:
                 raise CheckpointError(f"site error model of {v}: only {int(ok.sum())} held-out values")
             ids, s_idx = np.unique(site[ok], return_inverse=True)
-            lognov = np.log(np.maximum(novelty[ok], NOVELTY_FLOOR))
-            mean_nov = np.exp(np.bincount(s_idx, lognov) / np.bincount(s_idx))
-            cls = np.array([igbp[ok][s_idx == k][0] for k in range(len(ids))])
-            theta = _fit_random_offset(xd_all[ok], site_design(mean_nov, cls), err[ok], s_idx, len(ids), ridge)
+            xs = site_design(novelty[ok], pred["gpp"][ok], member_sd[v][ok], igbp[ok])
+            theta = _fit_random_offset(xd_all[ok], xs, err[ok], s_idx, len(ids), ridge)
             day[v], sitec[v] = theta[:xd_all.shape[-1]], theta[xd_all.shape[-1]:]
         return day, sitec
 
     def parts(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(sigma_day, sigma_site) per flux, numpy float64."""
-        xs = site_design(novelty, igbp)
-        return {v: (np.exp(day_design(gpp, reco, member_sd[v], igbp) @ self.day[v]), np.exp(xs @ self.site[v]))
-                for v in FLUXES}
+        return {v: (np.exp(day_design(gpp, reco, member_sd[v], igbp) @ self.day[v]),
+                    np.exp(site_design(novelty, gpp, member_sd[v], igbp) @ self.site[v])) for v in FLUXES}
 
     def sigma(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, np.ndarray]:
         """The calibrated predictive standard deviation per flux (gC m-2 d-1)."""
-        return {v: np.hypot(d, s) for v, (d, s) in self.parts(gpp, reco, member_sd, novelty, igbp).items()}
+        return {v: np.sqrt(d * d + s * s) * self.inflation[v]
+                for v, (d, s) in self.parts(gpp, reco, member_sd, novelty, igbp).items()}
 
     def sigma_torch(self, gpp, reco, member_sd: dict, z, igbp) -> dict:
         """:meth:`sigma` on torch tensors (float64, on their device), the novelty from the embeddings z (n, M, E)."""
@@ -268,12 +274,12 @@ class SiteErrorModel:
         out = {}
         for v in FLUXES:
             a, b = self.day[v], self.site[v]
-            ls_day = (lg * float(a[1]) + float(a[0]) + lr * float(a[2])
-                      + torch.log(torch.clamp(member_sd[v], min=0.0) + SD_FLOOR) * float(a[3])
+            lsd = torch.log(torch.clamp(member_sd[v], min=0.0) + SD_FLOOR)
+            ls_day = (lg * float(a[1]) + float(a[0]) + lr * float(a[2]) + lsd * float(a[3])
                       + torch.index_select(day_off[v], 0, idx).masked_fill(~known, 0.0))
-            ls_site = (ln * float(b[1]) + float(b[0])
+            ls_site = (ln * float(b[1]) + float(b[0]) + lg * float(b[2]) + lsd * float(b[3])
                        + torch.index_select(site_off[v], 0, idx).masked_fill(~known, 0.0))
-            out[v] = torch.exp(ls_day * 2.0).add(torch.exp(ls_site * 2.0)).sqrt()
+            out[v] = torch.exp(ls_day * 2.0).add(torch.exp(ls_site * 2.0)).sqrt().mul(float(self.inflation[v]))
         return out
 
     def _offsets(self, device) -> tuple[dict, dict]:
@@ -321,21 +327,25 @@ class SiteErrorModel:
                      partial(torch.index_select, day_off[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
                      partial(ls_day.add_, off),
                      partial(torch.mul, ln, float(b[1]), out=ls_site), partial(ls_site.add_, float(b[0])),
+                     partial(torch.mul, lg, float(b[2]), out=term), partial(ls_site.add_, term),
+                     partial(torch.mul, lsd[row], float(b[3]), out=term), partial(ls_site.add_, term),
                      partial(torch.index_select, site_off[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
                      partial(ls_site.add_, off),
                      partial(ls_day.mul_, 2.0), ls_day.exp_, partial(ls_site.mul_, 2.0), ls_site.exp_,
-                     partial(torch.add, ls_day, ls_site, out=out), out.sqrt_]
+                     partial(torch.add, ls_day, ls_site, out=out), out.sqrt_,
+                     partial(out.mul_, float(self.inflation[v]))]
         return prog
 
     def to_dict(self) -> dict:
         if self.novelty is None:
             raise CheckpointError("site error model without the training towers' embeddings cannot be stored")
         return {"formula": "sigma^2 = sigma_day^2 + sigma_site^2; log sigma_day = a + b log1p(gpp) + c log1p(reco) "
-                           "+ d log(member sd + 0.01) + class offset; log sigma_site = e + f log(novelty) + class "
-                           "offset",
+                           "+ d log(member sd + 0.01) + class offset; log sigma_site = e + f log(novelty) + g "
+                           "log1p(gpp) + h log(member sd + 0.01) + class offset",
                 "classes": list(IGBP_CLASSES), "fitted_on": self.fitted_on,
                 "day": {v: [float(c) for c in self.day[v]] for v in FLUXES},
                 "site": {v: [float(c) for c in self.site[v]] for v in FLUXES},
+                "inflation": {v: float(self.inflation[v]) for v in FLUXES},
                 "novelty": self.novelty.to_dict()}
 
     @classmethod
@@ -353,7 +363,34 @@ class SiteErrorModel:
         bad = [v for v in FLUXES if day[v].shape != (N_DAY + k,) or site[v].shape != (N_SITE + k,)]
         if bad:
             raise CheckpointError(f"{where}: site error model of {bad} has the wrong number of coefficients")
-        return cls(day, site, novelty, str(d.get("fitted_on", "")))
+        inflation = {v: float(d.get("inflation", {}).get(v, 1.0)) for v in FLUXES}
+        if not all(np.isfinite(k) and k > 0 for k in inflation.values()):
+            raise CheckpointError(f"{where}: site error model inflation {inflation} must be positive numbers")
+        return cls(day, site, novelty, str(d.get("fitted_on", "")), inflation)
+
+
+def site_coverage(err: np.ndarray, sigma: np.ndarray, min_obs: int = 6, z: float = 1.645) -> np.ndarray:
+    """Per site (rows of (site, time) arrays): the share of its values inside +- z sigma (sites with >= min_obs)."""
+    ok = np.isfinite(err) & np.isfinite(sigma)
+    inside = np.abs(err) <= z * sigma
+    return np.array([inside[i][ok[i]].mean() for i in range(err.shape[0]) if ok[i].sum() >= min_obs])
+
+
+def fit_inflation(err: np.ndarray, sigma: np.ndarray, target_q10: float = 0.75, max_coverage: float = 0.95,
+                  grid: np.ndarray | None = None) -> float:
+    """The smallest factor k on sigma (grid 1.00, 1.01, ...) with which the tenth of sites worst covered by
+    +- 1.645 k sigma still has ``target_q10`` of its values inside, unless that takes the pooled coverage above
+    ``max_coverage`` (then the largest k below it). ``err``, ``sigma``: (site, time) held-out errors and sigmas."""
+    grid = np.round(np.arange(1.0, 2.0001, 0.01), 2) if grid is None else grid
+    ok = np.isfinite(err) & np.isfinite(sigma)
+    best = 1.0
+    for k in grid:
+        if np.mean(np.abs(err[ok]) <= 1.645 * k * sigma[ok]) > max_coverage:
+            break
+        best = float(k)
+        if np.quantile(site_coverage(err, k * sigma), 0.1) >= target_q10:
+            break
+    return best
 
 
 def crps_gaussian(mu: np.ndarray, sigma: np.ndarray, obs: np.ndarray) -> np.ndarray:

@@ -11,16 +11,45 @@ from __future__ import annotations
 import numpy as np
 
 from tamrl_coupler.model.calibration import FLUXES, SpreadCalibration
-from tamrl_coupler.model.site_error import SiteErrorModel, crps_gaussian
+from tamrl_coupler.model.site_error import SiteErrorModel, crps_gaussian, fit_inflation
 
 Z90 = 1.645
 KINDS = ("global", "site")
 
 
+def fit_site_model(pred: dict, obs: dict, igbp_b: np.ndarray, site_b: np.ndarray, fold_b: np.ndarray,
+                   member_sd: dict, novelty: np.ndarray, member_sd_term: bool = True,
+                   target_q10: float | None = 0.75, rows: np.ndarray | None = None) -> SiteErrorModel:
+    """The day + site model fitted on the finite values of ``pred`` (those of ``rows`` only, when given), and its
+    inflation (:func:`~tamrl_coupler.model.site_error.fit_inflation`) chosen on those values' own held-out sigmas
+    (each of their folds from a model fitted on their other folds: in-sample sigmas would flatter the worst sites);
+    ``target_q10`` None leaves it at 1."""
+    keep = np.ones(pred["gpp"].shape, bool) if rows is None else rows
+    masked = {v: np.where(keep, pred[v], np.nan) for v in FLUXES}
+    day, site = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
+                                                member_sd_term=member_sd_term)
+    model = SiteErrorModel(day, site)
+    if target_q10 is not None:
+        inner = {v: np.full(keep.shape, np.nan) for v in FLUXES}
+        for k in np.unique(fold_b[keep]):
+            part = keep & (fold_b != k)
+            masked = {v: np.where(part, pred[v], np.nan) for v in FLUXES}
+            d, st = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
+                                                    member_sd_term=member_sd_term)
+            s = SiteErrorModel(d, st).sigma(pred["gpp"], pred["reco"], member_sd, novelty, igbp_b)
+            for v in FLUXES:
+                here = keep & (fold_b == k)
+                inner[v][here] = s[v][here]
+        model.inflation = {v: fit_inflation(np.where(keep, pred[v] - obs[v], np.nan), inner[v], target_q10)
+                           for v in FLUXES}
+    return model
+
+
 def nested_sigmas(kind: str, pred: dict, obs: dict, igbp: np.ndarray, fold: np.ndarray,
                   member_sd: dict | None = None, novelty: np.ndarray | None = None,
-                  member_sd_term: bool = True) -> dict[str, np.ndarray]:
-    """Spreads (site, time) per flux, each fold's from the error model fitted on the other folds."""
+                  member_sd_term: bool = True, target_q10: float | None = 0.75) -> dict[str, np.ndarray]:
+    """Spreads (site, time) per flux, each fold's from the error model fitted on the other folds (a site model's
+    inflation too)."""
     shape = pred["gpp"].shape
     igbp_b = np.broadcast_to(np.asarray(igbp, float).reshape(-1, 1), shape)
     fold_b = np.broadcast_to(np.asarray(fold).reshape(-1, 1), shape)
@@ -32,9 +61,8 @@ def nested_sigmas(kind: str, pred: dict, obs: dict, igbp: np.ndarray, fold: np.n
         if kind == "global":
             s = SpreadCalibration.fit(masked, obs, igbp_b).sigma(pred["gpp"], pred["reco"], igbp_b)
         else:
-            day, site = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
-                                                        member_sd_term=member_sd_term)
-            s = SiteErrorModel(day, site).sigma(pred["gpp"], pred["reco"], member_sd, novelty, igbp_b)
+            s = fit_site_model(pred, obs, igbp_b, site_b, fold_b, member_sd, novelty, member_sd_term, target_q10,
+                               rows=train).sigma(pred["gpp"], pred["reco"], member_sd, novelty, igbp_b)
         for v in FLUXES:
             sig[v][fold_b == k] = s[v][fold_b == k]
     return sig

@@ -238,7 +238,7 @@ def _site_model(ens, seed: int = 5):
     rng = np.random.default_rng(seed)
     k = len(IGBP_CLASSES)
     day = {v: np.r_[-0.8, 0.3, 0.2, 0.15, rng.normal(0, 0.2, k)] for v in ("gpp", "reco", "nee")}
-    site = {v: np.r_[-0.3, 0.9, rng.normal(0, 0.2, k)] for v in ("gpp", "reco", "nee")}
+    site = {v: np.r_[-0.3, 0.9, 0.2, 0.1, rng.normal(0, 0.2, k)] for v in ("gpp", "reco", "nee")}
     return SiteErrorModel(day, site, EmbeddingNovelty.fit(np.tanh(rng.normal(size=(2, 6, 8)))), "test")
 
 

@@ -76,7 +76,7 @@ def test_site_error_model_fitted_nested_stored_and_applied(tmp_path):
     assert _script().main([str(npz), str(sample_path()), str(default_checkpoint_path("monthly")), "--out", str(out),
                            "--json", str(report), "--markdown", str(page)]) == 0
     r = json.loads(report.read_text())
-    assert set(r) == {"global", "site"} and "| GPP | site |" in page.read_text()
+    assert set(r) == {"global", "site, likelihood", "site"} and "| GPP | site |" in page.read_text()
     for v in ("gpp", "reco", "nee"):
         assert 0.7 <= r["site"][v]["coverage"] <= 0.99 and r["site"][v]["crps"] > 0, (v, r["site"][v])
     cal = load_checkpoint(out)
