@@ -85,6 +85,24 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output(getattr(args, "output", None), "--output", args, directory=args._output_directory)
 
 
+def shipped_run_configs() -> list[str]:
+    """The names of the run configs shipped in the package (tamrl_coupler/configs/run/NAME.yaml)."""
+    from tamrl_coupler.config.paths import package_root
+
+    return sorted(p.stem for p in (package_root() / "configs" / "run").glob("*.yaml"))
+
+
+def run_config_path(value: str) -> str:
+    """A run config argument: a YAML file, or the bare name of a config shipped in the package (``demo``,
+    ``prior_demo``, ``sites``), so that an installed package runs them without the repository. A name that is
+    neither is left as it is (the config loader then names the missing file)."""
+    if Path(value).exists() or "/" in value or value.endswith((".yaml", ".yml")):
+        return value
+    if value in shipped_run_configs():
+        return f"package://configs/run/{value}.yaml"
+    return value
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """--checkpoint (a shipped one by name, or a file) and --sites: how predict and evaluate pick model and towers."""
     parser.add_argument("--checkpoint", metavar="daily|monthly|PATH",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, run_config_path
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
@@ -14,7 +14,8 @@ HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
-                                       "configs/run/prior_demo.yaml")
+                                       "configs/run/prior_demo.yaml, or the name of one shipped in the package: "
+                                       "prior_demo")
     add_output_argument(parser, "output directory", default="prior_out", directory=True)
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     comm = world()
     with every_rank(comm, "tamrl-coupler prior: reading the config"):
-        cfg = load_run_config(args.config)
+        cfg = load_run_config(run_config_path(args.config))
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:

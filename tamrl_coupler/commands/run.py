@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, run_config_path, say
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml")
+    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml, or the name of one shipped "
+                                       "in the package: demo, prior_demo, sites")
     add_output_argument(parser, "output directory", default="out", directory=True)
     parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart "
                         "(default: run to the config's end)")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.driver.offline import run_offline
 
     comm = world()
-    result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=comm,
+    result = run_offline(run_config_path(args.config), args.output, steps=args.steps, restart=args.restart, comm=comm,
                          progress=progress_mode(args))
     report(result, comm)
     return 0
