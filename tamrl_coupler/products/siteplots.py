@@ -117,7 +117,7 @@ def igbp_error(png: Path, igbp: np.ndarray, obs: dict, sim: dict, fluxes: list[s
     classes = [c for c in vocabulary.IGBP_CLASSES if (igbp == c).any()] + sorted(
         {str(c) for c in igbp if str(c) not in vocabulary.IGBP_CLASSES})
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(classes) + 2.0), 4.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(classes) + 2.0), 4.3), dpi=100, layout="constrained")
     width = 0.8 / len(fluxes)
     rng = np.random.default_rng(0)  # the same jitter every time: pictures that do not change between runs
     for k, f in enumerate(fluxes):
@@ -149,12 +149,11 @@ def igbp_error(png: Path, igbp: np.ndarray, obs: dict, sim: dict, fluxes: list[s
         for c, n, t in zip(classes, counts, trained, strict=True)], fontsize=7)
     ax.set_ylabel(f"per-site RMSE [{UNIT}]", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7, ncols=len(fluxes) + (2 if in_sample is not None else 0), loc="upper left")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncols=len(labels), loc="outside lower center", frameon=False)
     ax.set_ylim(0, None)
-    ax.margins(y=0.12)
     ax.set_title(f"{title}: error by IGBP class", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
     return save_png(fig, png)
 
 
@@ -197,8 +196,9 @@ def _cycle_page(png: Path, page: list[int], number: int, pages: int, n_sites: in
                 in_sample: np.ndarray | None) -> Path:
     plt = pyplot()
     nrows = max(1, int(np.ceil(len(page) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(0.6 + 2.1 * ncols, 1.2 + 1.75 * nrows), dpi=100, squeeze=False,
-                             sharex=True, layout="constrained")
+    width = max(0.6 + 2.1 * ncols, 5.0)  # a few sites: wider panels, so that title and legend have room
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.2 + (1.75 if ncols > 2 else 2.6) * nrows), dpi=100,
+                             squeeze=False, sharex=True, layout="constrained")
     x = np.arange(1, 13)
     for ax in axes.ravel()[len(page):]:
         ax.set_visible(False)
@@ -222,6 +222,6 @@ def _cycle_page(png: Path, page: list[int], number: int, pages: int, n_sites: in
     nee = f"; NEE = {convention.formula.split('= ')[1]}" if "nee" in shown else ""
     paging = f" (page {number} of {pages}: {len(page)} of {n_sites} sites)" if pages > 1 else ""
     text = (f"{title}: mean seasonal cycle per site{paging} [{UNIT}], dots observed, lines simulated{nee}")
-    width_chars = int((0.6 + 2.1 * ncols) * 100 / 6.5)  # about 6.5 px per character at 9 pt and 100 dpi
+    width_chars = int(width * 100 / 6.5)  # about 6.5 px per character at 9 pt and 100 dpi
     fig.suptitle(textwrap.fill(text, max(width_chars, 40)), fontsize=9)
     return save_png(fig, png)

@@ -121,7 +121,7 @@ def test_the_run_configs_ship_in_the_package_and_run_by_name():
         path = resolve_path(run_config_path(name), None)
         assert path.is_relative_to(REPO / "tamrl_coupler") and path.exists(), path
         assert (REPO / "configs" / "run" / f"{name}.yaml").resolve() == path.resolve()  # the repo's copy is a link
-    assert load_run_config(run_config_path("prior_demo")).output.prior.grid == "r144x96"
+    assert load_run_config(run_config_path("prior_demo")).output.prior.grid.text == "r144x96"
     assert run_config_path("configs/run/demo.yaml") == "configs/run/demo.yaml"
     text = (REPO / "pyproject.toml").read_text()
     assert '"configs/run/*.yaml"' in text and '"py.typed"' in text and (REPO / "tamrl_coupler" / "py.typed").exists()
@@ -152,3 +152,17 @@ def test_evaluate_reports_in_sample_sites_apart():
     assert text.index("out-of-sample: 2 site(s)") < text.index("IN-SAMPLE: 2 site(s)") < text.index("pooled")
     assert "not the checkpoint's training sites" not in format_sample_tables(metrics_table(pred, obs, igbp), None, "x")
     assert "unknown" in format_sample_tables(metrics_table(pred, obs, igbp), None, "x")
+
+
+def test_cpu_extra_and_installer_pin_the_same_torch():
+    """The documented plain-pip CPU install (the cpu extra) and scripts/install.sh take the same CPU torch, and
+    mpi4py is no longer a hard dependency (an extra, built by the installer)."""
+    import re
+
+    text = (REPO / "pyproject.toml").read_text()
+    version = re.search(r"^torch_version=(\S+)$", (REPO / "scripts" / "install.sh").read_text(), re.M).group(1)
+    assert f'cpu = ["torch=={version}+cpu; platform_system != \'Darwin\'"' in text
+    dependencies = text[text.index("dependencies = ["):text.index("]", text.index("dependencies = ["))]
+    assert "mpi4py" not in dependencies and 'mpi = ["mpi4py>=3.1"]' in text
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install ".[cpu]" --extra-index-url https://download.pytorch.org/whl/cpu' in readme
