@@ -58,10 +58,12 @@ def check_output(path: str | Path | None, option: str, args: argparse.Namespace,
     given; a missing one is an error naming the option (a typo never makes a tree of folders, at / or elsewhere).
 
     ``directory``: ``path`` is itself a directory the command creates (reported as new)."""
+    from tamrl_coupler.communicator import launched_rank
     from tamrl_coupler.errors import OutputError
 
     if path is None:
         return
+    tell = say if launched_rank() == 0 else (lambda *_: None)  # under mpiexec every rank checks, rank 0 says
     path = Path(path).expanduser()
     parent = path.parent
     if not parent.exists():
@@ -72,11 +74,11 @@ def check_output(path: str | Path | None, option: str, args: argparse.Namespace,
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{option} {path}: cannot create directory {parent} ({exc.strerror or exc})") from None
-        say("created directory %s", parent)
+        tell("created directory %s", parent)
     elif not parent.is_dir():
         raise OutputError(f"{option} {path}: {parent} is a file, not a directory")
     if directory and not path.exists():
-        say("writing into a new directory %s", path)
+        tell("writing into a new directory %s", path)
 
 
 def check_outputs(args: argparse.Namespace) -> None:
