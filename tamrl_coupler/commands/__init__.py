@@ -89,7 +89,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def shipped_run_configs() -> list[str]:
     """The names of the run configs shipped in the package (tamrl_coupler/configs/run/NAME.yaml)."""
-    from tamrl_coupler.config.paths import package_root
+    from tamrl_coupler.settings.paths import package_root
 
     return sorted(p.stem for p in (package_root() / "configs" / "run").glob("*.yaml"))
 
@@ -131,7 +131,7 @@ def progress_mode(args: argparse.Namespace) -> str:
 def dataset_progress(ens: Any, data: Any, args: argparse.Namespace) -> Any:
     """The progress reporter of stepping ``ens`` over ``data`` (predict, evaluate): per site for a daily model
     (each site's record is evaluated whole), per period otherwise; None with ``--progress none``."""
-    from tamrl_coupler.driver.progress import make_progress
+    from tamrl_coupler.host.progress import make_progress
 
     daily = ens.meta.period == "daily"
     return make_progress(data.n_sites if daily else len(data.time), f"predict {data.n_sites} site(s)",

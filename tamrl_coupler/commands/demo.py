@@ -30,7 +30,7 @@ def demo_config_path():
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.commands.run import report
     from tamrl_coupler.communicator import world
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     comm = world()
     result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=comm,

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:  # before MPI starts: every rank stops here alike
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     from tamrl_coupler.communicator import world
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     comm = world()
     result = run_offline(run_config_path(args.config), args.output, steps=args.steps, restart=args.restart, comm=comm,

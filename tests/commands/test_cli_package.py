@@ -113,8 +113,8 @@ def test_output_into_a_missing_directory_needs_parents(tmp_path, capsys):
 
 def test_the_run_configs_ship_in_the_package_and_run_by_name():
     from tamrl_coupler.commands import run_config_path, shipped_run_configs
-    from tamrl_coupler.config.paths import resolve_path
-    from tamrl_coupler.config.run import load_run_config
+    from tamrl_coupler.settings.paths import resolve_path
+    from tamrl_coupler.settings.run import load_run_config
 
     assert {"demo", "prior_demo", "sites"} <= set(shipped_run_configs())
     for name in ("demo", "prior_demo", "sites"):
