@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "grouped k-fold CV (by site, stratified by IGBP) of TAM-RL, XGBoost and LSTM; writes a results table"
 
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML CVConfig (see configs/cv/fluxval.yaml)")
     add_output_argument(parser, "output path without suffix (default: the config's 'output')")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
     parser.add_argument("--rescore", nargs="?", const="", metavar="PREDICTIONS.npz",
                         help="train nothing: rebuild the tables from a finished CV's held-out predictions (default: "
                              "<output>_predictions.npz), with the per-site scores of the current harness")
@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from tamrl_coupler.config import ConfigError, load_yaml
-    from tamrl_coupler.config.cv import CVConfig
     from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.settings import ConfigError, load_yaml
+    from tamrl_coupler.settings.cv import CVConfig
     from tamrl_coupler.training.cv import run_cv
     from tamrl_coupler.training.cv_report import rescore, write_results
 
@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore is not None:
         results = rescore(cfg, data, out, args.rescore or None)
     else:
-        results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
+        results = run_cv(cfg, data, progress=progress_mode(args) != "none", workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"
     md, js = write_results(results, cfg, command, data, out)
     print(md.read_text())
-    print(f"wrote {md} and {js}")
+    say("wrote %s and %s", md, js)
     return 0

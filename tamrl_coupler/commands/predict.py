@@ -9,7 +9,8 @@ from tamrl_coupler.commands import (
     add_output_argument,
     add_progress_arguments,
     add_threads_argument,
-    progress_mode,
+    dataset_progress,
+    say,
     set_threads,
 )
 
@@ -36,10 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import data_period, read_dataset
-    from tamrl_coupler.driver.progress import make_progress
+    from tamrl_coupler.io.predictions import write_predictions
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
-    from tamrl_coupler.model.inference import predict_dataset, set_site_lat, write_predictions
+    from tamrl_coupler.model.inference import predict_dataset, set_site_lat
     from tamrl_coupler.physics.carbon import SignConvention
 
     set_threads(args)
@@ -48,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
-    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
+    bar = dataset_progress(ens, data, args)
     pred = predict_dataset(ens, data, conv, progress=bar)
+    if bar is not None:
+        bar.close()
     how = {}
     if args.monthly:
         from tamrl_coupler.errors import InputError
@@ -64,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
                               "predicted); NEE = GPP - Reco recomputed from the monthly means",
                "spread_note": SPREAD_NOTE}
     path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name, **how)
-    print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {data.period} periods "
-          f"({ens.meta.period} model), {ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
+    say(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {data.period} periods ({ens.meta.period} model), "
+        f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
     return 0

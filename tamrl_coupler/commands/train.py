@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "train an ensemble from a YAML config (configs/train/fluxval.yaml) and write a checkpoint"
 
@@ -14,17 +14,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser, "checkpoint path (default: the config's 'out')")
     parser.add_argument("--data", help="data path (default: the config's 'data')")
     parser.add_argument("--members", type=int, help="number of ensemble members (default: the config's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from tamrl_coupler.config import ConfigError, load_yaml
-    from tamrl_coupler.config.train import TrainConfig
     from tamrl_coupler.data.reader import read_dataset, resolve_data_path
     from tamrl_coupler.model import save_checkpoint
+    from tamrl_coupler.settings import ConfigError, load_yaml
+    from tamrl_coupler.settings.train import TrainConfig
     from tamrl_coupler.training.daily import train_daily_ensemble
     from tamrl_coupler.training.loop import train_ensemble
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.data = args.data
     if args.members:
         cfg.members = args.members
-    if args.no_progress:
+    if progress_mode(args) == "none":
         cfg.progress = False
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing (expected a data path)")
@@ -52,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
         "best_val_loss": [round(h.best_val_loss, 4) for h in history],
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(json.dumps(summary, indent=1))
+    say("%s", json.dumps(summary, indent=1))
     return 0

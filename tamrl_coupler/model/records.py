@@ -32,7 +32,7 @@ def record_spans(x: np.ndarray, required: list[int]) -> tuple[np.ndarray, np.nda
 
 @torch.no_grad()
 def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat: np.ndarray,
-                    sites_per_batch: int = 32, embeddings: bool = False) -> dict[str, np.ndarray]:
+                    sites_per_batch: int = 32, progress=None, embeddings: bool = False) -> dict[str, np.ndarray]:
     """Daily drivers x (S, T, D) on a day axis from ``first_day``, latitudes (S,) -> the ensemble's fields (gpp, reco,
     nee and their spreads) as (S, T) float64 arrays, NaN outside each site's record (:func:`record_spans`).
     ``embeddings``: also "z", every member's task embedding of every day, (S, T, M, E) float32."""
@@ -89,4 +89,8 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
         if "z" in out:
             out["z"][sites[rows], day_index[rows, cols]] = zs.reshape(len(sites), length, *zs.shape[1:]).cpu(
                 ).numpy()[rows, cols]
+        if progress is not None:
+            progress.update(len(sites))
+    if progress is not None and n_sites > len(order):
+        progress.update(n_sites - len(order))  # sites without a record: nothing to evaluate
     return out

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
-from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.settings.cv import CVConfig
 from tamrl_coupler.training.cv_site_report import site_report, site_report_lines
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from tamrl_coupler.model.calibration import FLUXES, SpreadCalibration
-from tamrl_coupler.model.site_error import SiteErrorModel, crps_gaussian, fit_inflation
+from tamrl_coupler.model.site_error import SiteErrorModel
+from tamrl_coupler.training.site_error_fit import crps_gaussian, fit_coefficients, fit_inflation
 
 Z90 = 1.645
 KINDS = ("global", "site")
@@ -26,7 +27,7 @@ def fit_site_model(pred: dict, obs: dict, igbp_b: np.ndarray, site_b: np.ndarray
     ``target_q10`` None leaves it at 1."""
     keep = np.ones(pred["gpp"].shape, bool) if rows is None else rows
     masked = {v: np.where(keep, pred[v], np.nan) for v in FLUXES}
-    day, site = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
+    day, site = fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
                                                 member_sd_term=member_sd_term)
     model = SiteErrorModel(day, site)
     if target_q10 is not None:
@@ -34,7 +35,7 @@ def fit_site_model(pred: dict, obs: dict, igbp_b: np.ndarray, site_b: np.ndarray
         for k in np.unique(fold_b[keep]):
             part = keep & (fold_b != k)
             masked = {v: np.where(part, pred[v], np.nan) for v in FLUXES}
-            d, st = SiteErrorModel.fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
+            d, st = fit_coefficients(masked, member_sd, novelty, obs, igbp_b, site_b,
                                                     member_sd_term=member_sd_term)
             s = SiteErrorModel(d, st).sigma(pred["gpp"], pred["reco"], member_sd, novelty, igbp_b)
             for v in FLUXES:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.model.ensemble import Ensemble
-from tamrl_coupler.model.site_error import EmbeddingNovelty
+from tamrl_coupler.model.novelty import EmbeddingNovelty
 
 
 def daily_embeddings(ens: Ensemble, data: FluxDataset, x: np.ndarray | None = None) -> tuple[dict, np.ndarray]:

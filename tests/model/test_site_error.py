@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from tamrl_coupler.errors import CheckpointError
-from tamrl_coupler.model.site_error import EmbeddingNovelty, SiteErrorModel, crps_gaussian
+from tamrl_coupler.model.novelty import EmbeddingNovelty
+from tamrl_coupler.model.site_error import SiteErrorModel
+from tamrl_coupler.training.site_error_fit import crps_gaussian, fit_coefficients
 from tamrl_coupler.vocabulary import IGBP_CLASSES
 
 
@@ -43,7 +45,7 @@ def test_random_offset_fit_recovers_known_day_and_site_parts():
     pred = {"gpp": gpp, "reco": np.ones_like(gpp), "nee": gpp - 1}
     obs = {v: p - err for v, p in pred.items()}  # every flux with the same errors
     member_sd = {v: np.full_like(gpp, 0.3) for v in pred}
-    day, site = SiteErrorModel.fit_coefficients(pred, member_sd, np.repeat(novelty[:, None], n_days, 1), obs,
+    day, site = fit_coefficients(pred, member_sd, np.repeat(novelty[:, None], n_days, 1), obs,
                                                 np.full((n_sites, 1), np.nan), np.arange(n_sites)[:, None])
     # the intercept, the Reco term and the member-sd term are collinear here (constant Reco and member sd): compare
     # the fitted sigmas themselves
