@@ -49,8 +49,8 @@ def site_report(preds: dict[str, dict[str, np.ndarray]], data: FluxDataset, fold
                 continue
             report["compare"].setdefault(row, {})[b] = {
                 v: compare(p[v], preds[b][v], obs[v], fold, min_obs, n_boot, seed) for v in fluxes}
-            if row not in _main_rows(preds) or b != base:
-                continue
+            if row not in _main_rows(preds) or b != base or base != compare_to[0]:
+                continue  # classes, zones and extremes: the all-input rows against the first baseline only
             for key, groups in (("by_igbp", data.igbp), ("by_zone", zones)):
                 report[key].setdefault(row, {})[b] = {
                     v: compare_groups(p[v], preds[b][v], obs[v], groups, min_obs, n_boot, seed) for v in fluxes}
