@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="site model without the members' spread as a day-level covariate (when the CV's ensembles "
                          "are much smaller than the checkpoint's)")
     ap.add_argument("--out", help="checkpoint to write (default: overwrite CHECKPOINT)")
+    ap.add_argument("--report-only", action="store_true", help="measure and report, store nothing")
     ap.add_argument("--json", help="write the nested report here")
     ap.add_argument("--markdown", help="write the nested report as a results page here")
     ap.add_argument("--title", default="Spread calibration on held-out sites", help="the results page's title")
@@ -197,13 +198,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k:6s} {v:4s} coverage {r['coverage']:.3f}  spread/RMSE {r['spread_over_rmse']:.2f}  CRPS "
                   f"{r['crps']:.3f}  per-site coverage q10/q25/q50 "
                   f"{' / '.join(f'{q:.2f}' for q in r['site_coverage_q10_q25_q50'])}")
-    ens = load_checkpoint(args.checkpoint)
-    source = f"{args.predictions} ({args.row} held-out predictions, {len(np.unique(fold))} folds)"
-    full = read_dataset(args.data, period=args.period) if kind == "site" else sub
-    ens.meta.calibration = fit_final(kind, ens, pred, obs, igbp, fold, extras, full, source, not args.no_member_sd)
-    ens.meta.extra["spread_calibration_report"] = report[kind]
-    out = save_checkpoint(ens, args.out or args.checkpoint)
-    print(f"wrote {out} ({kind} error model)")
+    if not args.report_only:
+        ens = load_checkpoint(args.checkpoint)
+        source = f"{args.predictions} ({args.row} held-out predictions, {len(np.unique(fold))} folds)"
+        full = read_dataset(args.data, period=args.period) if kind == "site" else sub
+        ens.meta.calibration = fit_final(kind, ens, pred, obs, igbp, fold, extras, full, source, not args.no_member_sd)
+        ens.meta.extra["spread_calibration_report"] = report[kind]
+        out = save_checkpoint(ens, args.out or args.checkpoint)
+        print(f"wrote {out} ({kind} error model)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report if len(report) > 1 else report[kind], fh, indent=1)
