@@ -90,7 +90,7 @@ def test_under_three_ranks_every_rank_raises_the_same_error(tmp_path):
 
 def test_agreement_buffers_are_made_once():
     a = Agreement(None)
-    assert a.size == 1 and a._send.shape == (3,)
+    assert a.size == 1 and a._send.shape == (8,)
 
 
 ABORT_SCRIPT = r'''

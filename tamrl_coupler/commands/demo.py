@@ -35,5 +35,4 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
-    return 0
+    return report(result, MPI.COMM_WORLD)

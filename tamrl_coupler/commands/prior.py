@@ -47,5 +47,4 @@ def run(args: argparse.Namespace) -> int:
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
-    return 0
+    return report(result, MPI.COMM_WORLD)

@@ -1,6 +1,7 @@
 """Run the coupling component offline on CF forcing: `tamrl-coupler run CONFIG [--output DIR] [--steps N]
 [--restart FILE]`, also under `mpiexec -n N`. Writes {prefix}_{first step}.nc (CF fluxes) and
-{prefix}_restart_{next step}.nc into the output directory."""
+{prefix}_restart_{next step}.nc into the output directory. SIGTERM, SIGINT, SIGHUP or SIGUSR1 on any rank: every
+rank finishes the step, the flux file and a restart are written, and the exit status is 75."""
 
 from __future__ import annotations
 
@@ -28,15 +29,22 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 
-def report(result, comm) -> None:
-    if comm.Get_rank() != 0:
-        return
-    print(f"{result.n_steps} coupling steps on {comm.Get_size()} rank(s)")
-    for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
-        if path is not None:
-            print(f"{label}: {path}")
-    for path in result.extra_files:
-        print(f"wrote: {path}")
+def report(result, comm) -> int:
+    """Print what the run wrote (rank 0); the exit status: 0, or EXIT_STOPPED (75) after a stop signal."""
+    import sys
+
+    from tamrl_coupler.signals import EXIT_STOPPED
+
+    if comm.Get_rank() == 0:
+        print(f"{result.n_steps} coupling steps on {comm.Get_size()} rank(s)")
+        for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
+            if path is not None:
+                print(f"{label}: {path}")
+        for path in result.extra_files:
+            print(f"wrote: {path}")
+        if result.stopped:
+            print(f"tamrl-coupler: stopped: {result.stopped}", file=sys.stderr, flush=True)
+    return EXIT_STOPPED if result.stopped else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,5 +57,4 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
-    return 0
+    return report(result, MPI.COMM_WORLD)

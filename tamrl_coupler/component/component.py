@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tamrl_coupler import vocabulary
+from tamrl_coupler import signals, vocabulary
 from tamrl_coupler.component import state
 from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
 from tamrl_coupler.component.evaluation import Evaluation
@@ -32,8 +33,8 @@ from tamrl_coupler.component.geometry import Geometry, HostCells, resolve_block_
 from tamrl_coupler.component.imports import Imports
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.devices import select_device
-from tamrl_coupler.errors import InputError
-from tamrl_coupler.parallel import Agreement
+from tamrl_coupler.errors import InputError, StopRequested, TamrlError
+from tamrl_coupler.parallel import Agreement, ExitWatch, watch_exit
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
 
@@ -100,6 +101,10 @@ class CouplingComponent:
         self._finalised = False
         self.broken: str | None = None  # why the state can no longer be trusted (a failure inside a step)
         self._fingerprint: str | None = None
+        self._registration_errors: dict[str, str] = {}  # field -> why its last registration on this rank failed
+        self._step_clock: tuple[int, int] | None = None
+        self._live = ExitWatch()  # until finalise(), even if the host drops the component without finalising
+        watch_exit(comm, self._live)
         if restart is not None:
             state.load(self, restart)
 
@@ -116,11 +121,29 @@ class CouplingComponent:
 
     def register_import(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; its values are read at every step."""
-        self.imports.register(name, array)
+        self._register(vocabulary.Role.IMPORT, name, lambda: self.imports.register(name, array))
 
     def register_export(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; every step writes into it."""
-        self.exports.register(name, array)
+        self._register(vocabulary.Role.EXPORT, name, lambda: self.exports.register(name, array))
+
+    def _register(self, role: vocabulary.Role, name: str, work: Callable[[], None]) -> None:
+        """Registration is local (no collective), so its error is raised here on this rank only; which field
+        failed is also kept (until it is registered again successfully) and compared between the ranks by the
+        next step's agreement, so that a host which carried on after a failure on some ranks only gets the same
+        error on every rank instead of leaving the others waiting."""
+        try:
+            key = f"{role.value} field '{vocabulary.canonical_name(role, name)}'"
+        except (TamrlError, ValueError, TypeError):
+            key = None  # an unknown name registers nothing: no collective depends on it
+        try:
+            work()
+        except BaseException as exc:
+            if key is not None:
+                self._registration_errors[key] = str(exc)
+            raise
+        if key is not None:
+            self._registration_errors.pop(key, None)
 
     # ------------------------------------------------------------------ the coupling step
     def run_step(self, time_seconds: float, dt_seconds: float) -> None:
@@ -130,8 +153,11 @@ class CouplingComponent:
         label = f"step {self.n_steps}"
         try:
             with self.agreement.guard(f"run_step(time={time_seconds!r} s, dt={dt_seconds!r} s)",
-                                      same=self._registration_signature):
+                                      same=self._registration_signature, clock=lambda: self._step_clock,
+                                      clock_label=self._clock_label):
+                self._step_clock = None
                 info, t = self._check_step(time_seconds, dt_seconds)
+                self._step_clock = (t, info.dt)  # every rank must step the same clock: agreed with the rest
                 label = f"step {self.n_steps} ({info.start}, t = {t} s)"
                 if not self.imports.ready:
                     self.imports.setup()
@@ -167,6 +193,24 @@ class CouplingComponent:
             self.evaluation.end_period()
         self.next_time = t + info.dt
         self.n_steps += 1
+        if self.agreement.stop:  # a stop signal reached some rank: every rank learnt it in this step's agreements
+            self._stop(info)
+
+    def _stop(self, info: StepInfo) -> None:
+        """Every rank finished the step; tell the host to write its restart and end (the same on every rank)."""
+        sig, rank = self.agreement.stop, self.agreement.stop_rank
+        self.agreement.clear_stop()
+        end = info.start + np.timedelta64(info.dt, "s")
+        err = StopRequested(f"stopped on {signals.name(sig)} (received by rank {rank}) after coupling step "
+                            f"{self.n_steps - 1} ({info.start} to {end}): every rank finished the step and its "
+                            f"fluxes are exported; write a restart (write_restart) and end -- the run continues from "
+                            f"it exactly", sig, rank)
+        err.agreed = True  # type: ignore[attr-defined]  # every rank raises it at the same step
+        err.comm_rank = self.geometry.rank  # type: ignore[attr-defined]
+        raise err
+
+    def _clock_label(self, t: int) -> str:
+        return f"step {self.n_steps} at t = {t} s ({self.clock.datetime(t)})"
 
     def _check_step(self, time_seconds: float, dt_seconds: float) -> tuple[StepInfo, int]:
         """The step's place in time, or an InputError saying what is wrong with the call (nothing is changed)."""
@@ -183,8 +227,12 @@ class CouplingComponent:
         return info, t
 
     def _registration_signature(self) -> str:
-        """What every rank must have registered alike (the fields of the collective regrids)."""
-        return f"imports {sorted(self.imports.arrays)}"
+        """What every rank must have registered alike (the fields of the collective regrids), and the
+        registrations that failed: harmless when they failed on every rank alike (nothing was registered
+        anywhere), an error on every rank when some ranks differ."""
+        failed = f", its registration of {', '.join(sorted(self._registration_errors))} failed" \
+            if self._registration_errors else ""
+        return f"imports {sorted(self.imports.arrays)}{failed}"
 
     # ------------------------------------------------------------------ diagnostics
     def global_totals(self) -> dict[str, tuple[float, float]]:
@@ -220,6 +268,7 @@ class CouplingComponent:
             log.warning("rank %d: fill_policy '%s' replaced forcing values: %s", self.geometry.rank,
                         self.cfg.forcing.fill_policy, ", ".join(f"{k} {v}" for k, v in subs.items()))
         self._finalised = True
+        self._live.done()
         self.imports.arrays.clear()
         self.exports.arrays.clear()
 

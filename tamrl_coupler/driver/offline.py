@@ -20,7 +20,7 @@ import numpy as np
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component.decomposition import contiguous_split
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
-from tamrl_coupler.errors import InputError, OutputError
+from tamrl_coupler.errors import InputError, OutputError, StopRequested
 from tamrl_coupler.parallel import Agreement
 
 log = logging.getLogger("tamrl_coupler.driver")
@@ -36,6 +36,7 @@ class RunResult:
     next_time: int
     extra_files: list[Path] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
+    stopped: str | None = None  # why the run stopped before its end (a stop signal; the restart continues it)
 
 
 def _stamp(t: np.datetime64) -> str:
@@ -65,6 +66,9 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     error and none is left waiting. The whole run's time plan is checked before the first step: a coupling step
     spanning several forcing records, a step or the run going past ``end`` or past the forcing, a restart already
     at or after ``end`` are refused, never guessed around.
+
+    A stop signal (SIGTERM & co., :mod:`tamrl_coupler.signals`) on any rank ends the run after the step every rank
+    is in: the flux file is completed with the steps done, the restart written, and ``result.stopped`` says so.
     """
     from tamrl_coupler.component.component import CouplingComponent, HostCells
 
@@ -187,6 +191,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
         bar = make_progress(len(starts), "coupling steps", mode)
     n_done = 0
     pending: tuple[float, float] | None = None  # rank 0's record to write, agreed with the next step
+    stopped: StopRequested | None = None
     try:
         for t, step_dt in starts:
             when = comp.clock.datetime(t)
@@ -197,16 +202,21 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
                 rec = reader.record_for(when, step_dt)
                 for f, b in bufs.items():
                     b[:] = reader.read(f, rec, cells.global_index)
-            comp.run_step(t, step_dt)
+            try:
+                comp.run_step(t, step_dt)
+            except StopRequested as exc:  # every rank, after the same complete step: its fluxes are written
+                stopped = exc
             if on_step is not None:
                 on_step(comp, t)
             n_done += 1
-            if n_done % cfg.output.every == 0 or n_done == len(starts):
+            if stopped is not None or n_done % cfg.output.every == 0 or n_done == len(starts):
                 for f, b in exports.items():
                     comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
                 pending = (float(t), float(t + step_dt))
             if bar is not None:
                 bar.update(1)
+            if stopped is not None:
+                break
         substitutions = comp.forcing_substitutions()
 
         def finish() -> None:
@@ -231,6 +241,10 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     result = RunResult(flux_path if rank == 0 else None, restart_path, n_done, comp.next_time,
                        timers=dict(comp.timers))
     comp.finalise()
+    if stopped is not None:  # no products of a partial run; the restart continues it
+        result.stopped = (f"{stopped.args[0].split(': every rank')[0]}: the flux file holds the {n_done} step(s) "
+                          f"done and the restart {restart_path} continues the run exactly (--restart)")
+        return result
     extra = agreement.on_root("writing the run's products (map, scores, prior)",
                               lambda: _post(cfg, flux_path, out_dir))
     result.extra_files.extend(extra or [])
