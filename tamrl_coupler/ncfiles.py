@@ -19,6 +19,7 @@ import numpy as np
 from tamrl_coupler.atomicfile import prepare_target, raise_as_output_error, remove_quietly, temporary_name
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.sealed import append_seal
 
 _TIME_UNITS = {"second": 1, "seconds": 1, "s": 1, "sec": 1, "minute": 60, "minutes": 60, "min": 60, "hour": 3600,
                "hours": 3600, "h": 3600, "day": SECONDS_PER_DAY, "days": SECONDS_PER_DAY, "d": SECONDS_PER_DAY}
@@ -56,10 +57,11 @@ class AtomicNetCDF:
     deletes it. ``ds`` is the open ``netCDF4.Dataset``. A failure of the file system (full disk, permission, a
     directory given as the file) is an OutputError naming the file, and leaves no temporary file behind."""
 
-    def __init__(self, path: str | Path, what: str = "NetCDF file"):
+    def __init__(self, path: str | Path, what: str = "NetCDF file", seal: bool = False):
         import netCDF4
 
         self.what = what
+        self.seal = seal  # append a whole-file SHA-256 seal (sealed.py) before renaming into place
         self.path = prepare_target(path, what)
         self.tmp = temporary_name(self.path)
         try:
@@ -73,6 +75,8 @@ class AtomicNetCDF:
         is removed and an OutputError raised."""
         try:
             self.ds.close()
+            if self.seal:
+                append_seal(self.tmp)
             os.replace(self.tmp, self.path)
         except BaseException as exc:
             remove_quietly(self.tmp)
@@ -90,10 +94,12 @@ class AtomicNetCDF:
             remove_quietly(self.tmp)
 
 
-def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str = "NetCDF file") -> Path:
+def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str = "NetCDF file",
+                        seal: bool = False) -> Path:
     """Create ``path`` through ``fill(dataset)`` on a temporary file, then rename it into place; file-system
-    failures are an OutputError naming ``path`` and leave no temporary file."""
-    out = AtomicNetCDF(path, what)
+    failures are an OutputError naming ``path`` and leave no temporary file. ``seal``: end the file with a
+    SHA-256 of every byte (sealed.py), for files whose every byte decides what a later run does (restarts)."""
+    out = AtomicNetCDF(path, what, seal)
     try:
         fill(out.ds)
     except BaseException as exc:

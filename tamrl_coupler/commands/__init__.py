@@ -23,6 +23,14 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                              "citation]); default: sites.csv beside them")
 
 
+def add_unverified_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-unverified``: also use a restart or checkpoint of an older format that carries no whole-file
+    seal (the product refuses those by default: nothing shows that their bytes are as written)."""
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="use a restart or checkpoint of an older format without a whole-file SHA-256 seal "
+                             "(refused by default); only for files you trust")
+
+
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--progress`` of the commands that run coupling steps (run, prior, demo) or step the
     ensemble over a dataset (predict, evaluate)."""

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import (
+    add_output_argument,
+    add_progress_arguments,
+    add_unverified_argument,
+    progress_mode,
+)
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
@@ -20,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: run to the config's end)")
     parser.add_argument("--restart", default=None, help="continue from this restart file "
                         "(default: start at the config's start)")
+    add_unverified_argument(parser)
     add_progress_arguments(parser)
 
 
@@ -56,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
-                         progress=progress_mode(args))
+                         progress=progress_mode(args), allow_unverified=args.allow_unverified)
     return report(result, MPI.COMM_WORLD)

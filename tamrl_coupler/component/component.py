@@ -54,11 +54,13 @@ class CouplingComponent:
     """
 
     def __init__(self, config: str | Path | dict | RunConfig, comm: Any = None, cells: HostCells | None = None,
-                 restart: str | Path | None = None, ensemble: Any = None, host_grid: GridSpec | None = None):
+                 restart: str | Path | None = None, ensemble: Any = None, host_grid: GridSpec | None = None,
+                 allow_unverified: bool = False):
         """Collective. ``config``: a run config (path, mapping or RunConfig); ``comm``: an mpi4py communicator
         (default COMM_WORLD); ``cells``: this rank's host cells; ``restart``: continue from this file;
         ``ensemble``: an Ensemble instead of the config's checkpoint; ``host_grid``: the host's grid instead of the
-        config's ``host.grid`` (the offline driver's, read from its forcing)."""
+        config's ``host.grid`` (the offline driver's, read from its forcing); ``allow_unverified``: accept a
+        restart or checkpoint of an older format without a whole-file seal (the user trusts it)."""
         import torch
 
         from tamrl_coupler.model import load_checkpoint
@@ -78,7 +80,8 @@ class CouplingComponent:
         with self.agreement.guard("CouplingComponent: loading the checkpoint"):
             torch.set_num_threads(max(1, cfg.device.threads))
             self.ens = ensemble if ensemble is not None else load_checkpoint(
-                resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), device=self.device)
+                resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), device=self.device,
+                allow_unverified=allow_unverified)
             self.clock = Clock(cfg.reference_date, self.ens.meta.period)
             self.unit = flux_unit(cfg.exports.unit)
             self.convention = SignConvention.parse(cfg.exports.sign_convention)
@@ -106,7 +109,7 @@ class CouplingComponent:
         self._live = ExitWatch()  # until finalise(), even if the host drops the component without finalising
         watch_exit(comm, self._live)
         if restart is not None:
-            state.load(self, restart)
+            state.load(self, restart, allow_unverified)
 
     # ------------------------------------------------------------------ registration
     @property

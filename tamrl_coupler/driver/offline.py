@@ -55,7 +55,7 @@ def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
                 restart: str | Path | None = None, comm: Any = None, progress: bool | str = True,
-                on_step: Callable[[Any, int], None] | None = None) -> RunResult:
+                on_step: Callable[[Any, int], None] | None = None, allow_unverified: bool = False) -> RunResult:
     """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks).
 
     ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of
@@ -98,7 +98,8 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     c0, c1 = contiguous_split(host.size, size, rank)
     cells_idx = np.arange(c0, c1, dtype=np.int64)
     cells = HostCells(cells_idx, host.lat[c0:c1], host.lon[c0:c1], host.area[c0:c1], host.landfrac[c0:c1])
-    comp = CouplingComponent(cfg, comm, cells, restart=restart, host_grid=host_grid)
+    comp = CouplingComponent(cfg, comm, cells, restart=restart, host_grid=host_grid,
+                             allow_unverified=allow_unverified)
     with agreement.guard("tamrl-coupler run: opening the forcing and planning the steps"):
         reader, starts = _plan(cfg, comp, files, host, steps)
     try:

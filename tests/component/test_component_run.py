@@ -302,8 +302,8 @@ def test_host_cells_must_match_the_host_grid(tmp_path):
 
 
 def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
-    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read and its first
-    step evaluates."""
+    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read when unverified
+    restarts are allowed explicitly, and its first step evaluates."""
     from tamrl_coupler.component import CouplingComponent, HostCells
 
     comp, host = _component(tmp_path)
@@ -325,5 +325,7 @@ def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
             if name.startswith("estimate_") or name in ("scalar_have_estimate", "scalar_n_evaluations"):
                 continue
             dst.createVariable(name, v.dtype, v.dimensions)[...] = v[...]
-    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    with pytest.raises(InputError, match="format version 1, written before restarts were sealed"):
+        CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old, allow_unverified=True)
     assert not v1.evaluation.have_estimate and v1.next_time == 2 * 10800
