@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.atomicfile import prepare_target, raise_as_output_error, remove_quietly, temporary_name
+from tamrl_coupler.atomicfile import (
+    create_temporary,
+    output_error,
+    prepare_target,
+    raise_as_output_error,
+    remove_quietly,
+)
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.sealed import append_seal
@@ -63,7 +69,10 @@ class AtomicNetCDF:
         self.what = what
         self.seal = seal  # append a whole-file SHA-256 seal (sealed.py) before renaming into place
         self.path = prepare_target(path, what)
-        self.tmp = temporary_name(self.path)
+        try:
+            self.tmp = create_temporary(self.path)  # exclusively, an unpredictable name (atomicfile.py)
+        except BaseException as exc:
+            raise_as_output_error(exc, self.path, what)
         try:
             self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         except BaseException as exc:
@@ -79,8 +88,11 @@ class AtomicNetCDF:
                 append_seal(self.tmp)
             os.replace(self.tmp, self.path)
         except BaseException as exc:
+            converted = output_error(exc, self.path, self.what)  # before removing: a full disk is looked at
             remove_quietly(self.tmp)
-            raise_as_output_error(exc, self.path, self.what)
+            if converted is exc:
+                raise
+            raise converted from exc
         return self.path
 
     def abort(self) -> None:
@@ -103,8 +115,11 @@ def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str
     try:
         fill(out.ds)
     except BaseException as exc:
+        converted = output_error(exc, out.path, what)  # before removing: a full disk is looked at
         out.abort()
-        raise_as_output_error(exc, out.path, what)
+        if converted is exc:
+            raise
+        raise converted from exc
     return out.close()
 
 

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mpi4py import MPI
 
+    from tamrl_coupler.atomicfile import refuse_overwriting
     from tamrl_coupler.commands.run import configure_logging, report
     from tamrl_coupler.config.run import PriorSection, load_run_config
     from tamrl_coupler.driver.offline import run_offline
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
+        out = Path(args.output) / f"{cfg.output.prior.prefix}_{cfg.output.prior.frequency}.nc"
+        with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: checking the output"):
+            refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes], "prior")
         paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.atomicfile import refuse_overwriting
 from tamrl_coupler.component.decomposition import contiguous_split
 from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.errors import InputError, OutputError, StopRequested
@@ -90,6 +91,8 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
         from tamrl_coupler.io.sites import fluxval_to_cf_forcing
 
         converted = out_dir / "forcing_from_fluxval.nc"
+        with agreement.guard("tamrl-coupler run: checking the outputs"):
+            refuse_overwriting([converted], files, "tamrl-coupler run")
         agreement.on_root(f"converting {files[0]} to CF forcing",
                           lambda: fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites))
         files = [converted]
@@ -102,10 +105,28 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
                              allow_unverified=allow_unverified)
     with agreement.guard("tamrl-coupler run: opening the forcing and planning the steps"):
         reader, starts = _plan(cfg, comp, files, host, steps)
+        _refuse_replacing_inputs(cfg, comp, starts, out_dir, [*files, restart])
     try:
         return _run(cfg, comp, reader, starts, files, host, cells, out_dir, agreement, progress, on_step)
     finally:
         reader.close()
+
+
+def _refuse_replacing_inputs(cfg: RunConfig, comp: Any, starts: list, out_dir: Path, inputs: list) -> None:
+    """No file the run writes may be one it reads (the forcing, host grid, checkpoint, restart, observations)."""
+    from tamrl_coupler.model.checkpoint import resolve_checkpoint
+
+    first, (last, dt) = comp.clock.datetime(starts[0][0]), starts[-1]
+    prefix = cfg.output.prefix
+    outputs = [out_dir / f"{prefix}_{_stamp(first)}.nc",
+               out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(last + dt))}.nc",
+               out_dir / f"{prefix}_nee_map.png", out_dir / "sites_scores.md", out_dir / "sites_scores.csv"]
+    if cfg.output.prior is not None:
+        prior = out_dir / f"{cfg.output.prior.prefix}_{cfg.output.prior.frequency}.nc"
+        outputs += [prior, prior.with_name(prior.stem + "_map.png")]
+    grid = cfg.path(cfg.host.grid.text) if cfg.host.grid.kind is GridKind.FILE else None
+    inputs = [*inputs, grid, resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), cfg.path(cfg.output.score)]
+    refuse_overwriting(outputs, inputs, "tamrl-coupler run")
 
 
 def _forcing_files(cfg: RunConfig) -> list[Path]:
