@@ -76,7 +76,8 @@ class CouplingComponent:
             if not isinstance(cells, HostCells):
                 raise InputError(f"CouplingComponent needs this rank's HostCells, got {type(cells).__name__}")
             self.cfg = cfg = load_run_config(config)
-        self.device = select_device(comm, cfg.device.kind).device
+        with self.agreement.guard("CouplingComponent: choosing the device"):  # cuda:N may exist on some nodes only
+            self.device = select_device(comm, cfg.device.kind).device
         with self.agreement.guard("CouplingComponent: loading the checkpoint"):
             torch.set_num_threads(max(1, cfg.device.threads))
             self.ens = ensemble if ensemble is not None else load_checkpoint(

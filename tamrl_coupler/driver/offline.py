@@ -112,11 +112,11 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
         reader.close()
 
 
-def _refuse_replacing_inputs(cfg: RunConfig, comp: Any, starts: list, out_dir: Path, inputs: list) -> None:
+def _refuse_replacing_inputs(cfg: RunConfig, comp: Any, starts: np.ndarray, out_dir: Path, inputs: list) -> None:
     """No file the run writes may be one it reads (the forcing, host grid, checkpoint, restart, observations)."""
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
 
-    first, (last, dt) = comp.clock.datetime(starts[0][0]), starts[-1]
+    first, (last, dt) = comp.clock.datetime(int(starts[0, 0])), starts[-1].tolist()
     prefix = cfg.output.prefix
     outputs = [out_dir / f"{prefix}_{_stamp(first)}.nc",
                out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(last + dt))}.nc",
@@ -170,12 +170,12 @@ def _plan(cfg: RunConfig, comp: Any, files: list[Path], host: Any, steps: int | 
         if t_start >= t_end:
             what = "the restart continues" if comp.next_time is not None else "start is"
             raise InputError(f"{what} at {comp.clock.datetime(t_start)}, not before end {cfg.end}: nothing to run")
-        starts = list(_step_starts(comp, t_start, t_end, cfg.coupling_step))
+        starts = _step_starts(comp, t_start, t_end, cfg.coupling_step)
         if steps is not None:
             if steps < 1:
                 raise InputError(f"steps: expected a positive number of coupling steps, got {steps}")
             starts = starts[:steps]
-        for t, dt in starts:
+        for t, dt in starts.tolist():
             reader.record_for(comp.clock.datetime(t), dt)
     except BaseException:
         reader.close()
@@ -183,7 +183,7 @@ def _plan(cfg: RunConfig, comp: Any, files: list[Path], host: Any, steps: int | 
     return reader, starts
 
 
-def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path], host: Any, cells: Any,
+def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list[Path], host: Any, cells: Any,
          out_dir: Path, agreement: Agreement, progress: bool | str,
          on_step: Callable[[Any, int], None] | None) -> RunResult:
     from tamrl_coupler.io.fluxfile import FluxFileWriter
@@ -199,7 +199,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
     gathered = {f: np.empty(host.size) if rank == 0 else None for f in exports}
     prefix = cfg.output.prefix
-    flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
+    flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(int(starts[0, 0])))}.nc"
     attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
              "fill_policy": cfg.forcing.fill_policy}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
@@ -215,7 +215,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     pending: tuple[float, float] | None = None  # rank 0's record to write, agreed with the next step
     stopped: StopRequested | None = None
     try:
-        for t, step_dt in starts:
+        for t, step_dt in starts.tolist():  # plain ints
             when = comp.clock.datetime(t)
             with agreement.guard(f"tamrl-coupler run at {when}"):
                 if pending is not None and writer is not None:
@@ -278,18 +278,29 @@ def _describe_substitutions(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "none"
 
 
-def _step_starts(comp, t_start: int, t_end: int, dt: int | str):
-    """(start, length) of every coupling step; the last must end exactly at ``end`` (a step running past it would
-    hand out fluxes for time the run was not asked for). ``dt`` is seconds or "period" (one step per model
-    period)."""
-    t = t_start
-    while t < t_end:
-        length = comp.clock.step_length(t, dt)
-        if t + length > t_end:
-            raise InputError(f"the coupling step {comp.clock.datetime(t)} to {comp.clock.datetime(t + length)} runs "
-                             f"past end ({comp.clock.datetime(t_end)}): end must fall on a coupling step boundary")
-        yield t, length
-        t += length
+def _step_starts(comp, t_start: int, t_end: int, dt: int | str) -> np.ndarray:
+    """(start, length) of every coupling step, an (n, 2) integer array (16 bytes a step: a long run's plan stays
+    small); the last must end exactly at ``end`` (a step running past it would hand out fluxes for time the run was
+    not asked for). ``dt`` is seconds or "period" (one step per model period)."""
+    if dt != "period":
+        length = comp.clock.step_length(t_start, dt)
+        n = -(-(t_end - t_start) // length)
+        t = t_start + (n - 1) * length
+    else:
+        out = []
+        t = t_start
+        while True:
+            length = comp.clock.step_length(t, dt)
+            out.append((t, length))
+            if t + length >= t_end:
+                break
+            t += length
+    if t + length > t_end:
+        raise InputError(f"the coupling step {comp.clock.datetime(t)} to {comp.clock.datetime(t + length)} runs "
+                         f"past end ({comp.clock.datetime(t_end)}): end must fall on a coupling step boundary")
+    if dt != "period":
+        return np.stack([np.arange(t_start, t_end, length, dtype=np.int64), np.full(n, length, np.int64)], axis=1)
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
 
 
 def _post(cfg: RunConfig, flux_path: Path, out_dir: Path) -> list[Path]:
