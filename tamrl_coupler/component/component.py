@@ -93,7 +93,8 @@ class CouplingComponent:
         self.geometry = Geometry(cfg, comm, cells, cfg.grid(grid),
                                  resolve_block_size(cfg.model.block_size, self.ens.device.type, comm))
         with self.agreement.guard("CouplingComponent: setting up the stages"):
-            self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range)
+            self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range,
+                                   cfg.forcing.check_plausibility)
             self.evaluation = Evaluation(self.ens, self.geometry, cfg.model.update_interval,
                                          parse_datetime(cfg.start, "start"),
                                          nan_aware=cfg.forcing.fill_policy == "missing",
@@ -166,14 +167,14 @@ class CouplingComponent:
                 if not self.imports.ready:
                     self.imports.setup()
                 self.exports.check_arrays()
-                self.imports.step(label)
+                self.imports.step(label, info, first_step=self.next_time is None)
         except BaseException:
             self.imports.discard()  # this step's substitutions are counted when it is retried and passes
             raise
         # every rank validated everything: from here on the step changes the component's state
         if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
             self.ens.set_period(self.evaluation.state, info.start)
-        self.imports.commit(label)
+        self.imports.commit(label, info)
         t1 = time.perf_counter()
         fields = self.imports.regrid()
         t2 = time.perf_counter()

@@ -130,8 +130,12 @@ class HostSection:
     grid: GridSpec  # a grid file (CF lat/lon with bounds), a CDO-style name, "forcing" or "points"
     # in the forcing/grid file, for the offline driver. Not given: 'landfrac' and 'cell_area' where the file has
     # them (areas from the grid's bounds otherwise); a name given must be in the file (never replaced silently)
-    landfrac_variable: str | None = None
-    area_variable: str | None = None
+    landfrac_variable: str = "landfrac"
+    area_variable: str = "cell_area"
+
+    def given(self, key: str) -> bool:
+        """Whether ``key`` was written in the config (not left at its default)."""
+        return key in getattr(self, "_given_keys", ())
 
     def __post_init__(self) -> None:
         self.grid = GridSpec.from_config(self.grid, "host.grid")
@@ -150,6 +154,9 @@ class ForcingSection:
     variables: dict[str, str] = field(default_factory=dict)  # import name -> name in the files (ERA5, GSWP3 ...)
     fill_policy: str = "error"  # error | persist (repeat the cell's last valid value) | missing (NaN to the model)
     check_range: bool = True
+    # shortwave against the top-of-atmosphere insolation, the daily range of air temperature (per cell and step:
+    # component/plausibility.py); off only for forcing known to break them (e.g. synthetic tests)
+    check_plausibility: bool = True
     format: str = "cf"  # cf | fluxval (the FluxVal site file, converted to CF forcing at run start)
     sites: list[str] | None = None  # fluxval: run only these sites (default all)
 

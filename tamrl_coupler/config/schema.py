@@ -134,6 +134,10 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key_path}: required key is missing (expected {_describe(hints[name])})")
     obj = cls(**kwargs)
+    try:
+        obj._given_keys = frozenset(kwargs)  # which keys the user wrote (a default may mean "if present")
+    except (AttributeError, TypeError):  # a frozen or slotted dataclass does without
+        pass
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:

@@ -148,7 +148,8 @@ def _host(cfg: RunConfig, files: list[Path]) -> tuple[Any, GridSpec]:
     else:
         raise InputError(f"host.grid {host_grid.text!r}: the offline driver reads its host cells (land fraction, "
                          "areas) from a file: name a grid file or 'forcing'")
-    host = read_host_grid(grid_file, cfg.host.landfrac_variable, cfg.host.area_variable)
+    host = read_host_grid(grid_file, cfg.host.landfrac_variable, cfg.host.area_variable,
+                          required=tuple(k for k in ("landfrac_variable", "area_variable") if cfg.host.given(k)))
     if host_grid.kind is GridKind.FORCING:  # the forcing's own grid, or no grid for a point set
         host_grid = GridSpec(GridKind.FILE, str(grid_file)) if host.info.kind == "regular" else \
             GridSpec(GridKind.POINTS, "points")

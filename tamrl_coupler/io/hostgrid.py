@@ -144,25 +144,24 @@ def check_bounds(centres: np.ndarray, bounds: np.ndarray, axis: str, where: str)
     return b
 
 
-def read_host_grid(path: Path, landfrac_var: str | None = None, area_var: str | None = None) -> HostGrid:
+def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "cell_area",
+                   required: tuple[str, ...] = ()) -> HostGrid:
     """A regular grid (1-D lat and lon; bounds from the file, else inferred from uniformly spaced centres) or a
     point set (lat and lon on one other dimension; area 1 m2 and land fraction 1 unless the file has them).
 
-    ``landfrac_var`` / ``area_var``: the variables' names as configured (``host.landfrac_variable``,
-    ``host.area_variable``): a name given must be in the file; None takes ``landfrac`` / ``cell_area`` where the
-    file has them (areas from the cell bounds otherwise)."""
+    ``landfrac_var`` / ``area_var``: the variables' names (``host.landfrac_variable``, ``host.area_variable``);
+    ``required``: those of ``("landfrac_variable", "area_variable")`` the user named, which must then be in the
+    file (never replaced by the grid's geometry without a word); otherwise used where the file has them."""
     import netCDF4
 
     where = f"host grid file {path}"
     with open_netcdf(path, "host grid file") as ds:
         v = ds.variables
-        for key, name in (("host.landfrac_variable", landfrac_var), ("host.area_variable", area_var)):
-            if name is not None and name not in v:
-                raise InputError(f"{where}: {key} names variable {name!r}, which the file does not have (its "
+        for key, name in (("landfrac_variable", landfrac_var), ("area_variable", area_var)):
+            if key in required and name not in v:
+                raise InputError(f"{where}: host.{key} names variable {name!r}, which the file does not have (its "
                                  f"variables: {', '.join(sorted(v))}); fix the name, or remove the key to use the "
                                  f"default")
-        landfrac_var = landfrac_var or "landfrac"
-        area_var = area_var or "cell_area"
         if "lat" not in v or "lon" not in v:
             raise InputError(f"{where}: needs 'lat' and 'lon' variables")
         lat = np.asarray(read_array(v["lat"], ..., f"{where}, variable 'lat'"), dtype=np.float64)
