@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in
     from tamrl_coupler.training.metrics import balance_violation, format_table, metrics_table
 
+    if args.min_site_obs < 1:
+        raise InputError(f"--min-site-obs {args.min_site_obs}: expected a positive number of periods (a site's RMSE "
+                         f"needs at least one observed period)")
     set_threads(args)
     checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
     refuse_overwriting([args.json], dataset_inputs(args) + [checkpoint], "evaluate")

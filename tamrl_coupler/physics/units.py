@@ -21,6 +21,7 @@ Incompatible units are an error naming the variable and both units.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,6 +76,9 @@ def parse_units(text: str, where: str) -> Any:
             raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({inner})") from None
     except (pint.PintError, AttributeError, TypeError) as exc:
         raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  # pint's parser on odd strings: TokenError, ZeroDivisionError, ...
+        raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string (the units library cannot parse "
+                         f"them: {type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,9 @@ def conversion(units: str, target: str, where: str, field: str, water_equivalent
         raise InputError(f"{where}: field {field!r} has units {units!r}, which do not convert to {target!r} "
                          f"({result}{hint})")
     scale, offset = result
+    if not (math.isfinite(scale) and scale > 0 and math.isfinite(offset)):
+        raise InputError(f"{where}: field {field!r} has units {units!r}, which would scale its values by {scale:g}: "
+                         f"not a unit (a number such as '0' or '-1' in the units attribute?)")
     return _SAME if (scale, offset) == (1.0, 0.0) else ScalarConversion(scale, offset)
 
 
