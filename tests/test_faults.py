@@ -168,6 +168,39 @@ if rank == last:
     comp2.model_stage.down.step = broken_downscaling
 load(2)
 report("reusing_step_failure", lambda: comp2.run_step(2 * 10800, 10800))  # reuses the estimate; a collective next
+# one clock: a fresh component whose last rank steps another time, then another step length
+comp3 = CouplingComponent(config, comm, cells())
+for f, b in bufs.items():
+    comp3.register_import(f, b)
+for f, b in exports.items():
+    comp3.register_export(f, b)
+load(0)
+report("clock_first_step", lambda: comp3.run_step(10800 if rank == last else 0, 10800))
+report("clock_agreed", lambda: comp3.run_step(0, 10800))
+load(1)
+report("clock_step_length", lambda: comp3.run_step(10800, 3600 if rank == last else 10800))
+# any BaseException on one rank inside a step: the same RankFailure everywhere (and the step can be retried)
+original_step = comp3.imports.step
+for case, exc in (("system_exit", SystemExit(3)), ("keyboard_interrupt", KeyboardInterrupt("injected"))):
+    def failing_step(*args, exc=exc, **kwargs):
+        raise exc
+    if rank == last:
+        comp3.imports.step = failing_step
+    report(case, lambda: comp3.run_step(10800, 10800))
+    comp3.imports.step = original_step
+report("base_exception_retry", lambda: comp3.run_step(10800, 10800))
+# a read-only export registered on one rank only: that rank's error there, then the same error everywhere
+readonly = np.zeros(c1 - c0)
+readonly.flags.writeable = False
+if rank == last:
+    try:
+        comp3.register_export("gpp", readonly)
+    except Exception as exc:
+        print("rank", rank, "register:", exc, flush=True)
+load(2)
+report("readonly_export_one_rank", lambda: comp3.run_step(2 * 10800, 10800))
+comp3.register_export("gpp", exports["gpp"])
+report("readonly_export_fixed", lambda: comp3.run_step(2 * 10800, 10800))
 print("DONE", rank, flush=True)
 '''
 
@@ -184,9 +217,10 @@ def _results(directory: Path) -> dict[str, dict[int, dict]]:
 @pytest.mark.parametrize("n", [2, 3])
 def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
     """A fault on one rank (a missing registration, NaN forcing, a different registration, a model error, a
-    downscaling error on a step that reuses the estimate, a NaN latitude) or on rank 0 alone (the restart write):
-    every rank raises the same error naming the failing rank; nobody hangs; a step that failed validation is
-    retried and passes."""
+    downscaling error on a step that reuses the estimate, a NaN latitude, a clock of its own, SystemExit or
+    KeyboardInterrupt in a step, a read-only export it registered) or on rank 0 alone (the restart write): every
+    rank raises the same error naming the failing rank; nobody hangs; a step that failed validation is retried and
+    passes."""
     script = tmp_path / "api_faults.py"
     script.write_text(API_SCRIPT)
     res = mpiexec(n, [sys.executable, str(script), str(demo_config), str(DEMO), str(tmp_path)])
@@ -208,6 +242,16 @@ def test_one_rank_faults_through_the_python_api(demo_config, tmp_path, n):
         "nan_latitude": ("InputError", f"rank {last}: HostCells.lat is nan at local cell 1"),
         "fresh_first_steps": ("OK", ""),
         "reusing_step_failure": ("RankFailure", "RuntimeError: injected downscaling failure"),
+        "clock_first_step": ("InputError", "the ranks' coupling clocks disagree (rank 0: step 0 at t = 0 s "
+                                           "(2015-01-01T00:00:00), dt = 10800 s;"),
+        "clock_agreed": ("OK", ""),
+        "clock_step_length": ("InputError", f"rank {last}: step 1 at t = 10800 s (2015-01-01T03:00:00), dt = 3600 s"),
+        "system_exit": ("RankFailure", f"SystemExit: 3 (every rank stopped: rank {last} of {n} failed)"),
+        "keyboard_interrupt": ("RankFailure", f"KeyboardInterrupt: injected (every rank stopped: rank {last} of {n}"),
+        "base_exception_retry": ("OK", ""),
+        "readonly_export_one_rank": ("InputError", f"rank {last}: imports ['huss', 'pr', 'ps', 'rsds', 'tas'], its "
+                                                   f"registration of export field 'gpp' failed"),
+        "readonly_export_fixed": ("OK", ""),
     }
     for case, (kind, text) in expect.items():
         assert set(got.get(case, {})) == set(range(n)), (case, got.get(case))

@@ -48,6 +48,12 @@ class Imports:
         if self.validator is not None:  # buffers are made again at the next step; the counts and memory carry over
             self._previous, self.validator = self.validator, None
 
+    def hold_forcing(self, seconds: float) -> None:
+        """The host holds forcing records of up to ``seconds`` over shorter coupling steps (the offline driver): the
+        shortwave plausibility check allows for light from anywhere in such a record."""
+        if self.plausibility is not None:
+            self.plausibility.pad = max(self.plausibility.pad, float(seconds))
+
     @property
     def ready(self) -> bool:
         return self.validator is not None

@@ -6,10 +6,11 @@ sun gives two checks that need no other data:
 
 * **shortwave above the top of the atmosphere.** A step's mean surface shortwave cannot exceed the insolation at
   the top of the atmosphere over that step at that cell. The bound is the insolation over the step widened by
-  ``pad`` on both sides (``min(dt, 3 h)``: a host labelling a step by its end, or averaging its radiation over the
-  previous step, passes) divided by the step length, plus 10 % and 25 W m-2 (cell size, rounding). Shortwave over
-  it is forcing from another hour -- a time axis or bounds shifted by hours, a time zone ignored -- or another
-  unit.
+  ``pad`` on both sides (3 h: a host labelling a step by its end, averaging its radiation over the previous step,
+  or holding 3-hourly forcing over shorter steps passes; the offline driver widens it to its forcing records'
+  length, e.g. 6-hourly CRU-JRA held over hourly steps; a day's window for daily steps) divided by the step length,
+  plus 10 % and 25 W m-2 (cell size, rounding). Shortwave over it is forcing from another time of day -- a time
+  axis or bounds shifted by hours, a time zone ignored -- or another unit.
 * **shortwave near zero at noon everywhere.** Where this rank has at least MIN_LIT land cells with step-mean
   insolation above 500 W m-2 and not one of them receives 10 % of it, the values are in another unit (MJ m-2 d-1
   is 11.6 times smaller than W m-2) or are not shortwave. Clouds never darken every sunlit cell of a rank that
@@ -53,6 +54,7 @@ class Plausibility:
         self.active = np.asarray(active, dtype=bool)
         n = self.active.size
         self.toa = ToaInsolation(locator.lat, locator.lon)
+        self.pad = float(MAX_PAD)  # s either side of a step: see the module docstring
         self._wide, self._mean, self._tmp = np.zeros(n), np.zeros(n), np.zeros(n)
         self._bad, self._lit = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         self._day: np.datetime64 | None = None
@@ -67,7 +69,7 @@ class Plausibility:
 
     def _shortwave(self, sw: np.ndarray, info: StepInfo, label: str, first_step: bool) -> None:
         dt = float(info.dt)
-        pad = min(dt, MAX_PAD, (SECONDS_PER_DAY - dt) / 2.0)
+        pad = min(self.pad, (SECONDS_PER_DAY - dt) / 2.0)
         start = info.start - np.timedelta64(int(pad), "s")
         wide, bad = self._wide, self._bad
         self.toa.integral(start, dt + 2.0 * pad, out=wide)

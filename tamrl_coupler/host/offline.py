@@ -105,6 +105,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
                              allow_unverified=allow_unverified)
     with agreement.guard("tamrl-coupler run: opening the forcing and planning the steps"):
         reader, starts = _plan(cfg, comp, files, host, steps)
+        comp.imports.hold_forcing(float((reader.ends - reader.times).astype(np.int64).max()))  # records over steps
         _refuse_replacing_inputs(cfg, comp, starts, out_dir, [*files, restart])
     try:
         return _run(cfg, comp, reader, starts, files, host, cells, out_dir, agreement, progress, on_step)

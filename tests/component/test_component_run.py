@@ -337,3 +337,34 @@ def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
         CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
     v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old, allow_unverified=True)
     assert not v1.model_stage.have_estimate and v1.next_time == 2 * 10800
+
+
+BLOCK_SIZE_RTOL = 1.0e-6  # of the largest |GPP|: measured 1.1e-7 (daily model) and 4.7e-8 (monthly), demo, 8 steps
+
+
+def test_block_size_changes_only_the_float32_rounding(tmp_path, checkpoint="daily"):
+    """``model.block_size`` is a tuning knob: the networks run in float32 on blocks of cells, and the BLAS kernel
+    chosen for a block's shape rounds differently, so block size 1 and the default (256) may differ in the last
+    bits -- never by more than BLOCK_SIZE_RTOL of the largest flux (docs/reliability.md). The same block size gives
+    the same bits on any number of ranks (test_component_mpi.py); NEE = GPP - Reco holds exactly in both."""
+    out = {}
+    for block in (1, 256):
+        comp, host = _component(tmp_path, model={"grid": "r90x45", "checkpoint": checkpoint, "block_size": block,
+                                                 "update_interval": 21600})
+        steps = []
+        exports = _step_demo(comp, host, 0)
+        from tamrl_coupler.io.forcing import ForcingReader
+
+        reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+        for k in range(3):
+            for f in reader.fields:
+                comp.imports.arrays[f][:] = reader.read(f, k)
+            comp.run_step(k * 10800, 10800)
+            assert np.array_equal(exports["nee"], exports["gpp"] - exports["reco"])
+            steps.append(np.stack([exports["gpp"], exports["reco"]]))
+        out[block] = np.array(steps)
+    a, b = out[1], out[256]
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    scale = np.nanmax(np.abs(b))
+    diff = np.nanmax(np.abs(a - b))
+    assert diff <= BLOCK_SIZE_RTOL * scale, (diff, scale, diff / scale)
