@@ -154,7 +154,7 @@ def _read_file(path: Path, qc: str, qc_min: float):
     stamps = numeric_column(df, "TIMESTAMP", path)
     if not np.isfinite(stamps).all() or (stamps != np.round(stamps)).any():
         i = int(np.flatnonzero(~np.isfinite(stamps) | (stamps != np.round(stamps)))[0])
-        raise InputError(f"{path}: column TIMESTAMP, row {i + 2}: {df['TIMESTAMP'].iloc[i]!r} is not a whole "
+        raise InputError(f"{path}: column TIMESTAMP, row {i + 2}: '{df['TIMESTAMP'].iloc[i]}' is not a whole "
                          f"YYYYMMDD day (a decimal or missing day would be truncated to another)")
     try:
         days = pd.to_datetime(stamps.astype(np.int64).astype(str), format="%Y%m%d").values
