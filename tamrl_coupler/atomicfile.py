@@ -109,7 +109,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def refuse_overwriting(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None],
-                       command: str = "this command") -> None:
+                       command: str = "") -> None:
     """An OutputError when an output would replace one of the inputs (the same file, also through a link, or a
     file inside an input directory): the input would be lost, and with it what the output was computed from."""
     sources: list[Path] = []
@@ -127,8 +127,8 @@ def refuse_overwriting(outputs: Iterable[str | Path | None], inputs: Iterable[st
         out = Path(out)
         for src in sources:
             if _same_file(out, src):
-                raise OutputError(f"{command}: the output {out} is the input {src}; writing it would replace the "
-                                  f"input (choose another output path)")
+                raise OutputError(f"the output {out} is the input {src}{f' of {command}' if command else ''}; writing "
+                                  f"it would replace the input (choose another output path)")
 
 
 def remove_quietly(path: Path) -> None:

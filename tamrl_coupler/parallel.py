@@ -62,7 +62,9 @@ def agreed_error(reports: list[tuple[str, str, bool] | tuple[str, str, bool, str
     type_name, message, is_product, *theirs = reports[failed[0]]  # type: ignore[misc]
     what = theirs[0] if theirs else what
     cls = _product_types().get(type_name, RankFailure) if is_product else RankFailure
-    if not is_product:
+    if type_name == "MemoryError":  # a memory condition, named as such (its own message is usually empty)
+        message = f"out of memory on rank {failed[0]} (MemoryError{': ' + message if message else ''})"
+    elif not is_product:
         message = f"{type_name}: {message}"
     text = f"{what}: {message} (every rank stopped: {_ranks(failed)} of {len(reports)} failed)"
     try:

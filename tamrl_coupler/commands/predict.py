@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args)
     checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
-    refuse_overwriting([args.output], dataset_inputs(args) + [checkpoint], "predict")
+    refuse_overwriting([args.output], dataset_inputs(args) + [checkpoint])
     ens = load_checkpoint(checkpoint, device=args.device, allow_unverified=args.allow_unverified)
     data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_fluxes:
         out = Path(args.output) / f"{cfg.output.prior.prefix}_{cfg.output.prior.frequency}.nc"
         with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: checking the output"):
-            refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes], "prior")
+            refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes])
         paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():

@@ -110,8 +110,10 @@ class CouplingComponent:
         self._step_clock: tuple[int, int] | None = None
         self._live = ExitWatch()  # until finalise(), even if the host drops the component without finalising
         watch_exit(comm, self._live)
+        self._restored_from: str | None = None  # the restart this component continues, until its first step
         if restart is not None:
             state.load(self, restart, allow_unverified)
+            self._restored_from = str(restart)
 
     # ------------------------------------------------------------------ registration
     @property
@@ -198,6 +200,7 @@ class CouplingComponent:
             self.model_stage.end_period()
         self.next_time = t + info.dt
         self.n_steps += 1
+        self._restored_from = None
         if self.agreement.stop:  # a stop signal reached some rank: every rank learnt it in this step's agreements
             self._stop(info)
 
@@ -227,8 +230,10 @@ class CouplingComponent:
         info = self.clock.step(time_seconds, dt_seconds)
         t = int(round(time_seconds))
         if self.next_time is not None and t != self.next_time:
+            origin = f", where restart {self._restored_from} left off" if self._restored_from else ""
             raise InputError(f"coupling step at {t} s ({info.start}) but the component expects the step at "
-                             f"{self.next_time} s ({self.clock.datetime(self.next_time)}); steps must be contiguous")
+                             f"{self.next_time} s ({self.clock.datetime(self.next_time)}{origin}); steps must be "
+                             f"contiguous")
         return info, t
 
     def _registration_signature(self) -> str:

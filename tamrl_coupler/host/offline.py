@@ -92,7 +92,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
 
         converted = out_dir / "forcing_from_fluxval.nc"
         with agreement.guard("tamrl-coupler run: checking the outputs"):
-            refuse_overwriting([converted], files, "tamrl-coupler run")
+            refuse_overwriting([converted], files)
         agreement.on_root(f"converting {files[0]} to CF forcing",
                           lambda: fluxval_to_cf_forcing(files[0], converted, cfg.forcing.sites))
         files = [converted]
@@ -127,7 +127,7 @@ def _refuse_replacing_inputs(cfg: RunConfig, comp: Any, starts: np.ndarray, out_
         outputs += [prior, prior.with_name(prior.stem + "_map.png")]
     grid = cfg.path(cfg.host.grid.text) if cfg.host.grid.kind is GridKind.FILE else None
     inputs = [*inputs, grid, resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), cfg.path(cfg.output.score)]
-    refuse_overwriting(outputs, inputs, "tamrl-coupler run")
+    refuse_overwriting(outputs, inputs)
 
 
 def _forcing_files(cfg: RunConfig) -> list[Path]:
@@ -177,8 +177,13 @@ def _plan(cfg: RunConfig, comp: Any, files: list[Path], host: Any, steps: int | 
             if steps < 1:
                 raise InputError(f"steps: expected a positive number of coupling steps, got {steps}")
             starts = starts[:steps]
-        for t, dt in starts.tolist():
-            reader.record_for(comp.clock.datetime(t), dt)
+        try:
+            for t, dt in starts.tolist():
+                reader.record_for(comp.clock.datetime(t), dt)
+        except InputError as exc:
+            if comp.next_time is None:
+                raise
+            raise InputError(f"the restart continues at {comp.clock.datetime(t_start)}: {exc}") from None
     except BaseException:
         reader.close()
         raise
