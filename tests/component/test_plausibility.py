@@ -144,3 +144,24 @@ def test_plausibility_is_refused_through_the_component_and_changes_nothing(tmp_p
     off = CouplingComponent(cfg, MPI.COMM_WORLD,
                             HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac))
     assert off.imports.plausibility is None
+
+
+def test_the_shortwave_bound_is_the_highest_insolation_in_the_window():
+    """The angle-addition bound equals the highest top-of-atmosphere insolation sampled every minute across the
+    widened window (declination and the equation of time taken at the step's middle: within 1 %)."""
+    from tamrl_coupler.component import plausibility as pl
+    from tamrl_coupler.physics.solar import SOLAR_CONSTANT, cos_zenith, eccentricity_factor
+
+    check, lat, lon = _cells()
+    for t, dt in ((86400 * 40 + 3 * 10800, 10800), (86400 * 180 + 5 * 3600, 3600), (86400 * 300, 86400)):
+        info = CLOCK.step(t, dt)
+        sw = np.zeros(lat.size)
+        check._shortwave(check._take(sw), info, "s", True)
+        bound = (check._wide - pl.ABS_MARGIN) / pl.REL_MARGIN
+        pad = min(check.pad, (86400 - dt) / 2)
+        minutes = np.arange(-pad, dt + pad + 1, 60.0)
+        when = info.start + minutes.astype("timedelta64[s]")
+        doy = (when[len(when) // 2].astype("datetime64[D]") - when[0].astype("datetime64[Y]")).astype(int) + 1
+        sampled = np.max([cos_zenith(lat, lon, w) for w in when], axis=0) * SOLAR_CONSTANT * \
+            eccentricity_factor(doy)
+        np.testing.assert_allclose(bound, sampled, rtol=0.01, atol=5.0)
