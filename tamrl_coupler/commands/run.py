@@ -12,6 +12,8 @@ from tamrl_coupler.commands import (
     add_progress_arguments,
     add_unverified_argument,
     progress_mode,
+    run_config_path,
+    say,
 )
 
 MPI = True  # runs under mpiexec (one rank or many)
@@ -19,8 +21,9 @@ HELP = "run the coupled model offline on CF forcing (also under mpiexec), writin
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml")
-    add_output_argument(parser, "output directory", default="out")
+    parser.add_argument("config", help="run config (YAML), e.g. configs/run/demo.yaml, or the name of one shipped "
+                                       "in the package: demo, prior_demo, sites")
+    add_output_argument(parser, "output directory", default="out", directory=True)
     parser.add_argument("--steps", type=int, default=None, help="stop after N coupling steps and write a restart "
                         "(default: run to the config's end)")
     parser.add_argument("--restart", default=None, help="continue from this restart file "
@@ -29,25 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_progress_arguments(parser)
 
 
-def configure_logging() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-
-
 def report(result, comm) -> int:
-    """Print what the run wrote (rank 0); the exit status: 0, or EXIT_STOPPED (75) after a stop signal."""
+    """What a run wrote, said once (by rank 0); the exit status: 0, or EXIT_STOPPED (75) after a stop signal (said
+    on stderr even with --quiet: the job did not end where its config says)."""
     import sys
 
     from tamrl_coupler.signals import EXIT_STOPPED
 
     if comm.Get_rank() == 0:
-        print(f"{result.n_steps} coupling steps on {comm.Get_size()} rank(s)")
+        say("%d coupling steps on %d rank(s)", result.n_steps, comm.Get_size())
         for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
             if path is not None:
-                print(f"{label}: {path}")
+                say("%s: %s", label, path)
         for path in result.extra_files:
-            print(f"wrote: {path}")
+            say("wrote: %s", path)
         if result.stopped:
             print(f"tamrl-coupler: stopped: {result.stopped}", file=sys.stderr, flush=True)
     return EXIT_STOPPED if result.stopped else 0
@@ -56,11 +54,10 @@ def report(result, comm) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:  # before MPI starts: every rank stops here alike
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
-    from mpi4py import MPI
-
+    from tamrl_coupler.communicator import world
     from tamrl_coupler.host.offline import run_offline
 
-    configure_logging()
-    result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
+    comm = world()
+    result = run_offline(run_config_path(args.config), args.output, steps=args.steps, restart=args.restart, comm=comm,
                          progress=progress_mode(args), allow_unverified=args.allow_unverified)
-    return report(result, MPI.COMM_WORLD)
+    return report(result, comm)
