@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -132,6 +133,7 @@ class HostSection:
     # them (areas from the grid's bounds otherwise); a name given must be in the file (never replaced silently)
     landfrac_variable: str = "landfrac"
     area_variable: str = "cell_area"
+    track_given_keys: ClassVar[bool] = True  # a variable named explicitly must exist; a default only if present
 
     def given(self, key: str) -> bool:
         """Whether ``key`` was written in the config (not left at its default)."""

@@ -134,10 +134,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key_path}: required key is missing (expected {_describe(hints[name])})")
     obj = cls(**kwargs)
-    try:
-        obj._given_keys = frozenset(kwargs)  # which keys the user wrote (a default may mean "if present")
-    except (AttributeError, TypeError):  # a frozen or slotted dataclass does without
-        pass
+    if getattr(cls, "track_given_keys", False):  # the section needs to know which keys the user wrote
+        obj._given_keys = frozenset(kwargs)  # type: ignore[attr-defined]
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
