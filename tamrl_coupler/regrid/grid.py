@@ -69,6 +69,7 @@ class Grid:
     lon1d: np.ndarray | None = None
     lat_bounds: np.ndarray | None = None
     lon_bounds: np.ndarray | None = None
+    periodic: bool | None = None         # regular grids, bilinear: wraps in longitude (None: from the span)
     _area: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -249,7 +250,8 @@ class Grid:
     def fingerprint(self) -> str:
         """Stable hash of the geometry and mask: the weight cache key."""
         h = hashlib.sha256()
-        h.update(f"{self.kind}|{self.shape}".encode())
+        h.update(f"{self.kind}|{self.shape}".encode() + (b"" if self.periodic is None else
+                                                          f"|periodic={self.periodic}".encode()))
         for a in (self.lat, self.lon, self.corner_lat, self.corner_lon, self.mask):
             if a is None:
                 h.update(b"none")

@@ -20,7 +20,7 @@ from tamrl_coupler.regrid.grid import Grid
 from tamrl_coupler.regrid.weights import Weights
 
 NAME = "cdo"
-OPERATORS = {"conservative": "gencon", "bilinear": "genbil", "nearest": "gennn"}
+OPERATORS = {"conservative": "gencon", "bilinear": "genbil", "nearest_s2d": "gennn"}
 
 
 def available() -> bool:
