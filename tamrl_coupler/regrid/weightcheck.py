@@ -39,9 +39,10 @@ def check_weights_match(w: Weights, src: Grid, dst: Grid) -> None:
             d = _angle_deg(np.ravel(xc), np.ravel(yc), g.lon, g.lat)
             if d.max() > COORD_TOL_DEG:
                 i = int(np.argmax(d))
+                n_bad = int((d > COORD_TOL_DEG).sum())
                 raise RegridError(f"{what}: {side} cell {i} is at lat {float(np.ravel(yc)[i]):.4f}, lon "
                                   f"{float(np.ravel(xc)[i]):.4f} in the weight file but at lat {g.lat[i]:.4f}, lon "
-                                  f"{g.lon[i]:.4f} on grid {g.name!r} ({int((d > COORD_TOL_DEG).sum())} centres differ)")
+                                  f"{g.lon[i]:.4f} on grid {g.name!r} ({n_bad} centres differ)")
         xv, yv = w.coords.get(f"xv_{sfx}"), w.coords.get(f"yv_{sfx}")
         if xv is not None and yv is not None and g.has_bounds and np.shape(xv)[0] == g.size:
             _check_corners(np.asarray(xv), np.asarray(yv), g, side, what)
