@@ -211,7 +211,8 @@ def _pieces(p: CellPolygons, cells: np.ndarray, area: np.ndarray) -> tuple[np.nd
     tri = tri.reshape(-1, 3, 3)
     owner = np.repeat(bad, nv)
     tri_xy = p.project(owner, tri)
-    tri_area = spherical_area_plane(tri_xy)
+    orient = np.repeat(_orientation(p.project(bad, v)), nv)
+    tri_area = spherical_area_plane(tri_xy) * orient
     if np.any(tri_area < -EDGE_SNAP * area[owner]):
         i = int(owner[np.argmax(tri_area < -EDGE_SNAP * area[owner])])
         raise RegridError(f"grid {p.name!r}: cell {i} is not convex and not star-shaped around its centre; its "

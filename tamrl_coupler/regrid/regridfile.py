@@ -236,4 +236,5 @@ def _checked_repack(y: np.ndarray, v, name: str, inp: Path) -> np.ndarray:
     if packed.size and (packed.min() < info.min or packed.max() > info.max):
         raise RegridError(f"{inp}: variable {name!r}: a regridded value does not fit the input's packing "
                           f"({v.dtype}, scale_factor {scale}, add_offset {offset}); write floats (no --repack)")
-    return np.ma.masked_invalid(y)
+    finite = np.isfinite(y)
+    return np.ma.masked_array(np.where(finite, y, offset), mask=~finite)

@@ -65,13 +65,16 @@ def regrid_xarray(apply: Any, obj: Any, src: XarrayLayout, dst: XarrayLayout, ds
     grid_dims = set(src.dims)
     out = {}
     for name, da in obj.data_vars.items():
+        if name in src.vertices:
+            continue
         on_grid = grid_dims <= set(da.dims)
         describes_grid = da.attrs.get("standard_name") == "cell_area" or name in src.bounds
         if on_grid and not describes_grid and np.issubdtype(da.dtype, np.number):
             out[name] = _regrid_array(apply, da, src, dst, dst_shape, skipna, note, keep_attrs, output_chunks)
         elif not set(da.dims) & grid_dims:
             out[name] = da
-    kept_coords = {n: c for n, c in obj.coords.items() if not set(c.dims) & grid_dims and n not in dst.coords}
+    kept_coords = {n: c for n, c in obj.coords.items()
+                   if not set(c.dims) & grid_dims and n not in dst.coords and n not in src.vertices}
     ds = xr.Dataset(out, coords=kept_coords)
     ds = ds.assign_coords({n: v for n, v in dst.coords.items()})
     for n, v in dst.bounds.items():

@@ -36,6 +36,7 @@ class XarrayLayout:
     dims: tuple[str, ...]
     coords: dict[str, Any] = field(default_factory=dict)  # name -> xarray.Variable
     bounds: dict[str, Any] = field(default_factory=dict)  # name -> xarray.Variable
+    vertices: tuple[str, ...] = ()  # xESMF vertex variables (lat_b, lon_b) of the grid: not carried to results
 
 
 def _find(obj: Any, key: str, names: tuple[str, ...]) -> str:
@@ -183,8 +184,9 @@ def grid_from_xarray(obj: Any, mask: Any = None, name: str | None = None, locstr
         raise RegridError(f"latitude {lat_name!r} {lat.dims} and longitude {lon_name!r} {lon.dims} form no regular "
                           "(1-D, 1-D), curvilinear (same 2-D) or unstructured (same 1-D) grid")
     coords = {n: obj[n].variable for n in (lat_name, lon_name)}
-    bounds = {n: obj[n].variable for n in (lat_b_name, lon_b_name) if n and n not in ("lat_b", "lon_b")}
-    return grid, XarrayLayout(dims, coords, bounds)
+    vertices = tuple(n for n in (lat_b_name, lon_b_name) if n in ("lat_b", "lon_b"))
+    bounds = {n: obj[n].variable for n in (lat_b_name, lon_b_name) if n and n not in vertices}
+    return grid, XarrayLayout(dims, coords, bounds, vertices)
 
 
 def layout_of(obj: Any, grid: Grid) -> XarrayLayout:
