@@ -219,9 +219,9 @@ class Regridder:
                 self.src = _with_periodic(self.src, periodic)
             w, self.backend = _make_weights(self.src, self.dst, method, backend, cache_dir)
             w.method = "conservative" if method == "conservative_normed" else w.method
-            if self.filename is not None:
-                self.to_netcdf(self.filename)
         self.weights = w
+        if weights is None and self.filename is not None:
+            self.to_netcdf(self.filename)
         if normalization is None:
             normalization = "fracarea" if method == "conservative_normed" else "destarea"
         self.normalization = normalization
