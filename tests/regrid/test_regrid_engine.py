@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import require_tools
+
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid import Grid, Regridder, util
 from tamrl_coupler.regrid.backends import check_conservation, native
