@@ -80,7 +80,7 @@ def _write_grid(out, g: Grid) -> tuple[str, ...]:
     return dims
 
 
-SLAB_BYTES = 128 * 2**20  # source values (float64) read and regridded at once, per variable
+SLAB_BYTES = 32 * 2**20  # source values (as float64) read and regridded at once, per variable
 
 
 def refuse_output_onto_input(inp: Path, out: Path) -> None:
@@ -166,7 +166,11 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
                     data = _read_decoded(v, sl)
                     y = rg(data, skipna=True)
                     y = y.reshape(data.shape[: data.ndim - len(sdims)] + dst.shape)
-                    nv[sl] = np.ma.masked_invalid(y) if not repack else _checked_repack(y, v, name, inp)
+                    if repack:
+                        nv[sl] = _checked_repack(y, v, name, inp)
+                    else:  # NaN -> the fill value in place, written as a plain array (no masked copy)
+                        y[np.isnan(y)] = nv._FillValue
+                        nv[sl] = y
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -191,12 +195,34 @@ def _slabs(v, n_grid_dims: int, slab_bytes: int) -> list[tuple]:
 
 
 def _read_decoded(v, sl: tuple) -> np.ndarray:
-    """Values decoded as CF says (scale_factor/add_offset applied, _FillValue/missing_value/valid_range missing),
-    as floats with NaN where missing."""
-    v.set_auto_maskandscale(True)
-    data = np.ma.asarray(v[sl])
+    """Values decoded as CF says (_FillValue, missing_value and valid_range in the stored type mark missing values,
+    then scale_factor/add_offset apply), as floats with NaN where missing; no masked arrays (one copy less)."""
+    v.set_auto_maskandscale(False)
+    raw = np.asarray(v[sl])
     dtype = np.float32 if _decoded_dtype(v) == np.float32 else np.float64
-    return np.ma.filled(data.astype(dtype), np.nan)
+    missing = None
+    for attr in ("_FillValue", "missing_value"):
+        for val in np.atleast_1d(getattr(v, attr, [])):
+            hit = raw == np.asarray(val).astype(raw.dtype)
+            missing = hit if missing is None else missing | hit
+    lo, hi = getattr(v, "valid_min", None), getattr(v, "valid_max", None)
+    if hasattr(v, "valid_range"):
+        lo, hi = v.valid_range
+    for bound, op in ((lo, np.less), (hi, np.greater)):
+        if bound is not None:
+            hit = op(raw, bound)
+            missing = hit if missing is None else missing | hit
+    if raw.dtype.kind == "f":
+        nan = np.isnan(raw)
+        missing = nan if missing is None else missing | nan
+    x = raw.astype(dtype)
+    if hasattr(v, "scale_factor"):
+        x *= dtype(v.scale_factor)
+    if hasattr(v, "add_offset"):
+        x += dtype(v.add_offset)
+    if missing is not None:
+        x[missing] = np.nan
+    return x
 
 
 def _output_variable(out, v, gdims: tuple[str, ...], n_grid: int, dst: Grid, repack: bool, compress: int,
