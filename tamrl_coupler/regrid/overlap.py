@@ -23,7 +23,8 @@ import numpy as np
 
 from tamrl_coupler.errors import RegridError
 
-PAIRS_PER_BLOCK = 200_000  # pairs clipped at once: bounds the memory (about 100 bytes x vertices per pair)
+PAIRS_PER_BLOCK = 200_000  # cells projected at once (area, convexity): bounds the memory
+CLIP_CELLS_PER_BLOCK = 50_000  # clipping-grid cells whose candidate pairs are found and clipped at once
 MIN_COS = 0.2  # a vertex more than ~78 degrees from its cell's centre: the cell is too large for one plane
 EDGE_SNAP = 1e-12  # an edge shorter than this fraction of its cell's size is a point (a pole corner)
 SIDE_TOL = 1e-15   # a vertex within this fraction of the pair's size of a clip edge is on it (shared edges)
@@ -200,8 +201,10 @@ def _clip(subject: np.ndarray, clip_normals: np.ndarray, clip_starts: np.ndarray
 def _pieces(p: CellPolygons, cells: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """The convex pieces of a grid's cells: vertices (q, nv, 3), owning cell (q,), area (q,), and whether every cell
     is convex (then the pieces are the cells). A non-convex cell becomes the triangles of a fan from its centre."""
-    xy = p.project(cells, p.vertices[cells])
-    convex, _ = _convex(xy, p.radius[cells])
+    convex = np.ones(cells.size, bool)
+    for s in range(0, cells.size, PAIRS_PER_BLOCK):  # in blocks: memory bounded for a million cells
+        c = cells[s:s + PAIRS_PER_BLOCK]
+        convex[s:s + c.size] = _convex(p.project(c, p.vertices[c]), p.radius[c])[0]
     if convex.all():
         return p.vertices[cells], cells, area[cells], True
     bad = cells[~convex]
@@ -224,34 +227,41 @@ def _pieces(p: CellPolygons, cells: np.ndarray, area: np.ndarray) -> tuple[np.nd
             np.concatenate([area[good], np.abs(tri_area)]), False)
 
 
-def candidate_pairs(a: CellPolygons, b: CellPolygons, a_cells: np.ndarray, b_cells: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i of a, j of b) whose bounding circles meet: a k-d tree on centres, cells grouped by radius (within a
-    factor of 2) so that a few large cells do not widen every search."""
-    from scipy.spatial import cKDTree
+def _size_classes(p: CellPolygons, cells: np.ndarray) -> list[np.ndarray]:
+    """The cells grouped by bounding radius within a factor of 2 (a few large cells must not widen every search)."""
+    if cells.size == 0:
+        return []
+    r = p.radius[cells]
+    k = np.floor(np.log2(np.maximum(r, 1e-12) / max(r.min(), 1e-12))).astype(np.int64)
+    return [cells[k == c] for c in np.unique(k)]
 
-    out_a, out_b = [], []
 
-    def classes(p: CellPolygons, cells: np.ndarray) -> list[np.ndarray]:
-        if cells.size == 0:
-            return []
-        r = p.radius[cells]
-        k = np.floor(np.log2(np.maximum(r, 1e-12) / max(r.min(), 1e-12))).astype(np.int64)
-        return [cells[k == c] for c in np.unique(k)]
+class SpatialIndex:
+    """k-d trees on the unit-vector centres of a grid's cells, one per size class, built once."""
 
-    for ca in classes(a, a_cells):
-        ta = cKDTree(a.centre[ca])
-        ra = a.radius[ca].max()
-        for cb in classes(b, b_cells):
+    def __init__(self, p: CellPolygons, cells: np.ndarray):
+        from scipy.spatial import cKDTree
+
+        self.p = p
+        self.parts = [(c, cKDTree(p.centre[c]), p.radius[c].max()) for c in _size_classes(p, cells)]
+
+    def candidate_pairs(self, b: CellPolygons, b_cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i of the indexed grid, j of ``b``) whose bounding circles meet."""
+        from scipy.spatial import cKDTree
+
+        out_a, out_b = [], []
+        for cb in _size_classes(b, b_cells):
             tb = cKDTree(b.centre[cb])
-            m = ta.sparse_distance_matrix(tb, ra + b.radius[cb].max(), output_type="ndarray")
-            i, j, dist = ca[m["i"]], cb[m["j"]], m["v"]
-            near = dist <= a.radius[i] + b.radius[j]
-            out_a.append(i[near])
-            out_b.append(j[near])
-    if not out_a:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
+            rb = b.radius[cb].max()
+            for ca, ta, ra in self.parts:
+                m = ta.sparse_distance_matrix(tb, ra + rb, output_type="ndarray")
+                i, j, dist = ca[m["i"]], cb[m["j"]], m["v"]
+                near = dist <= self.p.radius[i] + b.radius[j]
+                out_a.append(i[near])
+                out_b.append(j[near])
+        if not out_a:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
 
 
 def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_cells: np.ndarray,
@@ -270,11 +280,12 @@ def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_ce
     subj_convex = _pieces(subj, subj_cells, subj_area)[3] if not swapped else convex
     cp = CellPolygons(pieces, clip_grid.centre[owner], clip_grid.radius[owner], clip_grid.e1[owner],
                       clip_grid.e2[owner], clip_grid.name)
-    ci, pj = candidate_pairs(subj, cp, subj_cells, np.arange(owner.size))
     rows, cols, vals = [], [], []
-    total = ci.size
-    for s in range(0, total, PAIRS_PER_BLOCK):
-        i, j = ci[s:s + PAIRS_PER_BLOCK], pj[s:s + PAIRS_PER_BLOCK]
+    total = owner.size
+    index = SpatialIndex(subj, subj_cells)
+    # clip cells a block at a time: candidates, clipping and memory bounded by the block
+    for s in range(0, total, CLIP_CELLS_PER_BLOCK):
+        i, j = index.candidate_pairs(cp, np.arange(s, min(s + CLIP_CELLS_PER_BLOCK, total)))
         sxy = cp.project(j, subj.vertices[i])
         cxy = cp.project(j, cp.vertices[j])
         scale = cp.radius[j] + subj.radius[i]
@@ -304,7 +315,7 @@ def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_ce
         cols.append(a_cell)
         vals.append(area[hit])
         if progress is not None:
-            progress(min(s + PAIRS_PER_BLOCK, total), total)
+            progress(min(s + CLIP_CELLS_PER_BLOCK, total), total)
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
