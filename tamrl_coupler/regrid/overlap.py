@@ -289,6 +289,10 @@ def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_ce
         sxy = cp.project(j, subj.vertices[i])
         cxy = cp.project(j, cp.vertices[j])
         scale = cp.radius[j] + subj.radius[i]
+        # bounding boxes in the plane first: most candidate pairs of neighbours do not meet
+        pad = (SIDE_TOL * scale)[:, None]
+        meet = ((sxy.min(1) <= cxy.max(1) + pad) & (cxy.min(1) <= sxy.max(1) + pad)).all(axis=1)
+        i, j, sxy, cxy, scale = i[meet], j[meet], sxy[meet], cxy[meet], scale[meet]
         tol = SIDE_TOL * scale
         cn, cs = _edge_normals(cxy, _orientation(cxy), scale)
         d_sc = _side(cn, cs, sxy)  # subject vertices against the clip edges
@@ -297,11 +301,13 @@ def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_ce
         area = np.zeros(i.size)
         area[subj_in] = subj_area[i[subj_in]]
         clip_in = np.zeros(i.size, bool)
-        if subj_convex:  # separating edges of the subject, and the clip polygon inside the subject
-            sn, ss = _edge_normals(sxy, _orientation(sxy), scale)
-            d_cs = _side(sn, ss, cxy)
-            outside |= (d_cs < -tol[:, None, None]).all(axis=2).any(axis=1)
-            clip_in = (d_cs >= -tol[:, None, None]).all(axis=(1, 2)) & ~subj_in
+        open_ = np.flatnonzero(~(outside | subj_in))
+        if subj_convex and open_.size:  # separating edges of the subject, and the clip polygon inside the subject
+            sub, cub, t = sxy[open_], cxy[open_], tol[open_, None, None]
+            sn, ss = _edge_normals(sub, _orientation(sub), scale[open_])
+            d_cs = _side(sn, ss, cub)
+            outside[open_] = (d_cs < -t).all(axis=2).any(axis=1)
+            clip_in[open_] = (d_cs >= -t).all(axis=(1, 2))
             area[clip_in] = piece_area[j[clip_in]]
         todo = ~(outside | subj_in | clip_in)
         if todo.any():
