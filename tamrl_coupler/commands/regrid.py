@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tamrl_coupler.host.progress import make_progress
     from tamrl_coupler.errors import InputError
+    from tamrl_coupler.host.progress import make_progress
     from tamrl_coupler.regrid.regridfile import regrid_file
 
     if args.slab_mb < 1:

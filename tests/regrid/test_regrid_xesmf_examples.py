@@ -150,3 +150,13 @@ def test_skipna_na_thres_and_output_chunks():
     chunked = rg(da.expand_dims(time=4).chunk({"time": 1}), output_chunks={"y": 3, "x": 6})
     assert chunked.chunks[1:] == ((3, 3, 3), (6, 6, 6)) and np.allclose(chunked.compute()[0], rg(da),
                                                                         equal_nan=True)
+
+
+def test_nearest_d2s_sends_every_source_to_one_destination():
+    ds_in = xe.util.grid_global(5, 4)
+    ds_out = xe.util.grid_global(20, 20)
+    x = np.random.default_rng(0).random(ds_in.lat.shape)
+    y = xe.Regridder(ds_in, ds_out, "nearest_d2s")(x)
+    assert abs(y.sum() - x.sum()) < 1e-9 * x.sum()  # weight 1 each (ESMF's NEAREST_DTOS): the sum is kept
+    s2d = xe.Regridder(ds_in, ds_out, "nearest_s2d")(x)
+    assert np.isin(s2d, x).all()  # each destination takes one source value
