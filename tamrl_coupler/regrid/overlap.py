@@ -264,6 +264,42 @@ class SpatialIndex:
         return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
 
 
+def _overlap_block(i: np.ndarray, j: np.ndarray, subj: CellPolygons, cp: CellPolygons, subj_area: np.ndarray,
+                   piece_area: np.ndarray, subj_convex: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Overlap areas of candidate pairs (subject cell ``i``, clip piece ``j``): (piece, subject cell, area) of those
+    that overlap. Pairs are settled by bounding boxes, separating edges and containment where they can be (a
+    contained cell counts with its own area), the rest clipped."""
+    sxy = cp.project(j, subj.vertices[i])
+    cxy = cp.project(j, cp.vertices[j])
+    scale = cp.radius[j] + subj.radius[i]
+    # bounding boxes in the plane first: most candidate pairs of neighbours do not meet
+    pad = (SIDE_TOL * scale)[:, None]
+    meet = ((sxy.min(1) <= cxy.max(1) + pad) & (cxy.min(1) <= sxy.max(1) + pad)).all(axis=1)
+    i, j, sxy, cxy, scale = i[meet], j[meet], sxy[meet], cxy[meet], scale[meet]
+    tol = SIDE_TOL * scale
+    cn, cs = _edge_normals(cxy, _orientation(cxy), scale)
+    d_sc = _side(cn, cs, sxy)  # subject vertices against the clip edges
+    outside = (d_sc < -tol[:, None, None]).all(axis=2).any(axis=1)
+    subj_in = (d_sc >= -tol[:, None, None]).all(axis=(1, 2))
+    area = np.zeros(i.size)
+    area[subj_in] = subj_area[i[subj_in]]
+    clip_in = np.zeros(i.size, bool)
+    open_ = np.flatnonzero(~(outside | subj_in))
+    if subj_convex and open_.size:  # separating edges of the subject, and the clip polygon inside the subject
+        sub, cub, t = sxy[open_], cxy[open_], tol[open_, None, None]
+        sn, ss = _edge_normals(sub, _orientation(sub), scale[open_])
+        d_cs = _side(sn, ss, cub)
+        outside[open_] = (d_cs < -t).all(axis=2).any(axis=1)
+        clip_in[open_] = (d_cs >= -t).all(axis=(1, 2))
+        area[clip_in] = piece_area[j[clip_in]]
+    todo = ~(outside | subj_in | clip_in)
+    if todo.any():
+        poly, nvert = _clip(sxy[todo], cn[todo], cs[todo], tol[todo])
+        area[todo] = np.abs(spherical_area_plane(poly, nvert)) * (nvert >= 3)
+    hit = area > DROP * np.minimum(subj_area[i], piece_area[j])
+    return j[hit], i[hit], area[hit]
+
+
 def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_cells: np.ndarray,
              area_a: np.ndarray, area_b: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Overlap areas (steradians) of the pairs of the given source and destination cells that overlap:
@@ -285,41 +321,16 @@ def overlaps(src: CellPolygons, dst: CellPolygons, src_cells: np.ndarray, dst_ce
     index = SpatialIndex(subj, subj_cells)
     # clip cells a block at a time: candidates, clipping and memory bounded by the block
     for s in range(0, total, CLIP_CELLS_PER_BLOCK):
-        i, j = index.candidate_pairs(cp, np.arange(s, min(s + CLIP_CELLS_PER_BLOCK, total)))
-        sxy = cp.project(j, subj.vertices[i])
-        cxy = cp.project(j, cp.vertices[j])
-        scale = cp.radius[j] + subj.radius[i]
-        # bounding boxes in the plane first: most candidate pairs of neighbours do not meet
-        pad = (SIDE_TOL * scale)[:, None]
-        meet = ((sxy.min(1) <= cxy.max(1) + pad) & (cxy.min(1) <= sxy.max(1) + pad)).all(axis=1)
-        i, j, sxy, cxy, scale = i[meet], j[meet], sxy[meet], cxy[meet], scale[meet]
-        tol = SIDE_TOL * scale
-        cn, cs = _edge_normals(cxy, _orientation(cxy), scale)
-        d_sc = _side(cn, cs, sxy)  # subject vertices against the clip edges
-        outside = (d_sc < -tol[:, None, None]).all(axis=2).any(axis=1)
-        subj_in = (d_sc >= -tol[:, None, None]).all(axis=(1, 2))
-        area = np.zeros(i.size)
-        area[subj_in] = subj_area[i[subj_in]]
-        clip_in = np.zeros(i.size, bool)
-        open_ = np.flatnonzero(~(outside | subj_in))
-        if subj_convex and open_.size:  # separating edges of the subject, and the clip polygon inside the subject
-            sub, cub, t = sxy[open_], cxy[open_], tol[open_, None, None]
-            sn, ss = _edge_normals(sub, _orientation(sub), scale[open_])
-            d_cs = _side(sn, ss, cub)
-            outside[open_] = (d_cs < -t).all(axis=2).any(axis=1)
-            clip_in[open_] = (d_cs >= -t).all(axis=(1, 2))
-            area[clip_in] = piece_area[j[clip_in]]
-        todo = ~(outside | subj_in | clip_in)
-        if todo.any():
-            poly, nvert = _clip(sxy[todo], cn[todo], cs[todo], tol[todo])
-            area[todo] = np.abs(spherical_area_plane(poly, nvert)) * (nvert >= 3)
-        hit = area > DROP * np.minimum(subj_area[i], piece_area[j])
-        a_cell, b_cell = i[hit], owner[j[hit]]
-        if swapped:
-            a_cell, b_cell = b_cell, a_cell
-        rows.append(b_cell)
-        cols.append(a_cell)
-        vals.append(area[hit])
+        ci, cj = index.candidate_pairs(cp, np.arange(s, min(s + CLIP_CELLS_PER_BLOCK, total)))
+        for k in range(0, ci.size, PAIRS_PER_BLOCK):  # near a pole a block's cells have many candidates each
+            r, c, v = _overlap_block(ci[k:k + PAIRS_PER_BLOCK], cj[k:k + PAIRS_PER_BLOCK], subj, cp, subj_area,
+                                     piece_area, subj_convex)
+            a_cell, b_cell = c, owner[r]
+            if swapped:
+                a_cell, b_cell = b_cell, a_cell
+            rows.append(b_cell)
+            cols.append(a_cell)
+            vals.append(v)
         if progress is not None:
             progress(min(s + CLIP_CELLS_PER_BLOCK, total), total)
     if not rows:

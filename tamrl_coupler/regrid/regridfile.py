@@ -80,7 +80,7 @@ def _write_grid(out, g: Grid) -> tuple[str, ...]:
     return dims
 
 
-SLAB_BYTES = 32 * 2**20  # source values (as float64) read and regridded at once, per variable
+SLAB_BYTES = 8 * 2**20  # source values (as float64) read and regridded at once, per variable
 
 
 def refuse_output_onto_input(inp: Path, out: Path) -> None:

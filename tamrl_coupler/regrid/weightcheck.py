@@ -34,7 +34,10 @@ def check_weights_match(w: Weights, src: Grid, dst: Grid) -> None:
             raise RegridError(f"{what}: the weights' {side} grid has shape {tuple(shape)}, the {side} grid "
                               f"{g.name!r} has {g.shape}")
     for sfx, side, g in (("a", "source", src), ("b", "destination", dst)):
+        made_for = w.grids[0 if sfx == "a" else 1] if w.grids is not None else None
         xc, yc = w.coords.get(f"xc_{sfx}"), w.coords.get(f"yc_{sfx}")
+        if xc is None and made_for is not None:  # weights made here for another grid: compare with its centres
+            xc, yc = made_for.lon, made_for.lat
         if xc is not None and yc is not None and np.size(xc) == g.size:
             d = _angle_deg(np.ravel(xc), np.ravel(yc), g.lon, g.lat)
             if d.max() > COORD_TOL_DEG:

@@ -56,6 +56,7 @@ class Weights:
     attrs: dict = field(default_factory=dict)
     source: str = "memory"  # where the weights came from (file path or backend), for messages
     coords: dict = field(default_factory=dict, repr=False)  # xc/yc/xv/yv_a/b (degrees) written with the file
+    grids: tuple | None = field(default=None, repr=False)   # (src, dst) whose centres and corners a write adds
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -94,11 +95,18 @@ class Weights:
         return self.matrix @ other
 
     def attach_grids(self, src: Grid, dst: Grid) -> None:
-        """Keep the grids' centres and corners so that written files carry them (NCO/ESMF tools read them)."""
-        for g, sfx in ((src, "a"), (dst, "b")):
-            self.coords[f"xc_{sfx}"], self.coords[f"yc_{sfx}"] = g.lon, g.lat
-            if g.has_bounds:
-                self.coords[f"xv_{sfx}"], self.coords[f"yv_{sfx}"] = g.corner_lon, g.corner_lat
+        """Keep the grids so that written files carry their centres and corners (NCO/ESMF tools read them); the
+        corners are taken when the file is written (a regular grid makes them only then)."""
+        self.grids = (src, dst)
+
+    def _file_coords(self) -> dict:
+        coords = dict(self.coords)
+        if self.grids is not None:
+            for g, sfx in zip(self.grids, ("a", "b"), strict=True):
+                coords[f"xc_{sfx}"], coords[f"yc_{sfx}"] = g.lon, g.lat
+                if g.has_bounds:
+                    coords[f"xv_{sfx}"], coords[f"yv_{sfx}"] = g.corner_lon, g.corner_lat
+        return coords
 
     @property
     def n_src(self) -> int:
@@ -229,7 +237,7 @@ class Weights:
             for nm, data, dim in (("mask_a", self.mask_a, "n_a"), ("mask_b", self.mask_b, "n_b")):
                 if data is not None:
                     ds.createVariable(nm, "i4", (dim,))[:] = data
-            for nm, data in self.coords.items():
+            for nm, data in self._file_coords().items():
                 sfx = nm[-1]
                 dims = (f"n_{sfx}",)
                 if data.ndim == 2:
