@@ -51,6 +51,15 @@ class CellPolygons:
     e2: np.ndarray
     name: str
 
+    @property
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned boxes (n, 3) in 3-D around each cell: its vertices' extent widened by ``radius**2 / 2``,
+        more than the sphere rises above the vertices' plane anywhere in the cell (edges' bulges included)."""
+        if "_box" not in self.__dict__:
+            pad = (0.5 * self.radius ** 2 + 1e-15)[:, None]
+            self.__dict__["_box"] = (self.vertices.min(axis=1) - pad, self.vertices.max(axis=1) + pad)
+        return self.__dict__["_box"]
+
     @classmethod
     def from_corners(cls, corner_lon: np.ndarray, corner_lat: np.ndarray, name: str) -> CellPolygons:
         v = unit_vectors(corner_lon, corner_lat)
@@ -257,8 +266,12 @@ class SpatialIndex:
                 m = ta.sparse_distance_matrix(tb, ra + rb, output_type="ndarray")
                 i, j, dist = ca[m["i"]], cb[m["j"]], m["v"]
                 near = dist <= self.p.radius[i] + b.radius[j]
-                out_a.append(i[near])
-                out_b.append(j[near])
+                i, j = i[near], j[near]
+                # 3-D boxes: near a pole, thin lat-lon cells share a bounding circle but not a box
+                (lo_a, hi_a), (lo_b, hi_b) = self.p.box, b.box
+                meet = ((lo_a[i] <= hi_b[j]) & (lo_b[j] <= hi_a[i])).all(axis=1)
+                out_a.append(i[meet])
+                out_b.append(j[meet])
         if not out_a:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
