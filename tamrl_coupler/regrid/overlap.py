@@ -292,8 +292,9 @@ def _overlap_block(i: np.ndarray, j: np.ndarray, subj: CellPolygons, cp: CellPol
     tol = SIDE_TOL * scale
     cn, cs = _edge_normals(cxy, _orientation(cxy), scale)
     d_sc = _side(cn, cs, sxy)  # subject vertices against the clip edges
-    outside = (d_sc < -tol[:, None, None]).all(axis=2).any(axis=1)
-    subj_in = (d_sc >= -tol[:, None, None]).all(axis=(1, 2))
+    neg = d_sc < -tol[:, None, None]
+    outside = neg.all(axis=2).any(axis=1)
+    subj_in = ~neg.any(axis=(1, 2))
     area = np.zeros(i.size)
     area[subj_in] = subj_area[i[subj_in]]
     clip_in = np.zeros(i.size, bool)
@@ -302,8 +303,9 @@ def _overlap_block(i: np.ndarray, j: np.ndarray, subj: CellPolygons, cp: CellPol
         sub, cub, t = sxy[open_], cxy[open_], tol[open_, None, None]
         sn, ss = _edge_normals(sub, _orientation(sub), scale[open_])
         d_cs = _side(sn, ss, cub)
-        outside[open_] = (d_cs < -t).all(axis=2).any(axis=1)
-        clip_in[open_] = (d_cs >= -t).all(axis=(1, 2))
+        neg = d_cs < -t
+        outside[open_] = neg.all(axis=2).any(axis=1)
+        clip_in[open_] = ~neg.any(axis=(1, 2))
         area[clip_in] = piece_area[j[clip_in]]
     todo = ~(outside | subj_in | clip_in)
     if todo.any():
