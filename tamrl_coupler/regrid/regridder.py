@@ -323,23 +323,33 @@ class Regridder:
                 return torch.from_numpy(y)
         X, lead, tail = self._flatten(np.asarray(x))
         out_dtype = np.float32 if X.dtype == np.float32 else np.float64
+        owned = X.dtype != np.float64 or not X.flags.c_contiguous  # converted below: ours to change
         X = np.ascontiguousarray(X, dtype=np.float64)
         S = self.matrix
         if skipna or src_fraction is not None:
             f = self._fraction_vector(src_fraction)
             valid = np.isfinite(X)
             all_valid = bool(valid.all())
-            X0 = X if all_valid else np.where(valid, X, 0.0)
+            if all_valid:
+                X0 = X
+            elif owned:
+                np.copyto(X, 0.0, where=~valid)
+                X0 = X
+            else:
+                X0 = np.where(valid, X, 0.0)
             if f is not None:
                 X0 = X0 * f
-            if all_valid:  # one denominator for every field
-                wts = (f if f is not None else np.ones(self.src.size))[None, :]
-            else:
-                same = bool((valid == valid[:1]).all())  # typical: one land mask for all fields
-                wts = valid[:1] if same else valid
-                wts = wts * f if f is not None else wts.astype(np.float64)
+            same = all_valid or X.shape[0] == 1 or bool((valid == valid[:1]).all())  # typical: one land mask
             num = spmm(S, X0)
-            den = spmm(S, wts)
+            if same and f is None:  # one denominator for every field, kept for the next call with this mask
+                den = self._mask_denominator(None if all_valid else valid[0])
+            else:
+                if all_valid:
+                    wts = (f if f is not None else np.ones(self.src.size))[None, :]
+                else:
+                    wts = valid[:1] if same else valid
+                    wts = wts * f if f is not None else wts.astype(np.float64)
+                den = spmm(S, wts)
             np.divide(num, den, out=num, where=den > 0)
             bad = den <= 0
             if self._na_thres is not None and skipna:
@@ -352,6 +362,18 @@ class Regridder:
         if self.nan_rows.size:
             y[:, self.nan_rows] = np.nan
         return y.reshape(lead + tail).astype(out_dtype, copy=False)
+
+    def _mask_denominator(self, valid: np.ndarray | None) -> np.ndarray:
+        """``S @ valid`` (1, n_dst) for a validity mask (None: all valid), kept for the next call with the same mask
+        (a file's time steps share their land mask: one product per step instead of two)."""
+        cached = self.__dict__.get("_den_cache")
+        if cached is not None and ((valid is None and cached[0] is None) or (
+                valid is not None and cached[0] is not None and np.array_equal(valid, cached[0]))):
+            return cached[1]
+        w = np.ones((1, self.src.size)) if valid is None else valid[None, :].astype(np.float64)
+        den = spmm(self.matrix, w)
+        self._den_cache = (None if valid is None else valid.copy(), den)
+        return den
 
     def _check_dtype(self, dtype: Any, name: Any) -> None:
         if _is_integer(dtype) and self.method.startswith("conservative"):
