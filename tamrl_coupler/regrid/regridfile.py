@@ -160,6 +160,8 @@ def regrid_file(inp: Path, grid, out_path: Path, method: str = "conservative", w
             for name, slabs in plan:
                 v = ds.variables[name]
                 nv = _output_variable(out, v, gdims, len(sdims), dst, repack, compress, slabs)
+                for var in (v, nv):  # each chunk is read or written once: netCDF's 64 MB cache per variable
+                    var.set_var_chunk_cache(size=0)  # would only hold memory (a year: +60 MB, 2x CDO's peak)
                 nv.setncatts({k: v.getncattr(k) for k in v.ncattrs() if k not in SKIP_ATTRS})
                 nv.regrid_method = f"{rg.method} ({rg.backend}) from {src.name} {src.shape}"
                 for sl in slabs:
