@@ -34,9 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repack", action="store_true",
                    help="write packed variables with the input's scale_factor/add_offset (default: as floats)")
     p.add_argument("--compress", type=int, default=0, choices=range(0, 10),
-                   help="zlib level of the output variables (default 0: none, as CDO)")
+                   help="zlib level of the output variables, 0: none, as CDO (default: %(default)s)")
     p.add_argument("--slab-mb", type=int, default=8,
-                   help="MB of source values (as float64) read and regridded at once per variable (default 8)")
+                   help="MB of source values (as float64) read and regridded at once per variable")
     add_progress_arguments(p)
 
 
