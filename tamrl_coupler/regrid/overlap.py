@@ -74,8 +74,8 @@ class CellPolygons:
         if np.any(cosd < MIN_COS):
             i = int(np.argmax(cosd.min(axis=1) < MIN_COS))
             ang = np.rad2deg(np.arccos(np.clip(cosd[i].min(), -1, 1)))
-            raise RegridError(f"grid {name!r}: cell {i} has a corner {ang:.1f} degrees from its centre; cells up to "
-                              f"{np.rad2deg(np.arccos(MIN_COS)):.0f} degrees across are supported")
+            raise RegridError(f"grid {name!r}: cell {i} has a corner {ang:.1f} degrees from its centre; corners up "
+                              f"to {np.rad2deg(np.arccos(MIN_COS)):.0f} degrees from the centre are supported")
         radius = np.linalg.norm(v - c[:, None, :], axis=2).max(axis=1)
         # tangent basis: e1 east-ish (z x c), e2 = c x e1; at the poles use x as the reference
         ref = np.where(np.abs(c[:, 2:3]) > 0.9, np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 1.0]]))
@@ -94,8 +94,8 @@ class CellPolygons:
         w = np.einsum("mkd,md->mk", points, t)
         if np.any(w < MIN_COS * 0.5):
             raise RegridError(f"a cell overlapping cell {int(cells[np.argmax((w < MIN_COS * 0.5).any(1))])} of grid "
-                              f"{self.name!r} reaches too far from its centre for one tangent plane (cells up to "
-                              f"{np.rad2deg(np.arccos(MIN_COS)):.0f} degrees across are supported)")
+                              f"{self.name!r} reaches too far from its centre for one tangent plane (up to "
+                              f"{np.rad2deg(np.arccos(MIN_COS * 0.5)):.0f} degrees from it are supported)")
         return np.stack([np.einsum("mkd,md->mk", points, e1) / w, np.einsum("mkd,md->mk", points, e2) / w], axis=-1)
 
 
