@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "regrid the lat/lon variables of a NetCDF file to a target grid"
 METHODS = ["conservative", "conservative_normed", "conservative_2nd", "bilinear", "patch", "nearest_s2d",
@@ -66,6 +66,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar and bar[0] is not None:
             bar[0].close()
-    if mode != "none":
-        print(f"{args.output}: {n} variable(s) regridded to {args.grid} ({args.method})")
+    say("%s: %d variable(s) regridded to %s (%s)", args.output, n, args.grid, args.method)
     return 0
