@@ -30,7 +30,7 @@ def bind_step(ens: EnsembleCore, x: torch.Tensor, blk: EnsembleState, z: torch.T
     out = bufs.get("members_out", (ens.n_members, n, ens.kernel.n_outputs))
     return (ens.feature_kernel.bind(x, blk.period, blk.lat, feat, bufs)
             + ens.kernel.bind_step(feat, z, blk.h, blk.c, out, h_out, c_out, bufs)
-            + ens.kernel.ops.reduce(out, est, bufs)
+            + ens.kernel.ops.reduce(out, est, bufs, len(ens.outputs.predicted), ens.outputs.differences)
             + ens.reduction.bind_calibrate(x, est, bufs))
 
 
@@ -47,9 +47,10 @@ def bind_plan(ens: EnsembleCore, x: torch.Tensor, state: EnsembleState, out: tor
         raise InputError(f"evaluation plan: drivers {tuple(x.shape)} / embedding cache {tuple(state.z.shape)} do "
                          f"not fit {n} cells, {ens.n_drivers} drivers, {ens.n_members} members (make the state "
                          "with init_state)")
-    if out.dtype != torch.float64 or out.shape[0] < 5 or out.shape[1] != n:
-        raise InputError(f"evaluation plan: the estimate must be float64 (5, {n}) rows, got "
-                         f"{out.dtype} {tuple(out.shape)}")
+    rows = len(ens.outputs.rows)
+    if out.dtype != torch.float64 or out.shape[0] < rows or out.shape[1] != n:
+        raise InputError(f"evaluation plan: the estimate must be float64 ({rows}, {n}) rows "
+                         f"{list(ens.outputs.rows)}, got {out.dtype} {tuple(out.shape)}")
     chunks, buffers = [], []
     for b0, b1 in blocks if blocks is not None else [(0, n)]:
         for s, t in ens.chunks(b1 - b0):

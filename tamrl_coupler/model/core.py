@@ -27,7 +27,8 @@ from tamrl_coupler.kernels.workspace import Workspace
 from tamrl_coupler.model.calibration import SpreadCalibration
 from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, derived_features, period_index
 from tamrl_coupler.model.meta import EnsembleMeta
-from tamrl_coupler.model.reduction import ESTIMATE_FIELDS, MemberReduction
+from tamrl_coupler.model.outputs import Outputs
+from tamrl_coupler.model.reduction import MemberReduction
 from tamrl_coupler.model.state import UNKNOWN_PERIOD, EnsembleState, period_unknown
 from tamrl_coupler.physics.carbon import SignConvention
 
@@ -53,8 +54,10 @@ class EnsembleCore:
         self.meta = meta
         self.convention = SignConvention.parse(meta.sign_convention)
         names = [d.name for d in meta.drivers]
+        self.outputs = Outputs.of(meta.model)  # the targets predicted and derived, and every row named by them
         self.reduction = MemberReduction(
-            self.convention, None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration),
+            self.outputs, self.convention,
+            None if meta.calibration is None else SpreadCalibration.from_dict(meta.calibration),
             names.index("igbp") if "igbp" in names else None, len(self.members))
         self.kernel = stack(self.members, kernel)
         self.feature_kernel = FeatureKernel(encoder, list(meta.model.derived_inputs), meta.period,
@@ -90,8 +93,8 @@ class EnsembleCore:
 
     @property
     def estimate_rows(self) -> int:
-        """Rows of the period estimate: :data:`ESTIMATE_FIELDS`, and nee_free for "free" variants."""
-        return len(ESTIMATE_FIELDS) + (self.kernel.n_outputs > 2)
+        """Rows of a step's estimate (:attr:`Outputs.all_rows`: the component keeps :attr:`Outputs.rows`)."""
+        return len(self.outputs.all_rows)
 
     @property
     def spread_meaning(self) -> str:

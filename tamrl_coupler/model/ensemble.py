@@ -13,10 +13,10 @@ from tamrl_coupler.kernels.plan import EvaluationPlan
 from tamrl_coupler.model import binding, sequences, stepping
 from tamrl_coupler.model.core import EnsembleCore
 from tamrl_coupler.model.meta import EnsembleMeta
-from tamrl_coupler.model.reduction import ESTIMATE_FIELDS, Fluxes
+from tamrl_coupler.model.reduction import Fluxes
 from tamrl_coupler.model.state import EnsembleState
 
-__all__ = ["Ensemble", "EnsembleMeta", "EnsembleState", "ESTIMATE_FIELDS", "Fluxes"]
+__all__ = ["Ensemble", "EnsembleMeta", "EnsembleState", "Fluxes"]
 
 
 class Ensemble(EnsembleCore):

@@ -10,7 +10,7 @@ import torch
 
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.core import EnsembleCore
-from tamrl_coupler.model.reduction import Fluxes, flux_fields
+from tamrl_coupler.model.reduction import Fluxes
 from tamrl_coupler.model.state import EnsembleState
 from tamrl_coupler.model.stepping import step
 
@@ -30,7 +30,7 @@ def predict_sequence(ens: EnsembleCore, x_seq: torch.Tensor | np.ndarray, state:
         state = ens.init_state(x_seq.shape[0], first_period=first_period, lat=lat)
     n, t_len = x_seq.shape[0], x_seq.shape[1]
     fields = {k: torch.empty((n, t_len), dtype=torch.float64, device=ens.device)
-              for k in flux_fields(ens.kernel.n_outputs)}
+              for k in ens.outputs.flux_fields}
     try:
         for t in range(t_len):
             f, state = step(ens, x_seq[:, t], state)
