@@ -99,7 +99,7 @@ class CouplingComponent:
                                          parse_datetime(cfg.start, "start"),
                                          nan_aware=cfg.forcing.fill_policy == "missing",
                                          cuda_graphs=cfg.device.cuda_graphs)
-            self.exports = Exports(self.geometry, self.unit, self.convention)
+            self.exports = Exports(self.geometry, self.unit, self.convention, self.model_stage.step_rows.names)
         self.timers: dict[str, float] = dict.fromkeys(TIMERS, 0.0)
         self.next_time: int | None = None
         self.n_steps = 0
@@ -125,6 +125,16 @@ class CouplingComponent:
     def export_names(self) -> list[str]:
         """Export field names, in the vocabulary's order."""
         return self.exports.names()
+
+    def field_name(self, kind: str, name: str) -> str:
+        """The quantity a host's field name stands for (``kind`` "import" or "export"): its name, an alias or its CF
+        standard name, the one resolution of :meth:`register_import`/:meth:`register_export` and the Fortran
+        bridge's; an error lists what is accepted."""
+        if kind == "import":
+            return self.imports.field_name(name)
+        if kind == "export":
+            return self.exports.field_name(name)
+        raise InputError(f"field kind {kind!r}: expected 'import' or 'export'")
 
     def register_import(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; its values are read at every step."""
@@ -281,6 +291,8 @@ class CouplingComponent:
         self._live.done()
         self.imports.arrays.clear()
         self.exports.arrays.clear()
+        self.imports.given.clear()
+        self.exports.given.clear()
 
 
 __all__ = ["CouplingComponent", "HostCells"]

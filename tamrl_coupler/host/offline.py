@@ -210,7 +210,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
              "fill_policy": cfg.forcing.fill_policy}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
-        attrs=attrs))
+        fields=tuple(exports), attrs=attrs))
     bar = None
     if rank == 0:
         from tamrl_coupler.host.progress import make_progress

@@ -259,3 +259,22 @@ def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
+
+
+CARBON_FLUX_UNIT = "gC m-2 d-1"  # the model's carbon fluxes; exports in it follow the configured FluxUnit
+
+
+def export_conversion(name: str, unit: FluxUnit) -> ScalarConversion:
+    """The conversion of export ``name`` from the model's value (its target's unit) into what the host receives:
+    the configured flux ``unit`` for the carbon fluxes (every export whose vocabulary unit is gC m-2 d-1), the
+    export's own vocabulary unit otherwise (e.g. ET, mm d-1 -> kg m-2 s-1)."""
+    q = vocabulary.EXPORTS[name]
+    if q.units == CARBON_FLUX_UNIT:
+        return ScalarConversion(scale=unit.factor)
+    base = (q.carries or name).removesuffix("_std")
+    target = vocabulary.TARGETS.get(base)
+    if target is None:
+        raise InputError(f"export {name!r} carries {q.carries!r}, which is no target of the vocabulary: its unit "
+                         "is not known")
+    return conversion(target.units, q.units, f"export {name!r}", name,
+                      water_equivalent=q.water_equivalent or target.water_equivalent)

@@ -173,7 +173,7 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         assert checks[name] == [{"invalid": "T", "zero": "T", "overflow": "T"}] * 2, name
     # error paths: status and message in Fortran, and the host carries on
     expect = {
-        "unknown_field": (1, "unknown import field name 'air_temperature_in_fahrenheit'"),
+        "unknown_field": (1, "import field 'air_temperature_in_fahrenheit' is not known"),  # the component's words
         "wrong_size": (1, "import field 'tas': the array has"),
         "strided": (1, "is not contiguous"),
         "register_twice": (5, "field 'tas' is already registered"),
