@@ -36,12 +36,17 @@ def run_bounded(cmd: list[str], timeout: float = HANG, cwd: Path | None = None) 
     """``cmd`` in its own process group; a timeout kills the group and fails the test (a hang is a failure)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                             cwd=cwd or REPO, start_new_session=True)
+    return finish_bounded(proc, cmd, timeout, f"{' '.join(cmd)} hung (> {timeout} s; killed)")
+
+
+def finish_bounded(proc: subprocess.Popen, cmd: list[str], timeout: float, hung: str) -> subprocess.CompletedProcess:
+    """Wait for ``proc`` (its own process group); past ``timeout`` kill the group and fail with ``hung``."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"{' '.join(cmd)} hung (> {timeout} s; killed):\n{out[-3000:]}\n{err[-3000:]}")
+        pytest.fail(f"{hung}:\n{out[-3000:]}\n{err[-3000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -443,13 +448,8 @@ def _signal_one_rank(n: int, args: list[str], out: Path, sig: int, rank: int, ta
     assert len(pids) == n, f"the run did not start stepping: {pids} {proc.poll()}"
     os.kill(pids[rank], sig)
     sent = time.monotonic()
-    try:
-        stdout, stderr = proc.communicate(timeout=HANG)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"hung after {signal.Signals(sig).name} to rank {rank}:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), time.monotonic() - sent
+    done = finish_bounded(proc, cmd, HANG, f"hung after {signal.Signals(sig).name} to rank {rank}")
+    return done, time.monotonic() - sent
 
 
 def _fluxes(*paths: Path) -> dict[str, np.ndarray]:
