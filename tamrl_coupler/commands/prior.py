@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tamrl_coupler.atomicfile import refuse_overwriting
     from tamrl_coupler.commands import say
     from tamrl_coupler.commands.run import report
     from tamrl_coupler.communicator import world
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
+        out = Path(args.output) / f"{cfg.output.prior.prefix}_{cfg.output.prior.frequency}.nc"
+        with every_rank(comm, "tamrl-coupler prior: checking the output"):
+            refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes])
         paths = on_root(comm, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():
@@ -48,5 +52,4 @@ def run(args: argparse.Namespace) -> int:
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, comm)
-    return 0
+    return report(result, comm)

@@ -1,12 +1,20 @@
 """Run the coupling component offline on CF forcing: `tamrl-coupler run CONFIG [--output DIR] [--steps N]
 [--restart FILE]`, also under `mpiexec -n N`. Writes {prefix}_{first step}.nc (CF fluxes) and
-{prefix}_restart_{next step}.nc into the output directory."""
+{prefix}_restart_{next step}.nc into the output directory. SIGTERM, SIGINT, SIGHUP or SIGUSR1 on any rank: every
+rank finishes the step, the flux file and a restart are written, and the exit status is 75."""
 
 from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, run_config_path, say
+from tamrl_coupler.commands import (
+    add_output_argument,
+    add_progress_arguments,
+    add_unverified_argument,
+    progress_mode,
+    run_config_path,
+    say,
+)
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
@@ -20,19 +28,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: run to the config's end)")
     parser.add_argument("--restart", default=None, help="continue from this restart file "
                         "(default: start at the config's start)")
+    add_unverified_argument(parser)
     add_progress_arguments(parser)
 
 
-def report(result, comm) -> None:
-    """What a run wrote, said once (by rank 0)."""
-    if comm.Get_rank() != 0:
-        return
-    say("%d coupling steps on %d rank(s)", result.n_steps, comm.Get_size())
-    for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
-        if path is not None:
-            say("%s: %s", label, path)
-    for path in result.extra_files:
-        say("wrote: %s", path)
+def report(result, comm) -> int:
+    """What a run wrote, said once (by rank 0); the exit status: 0, or EXIT_STOPPED (75) after a stop signal (said
+    on stderr even with --quiet: the job did not end where its config says)."""
+    import sys
+
+    from tamrl_coupler.signals import EXIT_STOPPED
+
+    if comm.Get_rank() == 0:
+        say("%d coupling steps on %d rank(s)", result.n_steps, comm.Get_size())
+        for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
+            if path is not None:
+                say("%s: %s", label, path)
+        for path in result.extra_files:
+            say("wrote: %s", path)
+        if result.stopped:
+            print(f"tamrl-coupler: stopped: {result.stopped}", file=sys.stderr, flush=True)
+    return EXIT_STOPPED if result.stopped else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +59,5 @@ def run(args: argparse.Namespace) -> int:
 
     comm = world()
     result = run_offline(run_config_path(args.config), args.output, steps=args.steps, restart=args.restart, comm=comm,
-                         progress=progress_mode(args))
-    report(result, comm)
-    return 0
+                         progress=progress_mode(args), allow_unverified=args.allow_unverified)
+    return report(result, comm)

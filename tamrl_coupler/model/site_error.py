@@ -79,6 +79,11 @@ class SiteErrorModel:
     # (``training/site_error_fit.py``; 1 = the likelihood's sigma)
     inflation: dict[str, float] = field(default_factory=lambda: {v: 1.0 for v in FLUXES})
 
+    @property
+    def fluxes(self) -> tuple[str, ...]:
+        """The targets whose spread the model gives."""
+        return FLUXES
+
     def parts(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(sigma_day, sigma_site) per flux, numpy float64."""
         return {v: (np.exp(day_design(gpp, reco, member_sd[v], igbp) @ self.day[v]),
@@ -123,9 +128,10 @@ class SiteErrorModel:
         return cache[str(device)]
 
     def bind_sigma(self, gpp, reco, igbp, rows, z, bufs) -> list:
-        """:meth:`sigma_torch` bound to preallocated tensors: ``rows`` (3, n) float64 hold the members' standard
-        deviations of gpp, reco and nee on entry and the calibrated sigmas after the returned calls ran (the same
-        operations in the same order); ``z`` (n, M, E) the cells' embeddings; nothing is allocated by the calls."""
+        """:meth:`sigma_torch` bound to preallocated tensors: ``rows`` (a row (n,) float64 per flux, by name) hold the
+        members' standard deviations of the flux on entry and the calibrated sigmas after the returned calls ran
+        (the same operations in the same order); ``z`` (n, M, E) the cells' embeddings; nothing is allocated by the
+        calls."""
         import torch
 
         if self.novelty is None:
@@ -142,16 +148,20 @@ class SiteErrorModel:
         ls_day, ls_site = bufs.get("se_ls_day", (n,), f64), bufs.get("se_ls_site", (n,), f64)
         term, off = bufs.get("se_term", (n,), f64), bufs.get("se_off", (n,), f64)
         prog = [partial(torch.clamp, gpp, min=0.0, out=lg), lg.log1p_, partial(torch.clamp, reco, min=0.0, out=lr),
-                lr.log1p_, partial(torch.clamp, rows, min=0.0, out=lsd), partial(lsd.add_, SD_FLOOR), lsd.log_,
+                lr.log1p_,
                 partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
                 partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
                 partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
         prog += self.novelty.bind(z, nov, bufs)
         prog += [partial(torch.clamp, nov, min=NOVELTY_FLOOR, out=ln), ln.log_]
         for row, v in enumerate(FLUXES):
+            if v not in rows:
+                continue
             a, b = self.day[v], self.site[v]
-            out = rows[row]
-            prog += [partial(torch.mul, lg, float(a[1]), out=ls_day), partial(ls_day.add_, float(a[0])),
+            out = rows[v]
+            prog += [partial(torch.clamp, out, min=0.0, out=lsd[row]), partial(lsd[row].add_, SD_FLOOR),
+                     lsd[row].log_,
+                     partial(torch.mul, lg, float(a[1]), out=ls_day), partial(ls_day.add_, float(a[0])),
                      partial(torch.mul, lr, float(a[2]), out=term), partial(ls_day.add_, term),
                      partial(torch.mul, lsd[row], float(a[3]), out=term), partial(ls_day.add_, term),
                      partial(torch.index_select, day_off[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),

@@ -25,9 +25,10 @@ from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, default_dri
 from tamrl_coupler.model.history import N_SLOTS, RecordMonths, month_of_day
 from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
+from tamrl_coupler.model.outputs import Outputs
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.settings.train import TrainConfig
-from tamrl_coupler.training.loop import MemberHistory, training_arrays
+from tamrl_coupler.training.loop import MemberHistory, head_scales, predictions, training_arrays
 
 
 class DailyCrops:
@@ -120,22 +121,25 @@ class DailyCrops:
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
-          convention: SignConvention, site_var: torch.Tensor | None = None) -> torch.Tensor:
-    """Weighted MSE of GPP, Reco and the derived NEE in (gC m-2 d-1)^2, as the pooled RMSE weighs them (every valid
-    day alike), or per crop (``cfg.site_weighting``; ``site_var`` (B, 3): each crop's site's target variances),
-    plus ``cfg.offset_weight`` times the squared crop-mean errors."""
-    gpp, reco = out[..., 0], out[..., 1]
-    nee = gpp - reco if convention is SignConvention.UPTAKE_POSITIVE else reco - gpp
+          convention: SignConvention, outputs: Outputs, site_var: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted MSE of every target (``outputs.targets``: GPP, Reco and the derived NEE ...) in physical units
+    squared ((gC m-2 d-1)^2), as the pooled RMSE weighs them (every valid day alike), or per crop
+    (``cfg.site_weighting``; ``site_var`` (B, targets): each crop's site's target variances), plus
+    ``cfg.offset_weight`` times the squared crop-mean errors."""
+    pred, _ = predictions(out, outputs, convention)
     lw = cfg.loss_weights
     if cfg.site_weighting == "days" and cfg.offset_weight == 0:  # the shipped recipe, its arithmetic unchanged
-        se = lw.gpp * (gpp - y[..., 0]) ** 2 + lw.reco * (reco - y[..., 1]) ** 2 + lw.nee * (nee - y[..., 2]) ** 2
+        terms = [lw.weight(t) * (pred[t] - y[..., j]) ** 2 for j, t in enumerate(outputs.targets)]
+        se = terms[0]
+        for term in terms[1:]:
+            se = se + term
         return (se * w).sum() / w.sum().clamp(min=1.0)
-    err = torch.stack([gpp - y[..., 0], reco - y[..., 1], nee - y[..., 2]], dim=-1)  # (B, L, 3)
-    lw_t = torch.tensor([lw.gpp, lw.reco, lw.nee], dtype=err.dtype)
+    err = torch.stack([pred[t] - y[..., j] for j, t in enumerate(outputs.targets)], dim=-1)  # (B, L, targets)
+    lw_t = torch.tensor([lw.weight(t) for t in outputs.targets], dtype=err.dtype)
     n = w.sum(dim=1)  # valid days per crop
     has = n > 0
     n = n.clamp(min=1.0)[:, None]
-    mse = (err**2 * w[..., None]).sum(dim=1) / n  # (B, 3) per crop
+    mse = (err**2 * w[..., None]).sum(dim=1) / n  # (B, targets) per crop
     if cfg.site_weighting == "days":
         loss = ((mse * lw_t).sum(dim=-1) * n[:, 0])[has].sum() / n[has].sum()
     else:
@@ -143,13 +147,13 @@ def _loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
             mse = mse / site_var
         loss = (mse * lw_t).sum(dim=-1)[has].mean()
     if cfg.offset_weight > 0:
-        offset = (err * w[..., None]).sum(dim=1) / n  # (B, 3) crop-mean errors
+        offset = (err * w[..., None]).sum(dim=1) / n  # (B, targets) crop-mean errors
         loss = loss + cfg.offset_weight * (offset**2 * lw_t).sum(dim=-1)[has].mean()
     return loss
 
 
 def site_target_variance(y: np.ndarray, weight: np.ndarray, floor: float = 0.25) -> np.ndarray:
-    """(S, 3) variance of each site's GPP, Reco and NEE targets over its valid days, at least ``floor``
+    """(S, targets) variance of each site's targets (GPP, Reco, NEE, ...) over its valid days, at least ``floor``
     (gC m-2 d-1)^2 (so that a flat record does not dominate a variance-normalised loss)."""
     ok = weight > 0
     n = ok.sum(axis=1).clip(min=1)[:, None]
@@ -159,15 +163,17 @@ def site_target_variance(y: np.ndarray, weight: np.ndarray, floor: float = 0.25)
     return np.maximum(var, floor).astype(np.float32)
 
 
-def partition_mean_targets(data: FluxDataset, y: np.ndarray) -> np.ndarray:
-    """GPP and Reco targets as the mean of the night-time (``y``) and day-time partitionings where a day has both
-    (``data.partitions`` "gpp_dt", "reco_dt"), the night-time value elsewhere; NEE unchanged (it is measured)."""
+def partition_mean_targets(data: FluxDataset, y: np.ndarray, targets: tuple[str, ...] = ("gpp", "reco", "nee")
+                           ) -> np.ndarray:
+    """GPP and Reco targets (columns of ``y`` in the order of ``targets``) as the mean of the night-time (``y``) and
+    day-time partitionings where a day has both (``data.partitions`` "gpp_dt", "reco_dt"), the night-time value
+    elsewhere; NEE unchanged (it is measured)."""
     missing = [k for k in ("gpp_dt", "reco_dt") if k not in data.partitions]
     if missing:
         raise InputError(f"{data.source}: targets nt_dt_mean needs the day-time partitioning {missing} "
                          "(GPP_DT_VUT_REF, RECO_DT_VUT_REF columns)")
     y = y.copy()
-    for col, key in ((0, "gpp_dt"), (1, "reco_dt")):
+    for col, key in ((list(targets).index("gpp"), "gpp_dt"), (list(targets).index("reco"), "reco_dt")):
         dt = data.partitions[key].astype(np.float32)
         both = np.isfinite(dt) & np.isfinite(y[..., col])
         y[..., col] = np.where(both, 0.5 * (y[..., col] + dt), y[..., col])
@@ -213,7 +219,8 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
     the weights of the checked step (every ``cfg.val_every``) with the best held-out score."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = build_network(cfg.model, n_features, tuple(scale[:2].tolist()))
+    outputs = Outputs.of(cfg.model)
+    net = build_network(cfg.model, n_features, head_scales(outputs, scale))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     losses, val_scores = [], []
@@ -227,7 +234,8 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
             out, _, _ = net.forward_embedded(f, monthly_embedding(net, win, month_index), h0, h0)
         else:
             out, _, _ = net.forward_sequence(f, None, h0, h0)
-        loss = _loss(out, y, w, cfg, convention, None if site_var is None else torch.from_numpy(site_var[sites]))
+        loss = _loss(out, y, w, cfg, convention, outputs,
+                     None if site_var is None else torch.from_numpy(site_var[sites]))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -257,11 +265,10 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
     torch.set_num_threads(max(1, cfg.threads))
     convention = SignConvention.parse(convention)
     drivers = default_drivers(tuple(cfg.model.optional_drivers), period="daily")
-    x, y, mask = training_arrays(data, drivers)
+    outputs = Outputs.of(cfg.model)
+    x, y, mask = training_arrays(data, drivers, outputs, convention)
     if cfg.targets == "nt_dt_mean":
-        y = partition_mean_targets(data, y)
-    if convention is SignConvention.ATMOSPHERE_POSITIVE:
-        y[..., 2] = -y[..., 2]
+        y = partition_mean_targets(data, y, tuple(outputs.targets))
     if any(d in cfg.model.derived_inputs for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: model.derived_inputs needs latitude but site(s) {bad} have none")

@@ -14,6 +14,7 @@ from tamrl_coupler.data.fluxnet_daily import read_fluxnet_daily
 from tamrl_coupler.model.daily_ensemble import DailyEnsemble
 from tamrl_coupler.model.features import FeatureEncoder, default_drivers
 from tamrl_coupler.model.inference import predict_dataset
+from tamrl_coupler.model.outputs import Outputs
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.settings.model import ModelConfig
 from tamrl_coupler.settings.train import LossWeights, TrainConfig
@@ -88,14 +89,15 @@ def test_loss_weightings_by_hand():
     y[1, 0] = torch.tensor([1.0, 0.0, 0.0])  # row 1: errors GPP 1, Reco 0, NEE 2
     w = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     conv = SignConvention.UPTAKE_POSITIVE
+    outputs = Outputs.of(_cfg().model)
     # row 0 per day: 4 + 0 + 4 = 8; row 1: 1 + 0 + 4 = 5
-    assert float(_loss(out, y, w, _cfg(), conv)) == pytest.approx((3 * 8 + 5) / 4)
-    assert float(_loss(out, y, w, _cfg(site_weighting="crops"), conv)) == pytest.approx((8 + 5) / 2)
+    assert float(_loss(out, y, w, _cfg(), conv, outputs)) == pytest.approx((3 * 8 + 5) / 4)
+    assert float(_loss(out, y, w, _cfg(site_weighting="crops"), conv, outputs)) == pytest.approx((8 + 5) / 2)
     var = torch.tensor([[4.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
-    assert float(_loss(out, y, w, _cfg(site_weighting="site_variance"), conv, var)) == pytest.approx(
+    assert float(_loss(out, y, w, _cfg(site_weighting="site_variance"), conv, outputs, var)) == pytest.approx(
         (4 / 4 + 0 + 4 / 2 + 5) / 2)
     # crop-mean errors equal the day errors here: the offset term adds offset_weight x the crop-alike loss
-    assert float(_loss(out, y, w, _cfg(site_weighting="crops", offset_weight=0.5), conv)) == pytest.approx(
+    assert float(_loss(out, y, w, _cfg(site_weighting="crops", offset_weight=0.5), conv, outputs)) == pytest.approx(
         1.5 * (8 + 5) / 2)
 
 
