@@ -310,6 +310,9 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         drivers=drivers, period=data.period, window=cfg.model.window, sign_convention=convention, model=cfg.model,
         n_members=cfg.members, trained_on=trained_on or data.source,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        extra={"best_epochs": [h.best_epoch for h in history], "n_sites": int(len(sites_with_targets))},
+        extra={"best_epochs": [h.best_epoch for h in history], "n_sites": int(len(sites_with_targets)),
+               "cold_fraction": cfg.cold_fraction, "cold_months": cfg.cold_months, "cold_weight": cfg.cold_weight,
+               # the training sites: evaluate and predict say which scored sites are in-sample
+               "sites": [str(s) for s in data.sites[sites_with_targets]]},
     )
     return Ensemble(members, encoder, meta), history
