@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.config.budget import BudgetSection
 from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.config.schema import from_dict, load_yaml
 from tamrl_coupler.constants import SECONDS_PER_DAY
@@ -239,6 +240,7 @@ class RunConfig:
     regrid: RegridSection = field(default_factory=RegridSection)
     device: DeviceSection = field(default_factory=DeviceSection)
     output: OutputSection = field(default_factory=OutputSection)
+    budget: BudgetSection = field(default_factory=BudgetSection)  # NEE's carbon-budget mode (config/budget.py)
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:
