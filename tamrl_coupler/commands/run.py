@@ -37,6 +37,8 @@ def report(result, comm) -> None:
             print(f"{label}: {path}")
     for path in result.extra_files:
         print(f"wrote: {path}")
+    for line in result.totals:  # global and band totals (physics/totals.py)
+        print(line)
 
 
 def run(args: argparse.Namespace) -> int:

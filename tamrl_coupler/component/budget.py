@@ -61,7 +61,8 @@ class BudgetStage:
             return
         np.copyto(self.as_trained["gpp"], estimate["gpp"])
         np.copyto(self.as_trained["reco"], estimate["reco"])
-        estimate["reco"] *= self.expectation.factor
+        reco = estimate["reco"]
+        np.multiply(reco, self.expectation.factor, out=reco)
 
     def end_period(self, period_start: np.datetime64, period_days: float) -> bool:
         """The period from ``period_start`` is complete (its last step evaluated): its as-trained rates enter the

@@ -36,6 +36,7 @@ class RunResult:
     next_time: int
     extra_files: list[Path] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
+    totals: list[str] = field(default_factory=list)  # the global totals, printable (rank 0; physics/totals.py)
 
 
 def _stamp(t: np.datetime64) -> str:
@@ -175,7 +176,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     prefix = cfg.output.prefix
     flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(starts[0][0]))}.nc"
     attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
-             "fill_policy": cfg.forcing.fill_policy}
+             "fill_policy": cfg.forcing.fill_policy, **comp.budget.attributes()}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
         attrs=attrs))
@@ -229,12 +230,22 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
     comp.write_restart(restart_path)
     result = RunResult(flux_path if rank == 0 else None, restart_path, n_done, comp.next_time,
-                       timers=dict(comp.timers))
+                       timers=dict(comp.timers), totals=_totals_lines(writer))
     comp.finalise()
     extra = agreement.on_root("writing the run's products (map, scores, prior)",
                               lambda: _post(cfg, flux_path, out_dir))
     result.extra_files.extend(extra or [])
     return result
+
+
+def _totals_lines(writer: Any) -> list[str]:
+    """The flux file's global totals per month and year, to print (rank 0; empty elsewhere or without areas)."""
+    if writer is None or writer.totals is None or not writer.n:
+        return []
+    from tamrl_coupler.physics.totals import format_table
+
+    return (format_table(writer.totals.by("M"), "per month", bands=False)
+            + format_table(writer.totals.by("Y"), "per year"))
 
 
 def _describe_substitutions(counts: dict[str, int]) -> str:

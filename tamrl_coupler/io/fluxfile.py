@@ -21,6 +21,7 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.physics.totals import TotalsAccumulator, totals_attributes
 from tamrl_coupler.physics.units import FluxUnit, flux_unit
 
 FILL = np.float64(1.0e20)
@@ -102,6 +103,7 @@ class FluxFileWriter:
                 convention: SignConvention, reference: np.datetime64, fields: tuple[str, ...] | None,
                 attrs: dict[str, str] | None, time_method: str) -> None:
         self.grid = grid
+        self._reference = reference
         self.fields = tuple(vocabulary.EXPORTS) if fields is None else fields
         self.land = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape) > 0
         ds = self.ds = self.file.ds
@@ -137,6 +139,23 @@ class FluxFileWriter:
             v.setncatts(field_attributes(f, unit, convention, self.fields, time_method, measures, coords))
             self.vars[f] = v
         self.n = 0
+        self.totals = self._create_totals(grid, landfrac, area, unit, convention)
+
+    def _create_totals(self, grid: HostGridInfo, landfrac: np.ndarray, area: np.ndarray | None, unit: FluxUnit,
+                       convention: SignConvention) -> TotalsAccumulator | None:
+        """Global totals of every record (variables ``total_<flux>(time)``, PgC over the record) and per month and
+        year (attributes, with latitude bands and spreads: physics/totals.py); none without cell areas."""
+        if area is None or not all(f in self.fields for f in ("gpp", "reco", "nee")):
+            return None
+        lat = np.repeat(grid.lat, grid.lon.size) if grid.kind == "regular" else grid.lat
+        self._to_gc = 1.0 / unit.factor  # the file's unit -> gC m-2 d-1
+        for f in ("gpp", "reco", "nee"):
+            v = self.ds.createVariable(f"total_{f}", "f8", ("time",))
+            v.units = "Pg"  # of carbon
+            v.long_name = (f"global total of {long_name(f, convention)} over the record, land-fraction weighted, "
+                           "petagrams of carbon")
+        return TotalsAccumulator(np.asarray(area, dtype=np.float64).ravel() * np.asarray(landfrac).ravel(), lat,
+                                 convention.formula)
 
     def append(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
         """One record: the interval [t0, t1] (seconds since the reference) and flat global fields; a failed write
@@ -153,6 +172,14 @@ class FluxFileWriter:
         for f in self.fields:
             a = np.asarray(values[f], dtype=np.float64).reshape(self.grid.shape)
             self.vars[f][i] = np.where(self.land, a, FILL)
+        if self.totals is not None:
+            start = np.datetime64(self._reference, "s") + np.timedelta64(int(round(t0)), "s")
+            fl = {f: np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc for f in ("gpp", "reco", "nee")}
+            sp = {f: np.asarray(values[f"{f}_spread"], dtype=np.float64).ravel() * self._to_gc
+                  for f in ("gpp", "reco", "nee") if f"{f}_spread" in self.fields}
+            self.totals.add(start, (t1 - t0) / 86400.0, fl, sp)
+            for f in ("gpp", "reco", "nee"):
+                self.ds.variables[f"total_{f}"][i] = self.totals.total[f][-1]
         self.n += 1
 
     def set_attributes(self, attrs: dict[str, str]) -> None:
@@ -161,6 +188,8 @@ class FluxFileWriter:
             self.ds.setncattr(k, v)
 
     def close(self) -> Path:
+        if self.totals is not None and self.n:
+            self.set_attributes(totals_attributes(self.totals))
         return self.file.close()
 
     def abort(self) -> None:
@@ -180,6 +209,7 @@ class FluxFile:
     grid: HostGridInfo
     landfrac: np.ndarray  # grid shape
     fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
+    area: np.ndarray | None = None  # m2, grid shape (None when the file has no cell_area)
 
     @property
     def starts(self) -> np.ndarray:
@@ -215,5 +245,6 @@ def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> F
         if missing:
             raise InputError(f"{where}: variable(s) {missing} are missing")
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
+        area = np.asarray(ds["cell_area"][:], dtype=np.float64) if "cell_area" in ds.variables else None
         return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
-                        np.asarray(ds["landfrac"][:], dtype=np.float64), data)
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data, area)
