@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import add_budget_arguments, add_output_argument, add_progress_arguments, progress_mode
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
                         "(default: run the config first)")
     add_progress_arguments(parser)
+    add_budget_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,22 +28,31 @@ def run(args: argparse.Namespace) -> int:
 
     from mpi4py import MPI
 
-    from tamrl_coupler.commands.run import configure_logging, report
-    from tamrl_coupler.config.run import PriorSection, load_run_config
+    from tamrl_coupler.commands.run import config_with_budget, configure_logging, report
+    from tamrl_coupler.config.run import PriorSection
     from tamrl_coupler.driver.offline import run_offline
-    from tamrl_coupler.parallel import every_rank, on_root
+    from tamrl_coupler.parallel import on_root
     from tamrl_coupler.products.prior import write_prior_and_map
 
     configure_logging()
-    with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):
-        cfg = load_run_config(args.config)
+    cfg = config_with_budget(args, MPI.COMM_WORLD)
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
+        if args.budget is not None:
+            from tamrl_coupler.errors import InputError
+
+            raise InputError("--budget applies to a run; a prior made --from-fluxes keeps the budget mode of its flux "
+                             "file (its budget_mode attribute)")
         paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():
             print(f"wrote: {path}")
+        if MPI.COMM_WORLD.Get_rank() == 0:
+            from tamrl_coupler.products.prior import prior_totals_lines
+
+            for line in prior_totals_lines(Path(args.from_fluxes)):
+                print(line)
         return 0
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,

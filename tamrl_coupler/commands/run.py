@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import add_budget_arguments, add_output_argument, add_progress_arguments, progress_mode
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "run the coupled model offline on CF forcing (also under mpiexec), writing CF NetCDF fluxes"
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart", default=None, help="continue from this restart file "
                         "(default: start at the config's start)")
     add_progress_arguments(parser)
+    add_budget_arguments(parser)
 
 
 def configure_logging() -> None:
@@ -41,6 +42,18 @@ def report(result, comm) -> None:
         print(line)
 
 
+def config_with_budget(args: argparse.Namespace, comm):
+    """The run config with ``--budget`` and its options over its ``budget:`` section (read on every rank, agreed)."""
+    from tamrl_coupler.commands import budget_section
+    from tamrl_coupler.config.run import load_run_config
+    from tamrl_coupler.parallel import every_rank
+
+    with every_rank(comm, "reading the config"):
+        cfg = load_run_config(args.config)
+        cfg.budget = budget_section(args, cfg.budget)
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:  # before MPI starts: every rank stops here alike
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
@@ -49,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.driver.offline import run_offline
 
     configure_logging()
-    result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
+    result = run_offline(config_with_budget(args, MPI.COMM_WORLD), args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

@@ -210,6 +210,7 @@ class FluxFile:
     landfrac: np.ndarray  # grid shape
     fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
     area: np.ndarray | None = None  # m2, grid shape (None when the file has no cell_area)
+    attrs: dict[str, str] | None = None  # the file's global attributes
 
     @property
     def starts(self) -> np.ndarray:
@@ -232,6 +233,24 @@ def flux_file_metadata(attrs: dict, where: str) -> tuple[FluxUnit, SignConventio
         raise InputError(f"{where}: {exc}") from None
 
 
+def flux_file_totals(ff: FluxFile) -> TotalsAccumulator | None:
+    """The global totals of a flux file read with gpp, reco, nee (and spreads, when read), per record; None without
+    cell areas."""
+    if ff.area is None or not all(f in ff.fields for f in ("gpp", "reco", "nee")):
+        return None
+    grid = ff.grid
+    lat = np.repeat(grid.lat, grid.lon.size) if grid.kind == "regular" else grid.lat
+    acc = TotalsAccumulator(ff.area.ravel() * ff.landfrac.ravel(), lat, ff.convention.formula)
+    to_gc = 1.0 / ff.unit.factor
+    for i, start in enumerate(ff.starts):
+        days = (ff.bounds[i, 1] - ff.bounds[i, 0]) / 86400.0
+        fl = {f: ff.fields[f][i].ravel() * to_gc for f in ("gpp", "reco", "nee")}
+        sp = {f: ff.fields[f"{f}_spread"][i].ravel() * to_gc for f in ("gpp", "reco", "nee")
+              if f"{f}_spread" in ff.fields}
+        acc.add(start, days, fl, sp)
+    return acc
+
+
 def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> FluxFile:
     """Read a file :class:`FluxFileWriter` wrote (``fields``: default every export it holds)."""
     path = Path(path)
@@ -247,4 +266,5 @@ def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> F
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
         area = np.asarray(ds["cell_area"][:], dtype=np.float64) if "cell_area" in ds.variables else None
         return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
-                        np.asarray(ds["landfrac"][:], dtype=np.float64), data, area)
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data, area,
+                        {k: str(ds.getncattr(k)) for k in ds.ncattrs()})

@@ -282,5 +282,23 @@ def write_driver_file(path: str | Path, cells: LandCells, drivers: dict[str, np.
     return write_atomic_netcdf(path, fill, "test bed drivers")
 
 
-__all__ = ["CO2_PPM", "GRID", "LandCells", "VPD_RULES", "WEATHER_RULES", "cru_land_cells", "daily_drivers",
+def read_cell_weights(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``cell_area`` [m2] and ``landfrac`` per site of a site-layout driver file (the test bed's): what makes a
+    prediction over it gridded, with global totals. None when the file is not NetCDF or lacks either."""
+    from tamrl_coupler.ncfiles import open_netcdf, read_array
+
+    path = Path(path)
+    if path.suffix.lower() not in (".nc", ".nc4") or not path.is_file():
+        return None
+    with open_netcdf(path, "driver file") as ds:
+        if "cell_area" not in ds.variables or "landfrac" not in ds.variables:
+            return None
+        area = np.asarray(read_array(ds["cell_area"], ..., f"{path}, cell_area"), dtype=np.float64)
+        lf = np.asarray(read_array(ds["landfrac"], ..., f"{path}, landfrac"), dtype=np.float64)
+    if area.shape != lf.shape or area.ndim != 1 or not (np.isfinite(area).all() and np.isfinite(lf).all()):
+        raise InputError(f"{path}: cell_area and landfrac must be finite, one value per site")
+    return area, lf
+
+
+__all__ = ["CO2_PPM", "read_cell_weights", "GRID", "LandCells", "VPD_RULES", "WEATHER_RULES", "cru_land_cells", "daily_drivers",
            "daily_fields", "monthly_drivers", "write_driver_file", "year_axis"]

@@ -119,7 +119,8 @@ def targets_in(data: FluxDataset, convention: SignConvention | str) -> dict[str,
 
 
 def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensemble, path: str | Path,
-                      convention: SignConvention | str, checkpoint: str) -> Path:
+                      convention: SignConvention | str, checkpoint: str, extra_attrs: dict[str, str] | None = None
+                      ) -> Path:
     """NetCDF with gpp, reco, nee (+ *_std) on (site, time); NEE's direction in ``positive`` and global attributes."""
     import xarray as xr
 
@@ -172,6 +173,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "input_data": str(data.source),
         "input_attribution": " ".join(filter(None, (data.attrs.get("license", ""), data.attrs.get("source", "")))),
         "history": "tamrl-coupler predict",
+        **(extra_attrs or {}),  # the budget mode, global totals (commands/predict.py)
     }
     enc = {"time": {"units": "days since 2001-01-01", "calendar": "proleptic_gregorian", "dtype": "float64",
                     "_FillValue": None}}
