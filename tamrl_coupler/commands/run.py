@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.driver.offline import run_offline
 
     configure_logging()
-    result = run_offline(config_with_budget(args, MPI.COMM_WORLD), args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,
+    result = run_offline(config_with_budget(args, MPI.COMM_WORLD), args.output, steps=args.steps,
+                         restart=args.restart, comm=MPI.COMM_WORLD,
                          progress=progress_mode(args))
     report(result, MPI.COMM_WORLD)
     return 0

@@ -187,13 +187,14 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
         mode = ("auto" if progress else "none") if isinstance(progress, bool) else progress
         bar = make_progress(len(starts), "coupling steps", mode)
     n_done = 0
-    pending: tuple[float, float] | None = None  # rank 0's record to write, agreed with the next step
+    # rank 0's step to count in the global totals (every step) and to write (every n-th), agreed with the next step
+    pending: tuple[float, float, bool] | None = None
     try:
         for t, step_dt in starts:
             when = comp.clock.datetime(t)
             with agreement.guard(f"tamrl-coupler run at {when}"):
                 if pending is not None and writer is not None:
-                    writer.append(*pending, gathered)
+                    _write(writer, pending, gathered)
                 pending = None
                 rec = reader.record_for(when, step_dt)
                 for f, b in bufs.items():
@@ -202,17 +203,16 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
             if on_step is not None:
                 on_step(comp, t)
             n_done += 1
-            if n_done % cfg.output.every == 0 or n_done == len(starts):
-                for f, b in exports.items():
-                    comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
-                pending = (float(t), float(t + step_dt))
+            for f, b in exports.items():  # every step: the global totals count them all
+                comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
+            pending = (float(t), float(t + step_dt), n_done % cfg.output.every == 0 or n_done == len(starts))
             if bar is not None:
                 bar.update(1)
         substitutions = comp.forcing_substitutions()
 
         def finish() -> None:
             if pending is not None:
-                writer.append(*pending, gathered)
+                _write(writer, pending, gathered)
             writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions)})
             writer.close()
 
@@ -238,9 +238,17 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
     return result
 
 
+def _write(writer: Any, pending: tuple[float, float, bool], gathered: dict[str, np.ndarray]) -> None:
+    """One step into the global totals and, when it is a step to write, into the file."""
+    t0, t1, write = pending
+    writer.count(t0, t1, gathered)
+    if write:
+        writer.append(t0, t1, gathered)
+
+
 def _totals_lines(writer: Any) -> list[str]:
     """The flux file's global totals per month and year, to print (rank 0; empty elsewhere or without areas)."""
-    if writer is None or writer.totals is None or not writer.n:
+    if writer is None or writer.totals is None or not writer.totals.labels:
         return []
     from tamrl_coupler.physics.totals import format_table
 

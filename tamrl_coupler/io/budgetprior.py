@@ -131,4 +131,5 @@ def describe_prior(prior: BudgetPrior | None, fingerprint: str) -> str:
     return f"{prior.path.name} ({prior.attrs.get('source', 'climatology')}; {same})"
 
 
-__all__ = ["describe_prior", "resolve_prior", "BudgetPrior", "MAX_DISTANCE_KM", "SUFFIX", "prior_path_for", "read_budget_prior", "write_budget_prior"]
+__all__ = ["BudgetPrior", "MAX_DISTANCE_KM", "SUFFIX", "describe_prior", "prior_path_for", "read_budget_prior",
+           "resolve_prior", "write_budget_prior"]

@@ -10,6 +10,7 @@ file under the final name and never damages a file written before.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
-from tamrl_coupler.physics.totals import TotalsAccumulator, totals_attributes
+from tamrl_coupler.physics.totals import PG, TotalsAccumulator, totals_attributes
 from tamrl_coupler.physics.units import FluxUnit, flux_unit
 
 FILL = np.float64(1.0e20)
@@ -152,8 +153,9 @@ class FluxFileWriter:
         for f in ("gpp", "reco", "nee"):
             v = self.ds.createVariable(f"total_{f}", "f8", ("time",))
             v.units = "Pg"  # of carbon
-            v.long_name = (f"global total of {long_name(f, convention)} over the record, land-fraction weighted, "
-                           "petagrams of carbon")
+            v.long_name = (f"global total of {long_name(f, convention)} over the record's step, land-fraction "
+                           "weighted, petagrams of carbon (the monthly and annual totals in the global attributes "
+                           "count every step, written or not)")
         return TotalsAccumulator(np.asarray(area, dtype=np.float64).ravel() * np.asarray(landfrac).ravel(), lat,
                                  convention.formula)
 
@@ -173,14 +175,21 @@ class FluxFileWriter:
             a = np.asarray(values[f], dtype=np.float64).reshape(self.grid.shape)
             self.vars[f][i] = np.where(self.land, a, FILL)
         if self.totals is not None:
-            start = np.datetime64(self._reference, "s") + np.timedelta64(int(round(t0)), "s")
-            fl = {f: np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc for f in ("gpp", "reco", "nee")}
-            sp = {f: np.asarray(values[f"{f}_spread"], dtype=np.float64).ravel() * self._to_gc
-                  for f in ("gpp", "reco", "nee") if f"{f}_spread" in self.fields}
-            self.totals.add(start, (t1 - t0) / 86400.0, fl, sp)
+            w = self.totals.w
             for f in ("gpp", "reco", "nee"):
-                self.ds.variables[f"total_{f}"][i] = self.totals.total[f][-1]
+                g = np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc * w * ((t1 - t0) / 86400.0)
+                self.ds.variables[f"total_{f}"][i] = math.fsum(np.nan_to_num(g).tolist()) / PG
         self.n += 1
+
+    def count(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
+        """One coupling step into the monthly and annual global totals (every step, written or not)."""
+        if self.totals is None:
+            return
+        start = np.datetime64(self._reference, "s") + np.timedelta64(int(round(t0)), "s")
+        fl = {f: np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc for f in ("gpp", "reco", "nee")}
+        sp = {f: np.asarray(values[f"{f}_spread"], dtype=np.float64).ravel() * self._to_gc
+              for f in ("gpp", "reco", "nee") if f"{f}_spread" in self.fields}
+        self.totals.add(start, (t1 - t0) / 86400.0, fl, sp)
 
     def set_attributes(self, attrs: dict[str, str]) -> None:
         """Global attributes known only at the end of a run (e.g. the fill policy's substitutions)."""
@@ -188,7 +197,7 @@ class FluxFileWriter:
             self.ds.setncattr(k, v)
 
     def close(self) -> Path:
-        if self.totals is not None and self.n:
+        if self.totals is not None and self.totals.labels:
             self.set_attributes(totals_attributes(self.totals))
         return self.file.close()
 

@@ -282,6 +282,80 @@ def write_driver_file(path: str | Path, cells: LandCells, drivers: dict[str, np.
     return write_atomic_netcdf(path, fill, "test bed drivers")
 
 
+def subdaily_day(days: dict[str, np.ndarray], d: int, cells: LandCells, day: np.datetime64
+                 ) -> dict[str, np.ndarray]:
+    """Day ``d`` of :func:`daily_fields` as 8 three-hourly steps (8, n) in import units, each step's value its
+    mean over the step: tas [K] (the diurnal cycle of the day's range around its mean), vpd [Pa] (es(T) - e in the
+    shape of the step temperatures, scaled to the day's VPD), rsds [W m-2] (the day's shortwave in the shape of the
+    steps' top-of-atmosphere insolation, solar geometry), pr [kg m-2 s-1] (the day's rain spread evenly), co2
+    [ppm]. The steps' means are the day's values (to rounding): what the component accumulates into the daily
+    model's drivers is what ``predict`` reads from the daily file."""
+    from tamrl_coupler.physics.solar import mean_toa_insolation
+
+    hours = STEP_SECONDS / 3600.0
+    t = clim.diurnal_temperature(days["tmean"][d], days["trange"][d], cells.lon, hours)
+    shape, mean = clim.day_mean_vpd(t, days["vap"][d])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vpd = np.where(mean > 0, shape * (days["vpd"][d] / mean), days["vpd"][d])
+    toa = np.stack([mean_toa_insolation(cells.lat, cells.lon, day + np.timedelta64(k * STEP_SECONDS, "s"),
+                                        STEP_SECONDS) for k in range(8)])
+    toa_mean = toa.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rsds = np.where(toa_mean > 0, toa * (days["swdown"][d] / toa_mean), 0.0)
+    n = cells.size
+    return {"tas": t + 273.15, "vpd": vpd * 100.0, "rsds": rsds,
+            "pr": np.broadcast_to(days["precip"][d] / 86400.0, (8, n)), "co2": np.full((8, n), CO2_PPM)}
+
+
+def write_subdaily_month(path: str | Path, cells: LandCells, days: dict[str, np.ndarray], month: np.datetime64,
+                         attrs: dict[str, str] | None = None) -> Path:
+    """One month of 3-hourly CF point forcing (time, site) for the offline driver (``host.grid: forcing``), with the
+    cells' area and land fraction; the days are those of :func:`daily_fields` (the climatological year's)."""
+    from tamrl_coupler import vocabulary
+    from tamrl_coupler.io.cfcoords import HostGridInfo, write_horizontal_coords
+
+    first = np.datetime64(month, "M").astype("datetime64[D]")
+    n_days = int(((np.datetime64(month, "M") + 1).astype("datetime64[D]") - first).astype(np.int64))
+    doy0 = int((first - first.astype("datetime64[Y]")).astype(np.int64))
+    ref = np.datetime64("2001-01-01T00:00:00")
+
+    def fill(nc: Any) -> None:
+        nc.setncattr("Conventions", "CF-1.8")
+        nc.setncattr("title", "TAM-RL global test bed: 3-hourly forcing of a CRU CL 1.0 climatological year")
+        for k, v in {**cells.attrs, **(attrs or {})}.items():
+            nc.setncattr(k, v)
+        nc.createDimension("time", n_days * 8)
+        nc.createDimension("nv", 2)
+        t0 = ((first - ref).astype("timedelta64[s]").astype(np.float64) + STEP_SECONDS * np.arange(n_days * 8))
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units, t.calendar, t.standard_name, t.bounds = ("seconds since 2001-01-01 00:00:00", "proleptic_gregorian",
+                                                          "time", "time_bnds")
+        t[:] = t0
+        nc.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([t0, t0 + STEP_SECONDS], 1)
+        space, coords = write_horizontal_coords(nc, HostGridInfo("points", cells.lat, cells.lon,
+                                                                 site_names=cells.names))
+        for name, values, std, units in (("landfrac", cells.landfrac, "land_area_fraction", "1"),
+                                         ("cell_area", cells.area, "cell_area", "m2")):
+            v = nc.createVariable(name, "f8", space)
+            v.standard_name, v.units = std, units
+            v[:] = values
+        out = {}
+        for name in ("tas", "vpd", "rsds", "pr", "co2"):
+            q = vocabulary.IMPORTS[name]
+            v = nc.createVariable(name, "f4", ("time", *space), zlib=True, complevel=1, chunksizes=(8, cells.size))
+            v.units, v.long_name = q.units, q.long_name
+            if q.standard_name:
+                v.standard_name = q.standard_name
+            v.coordinates = coords
+            out[name] = v
+        for d in range(n_days):
+            steps = subdaily_day(days, (doy0 + d) % YEAR_DAYS, cells, first + np.timedelta64(d, "D"))
+            for name, v in out.items():
+                v[d * 8:(d + 1) * 8] = steps[name].astype(np.float32)
+
+    return write_atomic_netcdf(path, fill, "test bed 3-hourly forcing")
+
+
 def read_cell_weights(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``cell_area`` [m2] and ``landfrac`` per site of a site-layout driver file (the test bed's): what makes a
     prediction over it gridded, with global totals. None when the file is not NetCDF or lacks either."""
@@ -300,5 +374,6 @@ def read_cell_weights(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     return area, lf
 
 
-__all__ = ["CO2_PPM", "read_cell_weights", "GRID", "LandCells", "VPD_RULES", "WEATHER_RULES", "cru_land_cells", "daily_drivers",
-           "daily_fields", "monthly_drivers", "write_driver_file", "year_axis"]
+__all__ = ["CO2_PPM", "GRID", "LandCells", "VPD_RULES", "WEATHER_RULES", "cru_land_cells", "daily_drivers",
+           "daily_fields", "monthly_drivers", "read_cell_weights", "subdaily_day", "write_driver_file",
+           "write_subdaily_month", "year_axis"]

@@ -231,7 +231,7 @@ def day_mean_vpd(t_steps: np.ndarray, vapour_pressure: np.ndarray) -> tuple[np.n
 
 
 def vpd_of_mean_temperature(t_mean: np.ndarray, vapour_pressure: np.ndarray) -> np.ndarray:
-    """es(Tmean) - e [hPa], >= 0: what a daily forcing gets without the diurnal cycle (lower than the day's mean VPD)."""
+    """es(Tmean) - e [hPa], >= 0: a daily forcing without the diurnal cycle (lower than the day's mean VPD)."""
     return np.maximum(saturation_vapour_pressure_hpa(np.asarray(t_mean, dtype=np.float64)) - vapour_pressure, 0.0)
 
 
@@ -242,5 +242,6 @@ def fao56_vpd(t_min: np.ndarray, t_max: np.ndarray, vapour_pressure: np.ndarray)
     return np.maximum(es - vapour_pressure, 0.0)
 
 
-__all__ = ["DAYS_IN_MONTH", "WARMEST_HOUR", "WeatherParameters", "synthetic_weather", "daily_shortwave", "day_mean_vpd", "diurnal_temperature",
-           "fao56_vpd", "interpolation_matrix", "month_of_day_index", "monthly_to_daily", "vpd_of_mean_temperature"]
+__all__ = ["DAYS_IN_MONTH", "WARMEST_HOUR", "WeatherParameters", "daily_shortwave", "day_mean_vpd",
+           "diurnal_temperature", "fao56_vpd", "interpolation_matrix", "month_of_day_index", "monthly_to_daily",
+           "synthetic_weather", "vpd_of_mean_temperature"]
