@@ -28,6 +28,7 @@ CO2_PPM = 390.0
 GRID = "r360x180"  # 1 degree, cell centres 0.5 .. 359.5 E, -89.5 .. 89.5 N (CDO's name)
 YEAR_DAYS = 365
 STEP_SECONDS = 10800
+CAP_SHARE = 0.8  # no synthetic day brighter than 80 % of the insolation, nor drier than 80 % of dry air's VPD
 
 
 @dataclass
@@ -185,18 +186,28 @@ def daily_fields(cells: LandCells, vpd: str = "diurnal", weather: str = "synthet
     trange = clim.monthly_to_daily(n["tmx"] - n["tmn"], non_negative=True)
     vap = clim.monthly_to_daily(n["vap"], non_negative=True)
     sw = clim.daily_shortwave(n["rad"], cells.lat)
+    hours = STEP_SECONDS / 3600.0
+
+    def steps(t_days: np.ndarray, d: int) -> np.ndarray:
+        return clim.diurnal_temperature(t_days[d], trange[d], cells.lon, hours)
+
     if vpd == "diurnal":
-        day_vpd = np.empty_like(tmean)
-        for d in range(tmean.shape[0]):
-            steps = clim.diurnal_temperature(tmean[d], trange[d], cells.lon, STEP_SECONDS / 3600.0)
-            day_vpd[d] = clim.day_mean_vpd(steps, vap[d])[1]
+        day_vpd = np.stack([clim.day_mean_vpd(steps(tmean, d), vap[d])[1] for d in range(tmean.shape[0])])
     else:
         day_vpd = clim.vpd_of_mean_temperature(tmean, vap)
     days = {"tmean": tmean, "swdown": sw, "vpd": day_vpd}
     if weather == "synthetic":
-        days = clim.synthetic_weather(days, n["pre"], params or clim.WeatherParameters())
+        dry = np.stack([clim.day_mean_vpd(steps(tmean, d), np.zeros(cells.size))[1] for d in range(tmean.shape[0])])
+        toa = daily_mean_toa_insolation(cells.lat[None, :], np.arange(tmean.shape[0])[:, None] + 1.0)
+        caps = {"vpd": CAP_SHARE * dry, "swdown": np.maximum(CAP_SHARE * toa, sw)}  # never below the normals
+        days = clim.synthetic_weather(days, n["pre"], params or clim.WeatherParameters(), caps=caps)
     else:
         days["precip"] = clim.monthly_to_daily(n["pre"], non_negative=True)
+    # the vapour pressure of each day that gives its VPD over the day's diurnal cycle (the 3-hourly forcing's), and
+    # the VPD that vapour pressure gives (the same unless even dry air could not reach it): daily and 3-hourly agree
+    vap = np.stack([clim.vapour_pressure_for_vpd(steps(days["tmean"], d), days["vpd"][d])
+                    for d in range(tmean.shape[0])])
+    days["vpd"] = np.stack([clim.day_mean_vpd(steps(days["tmean"], d), vap[d])[1] for d in range(tmean.shape[0])])
     return {**days, "trange": trange, "vap": vap}
 
 
@@ -285,8 +296,8 @@ def write_driver_file(path: str | Path, cells: LandCells, drivers: dict[str, np.
 def subdaily_day(days: dict[str, np.ndarray], d: int, cells: LandCells, day: np.datetime64
                  ) -> dict[str, np.ndarray]:
     """Day ``d`` of :func:`daily_fields` as 8 three-hourly steps (8, n) in import units, each step's value its
-    mean over the step: tas [K] (the diurnal cycle of the day's range around its mean), vpd [Pa] (es(T) - e in the
-    shape of the step temperatures, scaled to the day's VPD), rsds [W m-2] (the day's shortwave in the shape of the
+    mean over the step: tas [K] (the diurnal cycle of the day's range around its mean), vpd [Pa] (es(T) - e with the
+    day's vapour pressure, whose mean over the day is the day's VPD), rsds [W m-2] (the day's shortwave in the shape of the
     steps' top-of-atmosphere insolation, solar geometry), pr [kg m-2 s-1] (the day's rain spread evenly), co2
     [ppm]. The steps' means are the day's values (to rounding): what the component accumulates into the daily
     model's drivers is what ``predict`` reads from the daily file."""
@@ -294,9 +305,7 @@ def subdaily_day(days: dict[str, np.ndarray], d: int, cells: LandCells, day: np.
 
     hours = STEP_SECONDS / 3600.0
     t = clim.diurnal_temperature(days["tmean"][d], days["trange"][d], cells.lon, hours)
-    shape, mean = clim.day_mean_vpd(t, days["vap"][d])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vpd = np.where(mean > 0, shape * (days["vpd"][d] / mean), days["vpd"][d])
+    vpd = clim.day_mean_vpd(t, days["vap"][d])[0]
     toa = np.stack([mean_toa_insolation(cells.lat, cells.lon, day + np.timedelta64(k * STEP_SECONDS, "s"),
                                         STEP_SECONDS) for k in range(8)])
     toa_mean = toa.mean(axis=0)

@@ -154,13 +154,37 @@ def _month_normalise(values: np.ndarray, target: np.ndarray, days_in_month: np.n
     return out
 
 
+def _capped_month_normalise(values: np.ndarray, target: np.ndarray, cap: np.ndarray,
+                            days_in_month: np.ndarray, rounds: int = 8) -> np.ndarray:
+    """:func:`_month_normalise`, then days above ``cap`` held at it and the others rescaled to keep the month's sum
+    (a few rounds; exact unless the cap cannot hold the month's mean at all)."""
+    month = month_of_day_index(days_in_month)
+    out = _month_normalise(values, target, days_in_month)
+    for _ in range(rounds):
+        over = out > cap
+        if not over.any():
+            break
+        out = np.minimum(out, cap)
+        for k in range(12):
+            rows = month == k
+            free = ~over[rows] & (out[rows] < cap[rows])
+            have_free = np.where(free, out[rows], 0.0).sum(axis=0)
+            need = target[rows].sum(axis=0) - np.where(free, 0.0, out[rows]).sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(have_free > 0, need / have_free, 1.0)
+            out[rows] = np.where(free, out[rows] * scale, out[rows])
+    return np.minimum(out, cap)
+
+
 def synthetic_weather(days: dict[str, np.ndarray], monthly_precip: np.ndarray,
-                      params: WeatherParameters = WeatherParameters(),
+                      params: WeatherParameters = WeatherParameters(), caps: dict[str, np.ndarray] | None = None,
                       days_in_month: np.ndarray = DAYS_IN_MONTH) -> dict[str, np.ndarray]:
     """Weather on smooth climatological days: ``days`` tmean [degC], swdown, vpd (365, n) from :func:`monthly_to_daily`
     and :func:`daily_shortwave`, ``monthly_precip`` (12, n) [mm d-1] -> (365, n) days of tmean, swdown, vpd, precip
     with every monthly mean kept exactly (shortwave, VPD and precipitation by month-wise rescaling, temperature
     anomalies made zero-mean per month), but days that are wet or dry, cloudy or clear, as real days are.
+    ``caps``: (365, n) upper bounds of ``swdown`` (a clear sky's share of the insolation) and ``vpd`` (the air
+    cannot be drier than dry) that no day exceeds (the month's mean is kept).
 
     Why: the model was trained on real days; on days without weather (every day the month's mean light, VPD and a
     little rain) it is outside what it has seen, and at the towers it then gives 22 % more GPP than on their real
@@ -197,7 +221,10 @@ def synthetic_weather(days: dict[str, np.ndarray], monthly_precip: np.ndarray,
     for name, sigma, rho in (("swdown", p.sw_sigma, p.sw_rho), ("vpd", p.vpd_sigma, p.vpd_rho)):
         z = p.common * common + spare * _ar1(rng, n_days, n, rho)
         noisy = days[name] * state * np.exp(sigma * z - 0.5 * sigma * sigma)
-        out[name] = _month_normalise(noisy, days[name], days_in_month)
+        if caps and name in caps:
+            out[name] = _capped_month_normalise(noisy, days[name], caps[name], days_in_month)
+        else:
+            out[name] = _month_normalise(noisy, days[name], days_in_month)
     t_anom = p.t_sd * (p.common * common + spare * _ar1(rng, n_days, n, p.t_rho))
     for k in range(12):
         rows = month == k
@@ -230,6 +257,19 @@ def day_mean_vpd(t_steps: np.ndarray, vapour_pressure: np.ndarray) -> tuple[np.n
     return steps, steps.mean(axis=0)
 
 
+def vapour_pressure_for_vpd(t_steps: np.ndarray, vpd: np.ndarray, iterations: int = 60) -> np.ndarray:
+    """The vapour pressure e >= 0 [hPa], held through the day, whose steps' mean of max(es(T_k) - e, 0) is ``vpd``
+    (n,) at step temperatures ``t_steps`` (n_steps, n) [degC] (bisection; e = 0 where even dry air has less)."""
+    es = saturation_vapour_pressure_hpa(np.asarray(t_steps, dtype=np.float64))
+    lo, hi = np.zeros(es.shape[1]), es.max(axis=0)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        too_humid = np.maximum(es - mid[None, :], 0.0).mean(axis=0) < vpd
+        hi = np.where(too_humid, mid, hi)
+        lo = np.where(too_humid, lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def vpd_of_mean_temperature(t_mean: np.ndarray, vapour_pressure: np.ndarray) -> np.ndarray:
     """es(Tmean) - e [hPa], >= 0: a daily forcing without the diurnal cycle (lower than the day's mean VPD)."""
     return np.maximum(saturation_vapour_pressure_hpa(np.asarray(t_mean, dtype=np.float64)) - vapour_pressure, 0.0)
@@ -244,4 +284,4 @@ def fao56_vpd(t_min: np.ndarray, t_max: np.ndarray, vapour_pressure: np.ndarray)
 
 __all__ = ["DAYS_IN_MONTH", "WARMEST_HOUR", "WeatherParameters", "daily_shortwave", "day_mean_vpd",
            "diurnal_temperature", "fao56_vpd", "interpolation_matrix", "month_of_day_index", "monthly_to_daily",
-           "synthetic_weather", "vpd_of_mean_temperature"]
+           "synthetic_weather", "vapour_pressure_for_vpd", "vpd_of_mean_temperature"]
