@@ -46,7 +46,8 @@ def statistics(data) -> dict[str, float]:
             with np.errstate(invalid="ignore", divide="ignore"):
                 rows.append((p.mean() * ok.sum(), wet.mean(), sw[wet].mean() / sw.mean() if both else np.nan,
                              v[wet].mean() / v.mean() if both else np.nan, np.std(sw) / sw.mean(),
-                             np.std(v) / v.mean(), np.corrcoef(sw[1:], sw[:-1])[0, 1], np.corrcoef(v[1:], v[:-1])[0, 1]))
+                             np.std(v) / v.mean(), np.corrcoef(sw[1:], sw[:-1])[0, 1],
+                             np.corrcoef(v[1:], v[:-1])[0, 1]))
     r = np.array(rows)
     from scipy.optimize import minimize_scalar
 
@@ -111,7 +112,8 @@ def main() -> None:
              "| statistic | towers | generator |", "|---|---|---|",
              f"| wet days (>= 1 mm): fraction = 1 - exp(-monthly mm / scale), scale | {stats['wet_scale_mm']:.0f} mm | "
              f"{p.wet_scale_mm:g} mm |",
-             f"| a wet day's shortwave over the month's mean | {stats['wet_day_sw_ratio']:.2f} | {p.wet_ratio_base:g} + "
+             f"| a wet day's shortwave over the month's mean | {stats['wet_day_sw_ratio']:.2f} | "
+             f"{p.wet_ratio_base:g} + "
              f"{p.wet_ratio_slope:g} x wet fraction |",
              f"| a wet day's VPD over the month's mean | {stats['wet_day_vpd_ratio']:.2f} | the same |",
              f"| coefficient of variation of daily shortwave / VPD | {stats['cv_sw']:.2f} / {stats['cv_vpd']:.2f} | "
@@ -119,8 +121,8 @@ def main() -> None:
              f"| lag-1 autocorrelation of shortwave / VPD | {stats['rho_sw']:.2f} / {stats['rho_vpd']:.2f} | "
              f"{p.sw_rho:g} / {p.vpd_rho:g} |", "",
              "## Mean GPP at the towers against the same model on their real days", "",
-             f"Real days: {365.25 * real:.0f} gC m-2 yr-1 (tower-mean; drivers tmean, swdown, vpd, precip, CO2 390 ppm, "
-             "as on the global test bed).", "", "| days | GPP / GPP on real days |", "|---|---|"]
+             f"Real days: {365.25 * real:.0f} gC m-2 yr-1 (tower-mean; drivers tmean, swdown, vpd, precip, CO2 "
+             "390 ppm, as on the global test bed).", "", "| days | GPP / GPP on real days |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

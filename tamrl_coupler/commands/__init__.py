@@ -74,7 +74,7 @@ def budget_section(args: argparse.Namespace, section: Any = None) -> Any:
     """The ``budget:`` section ``section`` (or the default) with the command line's overrides, validated."""
     from dataclasses import replace
 
-    from tamrl_coupler.config.budget import BudgetSection
+    from tamrl_coupler.settings.budget import BudgetSection
 
     section = section if section is not None else BudgetSection()
     if args.budget is not None:

@@ -29,10 +29,10 @@ def run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from tamrl_coupler.commands.run import config_with_budget, configure_logging, report
-    from tamrl_coupler.config.run import PriorSection
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.parallel import on_root
     from tamrl_coupler.products.prior import write_prior_and_map
+    from tamrl_coupler.settings.run import PriorSection
 
     configure_logging()
     cfg = config_with_budget(args, MPI.COMM_WORLD)

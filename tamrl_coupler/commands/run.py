@@ -45,8 +45,8 @@ def report(result, comm) -> None:
 def config_with_budget(args: argparse.Namespace, comm):
     """The run config with ``--budget`` and its options over its ``budget:`` section (read on every rank, agreed)."""
     from tamrl_coupler.commands import budget_section
-    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.parallel import every_rank
+    from tamrl_coupler.settings.run import load_run_config
 
     with every_rank(comm, "reading the config"):
         cfg = load_run_config(args.config)
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     from mpi4py import MPI
 
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     configure_logging()
     result = run_offline(config_with_budget(args, MPI.COMM_WORLD), args.output, steps=args.steps,

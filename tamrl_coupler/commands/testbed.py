@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                                                          os.environ.get("TAMRL_SHARED", "../shared"))))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    from tamrl_coupler.driver.testbed import load_cells
+    from tamrl_coupler.host.testbed import load_cells
 
     cells = load_cells(shared, args.land, not args.no_fill_radiation, args.every)
     if args.write_forcing:
@@ -107,8 +107,8 @@ def table(args: argparse.Namespace, cells, out) -> int:
     import sys
     from pathlib import Path
 
-    from tamrl_coupler.driver.progress import make_progress
-    from tamrl_coupler.driver.testbed import (
+    from tamrl_coupler.host.progress import make_progress
+    from tamrl_coupler.host.testbed import (
         TestbedRun,
         band_rows,
         budget_rows,

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler.component.rows import NamedRows
-from tamrl_coupler.config.budget import BudgetSection
 from tamrl_coupler.physics.budget import AnnualExpectation, BudgetSpec, global_annual_gpp, month_ends
+from tamrl_coupler.settings.budget import BudgetSection
 
 log = logging.getLogger("tamrl_coupler.component")
 

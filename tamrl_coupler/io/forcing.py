@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.ncfiles import open_netcdf, read_array, read_time_axis
 from tamrl_coupler.physics.units import ScalarConversion, import_conversion
+from tamrl_coupler.settings.paths import resolve_path
 from tamrl_coupler.vocabulary import Role
 
 

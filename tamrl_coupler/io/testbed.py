@@ -297,8 +297,8 @@ def subdaily_day(days: dict[str, np.ndarray], d: int, cells: LandCells, day: np.
                  ) -> dict[str, np.ndarray]:
     """Day ``d`` of :func:`daily_fields` as 8 three-hourly steps (8, n) in import units, each step's value its
     mean over the step: tas [K] (the diurnal cycle of the day's range around its mean), vpd [Pa] (es(T) - e with the
-    day's vapour pressure, whose mean over the day is the day's VPD), rsds [W m-2] (the day's shortwave in the shape of the
-    steps' top-of-atmosphere insolation, solar geometry), pr [kg m-2 s-1] (the day's rain spread evenly), co2
+    day's vapour pressure, whose mean over the day is the day's VPD), rsds [W m-2] (the day's shortwave in the shape
+    of the steps' top-of-atmosphere insolation, solar geometry), pr [kg m-2 s-1] (the day's rain spread evenly), co2
     [ppm]. The steps' means are the day's values (to rounding): what the component accumulates into the daily
     model's drivers is what ``predict`` reads from the daily file."""
     from tamrl_coupler.physics.solar import mean_toa_insolation

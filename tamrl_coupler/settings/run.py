@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.config.budget import BudgetSection
-from tamrl_coupler.config.paths import resolve_path
-from tamrl_coupler.config.schema import from_dict, load_yaml
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import ConfigError
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.settings.budget import BudgetSection
+from tamrl_coupler.settings.paths import resolve_path
+from tamrl_coupler.settings.schema import from_dict, load_yaml
 
 
 class GridKind(str, Enum):
@@ -240,7 +240,7 @@ class RunConfig:
     regrid: RegridSection = field(default_factory=RegridSection)
     device: DeviceSection = field(default_factory=DeviceSection)
     output: OutputSection = field(default_factory=OutputSection)
-    budget: BudgetSection = field(default_factory=BudgetSection)  # NEE's carbon-budget mode (config/budget.py)
+    budget: BudgetSection = field(default_factory=BudgetSection)  # NEE's carbon-budget mode (settings/budget.py)
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:

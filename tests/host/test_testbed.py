@@ -31,7 +31,8 @@ def test_cells_and_forcing_files(forcing):
     cells = load_cells(shared_path("data/cru_cl").parents[1])
     assert cells.size == 17344  # the 1-degree cells with CRU data that the GLDAS mask calls land
     assert (cells.area * cells.landfrac).sum() / 1e12 == pytest.approx(133.35, abs=0.01)  # M km2
-    with netCDF4.Dataset(forcing / "testbed_daily.nc") as d, netCDF4.Dataset(forcing / "testbed_3hourly_200101.nc") as s:
+    with netCDF4.Dataset(forcing / "testbed_daily.nc") as d, \
+            netCDF4.Dataset(forcing / "testbed_3hourly_200101.nc") as s:
         assert d["tmean"].shape[1] == 365 and s["tas"].shape[0] == 31 * 8
         tas = s["tas"][:].astype(np.float64).reshape(31, 8, -1).mean(axis=1) - 273.15
         assert np.allclose(tas, d["tmean"][:, :31].T, atol=2e-4)
