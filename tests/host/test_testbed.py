@@ -26,7 +26,7 @@ def forcing(tmp_path_factory):
 
 
 def test_cells_and_forcing_files(forcing):
-    from tamrl_coupler.driver.testbed import load_cells
+    from tamrl_coupler.host.testbed import load_cells
 
     cells = load_cells(shared_path("data/cru_cl").parents[1])
     assert cells.size == 17344  # the 1-degree cells with CRU data that the GLDAS mask calls land
