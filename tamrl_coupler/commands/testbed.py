@@ -112,6 +112,7 @@ def table(args: argparse.Namespace, cells, out) -> int:
         TestbedRun,
         band_rows,
         budget_rows,
+        climate_rows,
         load_run,
         markdown,
         monthly_means,
@@ -162,12 +163,14 @@ def table(args: argparse.Namespace, cells, out) -> int:
     bands = band_rows(run, cells)
     spreads = spread_of_totals(run, cells)
     command = "tamrl-coupler testbed " + " ".join(a for a in sys.argv[2:] if a)
-    text = markdown(run, cells, rows, bands, spreads, command, note)
+    climate = climate_rows(run, cells)
+    text = markdown(run, cells, rows, bands, spreads, command, note, climate)
     stem = Path(args.results) if args.results else out / f"testbed_{name}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}.md").write_text(text)
     Path(f"{stem}.json").write_text(json.dumps({"checkpoint": name, "fingerprint": fingerprint, "settings": settings,
                                                 "cells": cells.size, "bands": bands, "spreads": spreads,
+                                                "climate": climate,
                                                 "rows": rows, "prior": note}, indent=1))
     at = rows[0]
     print(f"{name}: GPP {at['gpp'][-1]:.1f}, Reco {at['reco'][-1]:.1f}, NEE {at['nee'][-1]:+.2f} PgC/yr (year "

@@ -218,6 +218,33 @@ def band_rows(run: TestbedRun, cells: LandCells) -> dict[str, list[float]]:
     return out
 
 
+PRECIP_CLASSES = ((0, 100), (100, 250), (250, 500), (500, 1000), (1000, 2000), (2000, 1e9))  # mm per year
+TEMPERATURE_CLASSES = ((-99, -10), (-10, 0), (0, 10), (10, 20), (20, 99))  # annual mean, degC
+
+
+def climate_rows(run: TestbedRun, cells: LandCells) -> dict[str, list[dict]]:
+    """The last year's as-trained GPP by annual precipitation and by annual mean temperature of the cells: where the
+    global total comes from (the towers sample few deserts, tundra or ice)."""
+    weight = cells.area * cells.landfrac
+    _, g = _year_sums(run.fields["gpp"].astype(np.float64), run, weight)
+    _, r = _year_sums(run.fields["reco"].astype(np.float64), run, weight)
+    g, r = g[-1], r[-1]
+    p = cells.normals["pre"].mean(axis=0) * 365.0
+    t = cells.normals["tmp"].mean(axis=0)
+    out = {}
+    for name, values, classes in (("precipitation_mm", p, PRECIP_CLASSES), ("temperature_C", t, TEMPERATURE_CLASSES)):
+        rows = []
+        for lo, hi in classes:
+            m = (values >= lo) & (values < hi)
+            w = weight[m].sum()
+            rows.append({"class": [lo, hi], "area_Mkm2": float(w / 1e12),
+                         "gpp_PgC": float((g * weight)[m].sum() / 1e15),
+                         "gpp_per_m2": float((g * weight)[m].sum() / w) if w else float("nan"),
+                         "reco_per_m2": float((r * weight)[m].sum() / w) if w else float("nan")})
+        out[name] = rows
+    return out
+
+
 def spread_of_totals(run: TestbedRun, cells: LandCells) -> dict[str, list[float]]:
     """The last year's global totals' spread bounds [PgC] (physics/totals.py), per flux: [independent, correlated]."""
     from tamrl_coupler.physics.totals import totals_of
@@ -234,7 +261,7 @@ def spread_of_totals(run: TestbedRun, cells: LandCells) -> dict[str, list[float]
 
 
 def markdown(run: TestbedRun, cells: LandCells, rows: list[dict], bands: dict, spreads: dict, command: str,
-             prior_note: str) -> str:
+             prior_note: str, climate: dict | None = None) -> str:
     """The result table of one checkpoint."""
     from tamrl_coupler.physics.totals import BANDS, band_name
 
@@ -262,7 +289,22 @@ def markdown(run: TestbedRun, cells: LandCells, rows: list[dict], bands: dict, s
         lines.append(f"| {band_name(b)} | {bands['area_Mkm2'][j]:.1f} | {bands['gpp'][j]:.1f} | "
                      f"{100 * bands['gpp'][j] / g_all:.0f} % | {bands['reco'][j]:.1f} | {bands['nee'][j]:+.2f} |")
     lines += ["", f"Tropics (23.5S-23.5N): {100 * (bands['gpp'][1] + bands['gpp'][2]) / g_all:.0f} % of GPP "
-                  "(Beer et al. 2010: tropical forests and savannas 59 %).", "",
+                  "(Beer et al. 2010: tropical forests and savannas 59 %).", ""]
+    for key, title, unit in (("precipitation_mm", "annual precipitation", "mm"),
+                             ("temperature_C", "annual mean temperature", "degC")):
+        if not climate:
+            break
+        lines += [f"GPP by the cells' {title}, last year, as trained:", "",
+                  f"| {title} ({unit}) | land (M km2) | GPP (PgC/yr) | GPP (gC m-2 yr-1) | Reco (gC m-2 yr-1) |",
+                  "|---|---|---|---|---|"]
+        for c in climate[key]:
+            lo, hi = c["class"]
+            open_top = hi >= (1e8 if key == "precipitation_mm" else 99)
+            label = f">= {lo:g}" if open_top else (f"< {hi:g}" if lo <= -99 else f"{lo:g} to {hi:g}")
+            lines.append(f"| {label} | {c['area_Mkm2']:.1f} | {c['gpp_PgC']:.1f} | {c['gpp_per_m2']:.0f} | "
+                         f"{c['reco_per_m2']:.0f} |")
+        lines.append("")
+    lines += [
               "## Budget modes", "", f"Prior: {prior_note}. Imbalance: sum over cells of |annual NEE - target| "
               "over global GPP (target 0 when balanced, the sink's share of the cell's GPP for a target).", "",
               "| mode | expectation | GPP | Reco | NEE | imbalance year 1 | year " + str(n_years) +
