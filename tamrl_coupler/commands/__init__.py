@@ -62,12 +62,13 @@ def add_budget_arguments(parser: argparse.ArgumentParser, config: bool = True) -
                              "NEE sums to zero over a year), target (a prescribed annual sink)" + default)
     parser.add_argument("--sink-pgc", type=float, metavar="PGC",
                         help="--budget target: the global annual sink, PgC/yr (uptake positive), shared in "
-                             "proportion to each cell's GPP")
+                             "proportion to each cell's GPP (default: the config's, or none)")
     parser.add_argument("--sink-fraction", type=float, metavar="F",
-                        help="--budget target: each cell's annual sink as a fraction of its GPP")
+                        help="--budget target: each cell's annual sink as a fraction of its GPP (default: the "
+                             "config's, or none)")
     parser.add_argument("--budget-prior", metavar="auto|none|FILE",
                         help="the monthly climatology standing in for months not yet seen (auto: the one shipped "
-                             "beside the checkpoint)")
+                             "beside the checkpoint; default: the config's, else auto)")
 
 
 def budget_section(args: argparse.Namespace, section: Any = None) -> Any:

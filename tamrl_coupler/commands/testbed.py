@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave out the 0.5-degree cells CRU has no radiation for (instead of filling them)")
     parser.add_argument("--every", type=int, default=1, help="every n-th cell only (a quick look)")
     parser.add_argument("--write-prior", default=None, metavar="FILE",
-                        help="also write the budget prior (the last year's monthly means) to FILE")
+                        help="also write the budget prior (the last year's monthly means) to FILE (default: none "
+                             "written)")
     parser.add_argument("--prior", default="auto", metavar="auto|none|FILE",
                         help="the budget prior used in the table (auto: the one beside the checkpoint, else the "
                              "one --write-prior makes, else none)")
