@@ -41,7 +41,7 @@ def main() -> None:
     comp, pred = monthly(Path(args.run_flux_file)), monthly(Path(args.predict_file))
     n = len(comp["labels"])
     with netCDF4.Dataset(args.run_flux_file) as ds:
-        days = ds["time_bnds"][:, 1] - ds["time_bnds"][:, 0]
+        days = np.asarray(ds["time_bnds"][:, 1] - ds["time_bnds"][:, 0])
         every = int(round(86400.0 / float(np.median(days))))  # records per day (the run's output.every)
         g = np.ma.filled(ds["gpp"][:], np.nan).astype(np.float64)
     with netCDF4.Dataset(args.predict_file) as ds:

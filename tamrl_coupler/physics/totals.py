@@ -160,7 +160,7 @@ def table_attributes(table: TotalsTable, prefix: str) -> dict[str, str]:
     out = {f"{prefix}_labels": " ".join(table.labels),
            f"{prefix}_days": " ".join(f"{d:g}" for d in table.days)}
     for k in FLUXES:
-        out[f"{prefix}_{k}_PgC"] = " ".join(f"{v:.6g}" for v in table.total[k])
+        out[f"{prefix}_{k}_PgC"] = " ".join(f"{v:.9g}" for v in table.total[k])
         for j, b in enumerate(BANDS):
             out[f"{prefix}_{k}_PgC_{band_name(b)}"] = " ".join(f"{v:.6g}" for v in table.band[k][:, j])
     for (k, a), v in table.spread.items():
