@@ -66,7 +66,8 @@ class _Entry:
     step: Callable[[float, float], Any]  # the component's bound run_step, looked up once
     rank: int
     n_local: int
-    fields: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)  # name -> (kind, view)
+    # the quantity's name (the component's resolution) -> (kind, view, the name the host registered it under)
+    fields: dict[str, tuple[int, np.ndarray, str]] = field(default_factory=dict)
 
 
 _entries: dict[int, _Entry] = {}
@@ -276,6 +277,20 @@ def initialise(
         return -_fail("tamrl_initialise", comm_rank, exc)
 
 
+def _field_name(component: Any, kind: int, name: str) -> str:
+    """The quantity ``name`` stands for, by the component's own resolution (the product's component: the
+    vocabulary's names, aliases and CF standard names, as ``register_import``/``register_export`` accept them); a
+    component without one accepts exactly the names it lists."""
+    what = "export" if kind == EXPORT else "import"
+    resolve = getattr(component, "field_name", None)
+    if resolve is not None:
+        return resolve(what, name)
+    names = list(component.export_names if kind == EXPORT else component.import_names)
+    if name not in names:
+        raise InputError(f"unknown {what} field name '{name}'; the component accepts {names}")
+    return name
+
+
 def register(handle: int, kind: int, name: str, buffer: memoryview, address: int, n: int) -> int:
     """Register a host array once as an import (read each step) or export (written each step) field, in place."""
     verb = "tamrl_register_export" if kind == EXPORT else "tamrl_register_import"
@@ -283,12 +298,13 @@ def register(handle: int, kind: int, name: str, buffer: memoryview, address: int
     try:
         entry = _entry(handle, verb)
         what = "export" if kind == EXPORT else "import"
-        names = list(entry.component.export_names if kind == EXPORT else entry.component.import_names)
-        if name not in names:
-            raise InputError(f"unknown {what} field name '{name}'; the component accepts {names}")
-        if name in entry.fields:
-            raise BridgeUsageError(
-                f"field '{name}' is already registered; register each field once and update its array in place")
+        short = _field_name(entry.component, kind, name)
+        if short in entry.fields:
+            given = entry.fields[short][2]
+            same = f"'{name}' is '{short}', already registered as '{given}'" if given != name else \
+                f"'{name}' is already registered"
+            raise BridgeUsageError(f"{what} field {same}; register each field once (under one of its names) and "
+                                   "update its array in place")
         if n == -2:  # the Fortran layer's signal for a strided section
             raise InputError(f"{what} field '{name}': the array is not contiguous (a strided section); pass a "
                              f"contiguous array with the TARGET attribute, it is used in place")
@@ -303,7 +319,7 @@ def register(handle: int, kind: int, name: str, buffer: memoryview, address: int
             entry.component.register_export(name, view)
         else:
             entry.component.register_import(name, view)
-        entry.fields[name] = (kind, view)
+        entry.fields[short] = (kind, view, name)
         return OK
     except BaseException as exc:
         return _fail(verb, entry.rank if entry else _rank_hint, exc)
@@ -349,9 +365,17 @@ def field_address(handle: int, name: str) -> tuple[int, int, int]:
     entry = _entries.get(handle)
     try:
         entry = _entry(handle, "tamrl_field_address")
-        if name not in entry.fields:
-            raise InputError(f"field '{name}' is not registered; registered: {sorted(entry.fields)}")
-        view = entry.fields[name][1]
+        known = {given: short for short, (_, _, given) in entry.fields.items()}
+        short = known.get(name, name)
+        for kind in (IMPORT, EXPORT):  # another name of a registered quantity
+            if short not in entry.fields:
+                try:
+                    short = _field_name(entry.component, kind, name)
+                except TamrlError:
+                    pass
+        if short not in entry.fields:
+            raise InputError(f"field '{name}' is not registered; registered: {sorted(known)}")
+        view = entry.fields[short][1]
         return OK, int(view.ctypes.data), int(view.size)
     except BaseException as exc:
         return _fail("tamrl_field_address", entry.rank if entry else _rank_hint, exc), 0, -1

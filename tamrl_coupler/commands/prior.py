@@ -14,8 +14,9 @@ HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
-                                       "configs/run/prior_demo.yaml")
-    add_output_argument(parser, "output directory", default="prior_out")
+                                       "configs/run/prior_demo.yaml, or the name of one shipped in the package: "
+                                       "prior_demo")
+    add_output_argument(parser, "output directory", default="prior_out", directory=True)
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
                         "(default: run the config first)")
@@ -26,16 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mpi4py import MPI
-
-    from tamrl_coupler.commands.run import config_with_budget, configure_logging, report
+    from tamrl_coupler.commands import say
+    from tamrl_coupler.commands.run import config_with_budget, report
+    from tamrl_coupler.communicator import world
     from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.parallel import on_root
     from tamrl_coupler.products.prior import write_prior_and_map
     from tamrl_coupler.settings.run import PriorSection
 
-    configure_logging()
-    cfg = config_with_budget(args, MPI.COMM_WORLD)
+    comm = world()
+    cfg = config_with_budget(args, comm)
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
@@ -44,18 +45,18 @@ def run(args: argparse.Namespace) -> int:
 
             raise InputError("--budget applies to a run; a prior made --from-fluxes keeps the budget mode of its flux "
                              "file (its budget_mode attribute)")
-        paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
+        paths = on_root(comm, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():
-            print(f"wrote: {path}")
-        if MPI.COMM_WORLD.Get_rank() == 0:
+            say("wrote: %s", path)
+        if comm.Get_rank() == 0:
             from tamrl_coupler.products.prior import prior_totals_lines
 
-            for line in prior_totals_lines(Path(args.from_fluxes)):
+            for line in prior_totals_lines(Path(args.from_fluxes)):  # a result table, printed
                 print(line)
         return 0
     cfg.output.map = False
-    result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
+    result = run_offline(cfg, args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
+    report(result, comm)
     return 0

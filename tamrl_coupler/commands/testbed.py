@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "global test bed: a checkpoint over all land on the CRU CL 1.0 normals -> global totals per budget mode"
 
@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the checkpoint to run (a shipped name or an .npz file)")
     parser.add_argument("--shared", default="${TAMRL_SHARED:-../shared}",
                         help="the shared data folder holding data/cru_cl and data/gldas")
-    add_output_argument(parser, "output directory (model output cache, forcing files)", default="testbed_out")
+    add_output_argument(parser, "output directory (model output cache, forcing files)", default="testbed_out",
+                        directory=True)
     parser.add_argument("--results", default=None, metavar="STEM",
                         help="write the table as STEM.md and STEM.json (default: OUTPUT/testbed_<checkpoint>)")
     parser.add_argument("--years", type=int, default=3, help="repeated years from a cold start")
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the forcing files (and a run config) into OUTPUT instead of running the model")
     parser.add_argument("--subdaily-months", type=int, default=3,
                         help="--write-forcing: months of three-hourly forcing for the coupled component")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
     shared = Path(os.path.expandvars(args.shared.replace("${TAMRL_SHARED:-../shared}",
                                                          os.environ.get("TAMRL_SHARED", "../shared"))))
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)
     from tamrl_coupler.host.testbed import load_cells
 
     cells = load_cells(shared, args.land, not args.no_fill_radiation, args.every)
     if args.write_forcing:
         for path in write_forcing(args, cells, out):
-            print(f"wrote {path}")
+            say("wrote %s", path)
         return 0
     return table(args, cells, out)
 
@@ -136,11 +138,12 @@ def table(args: argparse.Namespace, cells, out) -> int:
     raw = out / f"raw_{name}_{raw_key(fingerprint, settings)}.npz"
     if raw.exists():
         run = load_run(raw)
-        print(f"model output from {raw} (same checkpoint and settings)")
+        say("model output from %s (same checkpoint and settings)", raw)
     else:
-        bar = make_progress(cells.size, f"{name} over {cells.size} cells", "auto")
+        bar = make_progress(cells.size, f"{name} over {cells.size} cells", progress_mode(args), unit="cell")
         fields = run_testbed(ens, cells, args.years, args.vpd, args.weather, progress=bar)
-        bar.close()
+        if bar is not None:
+            bar.close()
         run = TestbedRun(name, fingerprint, ens.meta.period, year_axis(ens.meta.period, args.years), fields, settings)
         save_run(raw, run)
     if args.write_prior:
@@ -149,7 +152,7 @@ def table(args: argparse.Namespace, cells, out) -> int:
             "source": f"{name} on the CRU CL 1.0 global test bed, year {args.years} of a repeated climatological "
                       f"year ({json.dumps(settings)})", "references": cells.attrs["references"],
             "license": cells.attrs["license"]})
-        print(f"wrote {args.write_prior}")
+        say("wrote %s", args.write_prior)
     prior_file = {"auto": prior_path_for(path), "none": None}.get(args.prior, Path(args.prior))
     if args.prior == "auto" and not prior_file.exists():
         prior_file = Path(args.write_prior) if args.write_prior else None
@@ -167,7 +170,10 @@ def table(args: argparse.Namespace, cells, out) -> int:
     climate = climate_rows(run, cells)
     text = markdown(run, cells, rows, bands, spreads, command, note, climate)
     stem = Path(args.results) if args.results else out / f"testbed_{name}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    if not stem.parent.is_dir():
+        from tamrl_coupler.errors import InputError
+
+        raise InputError(f"--results {args.results}: the directory {stem.parent} does not exist")
     Path(f"{stem}.md").write_text(text)
     Path(f"{stem}.json").write_text(json.dumps({"checkpoint": name, "fingerprint": fingerprint, "settings": settings,
                                                 "cells": cells.size, "bands": bands, "spreads": spreads,
@@ -175,5 +181,6 @@ def table(args: argparse.Namespace, cells, out) -> int:
                                                 "rows": rows, "prior": note}, indent=1))
     at = rows[0]
     print(f"{name}: GPP {at['gpp'][-1]:.1f}, Reco {at['reco'][-1]:.1f}, NEE {at['nee'][-1]:+.2f} PgC/yr (year "
-          f"{args.years}, as trained); wrote {stem}.md, {stem}.json")
+          f"{args.years}, as trained)")  # the result, printed
+    say("wrote %s.md, %s.json", stem, stem)
     return 0

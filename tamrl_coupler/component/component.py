@@ -66,9 +66,9 @@ class CouplingComponent:
         from tamrl_coupler.model.checkpoint import resolve_checkpoint
 
         if comm is None:
-            from mpi4py import MPI
+            from tamrl_coupler.communicator import world
 
-            comm = MPI.COMM_WORLD
+            comm = world()
         self.comm = comm
         self.agreement = Agreement(comm)
         self._fingerprint: str | None = None
@@ -96,7 +96,7 @@ class CouplingComponent:
                                          parse_datetime(cfg.start, "start"),
                                          nan_aware=cfg.forcing.fill_policy == "missing",
                                          cuda_graphs=cfg.device.cuda_graphs)
-            self.exports = Exports(self.geometry, self.unit, self.convention)
+            self.exports = Exports(self.geometry, self.unit, self.convention, self.model_stage.step_rows.names)
             checkpoint = None if ensemble is not None else resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir)
             self.budget = BudgetStage(cfg.budget, self.geometry, checkpoint, self.ensemble_fingerprint()
                                       if cfg.budget.spec().adjusts else "", cfg.base_dir, self.ens.meta.period)
@@ -120,6 +120,16 @@ class CouplingComponent:
     def export_names(self) -> list[str]:
         """Export field names, in the vocabulary's order."""
         return self.exports.names()
+
+    def field_name(self, kind: str, name: str) -> str:
+        """The quantity a host's field name stands for (``kind`` "import" or "export"): its name, an alias or its CF
+        standard name, the one resolution of :meth:`register_import`/:meth:`register_export` and the Fortran
+        bridge's; an error lists what is accepted."""
+        if kind == "import":
+            return self.imports.field_name(name)
+        if kind == "export":
+            return self.exports.field_name(name)
+        raise InputError(f"field kind {kind!r}: expected 'import' or 'export'")
 
     def register_import(self, name: str, array: np.ndarray) -> None:
         """Keep ``array`` (float64, this rank's host cells) by reference; its values are read at every step."""
@@ -236,6 +246,8 @@ class CouplingComponent:
         self._finalised = True
         self.imports.arrays.clear()
         self.exports.arrays.clear()
+        self.imports.given.clear()
+        self.exports.given.clear()
 
 
 __all__ = ["CouplingComponent", "HostCells"]

@@ -13,6 +13,7 @@ import numpy as np
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component.geometry import Geometry
+from tamrl_coupler.component.rows import check_one_name
 from tamrl_coupler.component.validation import ForcingValidator
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.drivers import ImportDerivations
@@ -26,6 +27,7 @@ class Imports:
         self.geo = geometry
         self.fill_policy, self.check_range = fill_policy, check_range
         self.arrays: dict[str, np.ndarray] = {}
+        self.given: dict[str, str] = {}  # import -> the name the host registered it under
         self.validator: ForcingValidator | None = None
         self._previous: ForcingValidator | None = None  # the validator before a new registration (its memory)
         self.fields: dict[str, np.ndarray] = {}  # import name -> this rank's model-cell row, after each step
@@ -36,10 +38,18 @@ class Imports:
         """Import field names accepted by :meth:`register`: short names, aliases and CF standard names."""
         return vocabulary.accepted_names(Role.IMPORT)
 
+    @staticmethod
+    def field_name(name: str) -> str:
+        """The import ``name`` stands for (a name, an alias or a CF standard name)."""
+        return vocabulary.canonical_name(Role.IMPORT, name)
+
     def register(self, name: str, array: np.ndarray) -> None:
-        """Keep ``array`` by reference; its values are read at every step."""
-        short = vocabulary.canonical_name(Role.IMPORT, name)
+        """Keep ``array`` by reference; its values are read at every step. The same name again replaces the array;
+        the same quantity under another name is an error naming both (one of the arrays would be ignored)."""
+        short = self.field_name(name)
+        check_one_name("import", name, short, self.given)
         self.arrays[short] = self.geo.host_array(short, array)
+        self.given[short] = name
         if self.validator is not None:  # buffers are made again at the next step; the counts and memory carry over
             self._previous, self.validator = self.validator, None
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.communicator import world
 from tamrl_coupler.component.decomposition import contiguous_split
 from tamrl_coupler.errors import InputError, OutputError
 from tamrl_coupler.parallel import Agreement
@@ -70,9 +71,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     from tamrl_coupler.component.component import CouplingComponent, HostCells
 
     if comm is None:
-        from mpi4py import MPI
-
-        comm = MPI.COMM_WORLD
+        comm = world()
     agreement = Agreement(comm)
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(output) if output is not None else Path("out")
@@ -179,7 +178,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
              "fill_policy": cfg.forcing.fill_policy, **comp.budget.attributes()}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
-        attrs=attrs))
+        fields=tuple(exports), attrs=attrs))
     bar = None
     if rank == 0:
         from tamrl_coupler.host.progress import make_progress

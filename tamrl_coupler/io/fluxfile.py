@@ -23,7 +23,7 @@ from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, writ
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.totals import PG, TotalsAccumulator, totals_attributes
-from tamrl_coupler.physics.units import FluxUnit, flux_unit
+from tamrl_coupler.physics.units import CARBON_FLUX_UNIT, FluxUnit, flux_unit
 
 FILL = np.float64(1.0e20)
 
@@ -37,7 +37,11 @@ def long_name(field: str, convention: SignConvention) -> str:
 def standard_name(field: str, unit: FluxUnit, convention: SignConvention) -> str | None:
     """The CF standard name of ``field`` in ``unit``/``convention``, or None when the CF table has none.
 
-    The vocabulary's names are for carbon mass, NEE uptake-positive; mole units have their own CO2 names."""
+    The vocabulary's names are for carbon mass, NEE uptake-positive; mole units have their own CO2 names. An export
+    that is no carbon flux has its vocabulary standard name."""
+    q = vocabulary.EXPORTS[field]
+    if q.units != CARBON_FLUX_UNIT:
+        return q.standard_name
     if field == "gpp" and unit.species == "carbon":
         return vocabulary.EXPORTS["gpp"].standard_name
     if field == "nee":
@@ -69,7 +73,8 @@ def field_attributes(field: str, unit: FluxUnit, convention: SignConvention, fie
                      coordinates: str | None = None) -> dict[str, str]:
     """The attributes of flux ``field`` in a file holding ``fields``: units, long and standard name, NEE's
     ``positive``, cell methods and measures, and its spread as ``ancillary_variables``."""
-    out = {"units": unit.udunits, "long_name": long_name(field, convention)}
+    own = vocabulary.EXPORTS[field].units
+    out = {"units": unit.udunits if own == CARBON_FLUX_UNIT else own, "long_name": long_name(field, convention)}
     std = standard_name(field, unit, convention)
     if std:
         out["standard_name"] = std

@@ -20,8 +20,11 @@ Incompatible units are an error naming the variable and both units.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,13 +40,33 @@ WATER_EQUIVALENT = "tamrl_water_equivalent"  # the pint context: liquid water de
 _SCALED = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)$")  # UDUNITS "1e-6", "1e3 m"
 
 
+class _DropRedefinitions(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Redefining ")
+
+
+@contextlib.contextmanager
+def _quiet_redefinitions() -> Iterator[None]:
+    """cf_xarray redefines a dozen of pint's units on purpose (percent, year, C, ...), and pint logs each as a
+    warning: noise in every command's output that says nothing about the run. Dropped while the registry loads."""
+    logger = logging.getLogger("pint.util")
+    drop = _DropRedefinitions()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 @functools.cache
 def registry() -> Any:
     """The units library's registry (cf_xarray's pint registry), with the water-equivalent context added once.
 
     Built on first use (about a second), so that commands which convert nothing do not pay for it."""
     import pint
-    from cf_xarray.units import units as ureg
+
+    with _quiet_redefinitions():
+        from cf_xarray.units import units as ureg
 
     if WATER_EQUIVALENT not in ureg._contexts:
         ctx = pint.Context(WATER_EQUIVALENT)
@@ -229,3 +252,22 @@ def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
+
+
+CARBON_FLUX_UNIT = "gC m-2 d-1"  # the model's carbon fluxes; exports in it follow the configured FluxUnit
+
+
+def export_conversion(name: str, unit: FluxUnit) -> ScalarConversion:
+    """The conversion of export ``name`` from the model's value (its target's unit) into what the host receives:
+    the configured flux ``unit`` for the carbon fluxes (every export whose vocabulary unit is gC m-2 d-1), the
+    export's own vocabulary unit otherwise (e.g. ET, mm d-1 -> kg m-2 s-1)."""
+    q = vocabulary.EXPORTS[name]
+    if q.units == CARBON_FLUX_UNIT:
+        return ScalarConversion(scale=unit.factor)
+    base = (q.carries or name).removesuffix("_std")
+    target = vocabulary.TARGETS.get(base)
+    if target is None:
+        raise InputError(f"export {name!r} carries {q.carries!r}, which is no target of the vocabulary: its unit "
+                         "is not known")
+    return conversion(target.units, q.units, f"export {name!r}", name,
+                      water_equivalent=q.water_equivalent or target.water_equivalent)
