@@ -55,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
             for line in prior_totals_lines(Path(args.from_fluxes)):  # a result table, printed
                 print(line)
         return 0
+    if cfg.budget.mode is None:  # a prior's default is the convention of inversion biosphere priors
+        from dataclasses import replace
+
+        cfg.budget = replace(cfg.budget, mode="balanced")
+        if comm.Get_rank() == 0:
+            say("budget mode balanced (the convention of inversion priors: each cell's NEE sums to zero over a year); "
+                "the config sets none (budget.mode, or --budget)")
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))

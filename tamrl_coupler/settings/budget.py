@@ -19,7 +19,7 @@ class BudgetSection:
     (``auto``: the one shipped beside the checkpoint, when there is one; ``none``; or a file); ``running``: the
     run's own months replace the prior's as they are seen (false: the prior's factors only)."""
 
-    mode: str = "as_trained"
+    mode: str | None = None  # None: not chosen -- as_trained for a run, balanced for a prior (commands/prior.py)
     sink_pgc: float | None = None
     sink_fraction: float | None = None
     prior: str = "auto"
@@ -32,7 +32,8 @@ class BudgetSection:
 
     def spec(self) -> BudgetSpec:
         try:
-            return BudgetSpec(BudgetMode.parse(self.mode), self.sink_pgc, self.sink_fraction, self.running)
+            return BudgetSpec(BudgetMode.parse(self.mode or "as_trained"), self.sink_pgc, self.sink_fraction,
+                              self.running)
         except ValueError as exc:
             raise ConfigError(f"budget: {exc}") from None
 
