@@ -12,6 +12,10 @@ memoryviews over the host's memory. Why it is written this way:
 - **Zero copy.** A registered field is ``np.frombuffer`` over a writable memoryview of the host's array: the
   component reads imports and writes exports in the host's memory, every step, without copying; the view's address
   is checked against the address the host passed.
+- **A batch system's stop reaches every rank.** SIGTERM, SIGINT, SIGHUP and SIGUSR1 (where the host left them at
+  their default) become a stop request (``tamrl_coupler/signals.py``): every rank finishes the step it is in and
+  ``tamrl_run_step`` returns ``TAMRL_STOPPED`` (9) on every rank; the host then writes its restart and the
+  component's (``tamrl_write_restart``) and ends. A host with its own handlers keeps them.
 - **MPI is the host's.** mpi4py is told not to initialise or finalise MPI; the host's Fortran communicator handle
   becomes an mpi4py communicator with ``MPI.Comm.f2py``; the MPI library versions seen by the host, the C layer and
   mpi4py must be identical, or initialisation fails naming all three.
@@ -30,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, OutputError, TamrlError
+from tamrl_coupler import signals
+from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, OutputError, StopRequested, TamrlError
 from tamrl_coupler.parallel import every_rank
 
 # Status codes: keep in sync with fortran_bridge/src/tamrl_bridge.h and the Fortran module's parameters.
@@ -43,6 +48,7 @@ ERR_USAGE = 5
 ERR_MPI = 6
 ERR_INIT = 7
 ERR_IO = 8
+STOPPED = 9  # a stop signal reached some rank: the step is complete; write the restarts and end (signals.py)
 
 IMPORT = 0
 EXPORT = 1
@@ -82,6 +88,8 @@ def last_error() -> str:
 
 
 def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, StopRequested):
+        return STOPPED
     if isinstance(exc, BridgeUsageError):
         return ERR_USAGE
     if isinstance(exc, MPIMismatchError):
@@ -269,6 +277,7 @@ def initialise(
             host_cells = _host_cells(n_local, cells)
             build = _load_factory(factory)
         component = build(config_path, comm, host_cells, restart=restart or None)
+        signals.install(only_default=True)  # the host's own signal handlers are left alone
         handle = _next_handle
         _next_handle += 1
         _entries[handle] = _Entry(component, component.run_step, comm_rank, n_local)

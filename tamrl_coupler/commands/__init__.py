@@ -115,6 +115,24 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                              "citation]); default: sites.csv beside them")
 
 
+def dataset_inputs(args: argparse.Namespace) -> list[Any]:
+    """The files predict and evaluate read (the data, a folder of it, the site table beside it or given), which no
+    output may replace."""
+    from tamrl_coupler.data.reader import resolve_data_path
+
+    data = resolve_data_path(args.data)
+    beside = [data.parent / "sites.csv"] if data.is_file() else []
+    return [data, *beside, args.sites]
+
+
+def add_unverified_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-unverified``: also use a restart or checkpoint of an older format that carries no whole-file
+    seal (the product refuses those by default: nothing shows that their bytes are as written)."""
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="use a restart or checkpoint of an older format without a whole-file SHA-256 seal "
+                             "(refused by default); only for files you trust")
+
+
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     """``--progress`` of every long command (run, prior, demo, predict, evaluate, train, cv); ``--quiet`` means
     ``--progress none``, and ``--no-progress``, the old spelling of train and cv, still works."""

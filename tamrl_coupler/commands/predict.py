@@ -10,6 +10,8 @@ from tamrl_coupler.commands import (
     add_output_argument,
     add_progress_arguments,
     add_threads_argument,
+    add_unverified_argument,
+    dataset_inputs,
     dataset_progress,
     say,
     set_threads,
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     add_output_argument(parser, "output NetCDF file", required=True)
     add_dataset_arguments(parser)
+    add_unverified_argument(parser)
     parser.add_argument("--convention", choices=["uptake_positive", "atmosphere_positive"],
                         help="NEE sign convention of the output (default: the checkpoint's, uptake_positive)")
     parser.add_argument("--lat", nargs="+", metavar="[SITE=]DEG",
@@ -35,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tamrl_coupler.atomicfile import refuse_overwriting
     from tamrl_coupler.data.reader import data_period, read_dataset
     from tamrl_coupler.io.predictions import write_predictions
     from tamrl_coupler.model import load_checkpoint
@@ -44,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args)
     checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
-    ens = load_checkpoint(checkpoint, device=args.device)
+    refuse_overwriting([args.output], dataset_inputs(args) + [checkpoint])
+    ens = load_checkpoint(checkpoint, device=args.device, allow_unverified=args.allow_unverified)
     data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention

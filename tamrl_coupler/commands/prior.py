@@ -27,11 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tamrl_coupler.atomicfile import refuse_overwriting
     from tamrl_coupler.commands import say
     from tamrl_coupler.commands.run import config_with_budget, report
     from tamrl_coupler.communicator import world
     from tamrl_coupler.host.offline import run_offline
-    from tamrl_coupler.parallel import on_root
+    from tamrl_coupler.parallel import every_rank, on_root
     from tamrl_coupler.products.prior import write_prior_and_map
     from tamrl_coupler.settings.run import PriorSection
 
@@ -45,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
             raise InputError("--budget applies to a run; a prior made --from-fluxes keeps the budget mode of its flux "
                              "file (its budget_mode attribute)")
+        out = Path(args.output) / f"{cfg.output.prior.prefix}_{cfg.output.prior.frequency}.nc"
+        with every_rank(comm, "tamrl-coupler prior: checking the output"):
+            refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes])
         paths = on_root(comm, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
         for path in paths or ():
@@ -65,5 +69,4 @@ def run(args: argparse.Namespace) -> int:
     cfg.output.map = False
     result = run_offline(cfg, args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, comm)
-    return 0
+    return report(result, comm)

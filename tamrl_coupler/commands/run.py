@@ -1,6 +1,7 @@
 """Run the coupling component offline on CF forcing: `tamrl-coupler run CONFIG [--output DIR] [--steps N]
 [--restart FILE]`, also under `mpiexec -n N`. Writes {prefix}_{first step}.nc (CF fluxes) and
-{prefix}_restart_{next step}.nc into the output directory."""
+{prefix}_restart_{next step}.nc into the output directory. SIGTERM, SIGINT, SIGHUP or SIGUSR1 on any rank: every
+rank finishes the step, the flux file and a restart are written, and the exit status is 75."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tamrl_coupler.commands import (
     add_budget_arguments,
     add_output_argument,
     add_progress_arguments,
+    add_unverified_argument,
     progress_mode,
     run_config_path,
     say,
@@ -27,22 +29,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: run to the config's end)")
     parser.add_argument("--restart", default=None, help="continue from this restart file "
                         "(default: start at the config's start)")
+    add_unverified_argument(parser)
     add_progress_arguments(parser)
     add_budget_arguments(parser)
 
 
-def report(result, comm) -> None:
-    """What a run wrote, said once (by rank 0)."""
-    if comm.Get_rank() != 0:
-        return
-    say("%d coupling steps on %d rank(s)", result.n_steps, comm.Get_size())
-    for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
-        if path is not None:
-            say("%s: %s", label, path)
-    for path in result.extra_files:
-        say("wrote: %s", path)
-    for line in result.totals:  # global and band totals (physics/totals.py): a result table, printed
-        print(line)
+def report(result, comm) -> int:
+    """What a run wrote, said once (by rank 0); the exit status: 0, or EXIT_STOPPED (75) after a stop signal (said
+    on stderr even with --quiet: the job did not end where its config says)."""
+    import sys
+
+    from tamrl_coupler.signals import EXIT_STOPPED
+
+    if comm.Get_rank() == 0:
+        say("%d coupling steps on %d rank(s)", result.n_steps, comm.Get_size())
+        for label, path in (("fluxes", result.flux_file), ("restart", result.restart_file)):
+            if path is not None:
+                say("%s: %s", label, path)
+        for path in result.extra_files:
+            say("wrote: %s", path)
+        for line in result.totals:  # global and band totals (physics/totals.py): a result table, printed
+            print(line)
+        if result.stopped:
+            print(f"tamrl-coupler: stopped: {result.stopped}", file=sys.stderr, flush=True)
+    return EXIT_STOPPED if result.stopped else 0
 
 
 def config_with_budget(args: argparse.Namespace, comm):
@@ -65,7 +75,5 @@ def run(args: argparse.Namespace) -> int:
 
     comm = world()
     result = run_offline(config_with_budget(args, comm), args.output, steps=args.steps, restart=args.restart,
-                         comm=comm,
-                         progress=progress_mode(args))
-    report(result, comm)
-    return 0
+                         comm=comm, progress=progress_mode(args), allow_unverified=args.allow_unverified)
+    return report(result, comm)

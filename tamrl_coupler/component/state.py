@@ -72,17 +72,17 @@ def save(comp: Restartable, path: str | Path) -> Path:
     return Path(path)
 
 
-def load(comp: Restartable, path: str | Path) -> None:
+def load(comp: Restartable, path: str | Path, allow_unverified: bool = False) -> None:
     """Continue ``comp`` from the restart at ``path``: every rank reads it and takes its own cells; a file one rank
-    cannot use stops every rank."""
+    cannot use stops every rank. ``allow_unverified``: accept a restart without a seal (io/restart.py)."""
     with comp.agreement.guard(f"restart {path}"):
-        _load(comp, Path(path))
+        _load(comp, Path(path), allow_unverified)
 
 
-def _load(comp: Restartable, path: Path) -> None:
+def _load(comp: Restartable, path: Path, allow_unverified: bool) -> None:
     geo, ev, clock = comp.geometry, comp.model_stage, comp.clock
     h = ev.state.h
-    with RestartFile(path) as f:
+    with RestartFile(path, allow_unverified) as f:
         attrs = f.attrs
         _check_attrs(comp, path, attrs)
         if f.dims.get("model_cell", geo.n_model_total) != geo.n_model_total:

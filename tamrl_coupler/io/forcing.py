@@ -78,6 +78,27 @@ def record_ends(starts: np.ndarray, ends: np.ndarray | None, where: str) -> np.n
                      f"bounds saying how long each record is valid)")
 
 
+MAX_RECORD_DAYS = 31  # longer records are calendar years or a time axis in the wrong units
+
+
+def check_record_lengths(starts: np.ndarray, ends: np.ndarray, where: str) -> None:
+    """Records last at most a month, or exactly a calendar year each: a record held for 150 or 450 days is a time
+    axis whose units are wrong (values in seconds labelled hours), which would hold one record over a season."""
+    days = (ends - starts).astype("timedelta64[s]").astype(np.int64) / 86400.0
+    long = days > MAX_RECORD_DAYS + 1e-9
+    if not long.any():
+        return
+    years = starts.astype("datetime64[Y]")
+    yearly = (ends == (years + np.timedelta64(1, "Y")).astype("datetime64[s]") + (starts - years.astype(
+        "datetime64[s]")))
+    if (~long | yearly).all():
+        return
+    i = int(np.flatnonzero(long & ~yearly)[0])
+    raise InputError(f"{where}: forcing record {i} ({starts[i]}) is held for {days[i]:g} days until {ends[i]}: "
+                     f"records longer than a month (other than calendar years) mean the time units are wrong, e.g. "
+                     f"values in seconds labelled 'hours since' (check the time variable's units)")
+
+
 class ForcingReader:
     """Reads records of the configured files for one rank's host cells (flat global indices).
 
@@ -121,6 +142,7 @@ class ForcingReader:
         try:
             self.ends = record_ends(self.times, np.concatenate(ends) if all(e is not None for e in ends) else None,
                                     where)
+            check_record_lengths(self.times, self.ends, where)
         except BaseException:
             self.close()
             raise

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def parse_units(text: str, where: str) -> Any:
             raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({inner})") from None
     except (pint.PintError, AttributeError, TypeError) as exc:
         raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  # pint's parser on odd strings: TokenError, ZeroDivisionError, ...
+        raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string (the units library cannot parse "
+                         f"them: {type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,9 @@ def conversion(units: str, target: str, where: str, field: str, water_equivalent
         raise InputError(f"{where}: field {field!r} has units {units!r}, which do not convert to {target!r} "
                          f"({result}{hint})")
     scale, offset = result
+    if not (math.isfinite(scale) and scale > 0 and math.isfinite(offset)):
+        raise InputError(f"{where}: field {field!r} has units {units!r}, which would scale its values by {scale:g}: "
+                         f"not a unit (a number such as '0' or '-1' in the units attribute?)")
     return _SAME if (scale, offset) == (1.0, 0.0) else ScalarConversion(scale, offset)
 
 

@@ -42,6 +42,19 @@ def _window_keys(t0: np.ndarray, t1: np.ndarray, reference: np.datetime64, frequ
     return np.asarray(k0).astype(np.int64)
 
 
+def _refuse_missing_on_land(flux_file: Path, fields: dict[str, np.ndarray], landfrac: np.ndarray) -> None:
+    """NaN (a fill value) of NEE or its spread on a land cell is refused, never written as a zero flux: off land
+    the per-cell flux is 0 by definition, on land a missing value has no value to give an inversion."""
+    land = np.broadcast_to(np.asarray(landfrac) > 0, fields["nee"].shape[1:])
+    for name in ("nee", "nee_spread"):
+        bad = np.isnan(fields[name]) & land
+        if bad.any():
+            rec, *cell = (int(i[0]) for i in np.nonzero(bad))
+            raise InputError(f"{flux_file}: '{name}' is missing (NaN or a fill value) on a land cell (record {rec}, "
+                             f"cell {tuple(cell)}; {int(bad.sum())} values in all): a prior would take it for a zero "
+                             f"flux; make the flux file again without gaps")
+
+
 def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None) -> Path:
     """Aggregate and remap a flux file into a prior file ``{prefix}_{frequency}.nc`` in ``out_dir``; ``cfg`` (the
     run's config) resolves a grid file named relative to it."""
@@ -54,6 +67,7 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
         raise InputError(f"{flux_file}: no time records to make a prior from")
     to_mol = flux_unit("molCO2 m-2 s-1").factor / ff.unit.factor
     lf = ff.landfrac
+    _refuse_missing_on_land(flux_file, ff.fields, lf)
     nee = convert_nee(np.nan_to_num(ff.fields["nee"], nan=0.0) * to_mol, ff.convention,
                       SignConvention.ATMOSPHERE_POSITIVE) * lf
     spread = np.nan_to_num(ff.fields["nee_spread"], nan=0.0) * to_mol * lf

@@ -191,6 +191,10 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         assert len(messages[name]) == 2 and all(text in m for m in messages[name]), (name, messages.get(name))
     assert all("NaN" in m and "rank 1, cell" in m and "rank 1 of 2 failed" in m for m in messages["nan_forcing"])
     assert _statuses(checks, "nan_retry") == [0, 0]  # the failed step changed nothing: retried, it passes
+    # SIGTERM to rank 1 only: both ranks finish the step and return TAMRL_STOPPED (9) at the same step
+    assert _statuses(checks, "stop_signal") == [9, 9], messages
+    assert all("stopped on SIGTERM (received by rank 1)" in m for m in messages["stop_signal"]), messages
+    assert _statuses(checks, "after_stop") == [0, 0]
     assert _statuses(checks, "second_component") == [0, 0]
     assert _statuses(checks, "write_restart") == [0, 0]
     assert (tmp_path / "bridge_checks_restart.nc").exists()
