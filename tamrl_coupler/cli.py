@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "run": "tamrl_coupler.commands.run",
     "prior": "tamrl_coupler.commands.prior",
     "demo": "tamrl_coupler.commands.demo",
+    "testbed": "tamrl_coupler.commands.testbed",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tamrl_coupler.commands import (
+    add_budget_arguments,
     add_dataset_arguments,
     add_output_argument,
     add_progress_arguments,
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     add_threads_argument(parser)
     add_progress_arguments(parser)
+    add_budget_arguments(parser, config=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     pred = predict_dataset(ens, data, conv, progress=bar)
     if bar is not None:
         bar.close()
+    pred, attrs, lines = budget_and_totals(args, pred, data, ens, checkpoint, conv)
     how = {}
     if args.monthly:
         from tamrl_coupler.errors import InputError
@@ -71,7 +74,44 @@ def run(args: argparse.Namespace) -> int:
         how = {"aggregation": "calendar-month means of the daily model's daily fluxes (months with every day "
                               "predicted); NEE = GPP - Reco recomputed from the monthly means",
                "spread_note": SPREAD_NOTE}
-    path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name, **how)
+    path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name, attrs, **how)
     say(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {data.period} periods ({ens.meta.period} model), "
-        f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
+        f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}, budget mode "
+        f"{attrs['budget_mode']}")
+    for line in lines:  # the global totals of a gridded file: a result table, printed
+        print(line)
     return 0
+
+
+def budget_and_totals(args: argparse.Namespace, pred: dict, data, ens, checkpoint, conv) -> tuple[dict, dict, list]:
+    """``--budget`` applied (products/budgeted.py) and, for a gridded driver file (cell_area and landfrac per site,
+    e.g. the global test bed's), the global and band totals: the predictions, the file's extra attributes and the
+    lines to print."""
+    import numpy as np
+
+    from tamrl_coupler.commands import budget_section
+    from tamrl_coupler.errors import InputError
+    from tamrl_coupler.io.testbed import read_cell_weights
+    from tamrl_coupler.model.checkpoint import ensemble_fingerprint
+    from tamrl_coupler.physics.carbon import SignConvention
+    from tamrl_coupler.physics.totals import format_table, totals_attributes, totals_of
+    from tamrl_coupler.products.budgeted import budget_fields
+
+    section = budget_section(args)
+    spec = section.spec()
+    cells = read_cell_weights(args.data)
+    weight = None if cells is None else cells[0] * cells[1]
+    if spec.needs_global_gpp and weight is None:
+        raise InputError(f"--sink-pgc: {args.data} has no cell areas and land fractions (cell_area, landfrac per "
+                         "site) to share a global sink over; use --sink-fraction")
+    pred, attrs = budget_fields(pred, data.time, ens.meta.period, spec, data.lat, data.lon, section.prior,
+                                checkpoint, ensemble_fingerprint(ens) if spec.adjusts else "", weight, conv)
+    if weight is None:
+        return pred, attrs, []
+    unit = "D" if ens.meta.period == "daily" else "M"
+    starts = np.asarray(data.time).astype(f"datetime64[{unit}]")
+    days = ((starts + 1).astype("datetime64[D]") - starts.astype("datetime64[D]")).astype(np.float64)
+    acc = totals_of(pred, starts, days, weight, data.lat, SignConvention.parse(conv).formula,
+                    {k: pred[f"{k}_std"] for k in ("gpp", "reco", "nee")})
+    attrs.update(totals_attributes(acc))
+    return pred, attrs, (format_table(acc.by("M"), "per month", bands=False) + format_table(acc.by("Y"), "per year"))

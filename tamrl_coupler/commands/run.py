@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from tamrl_coupler.commands import (
+    add_budget_arguments,
     add_output_argument,
     add_progress_arguments,
     add_unverified_argument,
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: start at the config's start)")
     add_unverified_argument(parser)
     add_progress_arguments(parser)
+    add_budget_arguments(parser)
 
 
 def report(result, comm) -> int:
@@ -46,9 +48,23 @@ def report(result, comm) -> int:
                 say("%s: %s", label, path)
         for path in result.extra_files:
             say("wrote: %s", path)
+        for line in result.totals:  # global and band totals (physics/totals.py): a result table, printed
+            print(line)
         if result.stopped:
             print(f"tamrl-coupler: stopped: {result.stopped}", file=sys.stderr, flush=True)
     return EXIT_STOPPED if result.stopped else 0
+
+
+def config_with_budget(args: argparse.Namespace, comm):
+    """The run config with ``--budget`` and its options over its ``budget:`` section (read on every rank, agreed)."""
+    from tamrl_coupler.commands import budget_section
+    from tamrl_coupler.parallel import every_rank
+    from tamrl_coupler.settings.run import load_run_config
+
+    with every_rank(comm, "reading the config"):
+        cfg = load_run_config(run_config_path(args.config))
+        cfg.budget = budget_section(args, cfg.budget)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.host.offline import run_offline
 
     comm = world()
-    result = run_offline(run_config_path(args.config), args.output, steps=args.steps, restart=args.restart, comm=comm,
-                         progress=progress_mode(args), allow_unverified=args.allow_unverified)
+    result = run_offline(config_with_budget(args, comm), args.output, steps=args.steps, restart=args.restart,
+                         comm=comm, progress=progress_mode(args), allow_unverified=args.allow_unverified)
     return report(result, comm)

@@ -26,11 +26,13 @@ import numpy as np
 
 from tamrl_coupler import signals, vocabulary
 from tamrl_coupler.component import state
+from tamrl_coupler.component.budget import BudgetStage
 from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
 from tamrl_coupler.component.exports import Exports
 from tamrl_coupler.component.geometry import Geometry, HostCells, resolve_block_size
 from tamrl_coupler.component.imports import Imports
 from tamrl_coupler.component.model_stage import ModelStage
+from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.devices import select_device
 from tamrl_coupler.errors import InputError, StopRequested, TamrlError
 from tamrl_coupler.parallel import Agreement, ExitWatch, watch_exit
@@ -72,6 +74,7 @@ class CouplingComponent:
             comm = world()
         self.comm = comm
         self.agreement = Agreement(comm)
+        self._fingerprint: str | None = None
         with self.agreement.guard("CouplingComponent: reading the run config"):
             if not isinstance(cells, HostCells):
                 raise InputError(f"CouplingComponent needs this rank's HostCells, got {type(cells).__name__}")
@@ -100,12 +103,16 @@ class CouplingComponent:
                                          nan_aware=cfg.forcing.fill_policy == "missing",
                                          cuda_graphs=cfg.device.cuda_graphs)
             self.exports = Exports(self.geometry, self.unit, self.convention, self.model_stage.step_rows.names)
+            checkpoint = None if ensemble is not None else resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir)
+            self.budget = BudgetStage(cfg.budget, self.geometry, checkpoint, self.ensemble_fingerprint()
+                                      if cfg.budget.spec().adjusts else "", cfg.base_dir, self.ens.meta.period)
+            self.model_stage.budget = self.budget
+        self.budget.update_factor()  # collective for a global sink: after the ranks agreed on the setup
         self.timers: dict[str, float] = dict.fromkeys(TIMERS, 0.0)
         self.next_time: int | None = None
         self.n_steps = 0
         self._finalised = False
         self.broken: str | None = None  # why the state can no longer be trusted (a failure inside a step)
-        self._fingerprint: str | None = None
         self._registration_errors: dict[str, str] = {}  # field -> why its last registration on this rank failed
         self._step_clock: tuple[int, int] | None = None
         self._live = ExitWatch()  # until finalise(), even if the host drops the component without finalising
@@ -207,7 +214,14 @@ class CouplingComponent:
         timers["regrid_out"] += t4 - t3
         timers["export"] += time.perf_counter() - t4
         if info.ends_period:
+            seen_days = self.model_stage.acc.elapsed / SECONDS_PER_DAY  # the part of the period this run stepped
             self.model_stage.end_period()
+            if self.budget.spec.adjusts:
+                with self.agreement.guard(f"run_step {label}: the carbon budget"):
+                    month_closed = self.budget.end_period(
+                        info.start + np.timedelta64(info.dt - info.period_seconds, "s"), seen_days)
+                if month_closed:  # the same on every rank (the calendar's); collective for a global sink
+                    self.budget.update_factor()
         self.next_time = t + info.dt
         self.n_steps += 1
         self._restored_from = None

@@ -53,6 +53,7 @@ class ModelStage:
         # period is reset to the first step's (CouplingComponent.run_step) or the restart's
         self.state = ensemble.init_state(n, first_period=first_period, lat=geometry.model_lat)
         self.have_estimate = False  # whether the estimate holds one for the current period
+        self.budget: Any = None  # the carbon-budget stage (component/budget.py), set by the component
         self.n_evaluations = 0
         self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
         # The ensemble bound once to this rank's blocks, its drivers and the period estimate (component/
@@ -90,6 +91,8 @@ class ModelStage:
         if evaluate:
             self._run_model(commit=info.ends_period)
             self._check_estimate(info)
+            if self.budget is not None:  # NEE's budget mode: Reco scaled per cell (component/budget.py)
+                self.budget.apply(self.estimate)
             self.have_estimate = True
             self.n_evaluations += 1
         t2 = time.perf_counter()

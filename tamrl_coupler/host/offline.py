@@ -38,6 +38,7 @@ class RunResult:
     next_time: int
     extra_files: list[Path] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
+    totals: list[str] = field(default_factory=list)  # the global totals, printable (rank 0; physics/totals.py)
     stopped: str | None = None  # why the run stopped before its end (a stop signal; the restart continues it)
 
 
@@ -208,7 +209,8 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
     flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(int(starts[0, 0])))}.nc"
     attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
              "fill_policy": cfg.forcing.fill_policy,
-             "spread_meaning": comp.ens.spread_meaning}  # what the *_spread variables are
+             "spread_meaning": comp.ens.spread_meaning,  # what the *_spread variables are
+             **comp.budget.attributes()}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
         fields=tuple(exports), attrs=attrs))
@@ -219,14 +221,15 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
         mode = ("auto" if progress else "none") if isinstance(progress, bool) else progress
         bar = make_progress(len(starts), "coupling steps", mode)
     n_done = 0
-    pending: tuple[float, float] | None = None  # rank 0's record to write, agreed with the next step
+    # rank 0's step to count in the global totals (every step) and to write (every n-th), agreed with the next step
+    pending: tuple[float, float, bool] | None = None
     stopped: StopRequested | None = None
     try:
         for t, step_dt in starts.tolist():  # plain ints
             when = comp.clock.datetime(t)
             with agreement.guard(f"tamrl-coupler run at {when}"):
                 if pending is not None and writer is not None:
-                    writer.append(*pending, gathered)
+                    _write(writer, pending, gathered)
                 pending = None
                 rec = reader.record_for(when, step_dt)
                 for f, b in bufs.items():
@@ -238,10 +241,10 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
             if on_step is not None:
                 on_step(comp, t)
             n_done += 1
-            if stopped is not None or n_done % cfg.output.every == 0 or n_done == len(starts):
-                for f, b in exports.items():
-                    comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
-                pending = (float(t), float(t + step_dt))
+            for f, b in exports.items():  # every step: the global totals count them all
+                comm.Gatherv(b, [gathered[f], (counts, displs)] if rank == 0 else None, root=0)
+            pending = (float(t), float(t + step_dt),
+                       stopped is not None or n_done % cfg.output.every == 0 or n_done == len(starts))
             if bar is not None:
                 bar.update(1)
             if stopped is not None:
@@ -250,7 +253,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
 
         def finish() -> None:
             if pending is not None:
-                writer.append(*pending, gathered)
+                _write(writer, pending, gathered)
             writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions)})
             writer.close()
 
@@ -268,7 +271,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
     restart_path = out_dir / f"{prefix}_restart_{_stamp(comp.clock.datetime(comp.next_time))}.nc"
     comp.write_restart(restart_path)
     result = RunResult(flux_path if rank == 0 else None, restart_path, n_done, comp.next_time,
-                       timers=dict(comp.timers))
+                       timers=dict(comp.timers), totals=_totals_lines(writer))
     comp.finalise()
     if stopped is not None:  # no products of a partial run; the restart continues it
         result.stopped = (f"{stopped.args[0].split(': every rank')[0]}: the flux file holds the {n_done} step(s) "
@@ -278,6 +281,24 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
                               lambda: _post(cfg, flux_path, out_dir))
     result.extra_files.extend(extra or [])
     return result
+
+
+def _write(writer: Any, pending: tuple[float, float, bool], gathered: dict[str, np.ndarray]) -> None:
+    """One step into the global totals and, when it is a step to write, into the file."""
+    t0, t1, write = pending
+    writer.count(t0, t1, gathered)
+    if write:
+        writer.append(t0, t1, gathered)
+
+
+def _totals_lines(writer: Any) -> list[str]:
+    """The flux file's global totals per month and year, to print (rank 0; empty elsewhere or without areas)."""
+    if writer is None or writer.totals is None or not writer.totals.labels:
+        return []
+    from tamrl_coupler.physics.totals import format_table
+
+    return (format_table(writer.totals.by("M"), "per month", bands=False)
+            + format_table(writer.totals.by("Y"), "per year"))
 
 
 def _describe_substitutions(counts: dict[str, int]) -> str:

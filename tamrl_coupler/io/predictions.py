@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 
 def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensemble, path: str | Path,
-                      convention: SignConvention | str, checkpoint: str, aggregation: str = "",
-                      spread_note: str = "") -> Path:
+                      convention: SignConvention | str, checkpoint: str, extra_attrs: dict[str, str] | None = None,
+                      aggregation: str = "", spread_note: str = "") -> Path:
     """NetCDF with the ensemble's targets (gpp, reco, nee, ...) and their spreads (*_std) on (site, time), named and
-    described by the vocabulary; NEE's direction in ``positive`` and global attributes. ``aggregation``/
-    ``spread_note``: how the values were made from the model's periods (monthly means of a daily model), said in the
-    global attributes and the spreads' long names."""
+    described by the vocabulary; NEE's direction in ``positive`` and global attributes (``extra_attrs``: the budget
+    mode and global totals). ``aggregation``/``spread_note``: how the values were made from the model's periods
+    (monthly means of a daily model), said in the global attributes and the spreads' long names."""
     import xarray as xr
 
     conv = SignConvention.parse(convention)
@@ -79,6 +79,7 @@ def write_predictions(pred: dict[str, np.ndarray], data: FluxDataset, ens: Ensem
         "input_data": str(data.source),
         "input_attribution": " ".join(filter(None, (data.attrs.get("license", ""), data.attrs.get("source", "")))),
         "history": "tamrl-coupler predict",
+        **(extra_attrs or {}),  # the budget mode, global totals (commands/predict.py)
     }
     if aggregation:
         ds.attrs["aggregation"] = aggregation

@@ -13,9 +13,9 @@ from tamrl_coupler.ncfiles import write_atomic_netcdf
 
 
 def write_prior_file(path: Path, info: HostGridInfo, bounds: np.ndarray, tunits: str, mean: np.ndarray,
-                     sd: np.ndarray, frequency: str, source: str) -> Path:
+                     sd: np.ndarray, frequency: str, source: str, extra_attrs: dict[str, str] | None = None) -> Path:
     """``bounds`` (W, 2) window bounds in ``tunits``; ``mean``/``sd`` (W, cells) on ``info``'s grid, written
-    atomically."""
+    atomically. ``extra_attrs``: further global attributes (the budget mode and the global totals)."""
     n_w = bounds.shape[0]
 
     def fill(ds: Any) -> None:
@@ -28,6 +28,8 @@ def write_prior_file(path: Path, info: HostGridInfo, bounds: np.ndarray, tunits:
                                        "(land flux times land fraction)")
         ds.setncattr("uncertainty_definition", "ensemble spread (member standard deviation), time mean of the "
                                                "spreads within each window")
+        for key, value in (extra_attrs or {}).items():
+            ds.setncattr(key, value)
         ds.createDimension("time", n_w)
         ds.createDimension("nv", 2)
         t = ds.createVariable("time", "f8", ("time",))

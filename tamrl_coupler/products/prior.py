@@ -16,7 +16,7 @@ import numpy as np
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo
-from tamrl_coupler.io.fluxfile import read_flux_file
+from tamrl_coupler.io.fluxfile import flux_file_totals, read_flux_file
 from tamrl_coupler.io.priorfile import write_prior_file
 from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -104,7 +104,32 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
             raise InputError(f"prior.grid {section.grid.text!r}: only regular lat-lon target grids are written")
         info = HostGridInfo("regular", dst.lat1d, dst.lon1d, dst.lat_bounds, dst.lon_bounds)
     path = Path(out_dir) / f"{section.prefix}_{frequency}.nc"
-    return write_prior_file(path, info, bounds, tunits, out_mean, out_sd, frequency, Path(flux_file).name)
+    return write_prior_file(path, info, bounds, tunits, out_mean, out_sd, frequency, Path(flux_file).name,
+                            budget_and_totals_attributes(flux_file))
+
+
+def budget_and_totals_attributes(flux_file: Path) -> dict[str, str]:
+    """The run's budget mode (its flux file's ``budget_*`` attributes) and the global totals of GPP, Reco and NEE
+    per month and year (physics/totals.py; the conservative remap to the prior grid keeps them)."""
+    from tamrl_coupler.physics.totals import totals_attributes
+
+    ff = read_flux_file(flux_file)
+    attrs = {k: v for k, v in (ff.attrs or {}).items() if k.startswith("budget_")}
+    attrs.setdefault("budget_mode", "as_trained")
+    acc = flux_file_totals(ff)
+    if acc is not None:
+        attrs.update(totals_attributes(acc))
+    return attrs
+
+
+def prior_totals_lines(flux_file: Path) -> list[str]:
+    """The global totals of the run a prior is made from, to print."""
+    from tamrl_coupler.physics.totals import format_table
+
+    acc = flux_file_totals(read_flux_file(flux_file))
+    if acc is None:
+        return []
+    return format_table(acc.by("M"), "per month", bands=False) + format_table(acc.by("Y"), "per year")
 
 
 def write_prior_and_map(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None

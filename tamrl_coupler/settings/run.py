@@ -19,6 +19,7 @@ from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import ConfigError
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.settings.budget import BudgetSection
 from tamrl_coupler.settings.paths import resolve_path
 from tamrl_coupler.settings.schema import from_dict, load_yaml
 
@@ -294,6 +295,7 @@ class RunConfig:
     regrid: RegridSection = field(default_factory=RegridSection)
     device: DeviceSection = field(default_factory=DeviceSection)
     output: OutputSection = field(default_factory=OutputSection)
+    budget: BudgetSection = field(default_factory=BudgetSection)  # NEE's carbon-budget mode (settings/budget.py)
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:
