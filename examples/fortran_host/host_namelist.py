@@ -81,7 +81,11 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
     convention = SignConvention.parse(cfg.exports.sign_convention)
     exports = list(vocabulary.EXPORTS)
     # the offline driver's attributes, from the same functions its writer uses
-    variable_attrs = [field_attributes(f, unit, convention, tuple(exports)) for f in exports]
+    from tamrl_coupler.model.checkpoint import load_checkpoint, resolve_checkpoint
+
+    # what the spreads are (the checkpoint's error model), in their long names as the offline writer puts it
+    meaning = load_checkpoint(resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir)).spread_meaning
+    variable_attrs = [field_attributes(f, unit, convention, tuple(exports), spread_meaning=meaning) for f in exports]
     std_names = [a.get("standard_name", "") for a in variable_attrs]
     long_names = [a["long_name"] for a in variable_attrs]
     ancillary = [a.get("ancillary_variables", "") for a in variable_attrs]

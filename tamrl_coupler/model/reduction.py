@@ -74,13 +74,10 @@ class MemberReduction:
         calibrated = self.calibrated
         if not calibrated:
             return member
-        cal = self.calibration
-        how = ("day-level and site-level error model, the site part a function of how unlike the training towers "
-               "the cell is" + (", its flux level and the members' spread" if cal.uses_member_sd else
-                                " and its flux level") if isinstance(cal, SiteErrorModel)
-               else "error model of the flux level")
-        text = (f"calibrated predictive standard deviation of the {self.period} flux at an unseen site ({how}, "
-                "fitted on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+        # short enough for a host's long_name buffer (the example Fortran host's is 256 characters)
+        how = "day + site error model" if isinstance(self.calibration, SiteErrorModel) else "flux-level error model"
+        text = (f"calibrated predictive standard deviation of the {self.period} flux at an unseen site ({how} fitted "
+                "on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
         rest = [t for t in self.outputs.spread_targets if t not in calibrated]
         return text if not rest else f"{text} for {', '.join(calibrated)}; {member} for {', '.join(rest)}"
 

@@ -84,11 +84,6 @@ class SiteErrorModel:
         """The targets whose spread the model gives."""
         return FLUXES
 
-    @property
-    def uses_member_sd(self) -> bool:
-        """Whether the members' spread is a covariate (fitted without it, its coefficients are 0)."""
-        return any(float(c[v][3]) != 0.0 for c in (self.day, self.site) for v in FLUXES)
-
     def parts(self, gpp, reco, member_sd: dict, novelty, igbp) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(sigma_day, sigma_site) per flux, numpy float64."""
         return {v: (np.exp(day_design(gpp, reco, member_sd[v], igbp) @ self.day[v]),
