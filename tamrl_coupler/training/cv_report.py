@@ -93,7 +93,8 @@ def rescore(cfg: CVConfig, data: FluxDataset, out: str | Path, predictions: str 
     results = {"folds": {str(s): int(f) for s, f in zip(sites, fold, strict=True)}, "rows": {},
                "wall_seconds": float(old.get("wall_seconds", float("nan"))),
                "variants": old.get("variants", {}), "predictions": preds,
-               "made_by": old.get("command", "")}
+               # the CV's own command: a rescored report's json keeps it as made_by (a second rescore must too)
+               "made_by": old.get("made_by") or old.get("command", "")}
     for name, p in preds.items():
         table = metrics_table(p, sub.targets, sub.igbp, cfg.min_site_obs)
         table["balance_violation"] = balance_violation(p["gpp"], p["reco"], p["nee"])
