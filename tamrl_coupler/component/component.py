@@ -76,8 +76,9 @@ class CouplingComponent:
         self.device = select_device(comm, cfg.device.kind).device
         with self.agreement.guard("CouplingComponent: loading the checkpoint"):
             torch.set_num_threads(max(1, cfg.device.threads))
-            self.ens = ensemble if ensemble is not None else load_checkpoint(
-                resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), device=self.device)
+            self.checkpoint_path = None if ensemble is not None else resolve_checkpoint(cfg.model.checkpoint,
+                                                                                        cfg.base_dir)
+            self.ens = ensemble if ensemble is not None else load_checkpoint(self.checkpoint_path, device=self.device)
             self.clock = Clock(cfg.reference_date, self.ens.meta.period)
             self.unit = flux_unit(cfg.exports.unit)
             self.convention = SignConvention.parse(cfg.exports.sign_convention)
@@ -205,6 +206,17 @@ class CouplingComponent:
 
             self._fingerprint = ensemble_fingerprint(self.ens)
         return self._fingerprint
+
+    def checkpoint_identity(self) -> dict[str, str]:
+        """The checkpoint's name, digests, version and spread meaning, for the files made from this run."""
+        from tamrl_coupler.model.identity import checkpoint_identity, spread_meaning
+
+        if self.checkpoint_path is not None:
+            return checkpoint_identity(self.checkpoint_path)
+        meta = self.ens.meta
+        return {"checkpoint": "(an ensemble given in memory)", "checkpoint_fingerprint": self.ensemble_fingerprint(),
+                "checkpoint_period": meta.period, "spread_meaning": spread_meaning(meta.period,
+                                                                                  meta.calibration is not None)}
 
     def forcing_substitutions(self) -> dict[str, int]:
         """Values the fill policy replaced so far, per import field with any, summed over all ranks (collective)."""

@@ -178,7 +178,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
              "fill_policy": cfg.forcing.fill_policy}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
-        attrs=attrs))
+        attrs={**attrs, **comp.checkpoint_identity()}))
     bar = None
     if rank == 0:
         from tamrl_coupler.driver.progress import make_progress

@@ -10,7 +10,7 @@ file under the final name and never damages a file written before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +180,8 @@ class FluxFile:
     grid: HostGridInfo
     landfrac: np.ndarray  # grid shape
     fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
+    attrs: dict[str, str] = field(default_factory=dict)  # the file's global attributes (provenance for products)
+    area: np.ndarray | None = None  # cell areas, m2, grid shape (None when the file has none)
 
     @property
     def starts(self) -> np.ndarray:
@@ -215,5 +217,7 @@ def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> F
         if missing:
             raise InputError(f"{where}: variable(s) {missing} are missing")
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
+        area = np.asarray(ds["cell_area"][:], dtype=np.float64) if "cell_area" in ds.variables else None
         return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
-                        np.asarray(ds["landfrac"][:], dtype=np.float64), data)
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data,
+                        {k: str(ds.getncattr(k)) for k in ds.ncattrs()}, area)
