@@ -135,6 +135,9 @@ class ForcingSection:
     check_range: bool = True
     format: str = "cf"  # cf | fluxval (the FluxVal site file, converted to CF forcing at run start)
     sites: list[str] | None = None  # fluxval: run only these sites (default all)
+    # the files' layout: cf | era5 | era5_land | cmip6 | crujra (variable names, accumulations: io/forcing_layouts.py)
+    layout: str = "cf"
+    leap_day: str = "error"  # a no-leap calendar (CMIP6, CRU-JRA): error | hold (Feb 28 held over Feb 29, stated)
 
     def validate(self) -> None:
         if self.fill_policy not in ("error", "persist", "missing"):
@@ -142,6 +145,8 @@ class ForcingSection:
                               f"{self.fill_policy!r}")
         if self.format not in ("cf", "fluxval"):
             raise ConfigError(f"forcing.format: expected 'cf' or 'fluxval', got {self.format!r}")
+        if self.leap_day not in ("error", "hold"):
+            raise ConfigError(f"forcing.leap_day: expected 'error' or 'hold', got {self.leap_day!r}")
 
 
 @dataclass
