@@ -32,7 +32,7 @@ from tamrl_coupler.io.forcing_layouts import Layout
 from tamrl_coupler.io.forcing_layouts import layout as get_layout
 from tamrl_coupler.io.gribfile import GribFile, GribVariable, is_grib
 from tamrl_coupler.ncfiles import GREGORIAN_CALENDARS, NOLEAP_CALENDARS, open_netcdf, read_array, read_time_axis
-from tamrl_coupler.physics.accumulation import deaccumulate, interval, restarts
+from tamrl_coupler.physics.accumulation import deaccumulate, restarts
 from tamrl_coupler.physics.units import ScalarConversion, import_conversion
 from tamrl_coupler.vocabulary import Accumulation, Role
 
@@ -158,7 +158,7 @@ def _feb29s(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 def _spacing(stamps: np.ndarray, noleap: bool, where: str) -> np.timedelta64:
     """The regular spacing of an amount's records (a no-leap file may skip a Feb 29 between two of them)."""
     if stamps.size < 2:
-        raise InputError(f"{where}: one record of an accumulated amount: its interval is unknown")
+        raise InputError(f"{where}: one record without time bounds: the interval it holds over is unknown")
     d = np.diff(stamps.astype(np.int64))
     values, counts = np.unique(d, return_counts=True)
     step = int(values[np.argmax(counts)])
@@ -166,9 +166,23 @@ def _spacing(stamps: np.ndarray, noleap: bool, where: str) -> np.timedelta64:
     if noleap:
         odd &= d != step + 86400
     if odd.any():
-        raise InputError(f"{where}: accumulated amounts at uneven times ({int(d.min())} to {int(d.max())} s apart); "
-                         "the interval each was accumulated over is unknown")
+        raise InputError(f"{where}: amounts or means at uneven times ({int(d.min())} to {int(d.max())} s apart) "
+                         "without time bounds: the interval each is over is unknown")
     return np.timedelta64(step, "s")
+
+
+def _regular(stamps: np.ndarray, position: str, noleap: bool, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals of records at regularly spaced ``stamps``: the spacing ``ending`` at the stamp, ``starting`` at it,
+    or ``centred`` on it; in a no-leap file the record before a skipped Feb 29 is held over it."""
+    step = _spacing(stamps, noleap, where)
+    lead = {"ending": step, "starting": np.timedelta64(0, "s"), "centred": step // 2}[position]
+    starts, ends = stamps - lead, stamps - lead + step
+    if noleap:
+        gap = np.flatnonzero(starts[1:] != ends[:-1])
+        held = gap[(starts[gap + 1] - ends[gap]) == np.timedelta64(86400, "s")]
+        ends[held] = starts[held + 1]
+    record_ends(starts, ends, where)
+    return starts, ends
 
 
 class _Field:
@@ -342,7 +356,14 @@ class ForcingReader:
         seconds = None
         if self._amount(f, units, where) is None:
             conv, amount = import_conversion(f, units, where), None
-            starts, ends = stamps, record_ends(stamps, bounds_end if has_bounds or noleap else None, where)
+            methods = str(getattr(handle, "cell_methods", "")) if not isinstance(handle, GribVariable) else ""
+            if name in self.layout.means_ending and not has_bounds:  # a mean over the hour before the stamp
+                starts, ends = _regular(stamps, "ending", noleap, where)
+            elif (self.layout.centred_means and not has_bounds and "time:" in methods
+                  and "time: point" not in methods):  # CMOR: a statistic over the interval centred on its stamp
+                starts, ends = _regular(stamps, "centred", noleap, where)
+            else:
+                starts, ends = stamps, record_ends(stamps, bounds_end if has_bounds or noleap else None, where)
         else:
             conv = import_conversion(f, f"{units} s-1", where)
             if has_bounds:  # CF bounds say what each amount is over
@@ -356,15 +377,9 @@ class ForcingReader:
                                  "(era5, era5_land, crujra) or add time bounds")
             else:
                 amount = self.layout.accumulation
-                step = _spacing(stamps, noleap, where)
-                starts, ends = interval(stamps, step, amount)
-                if noleap:  # a skipped Feb 29 between two records: the earlier one is held over it
-                    gap = np.flatnonzero(starts[1:] != ends[:-1])
-                    held = gap[(starts[gap + 1] - ends[gap]) == np.timedelta64(86400, "s")]
-                    ends = ends.copy()
-                    ends[held] = starts[held + 1]
-                seconds = np.full(stamps.size, float(step.astype(np.int64)))
-                record_ends(starts, ends, where)
+                ending = amount in (Accumulation.ENDING, Accumulation.SINCE_00UTC)
+                starts, ends = _regular(stamps, "ending" if ending else "starting", noleap, where)
+                seconds = np.full(stamps.size, float(_spacing(stamps, noleap, where).astype(np.int64)))
         return _Var(path, name, handle, starts, ends, conv, amount, seconds, transpose, expver)
 
     @staticmethod

@@ -35,8 +35,15 @@ class Layout:
     accumulation: Accumulation | None = None  # amounts without time bounds; None: refused (bounds needed)
     units: dict[str, str] = field(default_factory=dict)  # a file's unit string -> its UDUNITS meaning
     time_names: tuple[str, ...] = ("time", "valid_time")
+    # variables whose values are means over the record spacing ending at the stamp (ERA5's "mean rates"), as the
+    # layout's accumulations of ending kind are
+    means_ending: tuple[str, ...] = ()
+    # a statistic over time (cell_methods "time: mean" ...) stamped at the middle of its interval, as CMOR writes
+    # it, for files that lost their time bounds
+    centred_means: bool = False
 
 
+_ERA5_MEANS = ("msdwswrf", "avg_sdswrf", "msdwlwrf", "avg_sdlwrf", "mtpr", "avg_tprate")
 _ERA5 = {"tas": ("t2m", "2t"), "tdps": ("d2m", "2d"), "ps": ("sp",), "rsds": ("ssrd", "msdwswrf", "avg_sdswrf"),
          "rlds": ("strd", "msdwlwrf", "avg_sdlwrf"), "pr": ("tp", "mtpr", "avg_tprate"), "uas": ("u10", "10u"),
          "vas": ("v10", "10v"), "sfcWind": ("si10", "10si")}
@@ -46,12 +53,12 @@ LAYOUTS: dict[str, Layout] = {x.name: x for x in (
                  "standard names; amounts only with time bounds"),
     Layout("era5", "ERA5 hourly single levels from the CDS (reanalysis-era5-single-levels): NetCDF (packed int16 "
                    "with 'time', or the newer 'valid_time' layout) or GRIB; accumulations over the hour ending at "
-                   "the stamp", _ERA5, Accumulation.ENDING),
+                   "the stamp", _ERA5, Accumulation.ENDING, means_ending=_ERA5_MEANS),
     Layout("era5_land", "ERA5-Land hourly from the CDS (reanalysis-era5-land): as ERA5, accumulations from 00 UTC "
-                        "up to the stamp", _ERA5, Accumulation.SINCE_00UTC),
+                        "up to the stamp", _ERA5, Accumulation.SINCE_00UTC, means_ending=_ERA5_MEANS),
     Layout("cmip6", "CMIP6 CMOR output: one variable per file (tas_3hr_..., pr_day_...), time bounds, CMOR "
                     "calendars", {n: (n,) for n in ("tas", "tasmin", "tasmax", "huss", "hurs", "ps", "pr", "rsds",
-                                                     "rlds", "sfcWind", "uas", "vas")}),
+                                                     "rlds", "sfcWind", "uas", "vas")}, centred_means=True),
     Layout("crujra", "CRU-JRA v2 (TRENDY) 6-hourly files, one variable per file and year; totals over the 6 hours "
                      "starting at the stamp",
            {"tas": ("tmp",), "tasmin": ("tmin",), "tasmax": ("tmax",), "pr": ("pre",), "rsds": ("dswrf", "tswrf"),

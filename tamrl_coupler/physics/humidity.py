@@ -55,13 +55,24 @@ def vpd_from_dewpoint_hpa(tas_k: np.ndarray, tdps_k: np.ndarray, scratch: np.nda
     pressure is the saturation pressure at the dew point); >= 0."""
     out = np.empty_like(tas_k) if out is None else out
     scratch = np.empty_like(tas_k) if scratch is None else scratch
-    np.subtract(tas_k, ZERO_CELSIUS, out=scratch)
-    saturation_vapour_pressure_hpa(scratch, out=out)
     np.subtract(tdps_k, ZERO_CELSIUS, out=scratch)
-    saturation_vapour_pressure_hpa(scratch, out=scratch)
-    out -= scratch
+    saturation_vapour_pressure_hpa(scratch, out=out)  # the actual vapour pressure
+    np.subtract(tas_k, ZERO_CELSIUS, out=scratch)
+    _saturation_in_place(scratch)
+    np.subtract(scratch, out, out=out)
     np.maximum(out, 0.0, out=out)
     return out
+
+
+def _saturation_in_place(t: np.ndarray) -> np.ndarray:
+    """:func:`saturation_vapour_pressure_hpa` overwriting its argument (t / (t + c) written as 1 - c / (t + c))."""
+    t += 243.04
+    np.divide(243.04, t, out=t)
+    np.subtract(1.0, t, out=t)
+    t *= 17.625
+    np.exp(t, out=t)
+    t *= 6.1094
+    return t
 
 
 def vpd_from_relative_humidity_hpa(tas_k: np.ndarray, hurs_percent: np.ndarray, scratch: np.ndarray | None = None,
