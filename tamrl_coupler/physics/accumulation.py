@@ -1,11 +1,12 @@
-"""Fluxes as rates from the amounts forcing files store, and daily extremes from sub-daily records.
+"""Fluxes as rates from the amounts forcing files store.
 
 ERA5 stores shortwave (``ssrd``, J m-2) and precipitation (``tp``, m of water) as amounts accumulated over the hour
 before each time stamp; ERA5-Land and ERA5's own forecasts accumulate from 00 UTC up to the stamp and start again
 every day; CRU-JRA stores 6-hourly totals (mm, J m-2) over the 6 hours after the stamp. The vocabulary names these
 conventions (``vocabulary.Accumulation``); the file layouts say which one a file uses (``io/forcing_layouts.py``).
 Here they become the rate over each record's interval: the amount divided by the interval's length, after taking
-the previous record's amount off where the accumulation runs on from it.
+the previous record's amount off where the accumulation runs on from it. (Daily extremes from sub-daily records are
+the driver rules ``daily_min``/``daily_max``, physics/drivers.py, over any sub-daily temperature a run reads.)
 """
 
 from __future__ import annotations
@@ -41,18 +42,3 @@ def deaccumulate(current: np.ndarray, previous: np.ndarray | None, seconds: floa
         np.subtract(current, previous, out=out)
         out /= seconds
     return out
-
-
-def daily_extremes(values: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(days, daily minimum, daily maximum) of sub-daily ``values`` (T, ...) at ``times`` (T,) datetime64, days in
-    the times' own (UTC) calendar; every day must have the same number of records (a partial day is an error in
-    the caller's data, not something to average over)."""
-    day = np.asarray(times).astype("datetime64[D]")
-    if day.size and (np.diff(day.astype(np.int64)) < 0).any():
-        raise ValueError("daily_extremes: times are not in order")
-    days, first, counts = np.unique(day, return_index=True, return_counts=True)
-    if counts.size and (counts != counts[0]).any():
-        i = int(np.flatnonzero(counts != counts[0])[0])
-        raise ValueError(f"daily_extremes: day {days[i]} has {counts[i]} records, others {counts[0]}: a partial day")
-    v = np.asarray(values, dtype=np.float64)
-    return days, np.minimum.reduceat(v, first, axis=0), np.maximum.reduceat(v, first, axis=0)

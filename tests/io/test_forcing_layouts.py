@@ -13,8 +13,8 @@ from tamrl_coupler.constants import ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.forcing import ForcingReader
 from tamrl_coupler.io.gribfile import GribFile
-from tamrl_coupler.physics.accumulation import daily_extremes, deaccumulate
-from tamrl_coupler.physics.drivers import ImportDerivations
+from tamrl_coupler.physics.accumulation import deaccumulate
+from tamrl_coupler.physics.drivers import DriverAccumulator, ImportDerivations
 from tamrl_coupler.physics.humidity import vpd_from_dewpoint_hpa, vpd_from_relative_humidity_hpa
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "forcing"
@@ -337,17 +337,29 @@ def test_crujra_six_hourly_totals_and_units(tmp_path):
 
 
 # --- physics of accumulation and extremes -------------------------------------------------------------------------
-def test_deaccumulation_and_daily_extremes_by_hand():
+def test_deaccumulation_by_hand():
     np.testing.assert_allclose(deaccumulate(np.array([7200.0]), np.array([3600.0]), 3600.0), [1.0])
     np.testing.assert_allclose(deaccumulate(np.array([7200.0]), None, 3600.0), [2.0])
-    times = np.datetime64("2020-01-01T00") + np.arange(48).astype("timedelta64[h]")
-    values = np.sin(np.arange(48) / 24 * 2 * np.pi)[:, None] * [1.0, 2.0]
-    days, lo, hi = daily_extremes(values, times)
-    assert days.tolist() == [np.datetime64("2020-01-01"), np.datetime64("2020-01-02")]
-    np.testing.assert_allclose(hi, [[1.0, 2.0], [1.0, 2.0]])
-    np.testing.assert_allclose(lo, [[-1.0, -2.0], [-1.0, -2.0]])
-    with pytest.raises(ValueError, match="partial day"):
-        daily_extremes(values[:40], times[:40])
+
+
+def test_daily_extremes_of_six_hourly_crujra_extremes(tmp_path):
+    """The monthly model's tmin/tmax drivers from CRU-JRA's 6-hourly tmin/tmax (the extremes of each 6 hours): the
+    mean over days of each day's lowest (highest) 6-hourly value, by hand."""
+    stamps = np.arange(8) * 6.0  # two days, hours since 2001-01-01 (365-day calendar)
+    rng = np.random.default_rng(4)
+    lo = (270.0 + rng.uniform(0, 10, (8, 2, 3))).astype(np.float32).astype(np.float64)  # as the file holds them
+    hi = (lo + rng.uniform(1, 8, (8, 2, 3))).astype(np.float32).astype(np.float64)
+    files = [_cmor(tmp_path / "tmin.nc", "tmin", "Degrees Kelvin", stamps, lo, calendar="365_day"),
+             _cmor(tmp_path / "tmax.nc", "tmax", "Degrees Kelvin", stamps, hi, calendar="365_day")]
+    r = ForcingReader(files, {}, ["tasmin", "tasmax"], layout="crujra", leap_day="hold")
+    acc = DriverAccumulator(6, ["tmin", "tmax"], {"tasmin", "tasmax"})
+    for k in range(r.times.size):
+        acc.add({"tasmin": r.read("tasmin", k), "tasmax": r.read("tasmax", k)}, 21600.0, ends_day=k % 4 == 3)
+    out = acc.fill(np.zeros((6, 2)))
+    want_min = (lo[:4].min(axis=0) + lo[4:].min(axis=0)).ravel() / 2 - ZERO_CELSIUS
+    want_max = (hi[:4].max(axis=0) + hi[4:].max(axis=0)).ravel() / 2 - ZERO_CELSIUS
+    np.testing.assert_allclose(out[:, 0], want_min, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 1], want_max, rtol=1e-12)
 
 
 def test_unknown_layout_and_amounts_without_intervals(tmp_path):
