@@ -104,13 +104,15 @@ class _Var:
     path: Path
     name: str
     handle: Any  # netCDF4.Variable or GribVariable
-    starts: np.ndarray  # datetime64[s] per record: the interval each record's value holds over
-    ends: np.ndarray
+    stamps: np.ndarray  # datetime64[s] per record: its time (or lower time bound)
+    position: str  # how a record's interval lies at its stamp: bounds, held, ending, starting, centred
+    bounds_end: np.ndarray | None  # the records' ends read with the time axis (CF bounds, a no-leap calendar's)
+    noleap: bool
     conv: ScalarConversion  # decoded file units (per second, for an amount) -> the import's unit
     amount: Accumulation | None  # None: a state or a rate
-    seconds: np.ndarray | None  # per record, the length of the interval an amount was accumulated over
     transpose: bool
     expver: bool  # ERA5 from the CDS mixing final and preliminary data: a second dimension, one of them filled
+    seconds: np.ndarray | None = None  # per record, the length of the interval an amount is over (set by _Field)
 
     def decode(self, local: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The record's values (float64, file units, packing applied, flat in the grid's order) and where they are
@@ -188,12 +190,32 @@ def _regular(stamps: np.ndarray, position: str, noleap: bool, where: str) -> tup
 class _Field:
     """One import across the files that hold it: records in time order (global index over all its files)."""
 
-    def __init__(self, name: str, variables: list[_Var]):
+    def __init__(self, name: str, variables: list[_Var], where: str):
         self.name = name
         self.vars = variables
-        self.starts = np.concatenate([v.starts for v in variables])
-        self.ends = np.concatenate([v.ends for v in variables])
-        self.first = np.cumsum([0] + [v.starts.size for v in variables])
+        self.first = np.cumsum([0] + [v.stamps.size for v in variables])
+        stamps = np.concatenate([v.stamps for v in variables])
+        positions = {v.position for v in variables}
+        if len(positions) > 1:
+            raise InputError(f"{where}: its files differ in how records lie at their stamps ({sorted(positions)}: "
+                             "time bounds in some files only?)")
+        position, noleap = positions.pop(), any(v.noleap for v in variables)
+        if position in ("bounds", "held") and all(v.bounds_end is not None for v in variables):
+            self.starts, self.ends = stamps, np.concatenate([v.bounds_end for v in variables])
+        elif position == "held":  # each record to the next one, across files
+            self.starts, self.ends = stamps, record_ends(stamps, None, where)
+        else:
+            self.starts, self.ends = _regular(stamps, position, noleap, where)
+        step = None if position in ("bounds", "held") else _spacing(stamps, noleap, where)
+        for v, lo, hi in zip(variables, self.first[:-1], self.first[1:], strict=True):
+            if v.amount is None:
+                continue
+            if step is not None:
+                v.seconds = np.full(hi - lo, float(step.astype(np.int64)))
+            else:  # over its bounds, less a Gregorian Feb 29 a no-leap file's record was held over
+                v.seconds = (self.ends[lo:hi] - self.starts[lo:hi]).astype(np.int64).astype(np.float64)
+                if v.noleap:
+                    v.seconds -= 86400.0 * _feb29s(self.starts[lo:hi], self.ends[lo:hi])
         self._cache: tuple[int, np.ndarray, np.ndarray | None] | None = None
 
     def locate(self, record: int) -> tuple[_Var, int]:
@@ -353,34 +375,28 @@ class ForcingReader:
                              f"{self.grid_size} (wrong grid or array length)")
         units = self.layout.units.get(str(units).strip(), units) if units is not None else None
         q = vocabulary.IMPORTS[f]
-        seconds = None
+        bounds = bounds_end if has_bounds or noleap else None
         if self._amount(f, units, where) is None:
-            conv, amount = import_conversion(f, units, where), None
+            conv, amount, position = import_conversion(f, units, where), None, "held"
             methods = str(getattr(handle, "cell_methods", "")) if not isinstance(handle, GribVariable) else ""
-            if name in self.layout.means_ending and not has_bounds:  # a mean over the hour before the stamp
-                starts, ends = _regular(stamps, "ending", noleap, where)
-            elif (self.layout.centred_means and not has_bounds and "time:" in methods
-                  and "time: point" not in methods):  # CMOR: a statistic over the interval centred on its stamp
-                starts, ends = _regular(stamps, "centred", noleap, where)
-            else:
-                starts, ends = stamps, record_ends(stamps, bounds_end if has_bounds or noleap else None, where)
+            if has_bounds:
+                position = "bounds"
+            elif name in self.layout.means_ending:  # a mean over the hour before the stamp
+                position = "ending"
+            elif self.layout.centred_means and "time:" in methods and "time: point" not in methods:
+                position = "centred"  # CMOR: a statistic over the interval centred on its stamp
         else:
             conv = import_conversion(f, f"{units} s-1", where)
             if has_bounds:  # CF bounds say what each amount is over
-                amount, starts, ends = Accumulation.BOUNDS, stamps, record_ends(stamps, bounds_end, where)
-                seconds = (ends - starts).astype(np.int64).astype(np.float64)
-                if noleap:
-                    seconds -= 86400.0 * _feb29s(starts, ends)
+                amount, position = Accumulation.BOUNDS, "bounds"
             elif self.layout.accumulation is None:
                 raise InputError(f"{where}: units {units!r} are an amount ({q.name} is a rate in {q.units}); without "
                                  "time bounds the interval it was accumulated over is unknown: set forcing.layout "
                                  "(era5, era5_land, crujra) or add time bounds")
             else:
                 amount = self.layout.accumulation
-                ending = amount in (Accumulation.ENDING, Accumulation.SINCE_00UTC)
-                starts, ends = _regular(stamps, "ending" if ending else "starting", noleap, where)
-                seconds = np.full(stamps.size, float(_spacing(stamps, noleap, where).astype(np.int64)))
-        return _Var(path, name, handle, starts, ends, conv, amount, seconds, transpose, expver)
+                position = "ending" if amount in (Accumulation.ENDING, Accumulation.SINCE_00UTC) else "starting"
+        return _Var(path, name, handle, stamps, position, bounds, noleap, conv, amount, transpose, expver)
 
     @staticmethod
     def _amount(f: str, units: str | None, where: str) -> bool | None:
@@ -398,14 +414,15 @@ class ForcingReader:
             return True
 
     def _join(self, f: str, parts: list[_Var]) -> _Field:
-        parts = sorted(parts, key=lambda v: v.starts[0])
-        field = _Field(f, parts)
+        parts = sorted(parts, key=lambda v: v.stamps[0])
         where = f"forcing field '{f}' (files {', '.join(str(v.path) for v in parts)})"
-        d = np.diff(field.starts.astype(np.int64))
+        starts = np.concatenate([v.stamps for v in parts])
+        d = np.diff(starts.astype(np.int64))
         if d.size and (d <= 0).any():
             i = int(np.flatnonzero(d <= 0)[0])
-            raise InputError(f"forcing time is not strictly increasing: record {i + 1} at {field.starts[i + 1]} "
-                             f"follows {field.starts[i]} ({where})")
+            raise InputError(f"forcing time is not strictly increasing: record {i + 1} at {starts[i + 1]} "
+                             f"follows {starts[i]} ({where})")
+        field = _Field(f, parts, where)
         record_ends(field.starts, field.ends, where)  # contiguous across files
         return field
 

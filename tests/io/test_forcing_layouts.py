@@ -370,3 +370,15 @@ def test_unknown_layout_and_amounts_without_intervals(tmp_path):
     p = _cmor(tmp_path / "amount.nc", "rsds", "J m-2", np.arange(4) * 3.0, np.ones((4, 2, 3)))
     with pytest.raises(InputError, match="are an amount .* set forcing.layout"):
         ForcingReader([p], {}, ["rsds"])
+
+
+def test_era5_monthly_files_and_a_one_hour_file_join(tmp_path):
+    """ERA5 downloaded by month, plus the first hour of the next month (the last hour's amounts are stamped there):
+    one field across files, states and amounts on their own intervals."""
+    stamps, t2m, sp, sw = point_series()
+    tp = _tp_series(stamps)
+    a = _era5_accumulated(tmp_path / "a.nc", stamps[:120], sw[:120] * 3600.0, tp[:120], "new", pack=False)
+    b = _era5_accumulated(tmp_path / "b.nc", stamps[120:121], sw[120:121] * 3600.0, tp[120:121], "new", pack=False)
+    r = ForcingReader([b, a], {}, ["rsds", "pr"], layout="era5")  # any order: joined by time
+    assert r.times[0] == stamps[0] - HOUR and r.ends[-1] == stamps[120]
+    assert r.read("rsds", r.times.size - 1)[0] == pytest.approx(sw[120], abs=1e-3)
