@@ -5,6 +5,6 @@
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("tamrl_coupler.model._fused_cpu", ["tamrl_coupler/model/csrc/fused_cpu.c"],
-                             depends=["tamrl_coupler/model/csrc/fused_cpu_kernels.h"],
+setup(ext_modules=[Extension("tamrl_coupler.kernels._fused_cpu", ["tamrl_coupler/kernels/csrc/fused_cpu.c"],
+                             depends=["tamrl_coupler/kernels/csrc/fused_cpu_kernels.h"],
                              extra_compile_args=["-O3", "-Wno-psabi"], optional=True)])

@@ -68,9 +68,9 @@ def demo_steps(comm, cache: str) -> dict[str, float]:
 
     from tamrl_coupler.component import CouplingComponent, HostCells
     from tamrl_coupler.component.decomposition import contiguous_split
-    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.io.forcing import ForcingReader
     from tamrl_coupler.io.hostgrid import read_host_grid
+    from tamrl_coupler.settings.run import load_run_config
 
     demo = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
     cfg = yaml.safe_load((REPO / "configs" / "run" / "demo.yaml").read_text())
@@ -95,13 +95,13 @@ def demo_steps(comm, cache: str) -> dict[str, float]:
         rec = reader.record_for(comp.clock.datetime(k * 10800), 10800)
         for f, b in bufs.items():
             b[:] = reader.read(f, rec, idx)
-        n_eval = comp.evaluation.n_evaluations
+        n_eval = comp.model_stage.n_evaluations
         comm.Barrier()
         t0 = time.perf_counter()
         comp.run_step(k * 10800, 10800)
         dt = comm.allreduce(time.perf_counter() - t0, op=__import__("mpi4py").MPI.MAX)
         if k >= 8:
-            (evaluate if comp.evaluation.n_evaluations > n_eval else reuse).append(dt * 1e3)
+            (evaluate if comp.model_stage.n_evaluations > n_eval else reuse).append(dt * 1e3)
     return {"reuse_step_ms": float(np.median(reuse)), "evaluate_step_ms": float(np.median(evaluate)),
             "n_reuse": len(reuse), "n_evaluate": len(evaluate)}
 

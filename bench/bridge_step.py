@@ -143,7 +143,7 @@ def main() -> int:
         from mpi4py import MPI
 
         from tamrl_coupler.component import CouplingComponent, HostCells
-        from tamrl_coupler.config.run import load_run_config
+        from tamrl_coupler.settings.run import load_run_config
 
         sel, lat, lon, area, frac, imports, time0 = demo_cells(Path(args.forcing))
         cells = build_dir / "cells_demo.txt"

@@ -49,9 +49,9 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
 
     from tamrl_coupler.component import CouplingComponent, HostCells
     from tamrl_coupler.component.decomposition import contiguous_split
-    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.regrid import Grid
     from tamrl_coupler.regrid.sparse_apply import spmm
+    from tamrl_coupler.settings.run import load_run_config
 
     torch.set_num_threads(1)
     comm = MPI.COMM_WORLD
@@ -96,13 +96,13 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
     step(0)  # warm-up
     for k in comp.timers:
         comp.timers[k] = 0.0
-    n0 = comp.evaluation.n_evaluations
+    n0 = comp.model_stage.n_evaluations
     cpu_times.clear()
     times, evaluated = [], []
     for i in range(1, steps + 1):
-        before = comp.evaluation.n_evaluations
+        before = comp.model_stage.n_evaluations
         times.append(step(i))
-        evaluated.append(comp.evaluation.n_evaluations > before)
+        evaluated.append(comp.model_stage.n_evaluations > before)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     c_mm = torch.empty(2048, 2048)
     sgemm_w, sgemm_c = [], []
@@ -113,7 +113,7 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
         sgemm_c.append(time.thread_time() - c)
     flops = 2.0 * 2048 ** 3
     eval_cpu = [t for t, e in zip(cpu_times, evaluated, strict=True) if e]
-    n_eval = comp.evaluation.n_evaluations - n0
+    n_eval = comp.model_stage.n_evaluations - n0
     total = sum(times)
     tm = {k: v / steps for k, v in comp.timers.items()}
     eval_steps = [t for t, e in zip(times, evaluated, strict=True) if e]
@@ -122,7 +122,7 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
     reps = 3
     geo = comp.geometry
     X_state, X_flux = comp.imports.buf_state.copy(), comp.imports.buf_flux.copy()
-    Y = comp.evaluation.step_rows.array.copy()
+    Y = comp.model_stage.step_rows.array.copy()
     comm.Barrier()
     s = time.perf_counter()
     for _ in range(reps):
@@ -137,7 +137,7 @@ def worker(size: float, steps: int, cache: str, interval: int, kernel: str) -> N
         spmm(geo.rg_out.local_matrix, np.ascontiguousarray(ro))
     spmm_s = (time.perf_counter() - s) / reps
     s = time.perf_counter()
-    comp.evaluation.runner.plan.run()  # the rank's evaluation alone (its blocks, no commit)
+    comp.model_stage.runner.plan.run()  # the rank's evaluation alone (its blocks, no commit)
     model_bare_s = time.perf_counter() - s
     nan = float("nan")
     row = {"ranks": nranks, "model_cells": comp.geometry.n_model_total, "host_cells": host.size,

@@ -64,13 +64,13 @@ def coupled_vs_predict(shared: Path, checkpoint: str, workdir: Path, sites: tupl
     fluxes' correlation with the step forcing within the days."""
     import netCDF4
 
-    from tamrl_coupler.config.run import load_run_config
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.io.fluxfile import read_flux_file
     from tamrl_coupler.io.towerforcing import daily_towers_to_cf_forcing
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
     from tamrl_coupler.model.inference import predict_dataset
+    from tamrl_coupler.settings.run import load_run_config
 
     data = load_towers(shared, sites, workdir).periods(first_day, n_days)
     forcing = daily_towers_to_cf_forcing(data, workdir / "forcing.nc", np.datetime64(first_day), n_days, STEP)

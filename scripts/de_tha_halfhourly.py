@@ -48,11 +48,11 @@ def run_tower_month(shared: Path, checkpoint: str, workdir: Path) -> dict:
     """Run the component on the tower month; returns the scores per flux and what the run was."""
     import netCDF4
 
-    from tamrl_coupler.config.run import load_run_config
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.io.fluxfile import read_flux_file
     from tamrl_coupler.io.towerforcing import tower_series_to_cf_forcing, utc_offset_hours
     from tamrl_coupler.products.towerscores import subdaily_scores
+    from tamrl_coupler.settings.run import load_run_config
 
     src = shared / TOWER
     forcing = tower_series_to_cf_forcing(src, workdir / "detha_forcing.nc")

@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from mpi4py import MPI
 
-    from tamrl_coupler.config.run import load_run_config
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.physics.carbon import SignConvention
     from tamrl_coupler.products.maps import nee_map
     from tamrl_coupler.products.prior import write_prior_and_map
     from tamrl_coupler.products.scoring import matched
     from tamrl_coupler.products.siteplots import igbp_error, scatter, seasonal_cycles
+    from tamrl_coupler.settings.run import load_run_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("TAMRL_SHARED", REPO.parent / "shared")),

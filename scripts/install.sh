@@ -100,7 +100,7 @@ fi
 # skipped when its metadata, the build script and the C sources are unchanged since the last successful install, so
 # an edited kernel is rebuilt
 stamp="$venv/.tamrl-coupler-installed"
-digest=$(cat "$here/pyproject.toml" "$here/setup.py" "$here/scripts/install.sh" "$here"/tamrl_coupler/model/csrc/* \
+digest=$(cat "$here/pyproject.toml" "$here/setup.py" "$here/scripts/install.sh" "$here"/tamrl_coupler/kernels/csrc/* \
          | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ] && "$venv/bin/python" -c "import tamrl_coupler" 2>/dev/null
 then
@@ -113,7 +113,7 @@ fi
 "$venv/bin/python" - <<'PY'
 from mpi4py import MPI
 import torch
-from tamrl_coupler.model.fused_cpu import available
+from tamrl_coupler.kernels.fused_cpu import available
 print("install.sh: ready:", MPI.Get_library_version().splitlines()[0].strip(), "| torch", torch.__version__,
       "| CUDA" if torch.cuda.is_available() else "| CPU",
       "| CPU kernels: fused C" if available() else "| CPU kernels: torch (the C kernels did not build: no C compiler?)")

@@ -29,10 +29,10 @@ def site_scores_block(shared: Path) -> str:
     import yaml
     from mpi4py import MPI
 
-    from tamrl_coupler.config.run import load_run_config
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.model import default_checkpoint_path
     from tamrl_coupler.products.scoring import pooled_scores
+    from tamrl_coupler.settings.run import load_run_config
 
     fluxval = shared / "data" / "fluxval" / "fluxval_monthly.nc"
     raw = yaml.safe_load((REPO / "configs" / "run" / "sites.yaml").read_text())

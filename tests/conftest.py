@@ -49,14 +49,14 @@ def small_daily_checkpoint(path: Path, seed: int = 0) -> Path:
     import numpy as np
     import torch
 
-    from tamrl_coupler.config.model import ModelConfig
     from tamrl_coupler.model.calibration import SpreadCalibration
     from tamrl_coupler.model.checkpoint import n_model_features, save_checkpoint
     from tamrl_coupler.model.daily_ensemble import DailyEnsemble
-    from tamrl_coupler.model.ensemble import EnsembleMeta
     from tamrl_coupler.model.features import FeatureEncoder, default_drivers
+    from tamrl_coupler.model.meta import EnsembleMeta
     from tamrl_coupler.model.networks import build_network
     from tamrl_coupler.physics.carbon import SignConvention
+    from tamrl_coupler.settings.model import ModelConfig
     from tamrl_coupler.vocabulary import IGBP_CLASSES
 
     drivers = default_drivers(period="daily")

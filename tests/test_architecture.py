@@ -19,12 +19,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vocabulary", "atomicfile", "ncfiles", "devices", "parallel"),  # every quantity; atomic writes; NetCDF at its
     # lowest level; where torch runs; the ranks' agreement that nobody failed
     ("physics", "regrid"),  # the relations the product enforces; grids, weights and their application
-    ("config",),  # every config schema (run, train, cv, model), typed, validated with the physics
+    ("settings",),  # every config schema (run, train, cv, model), typed, validated with the physics
     ("data",),  # flux-tower datasets -> one internal form
-    ("model",),  # TAM-RL ensemble, checkpoints, offline inference
+    ("kernels",),  # how the model is evaluated fast: batched and fused kernels, plans, workspaces, CUDA graphs
+    ("model", "baselines"),  # the science: TAM-RL networks, ensemble, checkpoints, calibration; the baselines
     ("io", "training"),  # the product's files; training, CV and metrics
     ("component", "products"),  # the coupling component; what is computed from a run's files
-    ("driver", "bridge"),  # the hosts: the offline driver and the Fortran bridge's Python side
+    ("host", "bridge"),  # the hosts: the offline host and the Fortran bridge's Python side
     ("commands", "cli", "__main__"),  # the command line
 )
 
@@ -150,6 +151,17 @@ def test_no_import_cycle():
                 parts.setdefault(_part(a), set()).add(_part(b))
     both_ways = sorted({tuple(sorted((a, b))) for a, bs in parts.items() for b in bs if a in parts.get(b, set())})
     assert not both_ways, both_ways
+
+
+MAX_MODEL_LINES = 350
+
+
+def test_no_model_file_grows_past_its_size():
+    """The model package stays in small modules, one job each (issue 21: the ensemble had become a 518-line class
+    of five jobs); a file that needs more lines is a file with two responsibilities."""
+    long = {str(p.relative_to(REPO)): n for p in sorted((PACKAGE / "model").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODEL_LINES}
+    assert not long, f"files over {MAX_MODEL_LINES} lines in tamrl_coupler/model/: {long}"
 
 
 def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):

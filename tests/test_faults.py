@@ -143,7 +143,7 @@ report("registration_same_retry", lambda: comp.run_step(2 * 10800, 10800))
 if rank == last:  # the model fails on one rank's cells at the next evaluation (steps 3-5: 09:00 evaluates)
     def broken_evaluation(*args, **kwargs):
         raise RuntimeError("injected model failure")
-    comp.evaluation.runner.plan.run = broken_evaluation  # the ensemble's evaluation on this rank's blocks
+    comp.model_stage.runner.plan.run = broken_evaluation  # the ensemble's evaluation on this rank's blocks
 load(3)
 report("model_failure", lambda: comp.run_step(3 * 10800, 10800))
 load(4)
@@ -161,11 +161,11 @@ for f, b in exports.items():
 for k in (0, 1):  # both evaluate (the period's first evaluations: the model's interval is 6 h)
     load(k)
     report("fresh_first_steps", lambda: comp2.run_step(k * 10800, 10800))
-assert not comp2.evaluation.due(comp2._check_step(2 * 10800, 10800)[0])  # 06:00 reuses the estimate
+assert not comp2.model_stage.due(comp2._check_step(2 * 10800, 10800)[0])  # 06:00 reuses the estimate
 if rank == last:
     def broken_downscaling(*args, **kwargs):
         raise RuntimeError("injected downscaling failure")
-    comp2.evaluation.down.step = broken_downscaling
+    comp2.model_stage.down.step = broken_downscaling
 load(2)
 report("reusing_step_failure", lambda: comp2.run_step(2 * 10800, 10800))  # reuses the estimate; a collective next
 print("DONE", rank, flush=True)

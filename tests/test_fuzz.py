@@ -62,7 +62,7 @@ def test_config_loader_raises_only_config_errors(edits):
     """Any value in any place, keys removed or unknown ones added: a RunConfig or a ConfigError naming the key."""
     import copy
 
-    from tamrl_coupler.config.run import RunConfig, load_run_config
+    from tamrl_coupler.settings.run import RunConfig, load_run_config
 
     data = copy.deepcopy(BASE)
     for path, value, how in edits:
@@ -91,7 +91,7 @@ def test_config_loader_raises_only_config_errors(edits):
 @settings(FUZZ, max_examples=50)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_config_files_of_any_bytes_are_config_errors(tmp_path_factory, data):
-    from tamrl_coupler.config.run import load_run_config
+    from tamrl_coupler.settings.run import load_run_config
 
     path = tmp_path_factory.mktemp("cfg") / "run.yaml"
     path.write_bytes(data)
@@ -212,9 +212,9 @@ def component(tmp_path_factory):
     from mpi4py import MPI
 
     from tamrl_coupler.component import CouplingComponent, HostCells
-    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.io.forcing import ForcingReader
     from tamrl_coupler.io.hostgrid import read_host_grid
+    from tamrl_coupler.settings.run import load_run_config
 
     demo = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
     cfg = yaml.safe_load((REPO / "configs" / "run" / "demo.yaml").read_text())
@@ -237,7 +237,7 @@ def component(tmp_path_factory):
 
 
 def _snapshot(comp, exports) -> dict:
-    ev = comp.evaluation
+    ev = comp.model_stage
     snap = {k: np.array(v, copy=True) for k, (_, v) in ev.state_arrays().items()}
     snap.update({f"import_{k}": np.array(v, copy=True) for k, v in comp.imports.state_arrays().items()})
     snap.update({f"export_{k}": v.copy() for k, v in exports.items()})

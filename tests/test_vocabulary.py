@@ -37,7 +37,7 @@ def test_names_aliases_and_required_imports():
 def test_every_quantity_is_made_by_the_physics():
     """What the vocabulary declares, the physics can do: units convert, drivers have a rule and their sources,
     derivable imports a formula, exports an ensemble output."""
-    from tamrl_coupler.model.ensemble import Fluxes
+    from tamrl_coupler.model.reduction import Fluxes
 
     for q in vocabulary.IMPORTS.values():
         assert units.parse_units(q.units, q.name) is not None, q.name  # the units library knows the unit
@@ -94,10 +94,10 @@ def _ensemble_with(drivers):
     """An (untrained) ensemble whose drivers include the new one: what a checkpoint trained with it would be."""
     import torch
 
-    from tamrl_coupler.config.model import ModelConfig
     from tamrl_coupler.model import Ensemble, EnsembleMeta, FeatureEncoder
     from tamrl_coupler.model.checkpoint import n_model_features
     from tamrl_coupler.model.networks import build_network
+    from tamrl_coupler.settings.model import ModelConfig
 
     torch.manual_seed(0)
     cfg = ModelConfig(hidden=8, encoder_hidden=4, embedding=4, projection=4, window=3, optional_drivers=[])
@@ -112,10 +112,10 @@ def test_a_new_optional_import_flows_through_import_validation_regrid_and_driver
     import yaml
 
     from tamrl_coupler.component import CouplingComponent, HostCells
-    from tamrl_coupler.config.run import load_run_config
     from tamrl_coupler.io.forcing import ForcingReader
     from tamrl_coupler.io.hostgrid import read_host_grid
     from tamrl_coupler.model import default_drivers
+    from tamrl_coupler.settings.run import load_run_config
 
     drivers = default_drivers(("soilw",))
     assert [d.name for d in drivers][-1] == "soilw" and not drivers[-1].required
@@ -133,7 +133,7 @@ def test_a_new_optional_import_flows_through_import_validation_regrid_and_driver
         comp.register_import(f, b)
     soil = np.full(host.size, 1e20)  # fill values over the ocean: only land cells are checked
     comp.register_import("mass_content_of_water_in_soil_layer", soil)  # by its CF standard name
-    col = comp.evaluation.drivers.index("soilw")
+    col = comp.model_stage.drivers.index("soilw")
     for k, value in enumerate((200.0, 300.0)):
         for f, b in bufs.items():
             b[:] = reader.read(f, reader.record_for(comp.clock.datetime(k * 10800)))
@@ -142,8 +142,8 @@ def test_a_new_optional_import_flows_through_import_validation_regrid_and_driver
         # regridded to the model grid (r90x45) as a state, land-mask normalised: the constant survives
         np.testing.assert_allclose(comp.imports.fields["mrsos"], value, rtol=1e-13)
         # accumulated into the model's drivers as the period mean so far, in the driver's unit
-        np.testing.assert_allclose(comp.evaluation.x[:, col], 0.5 * (200.0 + value) if k else 200.0, rtol=1e-13)
-    assert comp.evaluation.x.shape[1] == len(drivers)
+        np.testing.assert_allclose(comp.model_stage.x[:, col], 0.5 * (200.0 + value) if k else 200.0, rtol=1e-13)
+    assert comp.model_stage.x.shape[1] == len(drivers)
     assert units.import_conversion("mrsos", "mm", "f").scale == 1.0  # 1 mm of water is 1 kg m-2
     # validated like every import: an impossible value on a land cell is named with its field and hint
     land = int(np.flatnonzero(host.landfrac > 0)[0])

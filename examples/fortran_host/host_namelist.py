@@ -33,13 +33,13 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
     import netCDF4
 
     from tamrl_coupler import __version__, vocabulary
-    from tamrl_coupler.config.run import GridKind, load_run_config
-    from tamrl_coupler.driver.offline import import_fields_for
+    from tamrl_coupler.host.offline import import_fields_for
     from tamrl_coupler.io.fluxfile import field_attributes, file_attributes
     from tamrl_coupler.io.forcing import expand_files
     from tamrl_coupler.ncfiles import parse_time_units
     from tamrl_coupler.physics.carbon import SignConvention
     from tamrl_coupler.physics.units import flux_unit
+    from tamrl_coupler.settings.run import GridKind, load_run_config
 
     cfg = load_run_config(config_path)
     if cfg.forcing is None:

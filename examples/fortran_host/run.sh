@@ -44,7 +44,7 @@ ${MPIEXEC:-mpiexec} -n "$np" "$build/host/land_host" "$outdir/land_host.nml"
 import sys
 from pathlib import Path
 
-from tamrl_coupler.config.run import load_run_config
+from tamrl_coupler.settings.run import load_run_config
 
 cfg = load_run_config(sys.argv[1])
 if cfg.output.map:

@@ -20,9 +20,9 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from tamrl_coupler.config import ConfigError, load_yaml
-    from tamrl_coupler.config.cv import CVConfig
     from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.settings import ConfigError, load_yaml
+    from tamrl_coupler.settings.cv import CVConfig
     from tamrl_coupler.training.cv import run_cv
     from tamrl_coupler.training.cv_report import write_results
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from tamrl_coupler.commands.run import configure_logging, report
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     configure_logging()
     result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=MPI.COMM_WORLD,

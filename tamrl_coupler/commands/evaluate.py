@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tamrl_coupler.atomicfile import write_text_atomic
     from tamrl_coupler.data.reader import data_period, read_dataset
-    from tamrl_coupler.driver.progress import make_progress
     from tamrl_coupler.errors import InputError
+    from tamrl_coupler.host.progress import make_progress
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
     from tamrl_coupler.model.inference import predict_dataset, set_site_lat, targets_in

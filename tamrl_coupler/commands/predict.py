@@ -33,10 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import data_period, read_dataset
-    from tamrl_coupler.driver.progress import make_progress
+    from tamrl_coupler.host.progress import make_progress
+    from tamrl_coupler.io.predictions import write_predictions
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
-    from tamrl_coupler.model.inference import predict_dataset, set_site_lat, write_predictions
+    from tamrl_coupler.model.inference import predict_dataset, set_site_lat
     from tamrl_coupler.physics.carbon import SignConvention
 
     set_threads(args)

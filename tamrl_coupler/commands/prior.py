@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from tamrl_coupler.commands.run import configure_logging, report
-    from tamrl_coupler.config.run import PriorSection, load_run_config
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.parallel import every_rank, on_root
     from tamrl_coupler.products.prior import write_prior_and_map
+    from tamrl_coupler.settings.run import PriorSection, load_run_config
 
     configure_logging()
     with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps: expected a positive number of coupling steps, got {args.steps}")
     from mpi4py import MPI
 
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     configure_logging()
     result = run_offline(args.config, args.output, steps=args.steps, restart=args.restart, comm=MPI.COMM_WORLD,

@@ -21,10 +21,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from tamrl_coupler.config import ConfigError, load_yaml
-    from tamrl_coupler.config.train import TrainConfig
     from tamrl_coupler.data.reader import read_dataset, resolve_data_path
     from tamrl_coupler.model import save_checkpoint
+    from tamrl_coupler.settings import ConfigError, load_yaml
+    from tamrl_coupler.settings.train import TrainConfig
     from tamrl_coupler.training.daily import train_daily_ensemble
     from tamrl_coupler.training.loop import train_ensemble
 

@@ -9,7 +9,7 @@
 This module is the cap only: the lifecycle, the clock and the order of the stages. One step: host forcing
 validated on land cells and regridded to the model cells (component/imports.py) -> period drivers accumulated, the
 TAM-RL ensemble on fixed cell blocks when due, sub-period downscaling with exact period totals
-(component/evaluation.py) -> model -> host conservative regrid (exact global totals), unit conversion, NEE
+(component/model_stage.py) -> model -> host conservative regrid (exact global totals), unit conversion, NEE
 recomputed from GPP and Reco on every host cell (component/exports.py). Cells and remaps: component/geometry.py;
 restart files: component/state.py.
 """
@@ -26,16 +26,16 @@ import numpy as np
 from tamrl_coupler import vocabulary
 from tamrl_coupler.component import state
 from tamrl_coupler.component.clock import Clock, StepInfo, parse_datetime
-from tamrl_coupler.component.evaluation import Evaluation
 from tamrl_coupler.component.exports import Exports
 from tamrl_coupler.component.geometry import Geometry, HostCells, resolve_block_size
 from tamrl_coupler.component.imports import Imports
-from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
+from tamrl_coupler.component.model_stage import ModelStage
 from tamrl_coupler.devices import select_device
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.parallel import Agreement
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.settings.run import GridKind, GridSpec, RunConfig, load_run_config
 
 log = logging.getLogger("tamrl_coupler.component")
 TIMERS = ("import", "regrid_in", "drivers", "model", "downscale", "regrid_out", "export")
@@ -90,7 +90,7 @@ class CouplingComponent:
                                  resolve_block_size(cfg.model.block_size, self.ens.device.type, comm))
         with self.agreement.guard("CouplingComponent: setting up the stages"):
             self.imports = Imports(self.geometry, cfg.forcing.fill_policy, cfg.forcing.check_range)
-            self.evaluation = Evaluation(self.ens, self.geometry, cfg.model.update_interval,
+            self.model_stage = ModelStage(self.ens, self.geometry, cfg.model.update_interval,
                                          parse_datetime(cfg.start, "start"),
                                          nan_aware=cfg.forcing.fill_policy == "missing",
                                          cuda_graphs=cfg.device.cuda_graphs)
@@ -143,7 +143,7 @@ class CouplingComponent:
             raise
         # every rank validated everything: from here on the step changes the component's state
         if self.next_time is None:  # the first step of a fresh run: the model's calendar starts here
-            self.ens.set_period(self.evaluation.state, info.start)
+            self.ens.set_period(self.model_stage.state, info.start)
         self.imports.commit(label)
         t1 = time.perf_counter()
         fields = self.imports.regrid()
@@ -152,7 +152,7 @@ class CouplingComponent:
             # agreed on every step, evaluating or not (accumulation and downscaling can fail too): the export
             # regrid after it is collective, so one rank's failure must reach the others first
             with self.agreement.guard(f"run_step {label}: the model"):
-                rows = self.evaluation.step(fields, info, timers)
+                rows = self.model_stage.step(fields, info, timers)
         except BaseException as exc:
             self.broken = f"{label} failed inside the model ({type(exc).__name__}), after its drivers were added"
             raise
@@ -165,7 +165,7 @@ class CouplingComponent:
         timers["regrid_out"] += t4 - t3
         timers["export"] += time.perf_counter() - t4
         if info.ends_period:
-            self.evaluation.end_period()
+            self.model_stage.end_period()
         self.next_time = t + info.dt
         self.n_steps += 1
 
@@ -190,7 +190,7 @@ class CouplingComponent:
     # ------------------------------------------------------------------ diagnostics
     def global_totals(self) -> dict[str, tuple[float, float]]:
         """Last step's global totals (gC d-1) of gpp, reco, nee: (model side, host side), exactly summed."""
-        return self.exports.global_totals(self.evaluation.step_rows)
+        return self.exports.global_totals(self.model_stage.step_rows)
 
     # ------------------------------------------------------------------ restart and end
     def write_restart(self, path: str | Path) -> Path:

@@ -18,9 +18,9 @@ import numpy as np
 from tamrl_coupler.component.decomposition import BlockDecomposition
 from tamrl_coupler.component.remap import RemapSet
 from tamrl_coupler.component.validation import CellLocator
-from tamrl_coupler.config.run import RunConfig
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.parallel import Agreement
+from tamrl_coupler.settings.run import RunConfig
 
 
 @dataclass

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tamrl_coupler.model.ensemble import ESTIMATE_FIELDS, Ensemble, EnsembleState
+from tamrl_coupler.model.ensemble import Ensemble
+from tamrl_coupler.model.reduction import ESTIMATE_FIELDS
+from tamrl_coupler.model.state import EnsembleState
 
 
 class ModelRunner:
@@ -31,7 +33,7 @@ class ModelRunner:
         self.plan = ens.plan(self.x_dev, state, self.estimate_dev, blocks)
         self.graphed = None
         if cuda_graphs and gpu:
-            from tamrl_coupler.model.cuda_graphs import GraphedPlan
+            from tamrl_coupler.kernels.cuda_graphs import GraphedPlan
 
             self.graphed = GraphedPlan(self.plan)
 

@@ -13,13 +13,13 @@ from typing import Protocol
 import numpy as np
 
 from tamrl_coupler.component.clock import Clock
-from tamrl_coupler.component.evaluation import Evaluation
 from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.imports import Imports
-from tamrl_coupler.config.run import RunConfig
+from tamrl_coupler.component.model_stage import ModelStage
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.restart import RestartFile, write_restart
 from tamrl_coupler.parallel import Agreement
+from tamrl_coupler.settings.run import RunConfig
 
 
 class Restartable(Protocol):
@@ -29,7 +29,7 @@ class Restartable(Protocol):
     clock: Clock
     geometry: Geometry
     imports: Imports
-    evaluation: Evaluation
+    model_stage: ModelStage
     agreement: Agreement
     next_time: int | None
     n_steps: int
@@ -49,7 +49,7 @@ def save(comp: Restartable, path: str | Path) -> Path:
             raise InputError("write_restart before the first run_step: nothing to restart from")
         if comp.broken:
             raise InputError(f"write_restart refused: {comp.broken}; the state is not consistent")
-    geo, ev = comp.geometry, comp.evaluation
+    geo, ev = comp.geometry, comp.model_stage
     model = {k: (dims, geo.gather_model(v)) for k, (dims, v) in ev.state_arrays().items()}
     host = {k: geo.gather_host(v) for k, v in comp.imports.state_arrays().items()}
     gidx = geo.gather_model(geo.model_global)
@@ -77,7 +77,7 @@ def load(comp: Restartable, path: str | Path) -> None:
 
 
 def _load(comp: Restartable, path: Path) -> None:
-    geo, ev, clock = comp.geometry, comp.evaluation, comp.clock
+    geo, ev, clock = comp.geometry, comp.model_stage, comp.clock
     h = ev.state.h
     with RestartFile(path) as f:
         attrs = f.attrs
@@ -107,7 +107,7 @@ def _load(comp: Restartable, path: Path) -> None:
 
 def _check_attrs(comp: Restartable, path: Path, attrs: dict) -> None:
     """The restart must have been written for this run: calendar, period, drivers, evaluation interval, network."""
-    clock, ev = comp.clock, comp.evaluation
+    clock, ev = comp.clock, comp.model_stage
     if attrs.get("reference_date") != str(clock.reference) or attrs.get("period") != clock.period:
         raise InputError(f"restart {path}: reference date {attrs.get('reference_date')} / period "
                          f"{attrs.get('period')} differ from this run's {clock.reference} / {clock.period}")

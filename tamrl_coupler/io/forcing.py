@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.forcing_layouts import Layout
 from tamrl_coupler.io.forcing_layouts import layout as get_layout
@@ -34,6 +33,7 @@ from tamrl_coupler.io.gribfile import GribFile, GribVariable, is_grib
 from tamrl_coupler.ncfiles import GREGORIAN_CALENDARS, NOLEAP_CALENDARS, open_netcdf, read_array, read_time_axis
 from tamrl_coupler.physics.accumulation import deaccumulate, restarts
 from tamrl_coupler.physics.units import ScalarConversion, import_conversion
+from tamrl_coupler.settings.paths import resolve_path
 from tamrl_coupler.vocabulary import Accumulation, Role
 
 FILL_OUT = 1.0e36  # what a fill value becomes: recognisable to the component's validation

@@ -22,15 +22,17 @@ import numpy as np
 import torch
 
 from tamrl_coupler.atomicfile import atomic_path
-from tamrl_coupler.config import ConfigError, from_dict, to_dict
-from tamrl_coupler.config.model import ModelConfig
-from tamrl_coupler.config.paths import resolve_path
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.kernels.features import DERIVED_INPUTS
 from tamrl_coupler.model.daily_ensemble import ensemble_class
-from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
-from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder
+from tamrl_coupler.model.ensemble import Ensemble
+from tamrl_coupler.model.features import Driver, FeatureEncoder
+from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings import ConfigError, from_dict, to_dict
+from tamrl_coupler.settings.model import ModelConfig
+from tamrl_coupler.settings.paths import resolve_path
 
 FORMAT = "tamrl-coupler-checkpoint"
 # 2: the task encoder sees the completed periods before the current one; derived inputs. 3: the digest covers the

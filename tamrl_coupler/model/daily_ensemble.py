@@ -13,11 +13,12 @@ from functools import partial
 import torch
 
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.model.ensemble import Ensemble, EnsembleState
-from tamrl_coupler.model.feature_kernel import FeatureKernel
+from tamrl_coupler.kernels.features import FeatureKernel
+from tamrl_coupler.kernels.ops import Program
+from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.model.features import FeatureEncoder
 from tamrl_coupler.model.history import accumulate, bind_day_end, close_months
-from tamrl_coupler.model.kernels import Program
+from tamrl_coupler.model.state import EnsembleState, period_unknown
 
 
 def slot_features(encoder: FeatureEncoder, slots: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
@@ -56,14 +57,15 @@ class DailyEnsemble(Ensemble):
                              "first_period (e.g. np.datetime64('2015-01-01'), the first day to be stepped)")
         return super().init_state(n_cells, first_period=first_period, lat=lat)
 
-    def _check_derived(self, state: EnsembleState) -> None:
+    def check_derived(self, state: EnsembleState) -> None:
         if state.derived_checked:
             return
-        if bool((state.period < -(2 ** 61)).any()):
-            cell = int(torch.nonzero(state.period < -(2 ** 61))[0])
+        unknown = period_unknown(state.period)
+        if bool(unknown.any()):
+            cell = int(torch.nonzero(unknown)[0])
             raise InputError(f"ensemble state: no calendar day at cell {cell}; the daily model needs one: create "
                              "the state with init_state(n, first_period=...)")
-        super()._check_derived(state)
+        super().check_derived(state)
 
     def bind_encode(self, blk: EnsembleState, z_out: torch.Tensor) -> Program:
         """z_out (n, M, E) from the chunk's slots: :func:`slot_features` into buffers, then the batched MLP."""
@@ -81,7 +83,7 @@ class DailyEnsemble(Ensemble):
                    partial(feats[..., f].copy_, lat[:, None].expand(n, w))]
                 + self.kernel.bind_encode(feats, z_out, bufs))
 
-    def _next_state(self, x: torch.Tensor, state: EnsembleState, z: torch.Tensor) -> EnsembleState:
+    def next_state(self, x: torch.Tensor, state: EnsembleState, z: torch.Tensor) -> EnsembleState:
         """After day ``x``: the day accumulated, a month that ends today written into its slot, z kept for the
         cells whose month goes on (due again where one ended)."""
         acc_sum, acc_n = accumulate(state.acc_sum, state.acc_n, x)
@@ -94,7 +96,7 @@ class DailyEnsemble(Ensemble):
 
     def bind_commit(self, x: torch.Tensor, blk: EnsembleState, h_new: torch.Tensor, c_new: torch.Tensor
                     ) -> Program:
-        """The chunk's state after its day, in place (:meth:`_next_state`'s arithmetic; the cache flags of a GPU
+        """The chunk's state after its day, in place (:meth:`next_state`'s arithmetic; the cache flags of a GPU
         run come back to the host here, once a day)."""
         bufs = self.workspace.buffers(blk.n_cells)
         return (bind_day_end(blk.window, blk.acc_sum, blk.acc_n, blk.period, x, blk.z_ready, bufs)

@@ -14,6 +14,7 @@ import torch
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.kernels.features import TOA_SCALE
 
 # log1p before standardising: precipitation is heavily skewed (a modelling choice, written into every checkpoint).
 TRANSFORMS = {"precip": "log1p"}
@@ -108,9 +109,9 @@ class FeatureEncoder:
 # ---------------------------------------------------------------------------------------------------------------
 # Derived inputs: computed by the model itself from what the state carries (the calendar period and the cell's
 # latitude), so that a host never has to send them as drivers.
-DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2, "toa": 1}  # name -> number of features
+# (DERIVED_INPUTS, name -> number of features, and TOA_SCALE are defined with the kernels that compute them in
+# preallocated buffers, kernels/features.py, the lower layer; derived_features below is the reference arithmetic)
 LAT_INPUTS = ("lat", "toa")  # derived inputs computed from the cell's latitude
-TOA_SCALE = 400.0  # W m-2: the top-of-atmosphere feature is the daily-mean insolation over this
 PERIOD_UNITS = {"monthly": "M", "daily": "D"}
 
 

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tamrl_coupler.config.model import ModelConfig
-from tamrl_coupler.model.batched import BatchedDailyTamrl, BatchedLstm, BatchedNet, BatchedTamrl
+from tamrl_coupler.kernels.batched import BatchedDailyTamrl, BatchedLstm, BatchedNet, BatchedTamrl
+from tamrl_coupler.settings.model import ModelConfig
 
 
 def _add_modulated_lstm(net: nn.Module, n_features: int, hidden: int, embedding: int, n_outputs: int,
@@ -198,7 +198,7 @@ class DailyTamrlNet(nn.Module):
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> DailyTamrlNet:
         """A member as the model config describes it; the slot features are the encoded drivers (the network's
         features less the derived inputs) plus latitude."""
-        from tamrl_coupler.model.features import DERIVED_INPUTS
+        from tamrl_coupler.kernels.features import DERIVED_INPUTS
 
         n_slot = n_features - sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs) + 1
         return cls(n_features, n_slot, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
@@ -235,6 +235,6 @@ NETWORKS: dict[str, type[TamrlNet] | type[LstmNet] | type[DailyTamrlNet]] = {
 
 
 def build_network(cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> nn.Module:
-    """One member from a :class:`~tamrl_coupler.config.model.ModelConfig` (training and checkpoint loading agree):
+    """One member from a :class:`~tamrl_coupler.settings.model.ModelConfig` (training and checkpoint loading agree):
     each network takes from the config what it uses."""
     return NETWORKS[cfg.kind].from_config(cfg, n_features, tuple(float(s) for s in target_scale))

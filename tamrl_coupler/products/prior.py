@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.config.run import GridKind, PriorSection, RunConfig
 from tamrl_coupler.constants import EARTH_RADIUS, SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo
@@ -26,6 +25,7 @@ from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
 from tamrl_coupler.physics.units import flux_unit
 from tamrl_coupler.products.prior_metadata import prior_attributes, uncertainty_attributes
+from tamrl_coupler.settings.run import GridKind, PriorSection, RunConfig
 
 FREQUENCIES = {"3hourly": SECONDS_PER_DAY // 8, "daily": SECONDS_PER_DAY, "monthly": None}
 

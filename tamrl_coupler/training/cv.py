@@ -14,9 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.settings.cv import CVConfig
 from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
 
@@ -111,8 +111,8 @@ def _run_job(args) -> dict:
     out: dict = {"variant": variant.name, "test_idx": test_idx, "preds": {}}
     daily = data.period == "daily"
     if variant.kind == "xgboost":
+        from tamrl_coupler.baselines.xgb import XGBoostFluxModel, build_daily_features, build_features
         from tamrl_coupler.model.features import default_drivers
-        from tamrl_coupler.model.xgb_baseline import XGBoostFluxModel, build_daily_features, build_features
 
         def feats(part: FluxDataset, names: list[str]) -> np.ndarray:
             if daily:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler.atomicfile import atomic_path, write_text_atomic
-from tamrl_coupler.config.cv import CVConfig
 from tamrl_coupler.data.dataset import FluxDataset
+from tamrl_coupler.settings.cv import CVConfig
 
 
 def _pct(a: float, b: float) -> str:

@@ -15,16 +15,17 @@ import datetime as _dt
 import numpy as np
 import torch
 
-from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
 from tamrl_coupler.model.daily_ensemble import ensemble_class, monthly_embedding, slot_features
-from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
+from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, default_drivers, derived_features
 from tamrl_coupler.model.history import N_SLOTS, RecordMonths, month_of_day
+from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings.train import TrainConfig
 from tamrl_coupler.training.loop import MemberHistory, training_arrays
 
 

@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.checkpoint import n_model_features
-from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta
+from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.model.features import (
     LAT_INPUTS,
     Driver,
@@ -27,8 +26,10 @@ from tamrl_coupler.model.features import (
     derived_features,
     period_index,
 )
+from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings.train import TrainConfig
 
 
 @dataclass

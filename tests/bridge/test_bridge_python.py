@@ -95,8 +95,8 @@ def test_every_verb_on_an_unknown_handle_returns_usage_error():
 
 
 def test_status_codes_follow_the_exception_type():
-    from tamrl_coupler.config import ConfigError
     from tamrl_coupler.errors import CheckpointError, InputError, OutputError, RankFailure
+    from tamrl_coupler.settings import ConfigError
 
     cases = {InputError("x"): bridge.ERR_INPUT, ConfigError("x"): bridge.ERR_CONFIG, OutputError("x"): bridge.ERR_IO,
              RankFailure("x"): bridge.ERR_PYTHON,

@@ -87,9 +87,9 @@ val_fraction: 0.25
 progress: false
 model: {{kind: tamrl, hidden: 16, encoder_hidden: 8, embedding: 4, projection: 8, window: 6}}
 """)
-    from tamrl_coupler.config import load_yaml
-    from tamrl_coupler.config.train import TrainConfig
     from tamrl_coupler.data.reader import read_dataset
+    from tamrl_coupler.settings import load_yaml
+    from tamrl_coupler.settings.train import TrainConfig
     from tamrl_coupler.training.loop import train_ensemble
 
     tc = load_yaml(TrainConfig, cfg)

@@ -47,7 +47,7 @@ def test_one_spelling_of_the_output_option_and_the_old_one_still_works(command, 
 
 
 def test_shipped_run_configs_load():
-    from tamrl_coupler.config.run import load_run_config
+    from tamrl_coupler.settings.run import load_run_config
 
     for path in sorted((REPO / "configs" / "run").glob("*.yaml")):
         assert load_run_config(path).coupling_step, path

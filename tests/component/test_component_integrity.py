@@ -11,8 +11,8 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from tamrl_coupler.config.run import load_run_config
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.settings.run import load_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
@@ -99,11 +99,11 @@ def test_a_missing_value_never_poisons_the_period(weights):
             if label == "missing" and day == 21:
                 h.imports["rsds"][cell] = np.nan
             comp.run_step(day * 86400, 86400)
-            rows = comp.evaluation.step_rows
+            rows = comp.model_stage.step_rows
             emitted += np.vstack([rows["gpp"], rows["reco"]])
             gpp.append(h.exports["gpp"].copy())
             assert all(np.isfinite(v).all() for v in h.exports.values()), (label, day)
-        predicted = np.vstack([comp.evaluation.estimate["gpp"], comp.evaluation.estimate["reco"]]) * 12
+        predicted = np.vstack([comp.model_stage.estimate["gpp"], comp.model_stage.estimate["reco"]]) * 12
         np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
         runs[label] = np.array(gpp)
         substituted[label] = comp

@@ -11,8 +11,8 @@ import torch
 import yaml
 from mpi4py import MPI
 
-from tamrl_coupler.config import ConfigError
-from tamrl_coupler.config.run import load_run_config
+from tamrl_coupler.settings import ConfigError
+from tamrl_coupler.settings.run import load_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
@@ -36,7 +36,7 @@ def component(tmp_path: Path, model: dict, device: dict):
 def test_runner_estimate_is_the_ensemble_step_and_auto_blocks_on_cpu(tmp_path):
     torch.set_num_threads(1)
     comp = component(tmp_path, {"block_size": "auto"}, {"kind": "cpu", "cuda_graphs": True})
-    geo, ev = comp.geometry, comp.evaluation
+    geo, ev = comp.geometry, comp.model_stage
     assert geo.decomp.block_size == 256 and ev.runner.graphed is None  # graphs are for CUDA devices only
     n = geo.n_model
     assert n > 256  # several blocks

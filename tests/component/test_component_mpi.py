@@ -103,7 +103,7 @@ def test_ranks_identical_restart_exact_balance_and_cf(config, tmp_path):
 CONSERVATION_SCRIPT = r'''
 import sys, yaml
 from mpi4py import MPI
-from tamrl_coupler.driver.offline import run_offline
+from tamrl_coupler.host.offline import run_offline
 worst = {"gpp": 0.0, "reco": 0.0, "nee": 0.0}
 n_checked = [0]
 def check(comp, t):

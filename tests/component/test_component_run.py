@@ -12,8 +12,8 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from tamrl_coupler.config.run import load_run_config
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.settings.run import load_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tamrl_coupler" / "sample_data" / "demo_forcing.nc"
@@ -76,7 +76,7 @@ def test_registration_and_step_errors(tmp_path):
 
 
 def test_nan_forcing_is_named_and_earlier_output_is_not_damaged(tmp_path):
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
 
     bad = tmp_path / "bad.nc"
     with netCDF4.Dataset(DEMO) as src, netCDF4.Dataset(bad, "w") as dst:
@@ -125,11 +125,11 @@ def test_period_totals_exact_through_the_component(tmp_path):
         for f, b in bufs.items():
             b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
         comp.run_step(t, 86400)
-        rows = comp.evaluation.step_rows
+        rows = comp.model_stage.step_rows
         emitted += np.vstack([rows["gpp"], rows["reco"]]) * 1.0  # one day at a rate in gC m-2 d-1
-    predicted = np.vstack([comp.evaluation.estimate["gpp"], comp.evaluation.estimate["reco"]]) * 31
+    predicted = np.vstack([comp.model_stage.estimate["gpp"], comp.model_stage.estimate["reco"]]) * 31
     np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
-    assert comp.evaluation.acc.elapsed == 0.0  # the period was committed and a new one begun
+    assert comp.model_stage.acc.elapsed == 0.0  # the period was committed and a new one begun
     totals = comp.global_totals()
     for k, (model, hostv) in totals.items():
         assert abs(hostv - model) <= 1e-12 * abs(model), (k, model, hostv)
@@ -156,12 +156,12 @@ def test_daily_model_day_totals_exact_through_the_component(tmp_path):
             for f, b in bufs.items():
                 b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
             comp.run_step(t, 10800)
-            rows = comp.evaluation.step_rows
+            rows = comp.model_stage.step_rows
             emitted += np.vstack([rows["gpp"], rows["reco"]]) * (10800 / 86400)  # rates in gC m-2 d-1
             assert np.array_equal(exports["nee"], exports["gpp"] - exports["reco"])
-        predicted = np.vstack([comp.evaluation.estimate["gpp"], comp.evaluation.estimate["reco"]])
+        predicted = np.vstack([comp.model_stage.estimate["gpp"], comp.model_stage.estimate["reco"]])
         np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
-        assert comp.evaluation.acc.elapsed == 0.0  # the day was committed
+        assert comp.model_stage.acc.elapsed == 0.0  # the day was committed
 
 
 def test_period_totals_exact_when_the_estimate_is_reused(tmp_path):
@@ -186,11 +186,11 @@ def test_period_totals_exact_when_the_estimate_is_reused(tmp_path):
         for f, b in bufs.items():
             b[:] = reader.read(f, reader.record_for(comp.clock.datetime(t)))
         comp.run_step(t, 10800)
-        emitted += np.vstack([comp.evaluation.step_rows["gpp"], comp.evaluation.step_rows["reco"]]) * (10800 / 86400)
-        gpp_steps.append(comp.evaluation.step_rows["gpp"].copy())
+        emitted += np.vstack([comp.model_stage.step_rows["gpp"], comp.model_stage.step_rows["reco"]]) * (10800 / 86400)
+        gpp_steps.append(comp.model_stage.step_rows["gpp"].copy())
         assert np.array_equal(out["nee"][land], out["gpp"][land] - out["reco"][land])
-    assert comp.evaluation.n_evaluations == 8 + 30
-    predicted = np.vstack([comp.evaluation.estimate["gpp"], comp.evaluation.estimate["reco"]]) * 31
+    assert comp.model_stage.n_evaluations == 8 + 30
+    predicted = np.vstack([comp.model_stage.estimate["gpp"], comp.model_stage.estimate["reco"]]) * 31
     np.testing.assert_allclose(emitted, predicted, rtol=1e-13, atol=1e-13)
     gpp_steps = np.array(gpp_steps)
     # day 2 evaluates only at its last step: its other steps still have a diurnal cycle
@@ -202,7 +202,7 @@ def test_sites_run_reproduces_model_predict(shared, tmp_path):
     import torch
 
     from tamrl_coupler.data.fluxval import read_fluxval
-    from tamrl_coupler.driver.offline import run_offline
+    from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.products.scoring import read_simulated
 
@@ -309,13 +309,13 @@ def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
 
     comp, host = _component(tmp_path)
     _step_demo(comp, host, 2)
-    assert comp.evaluation.have_estimate and comp.evaluation.n_evaluations == 2  # the first day evaluates every step
+    assert comp.model_stage.have_estimate and comp.model_stage.n_evaluations == 2  # the first day evaluates every step
     path = comp.write_restart(tmp_path / "r.nc")
     cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
     again = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=path)
-    assert again.evaluation.have_estimate and again.evaluation.n_evaluations == 2
-    for k, v in comp.evaluation.estimate.items():
-        assert np.array_equal(again.evaluation.estimate[k], v), k
+    assert again.model_stage.have_estimate and again.model_stage.n_evaluations == 2
+    for k, v in comp.model_stage.estimate.items():
+        assert np.array_equal(again.model_stage.estimate[k], v), k
     old = tmp_path / "format1.nc"
     with netCDF4.Dataset(path) as src, netCDF4.Dataset(old, "w") as dst:
         dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()})
@@ -327,4 +327,4 @@ def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
                 continue
             dst.createVariable(name, v.dtype, v.dimensions)[...] = v[...]
     v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
-    assert not v1.evaluation.have_estimate and v1.next_time == 2 * 10800
+    assert not v1.model_stage.have_estimate and v1.next_time == 2 * 10800

@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from tamrl_coupler.config.model import ModelConfig
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.kernels.features import DERIVED_INPUTS
 from tamrl_coupler.model.checkpoint import load_checkpoint, save_checkpoint
 from tamrl_coupler.model.daily_ensemble import DailyEnsemble, slot_features
-from tamrl_coupler.model.ensemble import Ensemble, EnsembleMeta, EnsembleState
-from tamrl_coupler.model.features import DERIVED_INPUTS, Driver, FeatureEncoder, derived_features
+from tamrl_coupler.model.ensemble import Ensemble
+from tamrl_coupler.model.features import Driver, FeatureEncoder, derived_features
 from tamrl_coupler.model.history import accumulate, close_months, month_of_day, slot_tables
+from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
+from tamrl_coupler.model.state import EnsembleState
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings.model import ModelConfig
 
 DRIVERS = [Driver("tmean", "degC", True), Driver("swdown", "MJ m-2 d-1", True), Driver("vpd", "hPa", True),
            Driver("precip", "mm d-1", True), Driver("igbp", "1", False)]

@@ -13,15 +13,15 @@ import pytest
 import yaml
 from conftest import DEMO_CONFIG
 
-from tamrl_coupler.config.run import PriorSection, load_run_config
 from tamrl_coupler.constants import EARTH_RADIUS
-from tamrl_coupler.driver.offline import run_offline
+from tamrl_coupler.host.offline import run_offline
 from tamrl_coupler.io import open_fluxes
 from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.model.checkpoint import shipped_checkpoint
 from tamrl_coupler.products.prior import write_prior
 from tamrl_coupler.products.prior_metadata import CHECKPOINTS, ERROR_CORRELATIONS, window_mean_sd_factor
 from tamrl_coupler.regrid import Grid
+from tamrl_coupler.settings.run import PriorSection, load_run_config
 
 SHIPPED_FIT = CHECKPOINTS / ERROR_CORRELATIONS["tamrl_daily.npz"]
 

@@ -9,14 +9,14 @@ import pytest
 import yaml
 from conftest import DEMO_CONFIG
 
-from tamrl_coupler.config.run import PriorSection, load_run_config
 from tamrl_coupler.constants import EARTH_RADIUS, M_C
-from tamrl_coupler.driver.offline import run_offline
+from tamrl_coupler.host.offline import run_offline
 from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.products.maps import nee_map
 from tamrl_coupler.products.prior import write_prior, write_prior_and_map
 from tamrl_coupler.regrid import Grid
+from tamrl_coupler.settings.run import PriorSection, load_run_config
 
 
 def _is_png(path) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tamrl_coupler.baselines.xgb import build_daily_features
 from tamrl_coupler.data.dataset import FluxDataset
-from tamrl_coupler.model.xgb_baseline import build_daily_features
 from tamrl_coupler.training.cv import colocated_groups, stratified_group_folds
 
 

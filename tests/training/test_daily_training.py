@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tamrl_coupler.config.model import ModelConfig
-from tamrl_coupler.config.train import LossWeights, TrainConfig
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.data.fluxnet_daily import read_fluxnet_daily
 from tamrl_coupler.model.daily_ensemble import DailyEnsemble
 from tamrl_coupler.model.features import FeatureEncoder, default_drivers
 from tamrl_coupler.model.inference import predict_dataset
+from tamrl_coupler.settings.model import ModelConfig
+from tamrl_coupler.settings.train import LossWeights, TrainConfig
 from tamrl_coupler.training.daily import DailyCrops, train_daily_ensemble
 from tamrl_coupler.training.loop import training_arrays
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tamrl_coupler.config.train import LossWeights, TrainConfig
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings.train import LossWeights, TrainConfig
 from tamrl_coupler.training.cv import stratified_group_folds
 from tamrl_coupler.training.loop import _loss
 from tamrl_coupler.training.metrics import balance_violation, flux_metrics
@@ -117,8 +117,8 @@ def test_training_sees_the_same_inputs_as_stepwise_inference():
 
 
 def test_cv_variant_overrides_and_early_stopping_options_are_checked():
-    from tamrl_coupler.config import ConfigError, from_dict
-    from tamrl_coupler.config.cv import CVConfig
+    from tamrl_coupler.settings import ConfigError, from_dict
+    from tamrl_coupler.settings.cv import CVConfig
 
     cfg = from_dict(CVConfig, {"train": {}, "variants": [
         {"name": "a", "kind": "tamrl", "train": {"min_epochs": 10, "val_smoothing": 0.5, "loss_units": "physical"}}]})
@@ -134,9 +134,9 @@ def test_training_options_run_and_keep_the_identity():
     long as the whole record (a late-starting site used to index past the padded record)."""
     from pathlib import Path
 
-    from tamrl_coupler.config import ConfigError, from_dict
     from tamrl_coupler.data.reader import read_dataset
     from tamrl_coupler.model import ModelConfig
+    from tamrl_coupler.settings import ConfigError, from_dict
     from tamrl_coupler.training.loop import train_ensemble
 
     torch.set_num_threads(1)

@@ -1,6 +1,6 @@
 """The elementwise stages of the batched kernels as single-pass C kernels on a CPU (csrc/fused_cpu.c).
 
-Same interface as :class:`~tamrl_coupler.model.kernels.TorchOps` (each stage bound into a program: here one C
+Same interface as :class:`~tamrl_coupler.kernels.ops.TorchOps` (each stage bound into a program: here one C
 call with its arguments converted once); chosen for CPU tensors when the C library was built at install
 (``setup.py``, optional), otherwise the torch operations run. The two agree to ~1e-7 relative; a run uses one of
 them throughout, so results stay independent of the number of ranks.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tamrl_coupler.model.kernels import Heads, Program, TorchOps
+from tamrl_coupler.kernels.ops import Heads, Program, TorchOps
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 _SIGNATURES = {
@@ -97,7 +97,7 @@ def _contiguous(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> int:
 
 
 class FusedCpuOps:
-    """:class:`~tamrl_coupler.model.kernels.TorchOps`' stages, each one C call over the whole chunk."""
+    """:class:`~tamrl_coupler.kernels.ops.TorchOps`' stages, each one C call over the whole chunk."""
 
     name = "fused-cpu"
 
@@ -142,7 +142,7 @@ class FusedCpuOps:
 
 
 class FusedFeatures:
-    """:class:`~tamrl_coupler.model.feature_kernel.FeatureKernel`'s arithmetic in one C call (libm's sin, cos, tan,
+    """:class:`~tamrl_coupler.kernels.features.FeatureKernel`'s arithmetic in one C call (libm's sin, cos, tan,
     acos and log1p instead of torch's: ~1 ulp apart)."""
 
     def __init__(self, encoder, derived: list[str], period: str):

@@ -4,7 +4,7 @@ Layout: member-major ``(B, n, k)`` with B = members (or members x directions), s
 one ``torch.baddbmm`` (a batched GEMM) and each elementwise stage is one call over all members.
 
 Programs: every stage is *bound* to its tensors once and returned as a list of zero-argument calls (a
-:data:`Program`). The component binds its fixed blocks once (:class:`~tamrl_coupler.model.plan.EvaluationPlan`),
+:data:`Program`). The component binds its fixed blocks once (:class:`~tamrl_coupler.kernels.plan.EvaluationPlan`),
 so an evaluation runs the kernels alone, with no view or argument made per call; the same program is what a CUDA
 graph captures. One-off calls bind and run at once (:func:`run`).
 
@@ -15,7 +15,7 @@ power of two), all four gates go through one ``sigmoid_`` call, and the rest is 
 The identity is exact in real arithmetic; in float32 it differs from ``torch.tanh`` by ~1e-7 absolute.
 
 :class:`TorchOps` are the elementwise stages as torch operations (any device: the GPU path, and the CPU fallback);
-:mod:`tamrl_coupler.model.fused_cpu` has the same stages as single-pass C kernels for the CPU.
+:mod:`tamrl_coupler.kernels.fused_cpu` has the same stages as single-pass C kernels for the CPU.
 """
 
 from __future__ import annotations

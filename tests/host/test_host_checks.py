@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import DEMO, REPO
 
-from tamrl_coupler.driver.offline import run_offline
 from tamrl_coupler.errors import InputError, OutputError
+from tamrl_coupler.host.offline import run_offline
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 def test_progress_lines_when_not_a_terminal_and_bar_on_one():
     import io
 
-    from tamrl_coupler.driver.progress import LineProgress, make_progress
+    from tamrl_coupler.host.progress import LineProgress, make_progress
 
     log = io.StringIO()  # a log file / CI pipe: not a terminal
     p = make_progress(280, "coupling steps", "auto", stream=log)

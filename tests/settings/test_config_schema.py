@@ -5,7 +5,7 @@ from typing import Literal
 
 import pytest
 
-from tamrl_coupler.config import ConfigError, from_dict, load_yaml, to_dict
+from tamrl_coupler.settings import ConfigError, from_dict, load_yaml, to_dict
 
 
 @dataclass

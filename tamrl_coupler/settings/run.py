@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tamrl_coupler.config.paths import resolve_path
-from tamrl_coupler.config.schema import from_dict, load_yaml
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import ConfigError
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.settings.paths import resolve_path
+from tamrl_coupler.settings.schema import from_dict, load_yaml
 
 
 class GridKind(str, Enum):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from tamrl_coupler.config.run import PriorSection
-from tamrl_coupler.driver.offline import run_offline
+from tamrl_coupler.host.offline import run_offline
 from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.products.prior import write_prior
+from tamrl_coupler.settings.run import PriorSection
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "forcing" / "era5_cds_hourly_point_2020-01.nc"
 LAT, LON = np.array([56.5, 55.5, 54.5]), np.array([10.0, 11.0, 12.0, 13.0])  # north to south, as ERA5

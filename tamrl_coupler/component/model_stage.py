@@ -25,7 +25,7 @@ from tamrl_coupler.physics.drivers import DriverAccumulator
 from tamrl_coupler.physics.trailing import TrailingDay, UnseenLight
 
 
-class Evaluation:
+class ModelStage:
     """Drivers, ensemble and downscaling for one rank's model cells; see the module docstring."""
 
     def __init__(self, ensemble: Any, geometry: Geometry, update_interval: int, first_period: np.datetime64,

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from tamrl_coupler.kernels.cuda_graphs import GraphedPlan
+from tamrl_coupler.kernels.features import FeatureKernel
+from tamrl_coupler.kernels.fused_cpu import available as fused_available
+from tamrl_coupler.kernels.ops import run
+from tamrl_coupler.kernels.workspace import Buffers
 from tamrl_coupler.model import Ensemble, EnsembleMeta, EnsembleState, FeatureEncoder, ModelConfig, default_drivers
 from tamrl_coupler.model import load_checkpoint as load_shipped
 from tamrl_coupler.model.checkpoint import n_model_features
-from tamrl_coupler.model.cuda_graphs import GraphedPlan
 from tamrl_coupler.model.daily_ensemble import ensemble_class
-from tamrl_coupler.model.feature_kernel import FeatureKernel
 from tamrl_coupler.model.features import derived_features
-from tamrl_coupler.model.fused_cpu import available as fused_available
-from tamrl_coupler.model.kernels import run
 from tamrl_coupler.model.networks import NETWORKS, build_network
-from tamrl_coupler.model.workspace import Buffers
 from tamrl_coupler.physics.carbon import SignConvention
 
 torch.set_num_threads(1)
@@ -237,7 +237,7 @@ def test_workspace_buffers_are_reused_per_block_shape():
 
 
 def test_a_network_without_stack_hook_runs_through_the_member_loop():
-    from tamrl_coupler.model.batched import MemberLoop
+    from tamrl_coupler.kernels.batched import MemberLoop
 
     class Plain(NETWORKS["lstm"]):
         stack = None
@@ -256,7 +256,7 @@ def test_a_network_without_stack_hook_runs_through_the_member_loop():
 
 def test_the_components_estimate_rows_are_the_ensembles():
     from tamrl_coupler import vocabulary
-    from tamrl_coupler.model.ensemble import ESTIMATE_FIELDS
+    from tamrl_coupler.model.reduction import ESTIMATE_FIELDS
 
     assert vocabulary.model_outputs() == ESTIMATE_FIELDS
 

@@ -4,7 +4,7 @@ The component evaluates the same blocks of the same persistent tensors (its driv
 state, the period estimate) at every step. Binding every chunk's programs once -- the features, the batched
 kernels, the member reduction, the commit -- leaves an evaluation with the kernels alone: no view, buffer lookup or
 argument conversion per call, and fixed addresses throughout (what a CUDA graph capture needs, see
-:mod:`tamrl_coupler.model.cuda_graphs`).
+:mod:`tamrl_coupler.kernels.cuda_graphs`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tamrl_coupler.model.kernels import Program, run
+from tamrl_coupler.kernels.ops import Program, run
 
 
 @dataclass
@@ -32,8 +32,8 @@ class ChunkProgram:
 
 
 class EvaluationPlan:
-    """``Ensemble.evaluate(x, state, out)`` on fixed tensors, chunk by chunk within each block: the programs that
-    :meth:`Ensemble.plan <tamrl_coupler.model.ensemble.Ensemble.plan>` bound, run in order. ``z_ready``: the
+    """The ensemble's period estimate on fixed tensors, chunk by chunk within each block: the programs that
+    ``tamrl_coupler.model.binding.bind_plan`` bound, run in order. ``z_ready``: the
     state's host flags (the embedding is due where False); ``check_derived``: the ensemble's check of the derived
     inputs before an embedding; ``keep``: what the programs point into (held alive with the plan)."""
 

@@ -3,13 +3,13 @@
 A network class says how its members are stacked through a ``stack(members) -> BatchedNet`` hook; the ensemble
 calls only the :class:`BatchedNet` methods, so any network the product ships (TAM-RL, the plain LSTM, a daily
 network with its own heads) runs through the same member-batched path by providing its own small evaluator built
-from the pieces in :mod:`tamrl_coupler.model.kernels`. :class:`MemberLoop` evaluates member after member with the
+from the pieces in :mod:`tamrl_coupler.kernels.ops`. :class:`MemberLoop` evaluates member after member with the
 networks' own ``encode``/``step``: the reference the batched evaluators are tested against, and the fallback for a
 network without a hook.
 
 Shapes: n cells, M members, F features, W window periods, E embedding, H hidden, K outputs. The state is
 cell-first ((n, M, H), as the ensemble state stores it); member outputs are member-major (M, n, K). The methods
-bind their tensors and return a program (:data:`~tamrl_coupler.model.kernels.Program`) that the ensemble runs now
+bind their tensors and return a program (:data:`~tamrl_coupler.kernels.ops.Program`) that the ensemble runs now
 or keeps for every evaluation of a fixed block.
 """
 
@@ -22,8 +22,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from tamrl_coupler.model.fused_cpu import ops_for
-from tamrl_coupler.model.kernels import (
+from tamrl_coupler.kernels.fused_cpu import ops_for
+from tamrl_coupler.kernels.ops import (
     TANH_SCALE,
     Heads,
     Program,
@@ -34,7 +34,7 @@ from tamrl_coupler.model.kernels import (
     lstm_weights,
     shared_input_operands,
 )
-from tamrl_coupler.model.workspace import Buffers
+from tamrl_coupler.kernels.workspace import Buffers
 
 
 @runtime_checkable

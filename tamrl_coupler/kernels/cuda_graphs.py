@@ -14,8 +14,8 @@ from typing import Protocol
 
 import torch
 
-from tamrl_coupler.model.kernels import Program, run
-from tamrl_coupler.model.plan import EvaluationPlan
+from tamrl_coupler.kernels.ops import Program, run
+from tamrl_coupler.kernels.plan import EvaluationPlan
 
 
 class Replayable(Protocol):

@@ -3,7 +3,7 @@
 It does what a land model's cap does around the component: decomposes the host grid over MPI ranks (contiguous
 blocks), reads each rank's forcing every coupling step into arrays registered with the component (zero-copy),
 steps the component, gathers the exported fluxes to rank 0 and writes them as CF NetCDF, with progress on rank 0
-(a tqdm bar on a terminal, a line every ~10 % in logs: ``driver/progress.py``).
+(a tqdm bar on a terminal, a line every ~10 % in logs: ``host/progress.py``).
 ``steps`` stops early and writes a restart; ``restart`` continues from one.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from tamrl_coupler.component.decomposition import contiguous_split
-from tamrl_coupler.config.run import GridKind, GridSpec, RunConfig, load_run_config
 from tamrl_coupler.errors import InputError, OutputError
 from tamrl_coupler.parallel import Agreement
+from tamrl_coupler.settings.run import GridKind, GridSpec, RunConfig, load_run_config
 
-log = logging.getLogger("tamrl_coupler.driver")
+log = logging.getLogger("tamrl_coupler.host")
 
 
 @dataclass
@@ -56,7 +56,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     """Run ``config``; ``on_step(component, time_seconds)`` is called after every step (diagnostics, benchmarks).
 
     ``progress``: True (= ``"auto"``: a bar on a terminal, lines otherwise), False (= ``"none"``), or a mode of
-    :func:`tamrl_coupler.driver.progress.make_progress`.
+    :func:`tamrl_coupler.host.progress.make_progress`.
 
     Collective. What can fail on some ranks only (reading a rank's forcing, rank 0's file writes) is agreed before
     the next collective, one agreement per step (the previous step's write rides in it): every rank raises the same
@@ -177,7 +177,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
         attrs={**attrs, **comp.checkpoint_identity()}))
     bar = None
     if rank == 0:
-        from tamrl_coupler.driver.progress import make_progress
+        from tamrl_coupler.host.progress import make_progress
 
         mode = ("auto" if progress else "none") if isinstance(progress, bool) else progress
         bar = make_progress(len(starts), "coupling steps", mode)

@@ -4,14 +4,23 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from tamrl_coupler.model.features import DERIVED_INPUTS, TOA_SCALE, FeatureEncoder
-from tamrl_coupler.model.kernels import Program, run
-from tamrl_coupler.model.workspace import Buffers
+from tamrl_coupler.kernels.ops import Program, run
+from tamrl_coupler.kernels.workspace import Buffers
 from tamrl_coupler.physics.solar import SOLAR_CONSTANT
+
+if TYPE_CHECKING:
+    from tamrl_coupler.model.features import FeatureEncoder
+
+# The inputs the model derives itself from the state's calendar period and the cell's latitude (never sent by a
+# host), name -> number of features, in their feature order; model/features.py's derived_features is the reference
+# arithmetic, FeatureKernel below (and csrc/fused_cpu.c) the same in preallocated buffers.
+DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2, "toa": 1}
+TOA_SCALE = 400.0  # W m-2: the top-of-atmosphere feature is the daily-mean insolation over this
 
 
 def _runs(index: list[int]) -> list[tuple[int, int, int]]:
@@ -42,7 +51,7 @@ class FeatureKernel:
         self._stats: dict[str, tuple[torch.Tensor, ...]] = {}
         self.fused = None
         if fused:  # the same features in one C call (CPU tensors; ~1 ulp from torch's transcendental functions)
-            from tamrl_coupler.model.fused_cpu import FusedFeatures
+            from tamrl_coupler.kernels.fused_cpu import FusedFeatures
 
             self.fused = FusedFeatures(encoder, self.derived, period)
 

@@ -4,6 +4,6 @@
 (cross-validation), ``model`` (the network, a section of both), over the generic ``schema`` and ``paths`` layers.
 """
 
-from tamrl_coupler.config.schema import ConfigError, from_dict, load_yaml, to_dict
+from tamrl_coupler.settings.schema import ConfigError, from_dict, load_yaml, to_dict
 
 __all__ = ["ConfigError", "from_dict", "load_yaml", "to_dict"]

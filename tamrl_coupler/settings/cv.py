@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tamrl_coupler.config.model import ModelConfig
-from tamrl_coupler.config.train import TrainConfig
 from tamrl_coupler.errors import ConfigError
+from tamrl_coupler.settings.model import ModelConfig
+from tamrl_coupler.settings.train import TrainConfig
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import DEMO, REPO
 
-from tamrl_coupler.config import ConfigError
-from tamrl_coupler.config.paths import resolve_path
-from tamrl_coupler.config.run import GridKind, load_run_config
+from tamrl_coupler.settings import ConfigError
+from tamrl_coupler.settings.paths import resolve_path
+from tamrl_coupler.settings.run import GridKind, load_run_config
 
 
 # --- config --------------------------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def test_grids_are_typed_when_the_config_is_read():
         load_run_config({**base, "model": {"grid": "forcing"}})
     with pytest.raises(ConfigError, match="host.grid: expected a grid"):
         load_run_config({**base, "host": {"grid": 5}})
-    from tamrl_coupler.config import to_dict
+    from tamrl_coupler.settings import to_dict
 
     assert to_dict(cfg)["model"]["grid"] == "r90x45"  # written back as the config said it
 

@@ -1,0 +1,1 @@
+"""Models TAM-RL is compared with in cross-validation (XGBoost on the same drivers)."""
