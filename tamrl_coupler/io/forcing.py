@@ -19,7 +19,6 @@ ERA5 is never in memory.
 from __future__ import annotations
 
 import glob as globmod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,11 @@ from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.forcing_layouts import Layout
 from tamrl_coupler.io.forcing_layouts import layout as get_layout
+from tamrl_coupler.io.forcing_records import FieldRecords, SourceVariable, record_ends
 from tamrl_coupler.io.gribfile import GribFile, GribVariable, is_grib
-from tamrl_coupler.ncfiles import GREGORIAN_CALENDARS, NOLEAP_CALENDARS, open_netcdf, read_array, read_time_axis
+from tamrl_coupler.ncfiles import GREGORIAN_CALENDARS, NOLEAP_CALENDARS, open_netcdf, read_time_axis
 from tamrl_coupler.physics.accumulation import deaccumulate, restarts
-from tamrl_coupler.physics.units import ScalarConversion, import_conversion
+from tamrl_coupler.physics.units import import_conversion
 from tamrl_coupler.settings.paths import resolve_path
 from tamrl_coupler.vocabulary import Accumulation, Role
 
@@ -68,169 +68,6 @@ def expand_files(patterns: list[str], base: Path | None = None) -> list[Path]:
     return files
 
 
-def record_ends(starts: np.ndarray, ends: np.ndarray | None, where: str) -> np.ndarray:
-    """When each record stops being valid: its upper time bound; without bounds, the next record's time, the last
-    record's from the records' regular spacing (or the next calendar month for monthly records). Records must be
-    contiguous: a gap (a bound that is not the next record's start, or an irregular spacing) is an error, never
-    bridged by holding a record over it."""
-    n = starts.size
-    if ends is not None:
-        gap = np.flatnonzero(starts[1:] != ends[:-1])
-        if gap.size:
-            i = int(gap[0])
-            raise InputError(f"{where}: forcing record {i + 1} starts at {starts[i + 1]} but record {i} ends at "
-                             f"{ends[i]}: a gap or an overlap in the forcing (records must be contiguous)")
-        return ends
-    if n == 1:
-        raise InputError(f"{where}: a single forcing record without time bounds: how long it is valid is unknown "
-                         f"(add a time bounds variable)")
-    d = np.diff(starts.astype(np.int64))
-    if (d == d[0]).all():
-        return np.append(starts[1:], starts[-1] + np.timedelta64(int(d[0]), "s"))
-    months = starts.astype("datetime64[M]")
-    offsets = starts - months.astype("datetime64[s]")
-    if (np.diff(months.astype(np.int64)) == 1).all() and (offsets == offsets[0]).all():  # monthly records
-        return np.append(starts[1:], (months[-1] + np.timedelta64(1, "M")).astype("datetime64[s]") + offsets[0])
-    i = int(np.flatnonzero(d != np.median(d))[0])
-    raise InputError(f"{where}: forcing records are not evenly spaced: record {i + 1} at {starts[i + 1]} follows "
-                     f"{starts[i]} after {int(d[i])} s while most are {int(np.median(d))} s apart (a gap, or add time "
-                     f"bounds saying how long each record is valid)")
-
-
-@dataclass
-class _Var:
-    """One variable of one file, as one import: its records' intervals and how to decode and convert a record."""
-
-    path: Path
-    name: str
-    handle: Any  # netCDF4.Variable or GribVariable
-    stamps: np.ndarray  # datetime64[s] per record: its time (or lower time bound)
-    position: str  # how a record's interval lies at its stamp: bounds, held, ending, starting, centred
-    bounds_end: np.ndarray | None  # the records' ends read with the time axis (CF bounds, a no-leap calendar's)
-    noleap: bool
-    conv: ScalarConversion  # decoded file units (per second, for an amount) -> the import's unit
-    amount: Accumulation | None  # None: a state or a rate
-    transpose: bool
-    expver: bool  # ERA5 from the CDS mixing final and preliminary data: a second dimension, one of them filled
-    seconds: np.ndarray | None = None  # per record, the length of the interval an amount is over (set by _Field)
-
-    def decode(self, local: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The record's values (float64, file units, packing applied, flat in the grid's order) and where they are
-        fill values (None: nowhere)."""
-        where = f"forcing file {self.path}, variable '{self.name}', record {local}"
-        if isinstance(self.handle, GribVariable):
-            try:
-                raw = self.handle.read(local)
-            except Exception as exc:  # ecCodes decoding errors of a damaged message
-                raise InputError(f"{where}: cannot be read ({type(exc).__name__}: {exc})") from None
-            fill = ~np.isfinite(raw)
-            return (raw.T if self.transpose else raw).ravel(), ((fill.T if self.transpose else fill).ravel()
-                                                                if fill.any() else None)
-        var = self.handle
-        raw = np.asarray(read_array(var, local, where), dtype=np.float64)
-        fills = [getattr(var, a) for a in ("_FillValue", "missing_value") if hasattr(var, a)]
-        is_fill = np.isin(raw, np.asarray(fills, dtype=np.float64).ravel()) if fills else None
-        packed = (float(getattr(var, "scale_factor", 1.0)), float(getattr(var, "add_offset", 0.0)))
-        if packed != (1.0, 0.0):
-            raw = raw * packed[0] + packed[1]
-        if self.expver:  # (expver, ...): the first version that has the value
-            ok = ~is_fill if is_fill is not None else np.ones(raw.shape, bool)
-            pick = np.argmax(ok, axis=0)
-            raw = np.take_along_axis(raw, pick[None], axis=0)[0]
-            is_fill = ~np.take_along_axis(ok, pick[None], axis=0)[0]
-        if self.transpose:
-            raw, is_fill = raw.T, (is_fill.T if is_fill is not None else None)
-        return raw.ravel(), (is_fill.ravel() if is_fill is not None and is_fill.any() else None)
-
-    @property
-    def quantum(self) -> float:
-        """The packing's resolution in file units (0 for unpacked floats): what rounding can make of an amount."""
-        return 0.0 if isinstance(self.handle, GribVariable) else abs(float(getattr(self.handle, "scale_factor", 0.0)))
-
-
-def _feb29s(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """How many Gregorian Feb 29s (whole days) lie inside each interval [start, end)."""
-    out = np.zeros(starts.size)
-    for i in np.flatnonzero((ends - starts) > np.timedelta64(86400, "s")):
-        days = np.arange(starts[i].astype("datetime64[D]"), ends[i].astype("datetime64[D]"))
-        out[i] = sum(str(d)[5:] == "02-29" for d in days)
-    return out
-
-
-def _spacing(stamps: np.ndarray, noleap: bool, where: str) -> np.timedelta64:
-    """The regular spacing of an amount's records (a no-leap file may skip a Feb 29 between two of them)."""
-    if stamps.size < 2:
-        raise InputError(f"{where}: one record without time bounds: the interval it holds over is unknown")
-    d = np.diff(stamps.astype(np.int64))
-    values, counts = np.unique(d, return_counts=True)
-    step = int(values[np.argmax(counts)])
-    odd = d != step
-    if noleap:
-        odd &= d != step + 86400
-    if odd.any():
-        raise InputError(f"{where}: amounts or means at uneven times ({int(d.min())} to {int(d.max())} s apart) "
-                         "without time bounds: the interval each is over is unknown")
-    return np.timedelta64(step, "s")
-
-
-def _regular(stamps: np.ndarray, position: str, noleap: bool, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Intervals of records at regularly spaced ``stamps``: the spacing ``ending`` at the stamp, ``starting`` at it,
-    or ``centred`` on it; in a no-leap file the record before a skipped Feb 29 is held over it."""
-    step = _spacing(stamps, noleap, where)
-    lead = {"ending": step, "starting": np.timedelta64(0, "s"), "centred": step // 2}[position]
-    starts, ends = stamps - lead, stamps - lead + step
-    if noleap:
-        gap = np.flatnonzero(starts[1:] != ends[:-1])
-        held = gap[(starts[gap + 1] - ends[gap]) == np.timedelta64(86400, "s")]
-        ends[held] = starts[held + 1]
-    record_ends(starts, ends, where)
-    return starts, ends
-
-
-class _Field:
-    """One import across the files that hold it: records in time order (global index over all its files)."""
-
-    def __init__(self, name: str, variables: list[_Var], where: str):
-        self.name = name
-        self.vars = variables
-        self.first = np.cumsum([0] + [v.stamps.size for v in variables])
-        stamps = np.concatenate([v.stamps for v in variables])
-        positions = {v.position for v in variables}
-        if len(positions) > 1:
-            raise InputError(f"{where}: its files differ in how records lie at their stamps ({sorted(positions)}: "
-                             "time bounds in some files only?)")
-        position, noleap = positions.pop(), any(v.noleap for v in variables)
-        if position in ("bounds", "held") and all(v.bounds_end is not None for v in variables):
-            self.starts, self.ends = stamps, np.concatenate([v.bounds_end for v in variables])
-        elif position == "held":  # each record to the next one, across files
-            self.starts, self.ends = stamps, record_ends(stamps, None, where)
-        else:
-            self.starts, self.ends = _regular(stamps, position, noleap, where)
-        step = None if position in ("bounds", "held") else _spacing(stamps, noleap, where)
-        for v, lo, hi in zip(variables, self.first[:-1], self.first[1:], strict=True):
-            if v.amount is None:
-                continue
-            if step is not None:
-                v.seconds = np.full(hi - lo, float(step.astype(np.int64)))
-            else:  # over its bounds, less a Gregorian Feb 29 a no-leap file's record was held over
-                v.seconds = (self.ends[lo:hi] - self.starts[lo:hi]).astype(np.int64).astype(np.float64)
-                if v.noleap:
-                    v.seconds -= 86400.0 * _feb29s(self.starts[lo:hi], self.ends[lo:hi])
-        self._cache: tuple[int, np.ndarray, np.ndarray | None] | None = None
-
-    def locate(self, record: int) -> tuple[_Var, int]:
-        k = int(np.searchsorted(self.first, record, side="right")) - 1
-        return self.vars[k], record - int(self.first[k])
-
-    def decoded(self, record: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if self._cache is not None and self._cache[0] == record:
-            return self._cache[1], self._cache[2]
-        var, local = self.locate(record)
-        values, fill = var.decode(local)
-        self._cache = (record, values, fill)
-        return values, fill
-
-
 class ForcingReader:
     """Reads records of the configured files for one rank's host cells (flat global indices).
 
@@ -263,7 +100,7 @@ class ForcingReader:
                 self._handles[path] = GribFile(path) if is_grib(path) else self._open_netcdf(path)
             names = set().union(*(self._names(h) for h in self._handles.values()))
             self.fields = list(fields) if fields is not None else fields_to_read(self.variables, self.layout, names)
-            found: dict[str, list[_Var]] = {f: [] for f in self.fields}
+            found: dict[str, list[SourceVariable]] = {f: [] for f in self.fields}
             for path in files:
                 if not self._match(path, found):
                     raise InputError(f"forcing file {path} holds none of the fields {self.fields} (layout "
@@ -305,7 +142,7 @@ class ForcingReader:
     def _names(handle: Any) -> set[str]:
         return set(handle.variables)
 
-    def _match(self, path: Path, found: dict[str, list[_Var]]) -> int:
+    def _match(self, path: Path, found: dict[str, list[SourceVariable]]) -> int:
         """Adds this file's variables of the fields to ``found``; returns how many fields it holds."""
         handle = self._handles[path]
         if isinstance(handle, GribFile):
@@ -356,7 +193,7 @@ class ForcingReader:
 
     def _var(self, path: Path, f: str, name: str, handle: Any, space: tuple[str, ...], shape: tuple[int, ...],
              units: str | None, stamps: np.ndarray, bounds_end: np.ndarray | None, has_bounds: bool = False,
-             noleap: bool = False, expver: bool = False) -> _Var:
+             noleap: bool = False, expver: bool = False) -> SourceVariable:
         """One variable as import ``f``: its records' intervals (``bounds_end``: the ends read with the time axis,
         CF bounds when ``has_bounds``, else a no-leap calendar's next records) and its conversion."""
         where = f"forcing file {path}, variable '{name}'"
@@ -396,7 +233,7 @@ class ForcingReader:
             else:
                 amount = self.layout.accumulation
                 position = "ending" if amount in (Accumulation.ENDING, Accumulation.SINCE_00UTC) else "starting"
-        return _Var(path, name, handle, stamps, position, bounds, noleap, conv, amount, transpose, expver)
+        return SourceVariable(path, name, handle, stamps, position, bounds, noleap, conv, amount, transpose, expver)
 
     @staticmethod
     def _amount(f: str, units: str | None, where: str) -> bool | None:
@@ -413,7 +250,7 @@ class ForcingReader:
                 raise direct from None
             return True
 
-    def _join(self, f: str, parts: list[_Var]) -> _Field:
+    def _join(self, f: str, parts: list[SourceVariable]) -> FieldRecords:
         parts = sorted(parts, key=lambda v: v.stamps[0])
         where = f"forcing field '{f}' (files {', '.join(str(v.path) for v in parts)})"
         starts = np.concatenate([v.stamps for v in parts])
@@ -422,7 +259,7 @@ class ForcingReader:
             i = int(np.flatnonzero(d <= 0)[0])
             raise InputError(f"forcing time is not strictly increasing: record {i + 1} at {starts[i + 1]} "
                              f"follows {starts[i]} ({where})")
-        field = _Field(f, parts, where)
+        field = FieldRecords(f, parts, where)
         record_ends(field.starts, field.ends, where)  # contiguous across files
         return field
 
@@ -478,8 +315,8 @@ class ForcingReader:
             out = np.where(fill, FILL_OUT, out)
         return out
 
-    def _rate(self, fl: _Field, r: int, var: _Var, seconds: float, values: np.ndarray, fill: np.ndarray | None
-              ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _rate(self, fl: FieldRecords, r: int, var: SourceVariable, seconds: float, values: np.ndarray,
+              fill: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The rate over record ``r``'s accumulation interval of ``seconds`` (the previous amount taken off where
         the accumulation runs on); a decrease beyond the packing's rounding is an error naming the layout."""
         start, end = fl.starts[r], fl.ends[r]
@@ -507,7 +344,7 @@ class ForcingReader:
             rate[neg] = 0.0  # packing rounding of an amount that did not change
         return rate, fill
 
-    def _previous(self, fl: _Field, r: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _previous(self, fl: FieldRecords, r: int) -> tuple[np.ndarray, np.ndarray | None]:
         var, local = fl.locate(r - 1)
         return var.decode(local)
 
