@@ -16,7 +16,6 @@ about 2.5 gC m-2 d-1, autocorrelation above 0.3 up to about four weeks, spatial 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -27,6 +26,7 @@ import numpy as np
 
 from tamrl_coupler.atomicfile import write_text_atomic
 from tamrl_coupler.data.reader import read_dataset
+from tamrl_coupler.model.identity import file_sha256
 from tamrl_coupler.products.figures import pyplot, save_png
 from tamrl_coupler.training.error_correlation import ErrorCorrelation, fit_error_correlation
 
@@ -66,14 +66,6 @@ def shown(path: str) -> str:
     if p.is_relative_to(repo):
         return str(p.relative_to(repo))
     return p.name
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def shipped(fit: ErrorCorrelation, row: str) -> dict:
@@ -216,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     shown_args = [shown(a) if Path(a).exists() else shlex.quote(a) for a in (argv or sys.argv[1:])]
     command = "python scripts/fit_error_correlation.py " + " ".join(shown_args)
     obs, pred, time, lat, lon, sites = held_out(args.predictions, args.data, args.row, args.flux)
-    source = {"predictions": Path(args.predictions).name, "predictions_sha256": sha256(args.predictions),
+    source = {"predictions": Path(args.predictions).name, "predictions_sha256": file_sha256(args.predictions),
               "row": args.row, "data": Path(args.data).name, "command": command}
     fits = {}
     for des in (False, True):
