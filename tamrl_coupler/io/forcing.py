@@ -81,6 +81,7 @@ class ForcingReader:
                  leap_day: str = "error"):
         if not files:
             raise InputError("forcing: no files given")
+        files = [Path(f) for f in files]
         unknown = [k for k in variables if k not in vocabulary.accepted_names(Role.IMPORT)]
         if unknown:
             raise InputError(f"forcing.variables: {unknown[0]!r} is not an import field; expected some of "

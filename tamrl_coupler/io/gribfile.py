@@ -21,8 +21,9 @@ from tamrl_coupler.errors import InputError
 GRIB_SUFFIXES = (".grib", ".grb", ".grib1", ".grib2", ".grb1", ".grb2")
 
 
-def is_grib(path: Path) -> bool:
+def is_grib(path: str | Path) -> bool:
     """A GRIB file, by its suffix or its first four bytes."""
+    path = Path(path)
     if path.suffix.lower() in GRIB_SUFFIXES:
         return True
     try:
