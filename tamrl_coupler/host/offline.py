@@ -208,7 +208,9 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: list, files: list[Path]
         def finish() -> None:
             if pending is not None:
                 writer.append(*pending, gathered)
-            writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions)})
+            span = comp.clock.datetime(starts[0][0]), comp.clock.datetime(starts[-1][0] + starts[-1][1])
+            writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions),
+                                   "forcing_calendar": reader.calendar_note(*span)})
             writer.close()
 
         agreement.on_root(f"writing {flux_path}", finish)

@@ -96,3 +96,50 @@ def test_daily_model_on_era5_as_the_cds_delivers_it(tmp_path):
     with netCDF4.Dataset(prior) as ds:
         assert ds["nee"].shape == (2, LAT.size, LON.size)
         assert ds["landfrac"][0, 3] == pytest.approx(0.0) and ds.checkpoint == "tamrl_daily.npz"
+
+
+def test_cmip6_no_leap_days_held_over_feb_29_and_stated(tmp_path):
+    """Daily CMIP6 files in a 365-day calendar, the daily model stepping a day at a time across 2004-02-29: the run
+    holds Feb 28's records over it and the flux file says so."""
+    days = np.arange(3 * 365 + 57, 3 * 365 + 61) + 0.5  # 2004-02-27 .. 03-01 at noon, days since 2001-01-01
+    bounds = np.stack([days - 0.5, days + 0.5], axis=1)
+    lat, lon = np.array([45.0, 46.0]), np.array([5.0, 6.0, 7.0])
+
+    def cmor(var, units, value):
+        path = tmp_path / f"{var}_day_model_ssp_r1i1p1f1_gn_20040227-20040301.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.createDimension("time", None)
+            ds.createDimension("bnds", 2)
+            ds.createDimension("lat", 2)
+            ds.createDimension("lon", 3)
+            t = ds.createVariable("time", "f8", ("time",))
+            t.units, t.calendar, t.bounds = "days since 2001-01-01", "365_day", "time_bnds"
+            t[:] = days
+            ds.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = bounds
+            for name, vals in (("lat", lat), ("lon", lon)):
+                ds.createVariable(name, "f8", (name,))[:] = vals
+            v = ds.createVariable(var, "f4", ("time", "lat", "lon"))
+            v.units, v.cell_methods = units, "area: time: mean"
+            v[:] = np.full((days.size, 2, 3), value)
+            if var == "tas":
+                ds.createVariable("landfrac", "f8", ("lat", "lon"))[:] = np.ones((2, 3))
+                ds["landfrac"].units = "1"
+        return path
+
+    files = [cmor("tas", "K", 280.0), cmor("hurs", "%", 70.0), cmor("rsds", "W m-2", 120.0),
+             cmor("pr", "kg m-2 s-1", 2e-5)]
+    cfg = {"reference_date": "2004-01-01", "start": "2004-02-27T00:00:00", "end": "2004-03-02T00:00:00",
+           "coupling_step": 86400, "host": {"grid": str(files[0])},
+           "forcing": {"files": [str(f) for f in files], "layout": "cmip6", "leap_day": "hold"},
+           "model": {"checkpoint": "daily", "grid": "host"}, "regrid": {"cache_dir": str(tmp_path / "w")}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = run_offline(path, tmp_path / "out", progress=False)
+    assert result.n_steps == 4  # Feb 27, 28, 29 (held), Mar 1
+    with netCDF4.Dataset(result.flux_file) as ds:
+        assert "2004-02-29" in ds.forcing_calendar and "365_day" in ds.forcing_calendar
+        assert np.isfinite(ds["nee"][:]).all()
+    cfg["forcing"]["leap_day"] = "error"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(Exception, match="calendar '365_day' is not supported.*leap_day: hold"):
+        run_offline(path, tmp_path / "out2", progress=False)
