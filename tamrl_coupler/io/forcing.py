@@ -102,15 +102,16 @@ class ForcingReader:
             names = set().union(*(self._names(h) for h in self._handles.values()))
             self.fields = list(fields) if fields is not None else fields_to_read(self.variables, self.layout, names)
             found: dict[str, list[SourceVariable]] = {f: [] for f in self.fields}
-            for path in files:
-                if not self._match(path, found):
-                    raise InputError(f"forcing file {path} holds none of the fields {self.fields} (layout "
-                                     f"'{self.layout.name}'; map names under forcing.variables)")
+            held = {path: self._match(path, found) for path in files}
             for f in self.fields:
                 if not found[f]:
                     raise InputError(f"forcing file{'s' if len(files) > 1 else ''} "
                                      f"{', '.join(str(p) for p in files)}: variable {self._wanted(f)} is missing; "
                                      "map it under forcing.variables")
+            for path, n in held.items():
+                if not n:
+                    raise InputError(f"forcing file {path} holds none of the fields {self.fields} (layout "
+                                     f"'{self.layout.name}'; map names under forcing.variables)")
             self._fields = {f: self._join(f, found[f]) for f in self.fields}
             self.times, self.ends = self._common_records()
         except BaseException:
@@ -132,7 +133,11 @@ class ForcingReader:
         for cand in (*self.layout.variables.get(f, ()), f, *q.aliases):
             if cand in names:
                 return cand
-        return by_std.get(q.standard_name) if q.standard_name else None
+        cand = by_std.get(q.standard_name) if q.standard_name else None
+        if cand is not None and any(cand in (*self.layout.variables.get(g, ()), g, *p.aliases)
+                                    for g, p in vocabulary.IMPORTS.items() if g != f):
+            return None  # another import's variable sharing the standard name (tasmax is air_temperature too)
+        return cand
 
     def _open_netcdf(self, path: Path) -> Any:
         ds = open_netcdf(path, "forcing file")

@@ -382,3 +382,12 @@ def test_era5_monthly_files_and_a_one_hour_file_join(tmp_path):
     r = ForcingReader([b, a], {}, ["rsds", "pr"], layout="era5")  # any order: joined by time
     assert r.times[0] == stamps[0] - HOUR and r.ends[-1] == stamps[120]
     assert r.read("rsds", r.times.size - 1)[0] == pytest.approx(sw[120], abs=1e-3)
+
+
+def test_a_standard_name_never_takes_another_imports_variable(tmp_path):
+    """A daily maximum is air_temperature too: it is not read as the mean temperature."""
+    p = _cmor(tmp_path / "tasmax.nc", "tasmax", "K", np.arange(4) * 24.0, np.full((4, 2, 3), 300.0),
+              extra={"standard_name": "air_temperature"})
+    with pytest.raises(InputError, match="variable 'tas' or one with standard_name 'air_temperature' is missing"):
+        ForcingReader([p], {}, ["tas"])
+    assert ForcingReader([p], {}, ["tasmax"]).read("tasmax", 0)[0] == 300.0
