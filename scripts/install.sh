@@ -86,13 +86,13 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 
-# mpi4py from source against the system MPI (the PyPI wheel looks for libmpi.so.12, which MPICH names differently).
+# mpi4py from source against the system MPI (the PyPI wheel looks for libmpi.so.12, which MPICH names differently),
+# in pip's isolated build environment, which brings the Cython mpi4py's build needs (one attempt, so the happy path
+# prints no error). A single-process run needs no MPI at all (mpi4py is optional for one rank).
 if ! "$venv/bin/python" -c "from mpi4py import MPI; import sys; sys.exit('MPICH' not in MPI.Get_library_version())" \
      2>/dev/null; then
   say "building mpi4py against $(command -v mpicc) (a few minutes on a fresh machine)"
-  with_progress "compiling mpi4py" env MPICC=mpicc "${pip[@]}" install --no-binary=mpi4py --no-build-isolation \
-      --force-reinstall --no-deps "mpi4py>=3.1" \
-    || with_progress "compiling mpi4py" env MPICC=mpicc "${pip[@]}" install --no-binary=mpi4py --force-reinstall \
+  with_progress "compiling mpi4py" env MPICC=mpicc "${pip[@]}" install --no-binary=mpi4py --force-reinstall \
       --no-deps "mpi4py>=3.1"
 fi
 

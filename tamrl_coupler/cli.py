@@ -5,6 +5,11 @@ keeps heavy imports inside ``run`` so that ``--help`` stays fast. A command that
 ``MPI = True``; any other is refused when launched on more than one rank (each rank would do the whole work and
 write the same files).
 
+Every command takes ``--quiet`` and ``--verbose`` (:func:`tamrl_coupler.commands.add_common_arguments`): what the
+command reports goes to standard output, the messages of its parts (and of libraries: warnings only) to standard
+error, both through :mod:`logging` (:func:`configure_logging`). An ``--output`` whose directory does not exist is
+refused before any work unless ``--parents`` is given.
+
 Errors: the product's errors are one line on stderr and exit status 1. Under ``mpiexec`` an error every rank
 agreed on (tamrl_coupler/parallel.py) is printed once, by rank 0, and every rank exits 1; an error that was not
 agreed (other ranks may be waiting in a collective) ends the job with ``MPI_Abort`` as the last resort, so that it
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from tamrl_coupler import __version__
+from tamrl_coupler.commands import CLI_LOGGER, add_common_arguments, check_outputs, log_level
 
 # name -> module; order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -65,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "__doc__", None) or module.HELP,
                            formatter_class=HelpFormatter)
         module.add_arguments(p)
+        add_common_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -75,9 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
+    configure_logging(log_level(args))
     try:
         if not getattr(sys.modules[args._run.__module__], "MPI", False):
             refuse_several_ranks(args.command)
+        check_outputs(args)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
@@ -99,19 +109,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-# environment variables through which MPI launchers (Open MPI, MPICH/Hydra, MVAPICH, Slurm's PMI) give the size
-_LAUNCH_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+class _Format(logging.Formatter):
+    """The command's own reports as they are; other messages with their source, warnings and errors marked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.name == CLI_LOGGER:
+            return text
+        mark = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"{mark}{record.name}: {text}"
+
+
+_HANDLER_MARK = "_tamrl_cli_handler"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The product's messages at ``level`` (the command's reports on stdout, the rest on stderr), other libraries'
+    warnings only (their debug messages too with DEBUG), Python warnings through logging. Idempotent: a second call
+    (tests run several commands in one process) replaces what the first installed."""
+    root = logging.getLogger()
+    for h in [h for lg in (root, logging.getLogger(CLI_LOGGER)) for h in lg.handlers if hasattr(h, _HANDLER_MARK)]:
+        for lg in (root, logging.getLogger(CLI_LOGGER)):
+            lg.removeHandler(h)
+    for logger, stream in ((root, sys.stderr), (logging.getLogger(CLI_LOGGER), sys.stdout)):
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(_Format("%(message)s"))
+        setattr(handler, _HANDLER_MARK, True)
+        logger.addHandler(handler)
+    logging.getLogger(CLI_LOGGER).propagate = False
+    root.setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
+    logging.getLogger("tamrl_coupler").setLevel(level)
+    logging.captureWarnings(True)
 
 
 def refuse_several_ranks(command: str) -> None:
     """A command without MPI support launched on several ranks would run whole on each and write the same files:
     an error instead (every rank has it; the launcher's rank 0 prints it)."""
+    from tamrl_coupler.communicator import launched_rank, launched_size
     from tamrl_coupler.errors import InputError
 
-    size = next((int(os.environ[v]) for v in _LAUNCH_SIZE if os.environ.get(v, "").isdigit()), 1)
+    size = launched_size()
     if size > 1:
-        rank = next((int(os.environ[v]) for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
-                     if os.environ.get(v, "").isdigit()), 0)
+        rank = launched_rank()
         err = InputError(f"'{command}' runs on one process, but was launched on {size} ranks (every rank would do the "
                          f"whole work and write the same files); run it without mpiexec")
         err.comm_rank = rank  # type: ignore[attr-defined]

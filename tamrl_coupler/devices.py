@@ -56,7 +56,9 @@ def choose_device(requested: str | None, local_rank: int, n_cuda: int) -> Device
 
 
 def node_local_rank(comm: Any) -> tuple[int, int]:
-    """(rank within this node, ranks on this node) from an MPI shared-memory split."""
+    """(rank within this node, ranks on this node) from an MPI shared-memory split ((0, 1) on one rank)."""
+    if comm.Get_size() == 1:
+        return 0, 1
     from mpi4py import MPI
 
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())

@@ -5,7 +5,9 @@
 !>  - each coupling step, reads its part of the forcing (latitude rows covering its cells) with netcdf-fortran
 !>    into arrays registered once with the bridge (the component reads them in place), and calls one step;
 !>  - accumulates the returned fluxes (written in place by the component), checks the carbon balance itself on
-!>    every cell and step (NEE = GPP - Reco exactly) and globally at the end, and writes the fluxes to NetCDF.
+!>    every cell and step (NEE = GPP - Reco exactly, or Reco - GPP under the namelist's sign_convention
+!>    atmosphere_positive) and globally at the end (totals over land area: cell area x land fraction), and writes
+!>    the fluxes to NetCDF.
 !> Compiled with -ffpe-trap=invalid,zero,overflow, like production hosts.
 !>
 !> usage: land_host NAMELIST   (see run.sh for the namelist it writes)
@@ -55,7 +57,7 @@ program land_host
   real(real64), allocatable, target :: imports(:, :), exports(:, :)
   real(real64), allocatable :: accum(:, :)                      ! time integral of each export, per cell
   real(real32), allocatable :: rows(:, :)
-  real(real64) :: t, totals(3), rel
+  real(real64) :: t, totals(3), rel, nee_sign
   integer(int64) :: bad_cells
   type(tamrl_component) :: comp
   ! output (rank 0)
@@ -151,6 +153,15 @@ program land_host
   end if
 
   ! ---- coupling loop ---------------------------------------------------------------------------------------
+  ! the namelist's sign convention: NEE = GPP - Reco (uptake_positive) or NEE = Reco - GPP (atmosphere_positive)
+  select case (trim(sign_convention))
+  case ('uptake_positive')
+    nee_sign = 1.0d0
+  case ('atmosphere_positive')
+    nee_sign = -1.0d0
+  case default
+    call fail("sign_convention '" // trim(sign_convention) // "': expected uptake_positive or atmosphere_positive")
+  end select
   bad_cells = 0
   record = 0
   do step = 1, n_steps
@@ -164,7 +175,8 @@ program land_host
     end if
     call check(tamrl_run_step(comp, t, dt))
     ! the host's own balance check, on every cell at every step: exact, no tolerance
-    bad_cells = bad_cells + count(exports(:, i_nee) /= exports(:, i_gpp) - exports(:, i_reco))
+    ! (negation is exact: Reco - GPP is -(GPP - Reco) bit for bit)
+    bad_cells = bad_cells + count(exports(:, i_nee) /= nee_sign * (exports(:, i_gpp) - exports(:, i_reco)))
     accum(:, 1) = accum(:, 1) + exports(:, i_gpp) * dt
     accum(:, 2) = accum(:, 2) + exports(:, i_reco) * dt
     accum(:, 3) = accum(:, 3) + exports(:, i_nee) * dt
@@ -175,11 +187,13 @@ program land_host
   if (len_trim(restart_out) > 0) call check(tamrl_write_restart(comp, trim(restart_out)))
   call check(tamrl_finalise(comp))
 
-  ! ---- global carbon balance over the run (kg C): sum(NEE) = sum(GPP) - sum(Reco) -------------------------
-  totals = [sum(accum(:, 1) * cell_area), sum(accum(:, 2) * cell_area), sum(accum(:, 3) * cell_area)]
+  ! ---- global carbon balance over the run (kg C): sum(NEE) = +-(sum(GPP) - sum(Reco)) ----------------------
+  ! fluxes are per m2 of land: a cell's land area is its area times its land fraction
+  totals = [sum(accum(:, 1) * cell_area * cell_frac), sum(accum(:, 2) * cell_area * cell_frac), &
+            sum(accum(:, 3) * cell_area * cell_frac)]
   call MPI_Allreduce(MPI_IN_PLACE, totals, 3, MPI_DOUBLE_PRECISION, MPI_SUM, MPI_COMM_WORLD, ierr)
   call MPI_Allreduce(MPI_IN_PLACE, bad_cells, 1, MPI_INTEGER8, MPI_SUM, MPI_COMM_WORLD, ierr)
-  rel = abs(totals(3) - (totals(1) - totals(2))) / max(abs(totals(1)), abs(totals(2)), tiny(1.0d0))
+  rel = abs(totals(3) - nee_sign * (totals(1) - totals(2))) / max(abs(totals(1)), abs(totals(2)), tiny(1.0d0))
   if (rank == 0) then
     call nc(nf90_redef(out_id), 'redef')
     call nc(nf90_put_att(out_id, NF90_GLOBAL, 'host_total_gpp_kgC', totals(1)), 'att')
@@ -191,7 +205,7 @@ program land_host
     write (output_unit, '(a,i0,a)') 'land_host: ', n_steps, ' steps done'
     write (output_unit, '(a,es23.15e3,a,es23.15e3,a,es23.15e3,a)') 'land_host: totals GPP ', totals(1), &
       ' Reco ', totals(2), ' NEE ', totals(3), ' kg C'
-    write (output_unit, '(a,i0,a,es10.3)') 'land_host: cells with NEE /= GPP - Reco: ', bad_cells, &
+    write (output_unit, '(a,a,a,i0,a,es10.3)') 'land_host: cells where not ', trim(nee_formula), ': ', bad_cells, &
       '; global balance relative error ', rel
   end if
   if (bad_cells /= 0 .or. rel > 1.0d-12) call fail('carbon balance violated')

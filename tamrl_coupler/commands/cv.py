@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "grouped k-fold CV (by site, stratified by IGBP) of TAM-RL, XGBoost and LSTM; writes a results table"
 
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML CVConfig (see configs/cv/fluxval.yaml)")
     add_output_argument(parser, "output path without suffix (default: the config's 'output')")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing")
     data = read_dataset(cfg.data, period=cfg.period)
-    results = run_cv(cfg, data, progress=not args.no_progress, workers=args.workers)
+    results = run_cv(cfg, data, progress=progress_mode(args) != "none", workers=args.workers)
     command = "tamrl-coupler " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["cv"] else \
         f"tamrl-coupler cv {args.config}"
     md, js = write_results(results, cfg, command, data, args.output or cfg.output)
     print(md.read_text())
-    print(f"wrote {md} and {js}")
+    say("wrote %s and %s", md, js)
     return 0

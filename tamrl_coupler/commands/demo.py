@@ -13,7 +13,8 @@ HELP = "run the shipped demo (global coupled run on the packaged forcing), writi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_output_argument(parser, "output directory (the Fortran main job writes demo_out)", default="demo_python_out")
+    add_output_argument(parser, "output directory (the Fortran main job writes demo_out)", default="demo_python_out",
+                        directory=True)
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
     add_progress_arguments(parser)
 
@@ -27,13 +28,12 @@ def demo_config_path():
 
 
 def run(args: argparse.Namespace) -> int:
-    from mpi4py import MPI
-
-    from tamrl_coupler.commands.run import configure_logging, report
+    from tamrl_coupler.commands.run import report
+    from tamrl_coupler.communicator import world
     from tamrl_coupler.host.offline import run_offline
 
-    configure_logging()
-    result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=MPI.COMM_WORLD,
+    comm = world()
+    result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
+    report(result, comm)
     return 0

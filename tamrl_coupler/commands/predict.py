@@ -9,7 +9,8 @@ from tamrl_coupler.commands import (
     add_output_argument,
     add_progress_arguments,
     add_threads_argument,
-    progress_mode,
+    dataset_progress,
+    say,
     set_threads,
 )
 
@@ -33,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.data.reader import data_period, read_dataset
-    from tamrl_coupler.host.progress import make_progress
     from tamrl_coupler.io.predictions import write_predictions
     from tamrl_coupler.model import load_checkpoint
     from tamrl_coupler.model.checkpoint import resolve_checkpoint
@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     conv = args.convention or ens.meta.sign_convention
-    bar = make_progress(len(data.time), f"predict {data.n_sites} site(s)", progress_mode(args))
+    bar = dataset_progress(ens, data, args)
     pred = predict_dataset(ens, data, conv, progress=bar)
+    if bar is not None:
+        bar.close()
     path = write_predictions(pred, data, ens, args.output, conv, args.checkpoint or checkpoint.name)
-    print(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
-          f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
+    say(f"wrote {path}: {data.n_sites} site(s) x {len(data.time)} {ens.meta.period} periods, "
+        f"{ens.n_members} members, NEE convention {SignConvention.parse(conv).value}")
     return 0

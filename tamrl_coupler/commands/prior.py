@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, run_config_path
 
 MPI = True  # runs under mpiexec (one rank or many)
 HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive up) on a target grid"
@@ -14,8 +14,9 @@ HELP = "write an inversion prior (NEE and uncertainty, mol CO2 m-2 s-1, positive
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML) with an output.prior section, e.g. "
-                                       "configs/run/prior_demo.yaml")
-    add_output_argument(parser, "output directory", default="prior_out")
+                                       "configs/run/prior_demo.yaml, or the name of one shipped in the package: "
+                                       "prior_demo")
+    add_output_argument(parser, "output directory", default="prior_out", directory=True)
     parser.add_argument("--steps", type=int, default=None, help="only the first N coupling steps (default: all)")
     parser.add_argument("--from-fluxes", default=None, help="an existing flux file of this config's run "
                         "(default: run the config first)")
@@ -35,28 +36,28 @@ def config_checkpoint(cfg) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mpi4py import MPI
-
-    from tamrl_coupler.commands.run import configure_logging, report
+    from tamrl_coupler.commands import say
+    from tamrl_coupler.commands.run import report
+    from tamrl_coupler.communicator import world
     from tamrl_coupler.host.offline import run_offline
     from tamrl_coupler.parallel import every_rank, on_root
     from tamrl_coupler.products.prior import write_prior_and_map
     from tamrl_coupler.settings.run import PriorSection, load_run_config
 
-    configure_logging()
-    with every_rank(MPI.COMM_WORLD, "tamrl-coupler prior: reading the config"):
-        cfg = load_run_config(args.config)
+    comm = world()
+    with every_rank(comm, "tamrl-coupler prior: reading the config"):
+        cfg = load_run_config(run_config_path(args.config))
     if cfg.output.prior is None:
         cfg.output.prior = PriorSection()
     if args.from_fluxes:
-        paths = on_root(MPI.COMM_WORLD, f"writing the prior from {args.from_fluxes}",
+        paths = on_root(comm, f"writing the prior from {args.from_fluxes}",
                         lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg,
                                                     provenance=config_checkpoint(cfg)))
         for path in paths or ():
-            print(f"wrote: {path}")
+            say("wrote: %s", path)
         return 0
     cfg.output.map = False
-    result = run_offline(cfg, args.output, steps=args.steps, comm=MPI.COMM_WORLD,
+    result = run_offline(cfg, args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, MPI.COMM_WORLD)
+    report(result, comm)
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, say
 
 HELP = "regrid the lat/lon variables of a NetCDF file to a target grid"
 
@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
 
     n = regrid_file(Path(args.input), args.grid, Path(args.output), method=args.method, weights=args.weights,
                     backend=args.backend, cache_dir=args.cache_dir, variables=args.variables)
-    print(f"{args.output}: {n} variable(s) regridded to {args.grid} ({args.method})")
+    say("%s: %d variable(s) regridded to %s (%s)", args.output, n, args.grid, args.method)
     return 0

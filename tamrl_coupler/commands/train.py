@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, add_progress_arguments, progress_mode, say
 
 HELP = "train an ensemble from a YAML config (configs/train/fluxval.yaml) and write a checkpoint"
 
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser, "checkpoint path (default: the config's 'out')")
     parser.add_argument("--data", help="data path (default: the config's 'data')")
     parser.add_argument("--members", type=int, help="number of ensemble members (default: the config's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.data = args.data
     if args.members:
         cfg.members = args.members
-    if args.no_progress:
+    if progress_mode(args) == "none":
         cfg.progress = False
     if not cfg.data:
         raise ConfigError(f"{args.config}: data: required key is missing (expected a data path)")
@@ -52,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
         "best_val_loss": [round(h.best_val_loss, 4) for h in history],
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(json.dumps(summary, indent=1))
+    say("%s", json.dumps(summary, indent=1))
     return 0

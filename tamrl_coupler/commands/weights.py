@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tamrl_coupler.commands import add_output_argument
+from tamrl_coupler.commands import add_output_argument, say
 
 HELP = "generate remapping weights between two grids and write them in ESMF format"
 
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     w.attrs.update({"domain_a": src.name, "domain_b": dst.name, "tamrl_backend": mod.NAME})
     w.attach_grids(src, dst)
     w.write(args.output)
-    print(f"{args.output}: {args.method} weights {src.name} {src.shape} -> {dst.name} {dst.shape}, backend {mod.NAME}, "
-          f"{w.matrix.nnz} entries, {dt:.2f} s")
+    say(f"{args.output}: {args.method} weights {src.name} {src.shape} -> {dst.name} {dst.shape}, backend {mod.NAME}, "
+        f"{w.matrix.nnz} entries, {dt:.2f} s")
     return 0

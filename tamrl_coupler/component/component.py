@@ -64,9 +64,9 @@ class CouplingComponent:
         from tamrl_coupler.model.checkpoint import resolve_checkpoint
 
         if comm is None:
-            from mpi4py import MPI
+            from tamrl_coupler.communicator import world
 
-            comm = MPI.COMM_WORLD
+            comm = world()
         self.comm = comm
         self.agreement = Agreement(comm)
         with self.agreement.guard("CouplingComponent: reading the run config"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tamrl_coupler.communicator import world
 from tamrl_coupler.component.decomposition import contiguous_split
 from tamrl_coupler.errors import InputError, OutputError
 from tamrl_coupler.parallel import Agreement
@@ -67,9 +68,7 @@ def run_offline(config: str | Path | RunConfig, output: str | Path | None = None
     from tamrl_coupler.component.component import CouplingComponent, HostCells
 
     if comm is None:
-        from mpi4py import MPI
-
-        comm = MPI.COMM_WORLD
+        comm = world()
     agreement = Agreement(comm)
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(output) if output is not None else Path("out")

@@ -13,12 +13,13 @@ from typing import Any, TextIO
 
 
 class LineProgress:
-    """Prints ``{desc}: {done}/{total} steps ({percent} %), {elapsed} s elapsed, ~{left} s left`` every ``every``
+    """Prints ``{desc}: {done}/{total} {unit}s ({percent} %), {elapsed} s elapsed, ~{left} s left`` every ``every``
     fraction of ``total`` (and at the end), flushed, one line each."""
 
-    def __init__(self, total: int, desc: str, stream: TextIO, every: float = 0.1):
+    def __init__(self, total: int, desc: str, stream: TextIO, every: float = 0.1, unit: str = "step"):
         self.total = int(total)
         self.desc = desc
+        self.unit = unit
         self.stream = stream
         self.step = max(1, int(round(self.total * every)))
         self.done = 0
@@ -27,6 +28,8 @@ class LineProgress:
         self._closed = False
 
     def update(self, n: int = 1) -> None:
+        if n <= 0:
+            return
         self.done += n
         if self.done >= self._next or self.done == self.total:
             self._line()
@@ -37,7 +40,7 @@ class LineProgress:
         elapsed = time.perf_counter() - self._t0
         pct = 100.0 * self.done / self.total if self.total else 100.0
         left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        self.stream.write(f"{self.desc}: {self.done}/{self.total} steps ({pct:.0f} %), {elapsed:.1f} s elapsed, "
+        self.stream.write(f"{self.desc}: {self.done}/{self.total} {self.unit}s ({pct:.0f} %), {elapsed:.1f} s elapsed, "
                           f"~{left:.0f} s left\n")
         self.stream.flush()
 
@@ -48,7 +51,7 @@ class LineProgress:
 
 
 def make_progress(total: int, desc: str = "coupling steps", mode: str = "auto",
-                  stream: TextIO | None = None) -> Any:
+                  stream: TextIO | None = None, unit: str = "step") -> Any:
     """A progress reporter with ``update(n)`` and ``close()``, or None for ``mode="none"``.
 
     ``mode``: ``auto`` (the tqdm bar when ``stream`` is a terminal, lines otherwise), ``bar``, ``lines``, ``none``.
@@ -64,5 +67,5 @@ def make_progress(total: int, desc: str = "coupling steps", mode: str = "auto",
     if mode == "bar":
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, unit="step", file=stream)
-    return LineProgress(total, desc, stream)
+        return tqdm(total=total, desc=desc, unit=unit, file=stream)
+    return LineProgress(total, desc, stream, unit=unit)

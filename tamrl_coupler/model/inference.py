@@ -45,10 +45,10 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
 def predict_drivers(ens: Ensemble, x: np.ndarray, first_period: np.datetime64, lat: np.ndarray,
                     progress=None) -> dict[str, np.ndarray]:
     """Drivers (site, time, D) from ``first_period`` -> (site, time) fields. Daily: each site over its own record
-    (``model/records.py``, NaN outside it); monthly: every site stepped over the whole axis (``progress``: a
-    reporter updated once per period)."""
+    (``model/records.py``, NaN outside it; ``progress`` updated once per site); monthly: every site stepped over
+    the whole axis (``progress``: a reporter updated once per period)."""
     if ens.meta.period == "daily":
-        return predict_records(ens, x, first_period, lat)
+        return predict_records(ens, x, first_period, lat, progress=progress)
     return ens.predict_sequence(torch.from_numpy(np.asarray(x)), first_period=first_period, lat=lat,
                                 progress=progress).to_numpy()
 

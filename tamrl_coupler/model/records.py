@@ -32,7 +32,7 @@ def record_spans(x: np.ndarray, required: list[int]) -> tuple[np.ndarray, np.nda
 
 @torch.no_grad()
 def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat: np.ndarray,
-                    sites_per_batch: int = 32) -> dict[str, np.ndarray]:
+                    sites_per_batch: int = 32, progress=None) -> dict[str, np.ndarray]:
     """Daily drivers x (S, T, D) on a day axis from ``first_day``, latitudes (S,) -> the ensemble's fields (gpp, reco,
     nee and their spreads) as (S, T) float64 arrays, NaN outside each site's record (:func:`record_spans`)."""
     if ens.meta.period != "daily":
@@ -81,4 +81,8 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
         rows, cols = np.nonzero(inside)
         for k in fields:
             out[k][sites[rows], day_index[rows, cols]] = f[k].reshape(len(sites), length)[rows, cols]
+        if progress is not None:
+            progress.update(len(sites))
+    if progress is not None and n_sites > len(order):
+        progress.update(n_sites - len(order))  # sites without a record: nothing to evaluate
     return out

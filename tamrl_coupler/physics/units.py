@@ -20,8 +20,11 @@ Incompatible units are an error naming the variable and both units.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,13 +40,33 @@ WATER_EQUIVALENT = "tamrl_water_equivalent"  # the pint context: liquid water de
 _SCALED = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)$")  # UDUNITS "1e-6", "1e3 m"
 
 
+class _DropRedefinitions(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Redefining ")
+
+
+@contextlib.contextmanager
+def _quiet_redefinitions() -> Iterator[None]:
+    """cf_xarray redefines a dozen of pint's units on purpose (percent, year, C, ...), and pint logs each as a
+    warning: noise in every command's output that says nothing about the run. Dropped while the registry loads."""
+    logger = logging.getLogger("pint.util")
+    drop = _DropRedefinitions()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 @functools.cache
 def registry() -> Any:
     """The units library's registry (cf_xarray's pint registry), with the water-equivalent context added once.
 
     Built on first use (about a second), so that commands which convert nothing do not pay for it."""
     import pint
-    from cf_xarray.units import units as ureg
+
+    with _quiet_redefinitions():
+        from cf_xarray.units import units as ureg
 
     if WATER_EQUIVALENT not in ureg._contexts:
         ctx = pint.Context(WATER_EQUIVALENT)

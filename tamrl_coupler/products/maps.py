@@ -2,8 +2,8 @@
 
 Both in gC m-2 d-1 whatever unit the file holds (the units library's factor), uptake green and release brown in
 either sign convention (the colour bar says which formula the numbers follow), the colour scale set by the 98th
-percentile of |value| weighted by land area (a few small island cells cannot stretch it), ocean shaded, and
-coastlines drawn as the 0.5 contour of the land fraction, so nothing is downloaded.
+percentile of |value| weighted by land area (a few small island cells cannot stretch it), ocean shaded, cells of the
+run's map shaded by their land fraction, and real coastlines (GSHHG, shipped by a package: nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tamrl_coupler.io.fluxfile import read_flux_file
 from tamrl_coupler.ncfiles import open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
-from tamrl_coupler.products.figures import label_ends, map_panel, pyplot, save_png, weighted_percentile
+from tamrl_coupler.products.figures import coast_source, label_ends, map_panel, pyplot, save_png, weighted_percentile
 from tamrl_coupler.regrid.grid import latlon_cell_areas
 
 UNIT_LABEL = "gC m$^{-2}$ d$^{-1}$"
@@ -78,10 +78,10 @@ def nee_map(flux_file: Path, png: Path) -> Path:
     days = (ff.bounds[-1, 1] - ff.bounds[0, 0]) / SECONDS_PER_DAY if len(length) else 0.0
     end = ff.reference + np.timedelta64(int(ff.bounds[-1, 1]), "s") if len(length) else ff.reference
     ax.set_title(f"TAM-RL net ecosystem exchange, mean of {_period(ff.starts[0], end, days)}", fontsize=10)
-    ax.text(0.01, 0.02, f"land-area mean {land_mean:+.3f} {UNIT_LABEL}; colours saturate at the {PERCENTILE:g}th "
-            "percentile of |NEE| by land area; coast: land fraction 0.5", transform=ax.transAxes, fontsize=6.5,
-            color="#333333")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
+    fig.text(0.01, 0.01, f"land-area mean {land_mean:+.3f} {UNIT_LABEL}; colours saturate at the {PERCENTILE:g}th "
+             f"percentile of |NEE| by land area; each cell's opacity is its land fraction\n{coast_source()}",
+             fontsize=7, color="#333333", va="bottom")
     return save_png(fig, png)
 
 
@@ -124,7 +124,7 @@ def prior_map(prior_file: Path, png: Path) -> Path:
             (axes[0], mean, dict(cmap=_nee_colours(convention), vmin=-lim, vmax=lim),
              f"NEE prior [{UNIT_LABEL}], {convention.formula}"),
             (axes[1], sd_mean, dict(cmap="YlOrRd", vmin=0.0, vmax=top), f"1-sigma uncertainty [{UNIT_LABEL}]")):
-        mesh = map_panel(ax, lat, lon, field, land, **kw)
+        mesh = map_panel(ax, lat, lon, field, land, shade_by_land=False, **kw)  # per m2 of cell: land-weighted
         cb = fig.colorbar(mesh, ax=ax, shrink=0.85, extend="both" if ax is axes[0] else "max", pad=0.02)
         cb.set_label(label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
@@ -133,6 +133,6 @@ def prior_map(prior_file: Path, png: Path) -> Path:
     days = (tb[-1, 1] - tb[0, 0]) / SECONDS_PER_DAY
     axes[0].set_title(f"Inversion prior: mean of the {len(tb)} {frequency} windows, {_period(start, end, days)}, "
                       "per m$^2$ of grid cell", fontsize=9)
-    axes[1].set_title(f"Its uncertainty ({what}), same windows; outline: land", fontsize=9)
+    axes[1].set_title(f"Its uncertainty ({what}), same windows; {coast_source()}", fontsize=9)
     fig.tight_layout()
     return save_png(fig, png)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from tamrl_coupler.communicator import mpi_names
 from tamrl_coupler.errors import RegridError
 from tamrl_coupler.regrid.sparse_apply import spmm
 from tamrl_coupler.regrid.weights import Weights
@@ -76,8 +77,7 @@ class DistributedRegridder:
         # The entry order inside each row is kept exactly (no sort_indices after re-numbering).
         self.send_counts = np.asarray(comm.alltoall([int(c) for c in self.recv_counts]), dtype=np.int64)
         req = np.empty(int(self.send_counts.sum()), np.int64)
-        from mpi4py import MPI
-
+        MPI = mpi_names(comm)
         comm.Alltoallv(_spec(needed, self.recv_counts, 1, MPI.INT64_T), _spec(req, self.send_counts, 1, MPI.INT64_T))
         self.send_local = local_pos[req]  # positions in x_local of the values others need from this rank
         self.n_recv = int(needed.size)
@@ -88,8 +88,7 @@ class DistributedRegridder:
     def _ownership(self, src_idx: np.ndarray, n_src: int) -> tuple[np.ndarray, np.ndarray]:
         counts = np.asarray(self.comm.allgather(int(src_idx.size)), np.int64)
         all_idx = np.empty(int(counts.sum()), np.int64)
-        from mpi4py import MPI
-
+        MPI = mpi_names(self.comm)
         self.comm.Allgatherv([src_idx, MPI.INT64_T], _spec(all_idx, counts, 1, MPI.INT64_T))
         owner = np.full(n_src, -1, np.int64)
         ranks = np.repeat(np.arange(self.size), counts)
@@ -119,8 +118,7 @@ class DistributedRegridder:
         Each rank-to-rank message is a (k, count) block in C order, so fields stay contiguous end to end; the
         values a rank needs from itself are copied straight into place, outside MPI.
         """
-        from mpi4py import MPI
-
+        MPI = mpi_names(self.comm)
         k = X.shape[0]
         send, recv, gathered = self._buffers(k)
         sd, rd = _displs(self.send_counts), _displs(self.recv_counts)  # positions in the plan
@@ -179,8 +177,7 @@ class DistributedRegridder:
                                       f"{self.n_src_local}")
             valid = np.isfinite(X)
             # the masks must be classified the same way on every rank: decide collectively
-            from mpi4py import MPI
-
+            MPI = mpi_names(self.comm)
             all_valid = bool(self.comm.allreduce(bool(valid.all()), op=MPI.LAND))
             X0 = X if all_valid else np.where(valid, X, 0.0)
             if f is not None:

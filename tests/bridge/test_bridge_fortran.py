@@ -257,7 +257,7 @@ def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_pat
     host_out, offline_out = tmp_path / "host", tmp_path / "offline"
     env = _env(TAMRL_PYTHON=sys.executable, TAMRL_BUILD_DIR=str(build_dir))
     proc = _run(["bash", str(REPO / "examples" / "fortran_host" / "run.sh"), "2", str(host_out)], env=env)
-    assert f"{N_STEPS} steps done" in proc.stdout and "cells with NEE /= GPP - Reco: 0" in proc.stdout, proc.stdout
+    assert f"{N_STEPS} steps done" in proc.stdout and "cells where not NEE = GPP - Reco: 0" in proc.stdout, proc.stdout
     assert (host_out / "tamrl_fluxes_nee_map.png").stat().st_size > 10_000  # the main job ends with a map
     _run(["mpiexec", "-n", "2", sys.executable, "-m", "tamrl_coupler", "run", str(DEMO_CONFIG), "--output",
           str(offline_out)], env=_env())
@@ -285,6 +285,34 @@ def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_pat
                     "flux_unit_description"):
             assert h.getncattr(key) == o.getncattr(key), key
         assert "Fortran bridge" in h.source
+
+
+def test_fortran_host_honours_atmosphere_positive_and_totals_land_area(build_dir: Path, tmp_path: Path):
+    """The example host with sign_convention atmosphere_positive (NEE = Reco - GPP) runs through its own balance
+    checks, and its global totals are the fluxes integrated over land area (cell area x land fraction)."""
+    config = _config(tmp_path, **{"exports.sign_convention": "atmosphere_positive", "output.map": False})
+    out = tmp_path / "host"
+    env = _env(TAMRL_PYTHON=sys.executable, TAMRL_BUILD_DIR=str(build_dir), TAMRL_HOST_STEPS="16")
+    proc = _run(["bash", str(REPO / "examples" / "fortran_host" / "run.sh"), "2", str(out), str(config)], env=env)
+    assert "16 steps done" in proc.stdout and "cells where not NEE = Reco - GPP: 0" in proc.stdout, proc.stdout
+    import netCDF4
+
+    (path,) = out.glob("tamrl_fluxes_*.nc")
+    with netCDF4.Dataset(path) as ds:
+        assert ds.sign_convention == "atmosphere_positive"
+        f = {k: np.ma.filled(ds[k][:].astype(np.float64), np.nan) for k in ("gpp", "reco", "nee")}
+        area = np.asarray(ds["cell_area"][:])
+        land_area = area * np.asarray(ds["landfrac"][:])
+        assert ds["time"].units.startswith("seconds since")
+        dt = np.diff(np.asarray(ds["time_bnds"][:]), axis=1)[:, 0]
+        totals = {k: float(ds.getncattr(f"host_total_{k}_kgC")) for k in ("gpp", "reco", "nee")}
+    land = np.isfinite(f["gpp"][0])
+    assert np.array_equal(f["nee"][:, land], f["reco"][:, land] - f["gpp"][:, land])  # bit for bit
+    for k in ("gpp", "reco", "nee"):
+        assert totals[k] == pytest.approx(np.nansum(f[k] * dt[:, None, None] * land_area), rel=1e-10), k
+    by_cell_area = np.nansum(f["gpp"] * dt[:, None, None] * area)
+    assert by_cell_area > 1.2 * totals["gpp"] > 0  # what leaving out the land fraction would have given
+    assert totals["nee"] == pytest.approx(totals["reco"] - totals["gpp"], rel=1e-12, abs=1e-6)
 
 
 PYTHON_HOST = r"""

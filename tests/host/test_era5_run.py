@@ -143,3 +143,11 @@ def test_cmip6_no_leap_days_held_over_feb_29_and_stated(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(Exception, match="calendar '365_day' is not supported.*leap_day: hold"):
         run_offline(path, tmp_path / "out2", progress=False)
+
+
+def test_the_era5_recipe_config_is_valid():
+    from tamrl_coupler.settings.run import load_run_config
+
+    cfg = load_run_config(Path(__file__).resolve().parents[2] / "configs" / "run" / "prior_era5.yaml")
+    assert cfg.forcing.layout == "era5" and cfg.host.landfrac_variable == "lsm" and cfg.coupling_step == 3600
+    assert cfg.output.prior.frequency == "daily"
