@@ -139,3 +139,29 @@ def test_window_mean_factor_by_hand():
     lag = np.abs(np.subtract.outer(np.arange(3), np.arange(3)))
     rho = np.where(lag == 0, 1.0, 0.2 + 0.5 * np.exp(-lag / 5.0))
     assert window_mean_sd_factor(ar, 3) == pytest.approx(np.sqrt(rho.sum()) / 3)
+
+
+def test_point_prior_passes_the_cf_checker(tmp_path):
+    """A prior on a point set (towers): CF timeSeries, cdm_data_type Station, the checkpoint named."""
+    from tamrl_coupler.io.cfcoords import HostGridInfo
+    from tamrl_coupler.io.fluxfile import FluxFileWriter
+    from tamrl_coupler.physics.carbon import SignConvention
+    from tamrl_coupler.physics.units import flux_unit
+
+    grid = HostGridInfo("points", np.array([50.9, 46.0, -2.1]), np.array([13.6, 11.0, -54.9]),
+                        site_names=["DE-Tha", "IT-Ren", "BR-Sa3"])
+    w = FluxFileWriter(tmp_path / "f.nc", grid, np.ones(3), None, flux_unit("gC m-2 d-1"),
+                       SignConvention.UPTAKE_POSITIVE, np.datetime64("2015-01-01T00:00:00"),
+                       attrs={"checkpoint": "tamrl_daily.npz", "spread_meaning": "calibrated predictive standard "
+                              "deviation of the daily flux at an unseen site"})
+    for day in range(2):
+        vals = {f: np.full(3, 1.0 + day) for f in ("gpp", "reco", "gpp_spread", "reco_spread", "nee_spread")}
+        vals["nee"] = vals["gpp"] - vals["reco"] * 0.5
+        w.append(day * 86400.0, (day + 1) * 86400.0, vals)
+    flux = w.close()
+    path = write_prior(flux, PriorSection(grid="host", frequency="daily"), tmp_path)
+    report = cfchecks(path)
+    assert "ERRORS detected: 0" in report, report
+    with netCDF4.Dataset(path) as ds:
+        assert ds.cdm_data_type == "Station" and ds.featureType == "timeSeries" and ds.checkpoint == "tamrl_daily.npz"
+        assert "cell_area" not in ds.variables and "nee_uncertainty" in ds.variables
