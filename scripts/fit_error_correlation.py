@@ -68,9 +68,24 @@ def shown(path: str) -> str:
     return p.name
 
 
+def largest_pair_correlation(fit: ErrorCorrelation, beyond_km: float = 0.0) -> float:
+    """The largest bin correlation (weighted by common days) of tower pairs beyond ``beyond_km``."""
+    tab = fit.spatial.table
+    return max(v for v, lo in zip(tab["r_weighted"], tab["km_from"], strict=True) if v is not None and lo >= beyond_km)
+
+
 def shipped(fit: ErrorCorrelation, row: str) -> dict:
-    """The compact form the prior files carry (numbers, not tables)."""
-    t, s = fit.temporal, fit.spatial
+    """The compact form the prior files carry (numbers, not tables). The spatial model shipped is the pure
+    exponential (correlation 1 at zero distance): the free fit's correlated share is small and its length not
+    constrained, so a length without its share would read as a strong correlation that the towers do not show."""
+    t, s, p = fit.temporal, fit.spatial, fit.spatial_pure
+    note = (f"tower errors are nearly uncorrelated in space: tower-pair correlations of daily error anomalies are at "
+            f"most {largest_pair_correlation(fit):.2f} in any distance bin (7 pairs within 5 km) and "
+            f"{largest_pair_correlation(fit, 200.0):.2f} beyond 200 km; as exp(-d/L) with correlation 1 at zero "
+            f"distance, L = {p.scale:.2g} km; with a free correlated share c_s exp(-d/L), c_s = {s.fraction:.2f} "
+            f"(90 % {s.fraction_ci90[0]:.2f}-{s.fraction_ci90[1]:.2f}) and L is not constrained "
+            f"({s.scale_ci90[0]:.0f}-{s.scale_ci90[1]:.0f} km). Towers do not constrain the error correlation of "
+            "grid-cell means, which average over more landscape: a system that needs one chooses it")
     return {
         "model": "separable exponential",
         "formula": "corr(e(x1,t1), e(x2,t2)) = [b_t + c_t exp(-|t1-t2| / tau)] * [c_s exp(-d / L)] (1 on the diagonal)",
@@ -78,8 +93,10 @@ def shipped(fit: ErrorCorrelation, row: str) -> dict:
         "deseasonalised": fit.deseasonalised,
         "temporal_efolding_days": round(t.scale, 2), "temporal_efolding_days_ci90": [round(v, 2) for v in t.scale_ci90],
         "temporal_decaying_share": round(t.fraction, 3), "temporal_persistent_share": round(t.offset, 3),
-        "spatial_length_km": round(s.scale, 1), "spatial_length_km_ci90": [round(v, 1) for v in s.scale_ci90],
-        "spatial_share": round(s.fraction, 3), "spatial_share_ci90": [round(v, 3) for v in s.fraction_ci90],
+        "spatial_length_km": round(p.scale, 3), "spatial_length_km_ci90": [round(v, 3) for v in p.scale_ci90],
+        "spatial_share": 1.0, "spatial_note": note,
+        "spatial_free_share": round(s.fraction, 3), "spatial_free_share_ci90": [round(v, 3) for v in s.fraction_ci90],
+        "spatial_free_length_km": round(s.scale, 1), "spatial_free_length_km_ci90": [round(v, 1) for v in s.scale_ci90],
         "tower_pairs": s.table["pairs_used_in_fit"], "tower_pairs_within_200km": int(sum(
             n for n, hi in zip(s.table["pairs"], s.table["km_to"], strict=True) if hi <= 200.0)),
         "error_sd_gC_m2_d1": round(fit.error_sd, 3), "rms_error_gC_m2_d1": round(fit.rms_error, 3),
@@ -114,11 +131,13 @@ def figure(fit: ErrorCorrelation, other: ErrorCorrelation, path: Path) -> Path:
         b.annotate(f"{tab['pairs'][i]}", (mids[i], rw[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     x = np.logspace(0, np.log10(tab["max_km_fitted"]), 200)
     b.plot(x, s.fraction * np.exp(-x / s.scale), "-", color="C1",
-           label=f"fit: {s.fraction:.2f} exp(-d/{s.scale:.0f} km), 90% L {s.scale_ci90[0]:.0f}-{s.scale_ci90[1]:.0f}")
+           label=f"free share: {s.fraction:.2f} exp(-d/{s.scale:.0f} km), 90% L {ci(s.scale_ci90, '.0f')}")
+    p = fit.spatial_pure
+    b.plot(x, np.exp(-x / p.scale), "--", color="C2", label=f"shipped: exp(-d/{p.scale:.2g} km)")
     b.axhline(0.2, color="grey", lw=0.8, ls=":")
     b.axvline(200, color="grey", lw=0.8, ls=":")
     b.set(xscale="log", xlabel="tower distance (km)", ylabel="correlation of daily NEE error anomalies",
-          title="in space (tower pairs; numbers: pairs per bin)")
+          title="in space (tower pairs; numbers: pairs per bin)", ylim=(-0.1, 0.3))
     b.legend(fontsize=7)
     fig.tight_layout()
     return save_png(fig, path, dpi=110, what="error-correlation figure")
@@ -151,9 +170,12 @@ def markdown(fit: ErrorCorrelation, other: ErrorCorrelation, command: str, small
              f"| temporal e-folding time tau (days) | {t.scale:.1f} | {ci(t.scale_ci90, '.1f')} |",
              f"| share decaying with tau, c_t | {t.fraction:.2f} | {ci(t.fraction_ci90, '.2f')} |",
              f"| persistent share (site biases), b_t | {t.offset:.2f} | {ci(t.offset_ci90, '.2f')} |",
-             f"| spatial correlation length L (km) | {s.scale:.0f} | {ci(s.scale_ci90, '.0f')} |",
-             f"| spatial share at d -> 0, c_s | {s.fraction:.2f} | {ci(s.fraction_ci90, '.2f')} |",
-             "", f"Tower pairs in the spatial fit: {s.table['pairs_used_in_fit']} (distance <= "
+             f"| spatial correlation length L, pure exponential (c_s = 1; shipped) (km) | "
+             f"{fit.spatial_pure.scale:.2g} | {ci(fit.spatial_pure.scale_ci90, '.2g')} |",
+             f"| free fit: correlated share at d -> 0, c_s | {s.fraction:.2f} | {ci(s.fraction_ci90, '.2f')} |",
+             f"| free fit: its length L (km) | {s.scale:.0f} | {ci(s.scale_ci90, '.0f')} |",
+             "", f"**In space: no correlation the towers can show.** {small['spatial_note']}.", "",
+             f"Tower pairs in the spatial fit: {s.table['pairs_used_in_fit']} (distance <= "
              f"{s.table['max_km_fitted']:.0f} km, >= {s.table['min_overlap_days']} common days); "
              f"{small['tower_pairs_within_200km']} of them within 200 km.", "",
              "Deseasonalised (sensitivity): "

@@ -83,6 +83,7 @@ def uncertainty_attributes(flux_attrs: dict[str, str], frequency: str) -> dict[s
         "spatial_correlation_length_km": float(model["spatial_length_km"]),
         "spatial_correlation_length_km_ci90": np.asarray(model["spatial_length_km_ci90"], float),
         "spatial_correlation_share": float(model["spatial_share"]),
+        "spatial_correlation_note": model.get("spatial_note", ""),
         "error_correlation_tower_pairs": int(model["tower_pairs"]),
         "error_correlation_fitted_at": model["fitted_at"],
         "error_correlation_source": f"{model['results']} (CV row '{model['cv_row']}', {model['n_sites']} towers, "

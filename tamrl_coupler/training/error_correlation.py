@@ -103,9 +103,9 @@ def pair_correlations(anom: np.ndarray, lat: np.ndarray, lon: np.ndarray, min_ov
 
 
 def fit_exponential(x: np.ndarray, r: np.ndarray, w: np.ndarray, scale_bounds: tuple[float, float],
-                    offset: bool = False) -> tuple[float, float, float]:
+                    offset: bool = False, fraction: float | None = None) -> tuple[float, float, float]:
     """Weighted least-squares fit of ``r ~ b + c exp(-x / s)`` with b, c >= 0: (s, c, b); ``offset=False`` fixes
-    b = 0.
+    b = 0, ``fraction`` fixes c (1: a pure exponential, correlation 1 at zero distance or lag).
 
     For a given ``s`` the best (b, c) is a small bounded linear problem; ``s`` is found on a log grid, then refined
     (bounded scalar search around the best grid point)."""
@@ -119,6 +119,8 @@ def fit_exponential(x: np.ndarray, r: np.ndarray, w: np.ndarray, scale_bounds: t
 
     def coefs(s: float) -> tuple[float, float]:
         e = np.exp(-x / s)
+        if fraction is not None:
+            return float(fraction), 0.0
         if not offset:
             return float(max((w * r * e).sum() / (w * e * e).sum(), 0.0)), 0.0
         a = np.stack([e, np.ones_like(e)], axis=1) * sw[:, None]
@@ -171,7 +173,8 @@ class ErrorCorrelation:
     n_sites: int
     n_days: int
     temporal: ExponentialFit  # scale: e-folding time [days]; offset: the persistent (site-bias) share
-    spatial: ExponentialFit  # scale: correlation length [km]
+    spatial: ExponentialFit  # scale: correlation length [km] of the correlated share ``fraction``
+    spatial_pure: ExponentialFit | None = None  # the same pairs as exp(-d / L): correlation 1 at zero distance
     source: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -181,7 +184,9 @@ class ErrorCorrelation:
     def from_dict(cls, d: dict) -> ErrorCorrelation:
         try:
             kw = dict(d)
-            for k in ("temporal", "spatial"):
+            for k in ("temporal", "spatial", "spatial_pure"):
+                if kw.get(k) is None:
+                    continue
                 f = dict(kw[k])
                 for c in ("scale_ci90", "fraction_ci90", "offset_ci90"):
                     f[c] = tuple(f[c])
@@ -246,14 +251,17 @@ def fit_error_correlation(obs: np.ndarray, pred: np.ndarray, time: np.ndarray, l
     pairs = pair_correlations(anomalies(resid, month if deseasonalise else None), lat, lon, min_overlap)
     near = pairs["km"] <= max_km
 
-    def spatial(rows: np.ndarray) -> tuple[float, float, float]:
-        return fit_exponential(pairs["km"][rows], pairs["r"][rows], pairs["days"][rows], (1.0, 20000.0))
+    def spatial(rows: np.ndarray, pure: bool = False) -> tuple[float, float, float]:
+        return fit_exponential(pairs["km"][rows], pairs["r"][rows], pairs["days"][rows],
+                               (0.01, 20000.0) if pure else (1.0, 20000.0), fraction=1.0 if pure else None)
 
     best_t, rho, n = temporal(None)
     best_s = spatial(np.flatnonzero(near))
+    best_p = spatial(np.flatnonzero(near), pure=True)
     rng = np.random.default_rng(seed)
     boot_t: list[tuple[float, float, float]] = []
     boot_s: list[tuple[float, float, float]] = []
+    boot_p: list[tuple[float, float, float]] = []
     m = resid.shape[0]
     for b in range(n_bootstrap):
         draw = rng.integers(0, m, m)
@@ -266,7 +274,9 @@ def fit_error_correlation(obs: np.ndarray, pred: np.ndarray, time: np.ndarray, l
         w = counts[pairs["i"]] * counts[pairs["j"]]
         sel = near & (w > 0)
         try:
-            boot_s.append(spatial(np.repeat(np.flatnonzero(sel), w[sel])))
+            rows = np.repeat(np.flatnonzero(sel), w[sel])
+            boot_s.append(spatial(rows))
+            boot_p.append(spatial(rows, pure=True))
         except InputError:
             pass
         if progress is not None:
@@ -282,6 +292,7 @@ def fit_error_correlation(obs: np.ndarray, pred: np.ndarray, time: np.ndarray, l
         n_days=int(np.isfinite(resid).sum()),
         temporal=ExponentialFit.from_fits(best_t, boot_t, lag_table),
         spatial=ExponentialFit.from_fits(best_s, boot_s, pair_table),
+        spatial_pure=ExponentialFit.from_fits(best_p, boot_p, {}),
         source=dict(source or {}))
 
 

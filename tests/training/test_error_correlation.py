@@ -64,6 +64,8 @@ def test_fit_tells_short_from_long_memory():
     long = fit_error_correlation(*synthetic(tau=40.0, length=1000.0, frac=1.0, seed=2), n_bootstrap=0)
     assert short.temporal.scale < 5.0 < 25.0 < long.temporal.scale
     assert short.spatial.scale < 200.0 < 600.0 < long.spatial.scale
+    # with every error correlated (frac 1) the pure exponential is the same model
+    assert short.spatial_pure.scale == pytest.approx(100.0, rel=0.3)
 
 
 def test_lag_correlation_by_hand():
