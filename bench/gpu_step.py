@@ -26,7 +26,7 @@ import torch
 from tamrl_coupler.component.decomposition import BlockDecomposition
 from tamrl_coupler.component.model_runner import ModelRunner
 from tamrl_coupler.model import Ensemble, load_checkpoint
-from tamrl_coupler.model.ensemble import CHUNK_CPU, CHUNK_CUDA
+from tamrl_coupler.model.core import CHUNK_CPU, CHUNK_CUDA
 
 
 def sync(device: torch.device) -> None:

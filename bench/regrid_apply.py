@@ -82,7 +82,7 @@ def write_gldas_like(f: Path, x: np.ndarray, k: int) -> None:
 
 def cdo_remap_time(w_file: Path, f: Path, grid_name: str, tmp: Path) -> tuple[float, float]:
     """Wall time of ``cdo remap`` with a given weight file, and of our file-to-file path with the same weights."""
-    from tamrl_coupler.regrid.ncfile import regrid_file
+    from tamrl_coupler.regrid.regridfile import regrid_file
 
     def run(args):
         subprocess.run(["cdo", "-s", "-b", "F64", *args], check=True, capture_output=True)
@@ -226,7 +226,7 @@ def main() -> int:
         lines += ["", "CDO `remap` with the same weights: CDO's own `gencon` SCRIP file (GLDAS grid, no missing "
                   "values), read by the Regridder too. `cdo -b F64 remap,r360x180,w.nc in.nc out.nc` is wall time "
                   "including process start, reading the weights and NetCDF in and out; 'file to file' is our "
-                  "equivalent in-process (`tamrl_coupler.regrid.ncfile.regrid_file`, what `tamrl-coupler regrid "
+                  "equivalent in-process (`tamrl_coupler.regrid.regridfile.regrid_file`, what `tamrl-coupler regrid "
                   "--weights` runs: read weights and NetCDF, regrid with fill handling, write NetCDF); 'in memory' "
                   "is the Regridder call alone.", "",
                   "| fields | cdo remap, s | file to file (ours), s | cdo, ms per field | ours file to file, ms per "

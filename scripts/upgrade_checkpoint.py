@@ -1,8 +1,10 @@
-"""Re-sign a format-2 checkpoint as format 3, whose SHA-256 covers the header as well as the weights.
+"""Re-sign a format-2 or -3 checkpoint as format 4: its SHA-256 covers the header as well as the weights, and the
+file ends with a whole-file seal (every byte, zip and .npy headers included).
 
 Format 2's digest left the header out, so an edited driver order, period, member count or sign convention could not
-be detected; this package refuses such files. Run this only on a checkpoint you trust (the weights' own digest is
-still verified):
+be detected; format 3 had no seal over the file's own bytes. This package refuses format 2, and format 3 unless
+--allow-unverified is given. Run this only on a checkpoint you trust (the digest the file carries is still
+verified):
 
     python scripts/upgrade_checkpoint.py OLD.npz NEW.npz      # NEW may equal OLD (written atomically)
 """

@@ -12,6 +12,10 @@ memoryviews over the host's memory. Why it is written this way:
 - **Zero copy.** A registered field is ``np.frombuffer`` over a writable memoryview of the host's array: the
   component reads imports and writes exports in the host's memory, every step, without copying; the view's address
   is checked against the address the host passed.
+- **A batch system's stop reaches every rank.** SIGTERM, SIGINT, SIGHUP and SIGUSR1 (where the host left them at
+  their default) become a stop request (``tamrl_coupler/signals.py``): every rank finishes the step it is in and
+  ``tamrl_run_step`` returns ``TAMRL_STOPPED`` (9) on every rank; the host then writes its restart and the
+  component's (``tamrl_write_restart``) and ends. A host with its own handlers keeps them.
 - **MPI is the host's.** mpi4py is told not to initialise or finalise MPI; the host's Fortran communicator handle
   becomes an mpi4py communicator with ``MPI.Comm.f2py``; the MPI library versions seen by the host, the C layer and
   mpi4py must be identical, or initialisation fails naming all three.
@@ -30,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, OutputError, TamrlError
+from tamrl_coupler import signals
+from tamrl_coupler.errors import CheckpointError, ConfigError, InputError, OutputError, StopRequested, TamrlError
 from tamrl_coupler.parallel import every_rank
 
 # Status codes: keep in sync with fortran_bridge/src/tamrl_bridge.h and the Fortran module's parameters.
@@ -43,6 +48,7 @@ ERR_USAGE = 5
 ERR_MPI = 6
 ERR_INIT = 7
 ERR_IO = 8
+STOPPED = 9  # a stop signal reached some rank: the step is complete; write the restarts and end (signals.py)
 
 IMPORT = 0
 EXPORT = 1
@@ -66,7 +72,8 @@ class _Entry:
     step: Callable[[float, float], Any]  # the component's bound run_step, looked up once
     rank: int
     n_local: int
-    fields: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)  # name -> (kind, view)
+    # the quantity's name (the component's resolution) -> (kind, view, the name the host registered it under)
+    fields: dict[str, tuple[int, np.ndarray, str]] = field(default_factory=dict)
 
 
 _entries: dict[int, _Entry] = {}
@@ -81,6 +88,8 @@ def last_error() -> str:
 
 
 def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, StopRequested):
+        return STOPPED
     if isinstance(exc, BridgeUsageError):
         return ERR_USAGE
     if isinstance(exc, MPIMismatchError):
@@ -268,12 +277,27 @@ def initialise(
             host_cells = _host_cells(n_local, cells)
             build = _load_factory(factory)
         component = build(config_path, comm, host_cells, restart=restart or None)
+        signals.install(only_default=True)  # the host's own signal handlers are left alone
         handle = _next_handle
         _next_handle += 1
         _entries[handle] = _Entry(component, component.run_step, comm_rank, n_local)
         return handle
     except BaseException as exc:
         return -_fail("tamrl_initialise", comm_rank, exc)
+
+
+def _field_name(component: Any, kind: int, name: str) -> str:
+    """The quantity ``name`` stands for, by the component's own resolution (the product's component: the
+    vocabulary's names, aliases and CF standard names, as ``register_import``/``register_export`` accept them); a
+    component without one accepts exactly the names it lists."""
+    what = "export" if kind == EXPORT else "import"
+    resolve = getattr(component, "field_name", None)
+    if resolve is not None:
+        return resolve(what, name)
+    names = list(component.export_names if kind == EXPORT else component.import_names)
+    if name not in names:
+        raise InputError(f"unknown {what} field name '{name}'; the component accepts {names}")
+    return name
 
 
 def register(handle: int, kind: int, name: str, buffer: memoryview, address: int, n: int) -> int:
@@ -283,12 +307,13 @@ def register(handle: int, kind: int, name: str, buffer: memoryview, address: int
     try:
         entry = _entry(handle, verb)
         what = "export" if kind == EXPORT else "import"
-        names = list(entry.component.export_names if kind == EXPORT else entry.component.import_names)
-        if name not in names:
-            raise InputError(f"unknown {what} field name '{name}'; the component accepts {names}")
-        if name in entry.fields:
-            raise BridgeUsageError(
-                f"field '{name}' is already registered; register each field once and update its array in place")
+        short = _field_name(entry.component, kind, name)
+        if short in entry.fields:
+            given = entry.fields[short][2]
+            same = f"'{name}' is '{short}', already registered as '{given}'" if given != name else \
+                f"'{name}' is already registered"
+            raise BridgeUsageError(f"{what} field {same}; register each field once (under one of its names) and "
+                                   "update its array in place")
         if n == -2:  # the Fortran layer's signal for a strided section
             raise InputError(f"{what} field '{name}': the array is not contiguous (a strided section); pass a "
                              f"contiguous array with the TARGET attribute, it is used in place")
@@ -303,7 +328,7 @@ def register(handle: int, kind: int, name: str, buffer: memoryview, address: int
             entry.component.register_export(name, view)
         else:
             entry.component.register_import(name, view)
-        entry.fields[name] = (kind, view)
+        entry.fields[short] = (kind, view, name)
         return OK
     except BaseException as exc:
         return _fail(verb, entry.rank if entry else _rank_hint, exc)
@@ -349,9 +374,17 @@ def field_address(handle: int, name: str) -> tuple[int, int, int]:
     entry = _entries.get(handle)
     try:
         entry = _entry(handle, "tamrl_field_address")
-        if name not in entry.fields:
-            raise InputError(f"field '{name}' is not registered; registered: {sorted(entry.fields)}")
-        view = entry.fields[name][1]
+        known = {given: short for short, (_, _, given) in entry.fields.items()}
+        short = known.get(name, name)
+        for kind in (IMPORT, EXPORT):  # another name of a registered quantity
+            if short not in entry.fields:
+                try:
+                    short = _field_name(entry.component, kind, name)
+                except TamrlError:
+                    pass
+        if short not in entry.fields:
+            raise InputError(f"field '{name}' is not registered; registered: {sorted(known)}")
+        view = entry.fields[short][1]
         return OK, int(view.ctypes.data), int(view.size)
     except BaseException as exc:
         return _fail("tamrl_field_address", entry.rank if entry else _rank_hint, exc), 0, -1

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "run": "tamrl_coupler.commands.run",
     "prior": "tamrl_coupler.commands.prior",
     "demo": "tamrl_coupler.commands.demo",
+    "testbed": "tamrl_coupler.commands.testbed",
 }
 
 
@@ -84,29 +85,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(log_level(args))
+    uses_mpi = getattr(sys.modules[args._run.__module__], "MPI", False)
     try:
-        if not getattr(sys.modules[args._run.__module__], "MPI", False):
+        if not uses_mpi:
             refuse_several_ranks(args.command)
+        else:
+            try:
+                from mpi4py import MPI  # noqa: F401  # MPI first: its transport (UCX) takes SIGHUP when it starts
+            except ImportError:  # one process without MPI (communicator.py)
+                pass
+            from tamrl_coupler import signals
+
+            signals.install()  # a batch system's SIGTERM (& co.): finish the step, write a restart, exit 75
         check_outputs(args)
         return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # user-facing errors: one clear line, no traceback unless asked
-        from tamrl_coupler.errors import TamrlError
-        from tamrl_coupler.parallel import abort_unagreed
+    except BaseException as exc:  # user-facing errors: one clear line, no traceback unless asked
+        return _failed(args.command, exc)
+    finally:
+        if uses_mpi:
+            from tamrl_coupler import signals
 
-        expected = isinstance(exc, (TamrlError, ValueError, OSError))
-        if expected and "TAMRL_TRACEBACK" not in os.environ:
-            if getattr(exc, "comm_rank", 0) == 0:  # an agreed error: every rank has it, rank 0 says it
-                print(f"tamrl-coupler {args.command}: error: {exc}", file=sys.stderr, flush=True)
+            signals.uninstall()  # main() may be called in a process that has its own (a test, a notebook)
+            signals.clear()
+
+
+def _failed(command: str, exc: BaseException) -> int:
+    """The exit status for ``exc`` after saying what happened once (rank 0 for an error every rank agreed on).
+    An error that was not agreed while other ranks may wait in a collective ends the job (MPI_Abort)."""
+    from tamrl_coupler.errors import StopRequested, TamrlError
+    from tamrl_coupler.parallel import abort_unagreed
+    from tamrl_coupler.signals import EXIT_STOPPED
+
+    say = getattr(exc, "comm_rank", 0) == 0  # an agreed error: every rank has it, rank 0 says it
+    if isinstance(exc, StopRequested):
+        if say:
+            print(f"tamrl-coupler {command}: stopped: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code if isinstance(exc.code, int) else 1
+        if code:
+            print(f"tamrl-coupler {command}: {type(exc).__name__} ({exc}); stopping", file=sys.stderr, flush=True)
             abort_unagreed(exc)
-            return 1
-        print(f"tamrl-coupler {args.command}: unexpected error (a bug; please report it):", file=sys.stderr)
-        import traceback
-
-        traceback.print_exc()
+        return code
+    expected = isinstance(exc, (TamrlError, ValueError, OSError, MemoryError))
+    if expected and "TAMRL_TRACEBACK" not in os.environ:
+        if say:
+            print(f"tamrl-coupler {command}: error: {describe_error(exc)}", file=sys.stderr, flush=True)
         abort_unagreed(exc)
         return 1
+    print(f"tamrl-coupler {command}: unexpected error (a bug; please report it):", file=sys.stderr)
+    import traceback
+
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+    abort_unagreed(exc)
+    return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line a user reads: the product's message, or for an OS or memory condition what happened."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc or 'MemoryError'}): the machine cannot hold what was asked for"
+    return str(exc)
 
 
 class _Format(logging.Formatter):

@@ -3,7 +3,10 @@
 On a GPU node every rank on the node should get its own GPU when there are enough, and share round-robin
 otherwise: the node-local rank (from an MPI shared-memory split, the way CESM/E3SM and Horovod do it) modulo the
 number of visible CUDA devices. A config can force a device; without CUDA everything falls back to the CPU, with
-one log line per rank saying so and why.
+one log line per rank saying so and why. An explicit GPU request (``cuda``, ``gpu``, ``cuda:N``) that cannot be met
+runs on the CPU with a *warning* naming the fallback on every rank (decided in issue 19: an error would stop a job
+that can run; ``auto`` or ``cpu`` say that the CPU is meant and stay quiet); ``cuda:N`` beyond the visible devices
+is an error.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class DeviceChoice:
 
     device: str  # "cpu" or "cuda:N"
     reason: str
+    fallback: bool = False  # a GPU was asked for explicitly and none is visible: the CPU instead, said as a warning
 
 
 def choose_device(requested: str | None, local_rank: int, n_cuda: int) -> DeviceChoice:
@@ -43,13 +47,16 @@ def choose_device(requested: str | None, local_rank: int, n_cuda: int) -> Device
     if m:
         idx = int(m.group(1))
         if n_cuda == 0:
-            return DeviceChoice("cpu", f"configured {req} but no CUDA device is visible; falling back to CPU")
+            return DeviceChoice("cpu", f"configured {req} but no CUDA device is visible; falling back to CPU", True)
         if idx >= n_cuda:
             raise InputError(f"device.kind: {req} requested but only {n_cuda} CUDA device(s) are visible")
         return DeviceChoice(f"cuda:{idx}", f"configured device {req}")
     if req not in ("auto", "cuda", "gpu"):
         raise InputError(f"device.kind: {requested!r} is not known; expected auto, cpu, cuda or cuda:N")
     if n_cuda == 0:
+        if req != "auto":
+            return DeviceChoice("cpu", f"configured {req} but no CUDA device is visible; falling back to CPU (set "
+                                       f"device.kind: auto or cpu to say that the CPU is meant)", True)
         return DeviceChoice("cpu", "no CUDA device visible; running on CPU")
     idx = local_rank % n_cuda
     return DeviceChoice(f"cuda:{idx}", f"node-local rank {local_rank} mod {n_cuda} visible CUDA device(s) = {idx}")
@@ -82,8 +89,8 @@ def select_device(comm: Any, requested: str = "auto") -> DeviceChoice:
     """Choose this rank's device and log one line saying which and why."""
     local_rank, local_size = node_local_rank(comm)
     choice = choose_device(requested, local_rank, cuda_device_count())
-    log.info("rank %d (node-local %d of %d): device %s (%s)", comm.Get_rank(), local_rank, local_size,
-             choice.device, choice.reason)
+    log.log(logging.WARNING if choice.fallback else logging.INFO, "rank %d (node-local %d of %d): device %s (%s)",
+            comm.Get_rank(), local_rank, local_size, choice.device, choice.reason)
     return choice
 
 

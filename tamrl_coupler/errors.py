@@ -31,3 +31,14 @@ class OutputError(TamrlError, OSError):
 class RankFailure(TamrlError):
     """A failure on another rank that was not one of the product's own error types (a library's exception); raised
     on every rank by :mod:`tamrl_coupler.parallel` so that no rank is left waiting in a collective."""
+
+
+class StopRequested(TamrlError):
+    """A stop signal (SIGTERM, SIGINT, SIGHUP, SIGUSR1) reached some rank: every rank finished the coupling step and
+    raises this after it (the step's fluxes are valid); the host writes its restart and ends (the CLI: exit status
+    75, the Fortran bridge: ``TAMRL_STOPPED``). ``signal``: the signal's number; ``rank``: the rank it reached."""
+
+    def __init__(self, message: str, signal: int = 0, rank: int = 0):
+        super().__init__(message)
+        self.signal = signal
+        self.rank = rank

@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.atomicfile import prepare_target, raise_as_output_error, remove_quietly, temporary_name
+from tamrl_coupler.atomicfile import (
+    create_temporary,
+    output_error,
+    prepare_target,
+    raise_as_output_error,
+    remove_quietly,
+)
 from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.sealed import append_seal
 
 _TIME_UNITS = {"second": 1, "seconds": 1, "s": 1, "sec": 1, "minute": 60, "minutes": 60, "min": 60, "hour": 3600,
                "hours": 3600, "h": 3600, "day": SECONDS_PER_DAY, "days": SECONDS_PER_DAY, "d": SECONDS_PER_DAY}
@@ -56,12 +63,16 @@ class AtomicNetCDF:
     deletes it. ``ds`` is the open ``netCDF4.Dataset``. A failure of the file system (full disk, permission, a
     directory given as the file) is an OutputError naming the file, and leaves no temporary file behind."""
 
-    def __init__(self, path: str | Path, what: str = "NetCDF file"):
+    def __init__(self, path: str | Path, what: str = "NetCDF file", seal: bool = False):
         import netCDF4
 
         self.what = what
+        self.seal = seal  # append a whole-file SHA-256 seal (sealed.py) before renaming into place
         self.path = prepare_target(path, what)
-        self.tmp = temporary_name(self.path)
+        try:
+            self.tmp = create_temporary(self.path)  # exclusively, an unpredictable name (atomicfile.py)
+        except BaseException as exc:
+            raise_as_output_error(exc, self.path, what)
         try:
             self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
         except BaseException as exc:
@@ -73,10 +84,15 @@ class AtomicNetCDF:
         is removed and an OutputError raised."""
         try:
             self.ds.close()
+            if self.seal:
+                append_seal(self.tmp)
             os.replace(self.tmp, self.path)
         except BaseException as exc:
+            converted = output_error(exc, self.path, self.what)  # before removing: a full disk is looked at
             remove_quietly(self.tmp)
-            raise_as_output_error(exc, self.path, self.what)
+            if converted is exc:
+                raise
+            raise converted from exc
         return self.path
 
     def abort(self) -> None:
@@ -90,31 +106,74 @@ class AtomicNetCDF:
             remove_quietly(self.tmp)
 
 
-def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str = "NetCDF file") -> Path:
+def write_atomic_netcdf(path: str | Path, fill: Callable[[Any], None], what: str = "NetCDF file",
+                        seal: bool = False) -> Path:
     """Create ``path`` through ``fill(dataset)`` on a temporary file, then rename it into place; file-system
-    failures are an OutputError naming ``path`` and leave no temporary file."""
-    out = AtomicNetCDF(path, what)
+    failures are an OutputError naming ``path`` and leave no temporary file. ``seal``: end the file with a
+    SHA-256 of every byte (sealed.py), for files whose every byte decides what a later run does (restarts)."""
+    out = AtomicNetCDF(path, what, seal)
     try:
         fill(out.ds)
     except BaseException as exc:
+        converted = output_error(exc, out.path, what)  # before removing: a full disk is looked at
         out.abort()
-        raise_as_output_error(exc, out.path, what)
+        if converted is exc:
+            raise
+        raise converted from exc
     return out.close()
 
 
+_ORIGIN = re.compile(r"(?P<date>[+-]?\d{1,4}-\d{1,2}-\d{1,2})(?:[T ]+(?P<time>\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d*)?)?))?"
+                     r"\s*(?P<zone>Z|UTC|GMT|[+-]\d{1,2}(?::?\d{2})?)?")
+
+
+def split_time_units(units: str, where: str) -> tuple[str, np.datetime64]:
+    """``'hours since 2015-01-01 00:00 -6:00'`` -> ('hours', numpy.datetime64('2015-01-01T06:00:00')): the unit word
+    and the origin in UTC. A time-zone offset is honoured in every form CF and UDUNITS write (``Z``, ``UTC``,
+    ``-6``, ``-06``, ``-6:00``, ``+05:30``, ``+0530``): the CF conventions' own example has one, and ignoring it
+    shifts the forcing by hours. Anything else after the date is an error naming the units."""
+    word, sep, origin = str(units).strip().partition(" since ")
+    if not sep:
+        raise InputError(f"{where}: time units {units!r} not understood (expected '<unit> since <date>')")
+    m = _ORIGIN.fullmatch(origin.strip())
+    if m is None:
+        raise InputError(f"{where}: time origin {origin.strip()!r} of units {units!r} is not a date such as "
+                         f"'2015-01-01 00:00:00' (optionally with a time-zone offset such as '-6:00')")
+    year, month, day = (int(x) for x in m["date"].lstrip("+-").split("-"))
+    year = -year if m["date"].startswith("-") else year
+    h, mi, sec = ((m["time"] or "0:0:0") + ":0").split(":")[:3]
+    try:
+        text = f"{year:04d}-{month:02d}-{day:02d}T{int(h):02d}:{int(mi):02d}:{int(float(sec)):02d}"
+        base = np.datetime64(text, "s")
+    except ValueError:
+        raise InputError(f"{where}: time origin {origin.strip()!r} of units {units!r} is not a valid date") from None
+    zone = m["zone"]
+    offset = 0
+    if zone and zone not in ("Z", "UTC", "GMT"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        zh, zm = (digits, "0") if len(digits) <= 2 else (digits[:-2], digits[-2:])
+        if int(zh) > 14 or int(zm) >= 60:
+            raise InputError(f"{where}: time-zone offset {zone!r} of units {units!r} is not an offset from UTC")
+        offset = sign * (int(zh) * 3600 + int(zm) * 60)
+    return word.strip(), base - np.timedelta64(offset, "s")
+
+
+def utc_time_units(units: str, where: str) -> str:
+    """The same units with the origin in UTC and no zone: what cftime reads right (it ignores ``-6:00``)."""
+    word, origin = split_time_units(units, where)
+    return f"{word} since {str(origin).replace('T', ' ')}"
+
+
 def parse_time_units(units: str, where: str) -> tuple[int, np.datetime64]:
-    """``'hours since 2015-01-01 00:00:00'`` -> (3600, numpy.datetime64('2015-01-01T00:00:00'))."""
-    word, sep, origin = str(units).partition(" since ")
-    scale = _TIME_UNITS.get(word.strip().lower())
-    if not sep or scale is None:
+    """``'hours since 2015-01-01 00:00:00'`` -> (3600, numpy.datetime64('2015-01-01T00:00:00')); the origin in
+    UTC (time-zone offsets honoured)."""
+    word, origin = split_time_units(units, where)
+    scale = _TIME_UNITS.get(word.lower())
+    if scale is None:
         raise InputError(f"{where}: time units {units!r} not understood (expected '<seconds|hours|days> since "
                          f"<date>')")
-    text = origin.strip().replace(" ", "T", 1)
-    text = re.sub(r"(Z|UTC|[+-]00:?00)$", "", text.split(" ")[0]).rstrip("T")
-    try:
-        return scale, np.datetime64(text, "s")
-    except ValueError:
-        raise InputError(f"{where}: time origin {origin.strip()!r} is not a date") from None
+    return scale, origin
 
 
 GREGORIAN_CALENDARS = ("standard", "gregorian", "proleptic_gregorian")
@@ -154,12 +213,14 @@ def read_time_axis(ds: Any, where: str, name: str = "time", calendars: tuple[str
                          f"Gregorian (expected one of {', '.join(calendars)}): convert the file's calendar rather "
                          f"than have its dates shifted{hint}")
 
+    utc_units = utc_time_units(units, f"{where}, variable 'time'")
+
     def dates(values: np.ndarray, what: str) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if not np.isfinite(values).all():
             raise InputError(f"{where}: {what} has missing or non-finite values")
         try:
-            out = cftime.num2date(values.ravel(), units.strip(), calendar=calendar, only_use_cftime_datetimes=True)
+            out = cftime.num2date(values.ravel(), utc_units, calendar=calendar, only_use_cftime_datetimes=True)
             return np.array([np.datetime64(d.isoformat(), "s") for d in np.atleast_1d(out)],
                             dtype="datetime64[s]").reshape(np.shape(values))
         except (ValueError, OverflowError) as exc:
@@ -176,6 +237,13 @@ def read_time_axis(ds: Any, where: str, name: str = "time", calendars: tuple[str
         if (bd[:, 1] <= bd[:, 0]).any():
             i = int(np.flatnonzero(bd[:, 1] <= bd[:, 0])[0])
             raise InputError(f"{where}: time bounds of record {i} end ({bd[i, 1]}) before they start ({bd[i, 0]})")
+        outside = (values < bd[:, 0]) | (values > bd[:, 1])
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise InputError(f"{where}: time of record {i} ({values[i]}) lies outside its bounds '{bname}' "
+                             f"[{bd[i, 0]}, {bd[i, 1]}] ({int(outside.sum())} records like it): the time axis and its "
+                             f"bounds disagree (shifted bounds, or a time axis in other units); which one is right "
+                             f"cannot be told, so the file is refused")
         return bd[:, 0], bd[:, 1], values
     if calendar not in GREGORIAN_CALENDARS and raw.size > 1 and raw.ndim == 1:
         step = np.diff(raw)

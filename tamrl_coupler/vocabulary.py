@@ -13,8 +13,15 @@ Roles:
   physical range on the cells that matter before it reaches the model;
 * ``driver``: a model input per model period, in the units the model was trained on (degC, hPa, MJ m-2 d-1 ...),
   made from imports by an aggregation rule;
-* ``target``: what the model predicts and is trained on, period-mean rates in gC m-2 d-1;
-* ``export``: what the component hands back to a host, one row per name (never by position).
+* ``target``: what the model predicts and is trained on, period-mean rates: a target with a ``head`` is an output
+  of the member networks (and a training target of that name in the data), one with ``derived_from`` is made from
+  predicted ones by the physics (NEE = GPP - Reco, exactly);
+* ``export``: what the component hands back to a host, one row per name (never by position): the ensemble output
+  it ``carries``, or, with ``derived_from``, computed on the host cells from other exports by the physics
+  (``physics/carbon.py`` EXPORT_DERIVATIONS).
+
+The tables are read-only: a quantity is added here, in this file. ``extended()`` adds some for the length of a
+``with`` block (tests, experiments) and leaves the tables as they were.
 
 A categorical quantity (land cover) carries its ``classes``; its value is the class index, NaN when unknown.
 """
@@ -22,9 +29,11 @@ A categorical quantity (land cover) carries its ``classes``; its value is the cl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 
 import numpy as np
 
@@ -68,6 +77,12 @@ class Aggregate(str, Enum):
     LAST = "last"  # the latest value (static classes)
 
 
+class Head(str, Enum):
+    """How a member network predicts a target (model/networks.py ``flux_heads``)."""
+
+    POSITIVE = "positive"  # softplus(linear) * the target's scale: a rate that cannot be negative
+
+
 # IGBP land-cover classes; a land-cover value is the class index in this tuple (NaN = unknown).
 IGBP_CLASSES: tuple[str, ...] = (
     "ENF", "EBF", "DNF", "DBF", "MF", "CSH", "OSH", "WSA", "SAV", "GRA", "WET", "CRO", "URB", "CVM", "SNO", "BSV",
@@ -93,12 +108,16 @@ class Quantity:
     # imports
     regrid: Regrid | None = None
     required: bool = False  # imports: a step needs it (registered, or derived); drivers: the model needs it
-    derived_from: tuple[str, ...] = ()  # imports: computed from these imports when not registered
+    # imports: computed from these imports when not registered; targets: from these predicted targets (the
+    # balance, NEE = GPP - Reco in the sign convention); exports: from these exports on the host cells
+    derived_from: tuple[str, ...] = ()
     also_derived_from: tuple[tuple[str, ...], ...] = ()  # imports: other sets it is computed from, in that order
     # drivers
     sources: tuple[str, ...] = ()  # imports it is made from, the first one registered wins
     aggregate: Aggregate | None = None
     periods: tuple[str, ...] = ("monthly", "daily")  # the model periods whose models take this driver
+    # targets
+    head: Head | None = None  # predicted by a head of the member networks; None: derived (derived_from)
     # exports
     carries: str | None = None  # the ensemble output an export carries (Fluxes field); None: derived on the host
 
@@ -117,17 +136,18 @@ class Quantity:
 
 _K_HINT = "values below 150 K usually mean degC was given where K is declared"
 
-IMPORTS: dict[str, Quantity] = {}
-DRIVERS: dict[str, Quantity] = {}
-TARGETS: dict[str, Quantity] = {}
-EXPORTS: dict[str, Quantity] = {}
-_TABLES: dict[Role, dict[str, Quantity]] = {Role.IMPORT: IMPORTS, Role.DRIVER: DRIVERS, Role.TARGET: TARGETS,
-                                            Role.EXPORT: EXPORTS}
+_TABLES: dict[Role, dict[str, Quantity]] = {role: {} for role in Role}
 _ALIASES: dict[Role, dict[str, str]] = {role: {} for role in Role}
+# read-only views of the tables, in definition order (what everything else reads)
+IMPORTS: Mapping[str, Quantity] = MappingProxyType(_TABLES[Role.IMPORT])
+DRIVERS: Mapping[str, Quantity] = MappingProxyType(_TABLES[Role.DRIVER])
+TARGETS: Mapping[str, Quantity] = MappingProxyType(_TABLES[Role.TARGET])
+EXPORTS: Mapping[str, Quantity] = MappingProxyType(_TABLES[Role.EXPORT])
 
 
-def register(q: Quantity) -> Quantity:
-    """Add ``q`` to its role's table; a name or alias already taken in that role is an error."""
+def _define(q: Quantity) -> Quantity:
+    """Add ``q`` to its role's table (this file's definitions, and :func:`extended`); a name or alias already
+    taken in that role is an error."""
     table, aliases = _TABLES[q.role], _ALIASES[q.role]
     taken = [n for n in q.names() if n in table or n in aliases]
     if taken:
@@ -138,11 +158,22 @@ def register(q: Quantity) -> Quantity:
     return q
 
 
-def unregister(role: Role, name: str) -> None:
-    """Remove a quantity (tests that add one and must leave the vocabulary as they found it)."""
-    q = _TABLES[role].pop(name)
-    for n in q.names()[1:]:
-        _ALIASES[role].pop(n, None)
+@contextmanager
+def extended(*quantities: Quantity) -> Iterator[tuple[Quantity, ...]]:
+    """The vocabulary with ``quantities`` added, for the ``with`` block: what adding them to this file would do,
+    tried at run time (tests, experiments). The tables are restored as they were when the block ends, also on an
+    error; a name already taken is an error, and nothing is added then."""
+    saved = {role: (dict(_TABLES[role]), dict(_ALIASES[role])) for role in Role}
+    try:
+        for q in quantities:
+            _define(q)
+        yield quantities
+    finally:
+        for role, (table, aliases) in saved.items():
+            _TABLES[role].clear()
+            _TABLES[role].update(table)
+            _ALIASES[role].clear()
+            _ALIASES[role].update(aliases)
 
 
 def canonical_name(role: Role, name: str) -> str:
@@ -202,8 +233,20 @@ def carried_exports() -> tuple[Quantity, ...]:
 
 
 def model_outputs() -> tuple[str, ...]:
-    """The ensemble outputs the component keeps per period: what the carried exports carry, in their order."""
+    """The ensemble outputs the exports carry, in the exports' order (an ensemble's own rows:
+    ``model.outputs.Outputs``)."""
     return tuple(q.carries for q in carried_exports() if q.carries is not None)
+
+
+def predicted_targets() -> tuple[str, ...]:
+    """The targets a member network can have a head for."""
+    return tuple(n for n, q in TARGETS.items() if q.head is not None)
+
+
+def derived_targets(heads: Iterable[str]) -> tuple[str, ...]:
+    """The targets derived from the predicted targets ``heads`` (NEE when GPP and Reco are predicted)."""
+    have = set(heads)
+    return tuple(n for n, q in TARGETS.items() if q.head is None and q.derived_from and set(q.derived_from) <= have)
 
 
 def igbp_index(codes: Iterable[str]) -> np.ndarray:
@@ -267,7 +310,7 @@ for _q in (
     Quantity("vas", Role.IMPORT, "m s-1", "northward near-surface wind", "northward_wind", valid_min=-100.0,
              valid_max=100.0, regrid=Regrid.STATE),
 ):
-    register(_q)
+    _define(_q)
 
 # --- model drivers: period values, in the units the model was trained on -------------------------------------------
 for _q in (
@@ -300,16 +343,17 @@ for _q in (
     Quantity("elevation", Role.DRIVER, "m", "surface elevation above sea level", sources=("orog",),
              aggregate=Aggregate.MEAN, periods=("daily",)),
 ):
-    register(_q)
+    _define(_q)
 
 # --- targets: what the model predicts, period-mean rates ----------------------------------------------------------
 for _q in (
     Quantity("gpp", Role.TARGET, "gC m-2 d-1", "gross primary productivity",
-             "gross_primary_productivity_of_biomass_expressed_as_carbon"),
-    Quantity("reco", Role.TARGET, "gC m-2 d-1", "ecosystem respiration (autotrophic + heterotrophic)"),
-    Quantity("nee", Role.TARGET, "gC m-2 d-1", "net ecosystem exchange"),
+             "gross_primary_productivity_of_biomass_expressed_as_carbon", head=Head.POSITIVE),
+    Quantity("reco", Role.TARGET, "gC m-2 d-1", "ecosystem respiration (autotrophic + heterotrophic)",
+             head=Head.POSITIVE),
+    Quantity("nee", Role.TARGET, "gC m-2 d-1", "net ecosystem exchange", derived_from=("gpp", "reco")),
 ):
-    register(_q)
+    _define(_q)
 
 # --- exports: what the component writes into the host's arrays, per coupling step ---------------------------------
 _NEP = ("surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon_due_to_all_land_processes_excluding_"
@@ -319,7 +363,8 @@ for _q in (
              "gross_primary_productivity_of_biomass_expressed_as_carbon", carries="gpp"),
     Quantity("reco", Role.EXPORT, "gC m-2 d-1", "ecosystem respiration (autotrophic + heterotrophic)",
              aliases=("ecosystem_respiration_carbon_flux",), carries="reco"),  # no CF standard name exists
-    Quantity("nee", Role.EXPORT, "gC m-2 d-1", "net ecosystem exchange", _NEP),  # derived: GPP and Reco, exactly
+    Quantity("nee", Role.EXPORT, "gC m-2 d-1", "net ecosystem exchange", _NEP,
+             derived_from=("gpp", "reco")),  # on the host cells, from the exported GPP and Reco, exactly
     Quantity("gpp_spread", Role.EXPORT, "gC m-2 d-1",
              "spread of gross primary productivity (the checkpoint's spread_meaning: calibrated predictive standard "
              "deviation, or member standard deviation)", carries="gpp_std"),
@@ -330,6 +375,6 @@ for _q in (
              "spread of net ecosystem exchange (the checkpoint's spread_meaning: calibrated predictive standard "
              "deviation, or member standard deviation)", carries="nee_std"),
 ):
-    register(_q)
+    _define(_q)
 del _q
 

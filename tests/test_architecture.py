@@ -16,8 +16,9 @@ PACKAGE = REPO / "tamrl_coupler"
 # lowest first; a module may import from its own layer or any lower one, never from a higher one
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "constants"),  # the ground: what every part may raise and the fixed numbers
-    ("vocabulary", "atomicfile", "ncfiles", "devices", "parallel", "communicator"),  # every quantity; atomic writes;
-    # NetCDF at its lowest level; where torch runs; the ranks' agreement that nobody failed; MPI or one process
+    ("vocabulary", "atomicfile", "ncfiles", "devices", "parallel", "communicator",  # every quantity; atomic writes;
+     "sealed", "signals"),  # NetCDF at its lowest level; where torch runs; the ranks' agreement that nobody failed;
+    # MPI or one process; whole-file SHA-256 seals; stop signals as requests the agreement carries
     ("physics", "regrid"),  # the relations the product enforces; grids, weights and their application
     ("settings",),  # every config schema (run, train, cv, model), typed, validated with the physics
     ("data",),  # flux-tower datasets -> one internal form

@@ -8,6 +8,7 @@ a few hundred malformed inputs in total.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def forcing_files(draw):
             "order": draw(st.sampled_from([("lat", "lon"), ("lon", "lat")])), "units": dict(GOOD_UNITS),
             "drop": None, "damage": "none", "cut": draw(st.floats(0.05, 0.95))}
     spoil = draw(st.sampled_from(["none", "none", "none", "times", "calendar", "time_units", "units", "order", "drop",
-                                  "damage"]))
+                                  "damage", "bounds_shift"]))
     if spoil == "times":
         how = draw(st.sampled_from(["shuffle", "duplicate", "nan", "gap"]))
         t = spec["times"]
@@ -131,7 +132,11 @@ def forcing_files(draw):
         spec["calendar"] = draw(st.sampled_from(["standard", "gregorian", "360_day", "noleap", "julian", "x"]))
     elif spoil == "time_units":
         spec["time_units"] = draw(st.sampled_from(["hours since 2015-01-01 00:00:00", "fortnights since 2015",
-                                                   "seconds since yesterday", "", "days since 2015-01-01T00:00Z"]))
+                                                   "seconds since yesterday", "", "days since 2015-01-01T00:00Z",
+                                                   "seconds since 2015-01-01 00:00 -6:00",
+                                                   "seconds since 2015-01-01 00:00:00 +05:30",
+                                                   "seconds since 2015-01-01 00:00 +99:00",
+                                                   "seconds since 2015-01-01 00:00 bogus"]))
     elif spoil == "units":
         field = draw(st.sampled_from(FIELDS))
         spec["units"][field] = draw(st.sampled_from(["degC", "hPa", "mm/day", "furlongs", "", "mol mol-1"]))
@@ -141,6 +146,8 @@ def forcing_files(draw):
         spec["drop"] = draw(st.sampled_from(FIELDS))
     elif spoil == "damage":
         spec["damage"] = draw(st.sampled_from(["truncate", "flip"]))
+    elif spoil == "bounds_shift":
+        spec["bounds"], spec["bounds_shift"] = True, draw(st.sampled_from([-21600.0, 21600.0, 1.5 * step]))
     return spec
 
 
@@ -159,7 +166,7 @@ def _write_forcing(path: Path, spec: dict, field: np.ndarray) -> None:
         t[:] = spec["times"]
         if spec["bounds"]:
             t.bounds = "time_bnds"
-            tb = np.asarray(spec["times"], dtype=float)
+            tb = np.asarray(spec["times"], dtype=float) + spec.get("bounds_shift", 0.0)
             ds.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([tb, tb + spec["step"]], 1)
         for f in FIELDS:
             if f == spec["drop"]:
@@ -197,6 +204,9 @@ def test_forcing_reader_raises_only_input_errors_and_reads_exactly(tmp_path_fact
         event(f"refused: {type(exc).__name__}")
         return
     event("read")
+    assert not spec.get("bounds_shift"), "a time axis outside its own bounds was read"
+    if "+99:00" in spec["time_units"] or "bogus" in spec["time_units"]:
+        raise AssertionError(f"time units {spec['time_units']!r} were read")
     if spec["damage"] != "none":  # damage the library did not notice (padding, unused bytes): nothing to compare
         return
     for f in FIELDS:
@@ -350,3 +360,71 @@ def test_component_calls_fail_cleanly_and_change_nothing_when_they_fail(componen
         finally:
             for f, a in imports.items():
                 a[:] = saved[f]
+
+
+# ------------------------------------------------------------------------------------------------- config text
+@settings(FUZZ, max_examples=40)
+@given(st.sampled_from(_paths(BASE)), st.sampled_from(PLAUSIBLE[:12]))
+def test_a_key_given_twice_anywhere_is_refused(path, value):
+    """YAML keeps the last of two equal keys silently: the loader refuses any duplicate, at any depth."""
+    import copy
+
+    from tamrl_coupler.settings.schema import ConfigError, parse_yaml
+
+    text = yaml.safe_dump(copy.deepcopy(BASE), sort_keys=False)
+    lines = text.splitlines()
+    depth = len(path) - 1
+    indent = "  " * depth
+    i = next(k for k, ln in enumerate(lines) if ln.startswith(f"{indent}{path[-1]}:")
+             and all(any(x.startswith("  " * d + f"{p}:") for x in lines[:k]) for d, p in enumerate(path[:-1])))
+    lines.insert(i, f"{indent}{path[-1]}: {json.dumps(value)}")
+    with pytest.raises(ConfigError, match=f"key '{path[-1]}' is given twice"):
+        parse_yaml("\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------------------- tampering
+@pytest.fixture(scope="module")
+def artefacts(component, tmp_path_factory) -> dict[str, bytes]:
+    """A restart of the fuzzed component and a small checkpoint, as written."""
+    from tamrl_coupler.model import save_checkpoint
+
+    d = tmp_path_factory.mktemp("artefacts")
+    comp = component[0]
+    restart = comp.write_restart(d / "r.nc")
+    checkpoint = save_checkpoint(comp.ens, d / "c.npz")
+    return {"restart": restart.read_bytes(), "checkpoint": checkpoint.read_bytes()}
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.sampled_from(["restart", "checkpoint"]), st.floats(0.0, 1.0, exclude_max=True), st.integers(1, 255),
+       st.booleans())
+def test_any_byte_changed_in_a_restart_or_checkpoint_is_refused(artefacts, tmp_path_factory, kind, where, xor,
+                                                               cut):
+    """One byte anywhere changed (or the file cut there): the seal check refuses it before any parser reads it."""
+    from tamrl_coupler import sealed
+
+    raw = bytearray(artefacts[kind])
+    pos = int(where * len(raw))
+    if cut:
+        raw = raw[:pos]
+    else:
+        raw[pos] ^= xor
+    path = tmp_path_factory.mktemp("tamper") / ("x.nc" if kind == "restart" else "x.npz")
+    path.write_bytes(bytes(raw))
+    try:
+        state = sealed.check(path)
+    except sealed.SealError:
+        event("seal does not match")
+        return
+    assert state is sealed.Seal.NONE, f"a changed {kind} passed its seal (byte {pos})"
+    event("seal cut off")
+    if kind == "restart":
+        from tamrl_coupler.io.restart import RestartFile
+
+        with pytest.raises(TamrlError):
+            RestartFile(path)
+    else:
+        from tamrl_coupler.model import load_checkpoint
+
+        with pytest.raises(TamrlError):
+            load_checkpoint(path)

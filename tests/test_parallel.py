@@ -90,7 +90,7 @@ def test_under_three_ranks_every_rank_raises_the_same_error(tmp_path):
 
 def test_agreement_buffers_are_made_once():
     a = Agreement(None)
-    assert a.size == 1 and a._send.shape == (3,)
+    assert a.size == 1 and a._send.shape == (8,)
 
 
 ABORT_SCRIPT = r'''
@@ -118,3 +118,28 @@ def test_an_unagreed_error_aborts_the_job_instead_of_hanging(tmp_path):
     res = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120, cwd=REPO, start_new_session=True)
     assert res.returncode != 0 and "NOT REACHED" not in res.stdout, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"])
+def test_a_stop_signal_becomes_a_request_the_agreement_carries(name):
+    """Installed, each stop signal only records itself (no KeyboardInterrupt, no end of the process); the next
+    agreement reports it (one rank: directly) until it is cleared; uninstalling gives the old handler back."""
+    import os
+    import signal as sig
+
+    from tamrl_coupler import signals
+
+    before = sig.getsignal(getattr(sig, name))
+    try:
+        assert name in signals.install()
+        os.kill(os.getpid(), getattr(sig, name))
+        assert signals.requested() == getattr(sig, name)
+        agreement = Agreement(None)
+        agreement.check(None, "a step")
+        assert (agreement.stop, agreement.stop_rank) == (getattr(sig, name), 0)
+        agreement.clear_stop()
+        assert agreement.stop == 0 and signals.requested() == 0
+    finally:
+        signals.uninstall()
+        signals.clear()
+    assert sig.getsignal(getattr(sig, name)) == before

@@ -88,6 +88,7 @@ def namelist(config_path: str, outdir: Path, steps: int) -> str:
     file_attrs = file_attributes(unit, convention)
     file_attrs["source"] = (f"tamrl-coupler {__version__} through its Fortran bridge, called by examples/fortran_host "
                             "(land_host)")
+    file_attrs.update(cfg.budget.spec().attributes(f"budget.prior {cfg.budget.prior} of the run config"))  # the mode
     lines = [
         "&host",
         f"  config = {fortran_string(Path(config_path).resolve())}",

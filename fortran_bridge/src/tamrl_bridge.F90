@@ -13,6 +13,17 @@
 !>   st = tamrl_field_address(comp, name, address, n)  ! the address Python uses for a field (zero-copy check)
 !>
 !> global_index is 1-based (the Fortran/ESMF habit); the component receives it 0-based.
+!>
+!> Stopping on a batch system's signal: SIGTERM, SIGINT, SIGHUP and SIGUSR1 (those the host left at their default
+!> action) do not end the process; every rank finishes the coupling step it is in and tamrl_run_step returns
+!> TAMRL_STOPPED on every rank, at the same step, with the step's fluxes exported. The host then writes its own
+!> restart and the component's (tamrl_write_restart) and ends; the run continues from both exactly:
+!>
+!>   st = tamrl_run_step(comp, t, dt)
+!>   if (st == TAMRL_STOPPED) then
+!>     st = tamrl_write_restart(comp, 'tamrl_restart.nc'); call write_host_restart(); exit   ! leave the time loop
+!>   else if (st /= TAMRL_OK) then
+!>     ...
 module tamrl_bridge
   use, intrinsic :: iso_c_binding, only: c_int, c_int64_t, c_double, c_char, c_null_char, c_ptr, c_loc, &
                                          c_intptr_t, c_null_ptr
@@ -21,7 +32,8 @@ module tamrl_bridge
 
   integer, parameter, public :: TAMRL_OK = 0, TAMRL_ERR_INPUT = 1, TAMRL_ERR_CONFIG = 2, &
                                 TAMRL_ERR_CHECKPOINT = 3, TAMRL_ERR_PYTHON = 4, TAMRL_ERR_USAGE = 5, &
-                                TAMRL_ERR_MPI = 6, TAMRL_ERR_INIT = 7, TAMRL_ERR_IO = 8
+                                TAMRL_ERR_MPI = 6, TAMRL_ERR_INIT = 7, TAMRL_ERR_IO = 8, &
+                                TAMRL_STOPPED = 9
 
   !> A component instance (an opaque handle into the Python side's handle table).
   type, public :: tamrl_component

@@ -22,7 +22,9 @@ enum {
   TAMRL_ERR_USAGE = 5,       /* invalid handle, verb called out of order, field registered twice */
   TAMRL_ERR_MPI = 6,         /* MPI not initialised, or host / bridge / mpi4py use different MPI libraries */
   TAMRL_ERR_INIT = 7,        /* the embedded Python interpreter or the tamrl_coupler package could not start */
-  TAMRL_ERR_IO = 8           /* a file could not be written: full disk, no permission, a directory given as file */
+  TAMRL_ERR_IO = 8,          /* a file could not be written: full disk, no permission, a directory given as file */
+  TAMRL_STOPPED = 9          /* a stop signal (SIGTERM, SIGINT, SIGHUP, SIGUSR1) reached some rank: the step is
+                                complete on every rank; write the restarts and end (docs/reliability.md) */
 };
 
 /* kind for tamrl_bridge_register */

@@ -113,6 +113,7 @@ program bridge_checks
     transfer(c_loc(gpp(1)), addr), ' n=', na
 
   ! one step: Python writes the exports in the host's memory
+  call set_shortwave(t0)
   st = tamrl_run_step(comp, t0, dt)
   call report('step1', st)
   call report_traps('traps_after_step')
@@ -125,12 +126,24 @@ program bridge_checks
   ! is on the last rank only: every rank must return the same status (none may wait in a collective)
   nan = ieee_value(x, ieee_quiet_nan)
   if (rank == last_rank()) tas(n) = nan
+  call set_shortwave(t0 + dt)
   st = tamrl_run_step(comp, t0 + dt, dt)
   call report('nan_forcing', st)
   tas(n) = 290.0d0
   ! the failed step changed nothing: the host may retry it
   st = tamrl_run_step(comp, t0 + dt, dt)
   call report('nan_retry', st)
+
+  ! a stop signal (what a batch system sends before the wall-clock kill) to the last rank only: every rank
+  ! finishes the step and returns TAMRL_STOPPED at the same step; the host would now write its restarts and end.
+  ! Here it carries on: the next step runs as usual
+  if (rank == last_rank()) call kill(getpid(), 15)   ! GNU extensions: SIGTERM to this process
+  call set_shortwave(t0 + 2 * dt)
+  st = tamrl_run_step(comp, t0 + 2 * dt, dt)
+  call report('stop_signal', st)
+  call set_shortwave(t0 + 3 * dt)
+  st = tamrl_run_step(comp, t0 + 3 * dt, dt)
+  call report('after_stop', st)
 
   ! error on rank 0 only (it writes the restart): a directory given as the file; every rank gets the status
   st = tamrl_write_restart(comp, trim(restart_dir))
@@ -164,6 +177,7 @@ program bridge_checks
     st = max(st, tamrl_register_import(comp2, 'rsds', rsds))
     if (rank /= last_rank()) st = max(st, tamrl_register_import(comp2, 'pr', pr))
     call report('second_component', st)
+    call set_shortwave(t0)
     st = tamrl_run_step(comp2, t0, dt)
     call report('missing_registration', st)
     st = tamrl_finalise(comp2)
@@ -175,6 +189,17 @@ program bridge_checks
   call MPI_Finalize(ierr)
 
 contains
+
+  !> 60 % of the top-of-atmosphere insolation in the middle of the step [t, t + dt) (early January): shortwave the
+  !> component's plausibility checks accept, wherever it is day or night
+  subroutine set_shortwave(t)
+    real(c_double), intent(in) :: t
+    real(c_double), parameter :: pi = 3.14159265358979d0, dec = -0.40d0
+    real(c_double) :: hour_angle(n), mu(n)
+    hour_angle = ((t + 0.5d0 * dt) / 3600.0d0 + lon / 15.0d0 - 12.0d0) * pi / 12.0d0
+    mu = sin(lat * pi / 180) * sin(dec) + cos(lat * pi / 180) * cos(dec) * cos(hour_angle)
+    rsds = 0.6d0 * 1361.0d0 * max(0.0d0, mu)
+  end subroutine set_shortwave
 
   integer function last_rank()
     integer :: size_, ierr_

@@ -115,6 +115,24 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                              "citation]); default: sites.csv beside them")
 
 
+def dataset_inputs(args: argparse.Namespace) -> list[Any]:
+    """The files predict and evaluate read (the data, a folder of it, the site table beside it or given), which no
+    output may replace."""
+    from tamrl_coupler.data.reader import resolve_data_path
+
+    data = resolve_data_path(args.data)
+    beside = [data.parent / "sites.csv"] if data.is_file() else []
+    return [data, *beside, args.sites]
+
+
+def add_unverified_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-unverified``: also use a restart or checkpoint of an older format that carries no whole-file
+    seal (the product refuses those by default: nothing shows that their bytes are as written)."""
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="use a restart or checkpoint of an older format without a whole-file SHA-256 seal "
+                             "(refused by default); only for files you trust")
+
+
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     """``--progress`` of every long command (run, prior, demo, predict, evaluate, train, cv); ``--quiet`` means
     ``--progress none``, and ``--no-progress``, the old spelling of train and cv, still works."""
@@ -153,3 +171,38 @@ def set_threads(args: argparse.Namespace) -> None:
     if args.threads < 1:
         raise InputError(f"--threads {args.threads}: expected a positive number of threads")
     torch.set_num_threads(args.threads)
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser, config: bool = True) -> None:
+    """``--budget`` and its target/prior options (predict, run, prior); ``config``: the run config's ``budget:``
+    section is the default, which these override."""
+    default = " (default: the run config's budget section)" if config else " (default: as_trained)"
+    parser.add_argument("--budget", choices=("as_trained", "balanced", "target"),
+                        help="NEE's carbon-budget mode: as_trained (what the towers taught), balanced (each cell's "
+                             "NEE sums to zero over a year), target (a prescribed annual sink)" + default)
+    parser.add_argument("--sink-pgc", type=float, metavar="PGC",
+                        help="--budget target: the global annual sink, PgC/yr (uptake positive), shared in "
+                             "proportion to each cell's GPP (default: the config's, or none)")
+    parser.add_argument("--sink-fraction", type=float, metavar="F",
+                        help="--budget target: each cell's annual sink as a fraction of its GPP (default: the "
+                             "config's, or none)")
+    parser.add_argument("--budget-prior", metavar="auto|none|FILE",
+                        help="the monthly climatology standing in for months not yet seen (auto: the one shipped "
+                             "beside the checkpoint; default: the config's, else auto)")
+
+
+def budget_section(args: argparse.Namespace, section: Any = None) -> Any:
+    """The ``budget:`` section ``section`` (or the default) with the command line's overrides, validated."""
+    from dataclasses import replace
+
+    from tamrl_coupler.settings.budget import BudgetSection
+
+    section = section if section is not None else BudgetSection()
+    if args.budget is not None:
+        section = replace(section, mode=args.budget, sink_pgc=args.sink_pgc, sink_fraction=args.sink_fraction)
+    elif args.sink_pgc is not None or args.sink_fraction is not None:
+        section = replace(section, sink_pgc=args.sink_pgc, sink_fraction=args.sink_fraction)
+    if args.budget_prior is not None:
+        section = replace(section, prior=args.budget_prior)
+    section.validate()
+    return section

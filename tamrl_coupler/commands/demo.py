@@ -35,5 +35,4 @@ def run(args: argparse.Namespace) -> int:
     comm = world()
     result = run_offline(demo_config_path(), args.output, steps=args.steps, comm=comm,
                          progress=progress_mode(args))
-    report(result, comm)
-    return 0
+    return report(result, comm)

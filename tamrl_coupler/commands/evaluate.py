@@ -9,6 +9,8 @@ from tamrl_coupler.commands import (
     add_parents_argument,
     add_progress_arguments,
     add_threads_argument,
+    add_unverified_argument,
+    dataset_inputs,
     set_threads,
 )
 
@@ -19,6 +21,7 @@ HELP = ("evaluate the ensemble on a dataset with observed fluxes; prints (and wr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FluxVal-layout .nc, FLUXNET2015/AmeriFlux .csv, or a directory")
     add_dataset_arguments(parser)
+    add_unverified_argument(parser)
     parser.add_argument("--json", help="write the full metrics (also per IGBP class) to this JSON file, and the "
                                        "benchmark pictures beside it (JSON name + _scatter.png, _igbp_error.png, "
                                        "_seasonal_cycle.png; default: print only)")
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tamrl_coupler.atomicfile import write_text_atomic
+    from tamrl_coupler.atomicfile import refuse_overwriting, write_text_atomic
     from tamrl_coupler.commands import check_output, dataset_progress, say
     from tamrl_coupler.data.reader import data_period, read_dataset
     from tamrl_coupler.errors import InputError
@@ -47,10 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from tamrl_coupler.training.insample import in_sample_mask, sample_tables, training_sites
     from tamrl_coupler.training.metrics import balance_violation, metrics_table
 
+    if args.min_site_obs < 1:
+        raise InputError(f"--min-site-obs {args.min_site_obs}: expected a positive number of periods (a site's RMSE "
+                         f"needs at least one observed period)")
     check_output(args.json, "--json", args)
     set_threads(args)
     checkpoint = resolve_checkpoint(args.checkpoint, period=data_period(args.data))
-    ens = load_checkpoint(checkpoint, device=args.device)
+    refuse_overwriting([args.json], dataset_inputs(args) + [checkpoint])
+    ens = load_checkpoint(checkpoint, device=args.device, allow_unverified=args.allow_unverified)
     data = read_dataset(args.data, period=ens.meta.period, sites=args.sites)
     set_site_lat(data, args.lat)
     if not any(data.targets.get(k) is not None for k in ("gpp", "nee")):

@@ -96,7 +96,7 @@ def resolve_block_size(setting: int | str, device_type: str, comm: Any) -> int:
     ranks' (a mixed CPU/GPU run gets the CPU's)."""
     if setting != "auto":
         return int(setting)
-    from tamrl_coupler.model.ensemble import CHUNK_CPU, CHUNK_CUDA
+    from tamrl_coupler.model.core import CHUNK_CPU, CHUNK_CUDA
 
     return min(comm.allgather(CHUNK_CUDA if device_type == "cuda" else CHUNK_CPU))
 

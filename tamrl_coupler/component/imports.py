@@ -12,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.component.clock import StepInfo
 from tamrl_coupler.component.geometry import Geometry
+from tamrl_coupler.component.plausibility import Plausibility
+from tamrl_coupler.component.rows import check_one_name
 from tamrl_coupler.component.validation import ForcingValidator
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.drivers import ImportDerivations
@@ -22,10 +25,14 @@ from tamrl_coupler.vocabulary import Regrid, Role
 class Imports:
     """Registered host fields -> validated model-cell rows (``fields``) every step; see the module docstring."""
 
-    def __init__(self, geometry: Geometry, fill_policy: str = "error", check_range: bool = True):
+    def __init__(self, geometry: Geometry, fill_policy: str = "error", check_range: bool = True,
+                 check_plausibility: bool = True):
         self.geo = geometry
         self.fill_policy, self.check_range = fill_policy, check_range
+        self.plausibility = Plausibility(geometry.locator, geometry.host_active) if check_plausibility else None
+        self.host_rows: dict[str, np.ndarray] = {}  # import name -> this rank's validated host-cell row
         self.arrays: dict[str, np.ndarray] = {}
+        self.given: dict[str, str] = {}  # import -> the name the host registered it under
         self.validator: ForcingValidator | None = None
         self._previous: ForcingValidator | None = None  # the validator before a new registration (its memory)
         self.fields: dict[str, np.ndarray] = {}  # import name -> this rank's model-cell row, after each step
@@ -36,12 +43,26 @@ class Imports:
         """Import field names accepted by :meth:`register`: short names, aliases and CF standard names."""
         return vocabulary.accepted_names(Role.IMPORT)
 
+    @staticmethod
+    def field_name(name: str) -> str:
+        """The import ``name`` stands for (a name, an alias or a CF standard name)."""
+        return vocabulary.canonical_name(Role.IMPORT, name)
+
     def register(self, name: str, array: np.ndarray) -> None:
-        """Keep ``array`` by reference; its values are read at every step."""
-        short = vocabulary.canonical_name(Role.IMPORT, name)
+        """Keep ``array`` by reference; its values are read at every step. The same name again replaces the array;
+        the same quantity under another name is an error naming both (one of the arrays would be ignored)."""
+        short = self.field_name(name)
+        check_one_name("import", name, short, self.given)
         self.arrays[short] = self.geo.host_array(short, array)
+        self.given[short] = name
         if self.validator is not None:  # buffers are made again at the next step; the counts and memory carry over
             self._previous, self.validator = self.validator, None
+
+    def hold_forcing(self, seconds: float) -> None:
+        """The host holds forcing records of up to ``seconds`` over shorter coupling steps (the offline driver): the
+        shortwave plausibility check allows for light from anywhere in such a record."""
+        if self.plausibility is not None:
+            self.plausibility.pad = max(self.plausibility.pad, float(seconds))
 
     @property
     def ready(self) -> bool:
@@ -80,6 +101,7 @@ class Imports:
                             (self.class_names, self.model_class)):
             self.fields.update(zip(group, rows, strict=True))
         self.derivations = ImportDerivations(self.fields, n_m)
+        self.host_rows = {n: row for buf, group in self._groups() for row, n in zip(buf, group, strict=True)}
         prev, self._previous = self._previous, None
         self.validator = ForcingValidator(names, geo.host_active, geo.locator, self.fill_policy, self.check_range)
         if prev is not None:
@@ -91,24 +113,29 @@ class Imports:
                 self.validator.last_valid[k][:] = v
         self._pending_last_valid = {}
 
-    def step(self, label: str) -> dict[str, np.ndarray]:
-        """Copy and validate this step's imports into the buffers (nothing else changes: :meth:`commit` once the
-        step passed on every rank); returns ``fields``."""
+    def step(self, label: str, info: StepInfo | None = None, first_step: bool = False) -> dict[str, np.ndarray]:
+        """Copy and validate this step's imports into the buffers, each against its range, then together against
+        the sun and the day (component/plausibility.py, with ``info``); nothing else changes: :meth:`commit` once
+        the step passed on every rank. Returns ``fields``."""
         active = self.geo.host_active
         for buf, names in self._groups():
             for row, n in zip(buf, names, strict=True):
                 np.copyto(row, self.arrays[n], where=active)
                 self.validator.check(n, row, label)
+        if self.plausibility is not None and info is not None:
+            self.plausibility.check(self.host_rows, info, label, first_step)
         return self.fields
 
     def _groups(self) -> tuple[tuple[np.ndarray, list[str]], ...]:
         return ((self.buf_state, self.state_names), (self.buf_flux, self.flux_names),
                 (self.buf_class, self.class_names))
 
-    def commit(self, label: str) -> None:
-        """The step's imports passed on every rank: remember them (fill policy 'persist') and count substitutions."""
-        self.validator.commit({n: row for buf, names in self._groups() for row, n in zip(buf, names, strict=True)},
-                              label)
+    def commit(self, label: str, info: StepInfo | None = None) -> None:
+        """The step's imports passed on every rank: remember them (fill policy 'persist', the day's temperature
+        extremes) and count substitutions."""
+        self.validator.commit(self.host_rows, label)
+        if self.plausibility is not None and info is not None:
+            self.plausibility.commit(self.host_rows, info)
 
     def discard(self) -> None:
         """The step failed on some rank: forget what :meth:`step` counted."""

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from tamrl_coupler.model.ensemble import Ensemble
-from tamrl_coupler.model.reduction import ESTIMATE_FIELDS
 from tamrl_coupler.model.state import EnsembleState
 
 
 class ModelRunner:
-    """``run(x, commit)``: drivers x (n, D) float64 -> :attr:`estimate` rows (ESTIMATE_FIELDS, n), gC m-2 d-1."""
+    """``run(x, commit)``: drivers x (n, D) float64 -> :attr:`estimate` rows (the ensemble's ``outputs.rows``: its
+    targets' means and spreads, n), in the targets' units (gC m-2 d-1 for the carbon fluxes)."""
 
     def __init__(self, ens: Ensemble, state: EnsembleState, blocks: list[tuple[int, int]],
                  cuda_graphs: bool = False):
@@ -26,9 +26,10 @@ class ModelRunner:
         gpu = dev.type == "cuda"
         self.x_host = torch.zeros((n, d), dtype=torch.float32, pin_memory=gpu)
         self.x_dev = torch.zeros((n, d), dtype=torch.float32, device=dev) if gpu else self.x_host
-        self.estimate_host = torch.zeros((len(ESTIMATE_FIELDS), n), dtype=torch.float64, pin_memory=gpu)
+        rows = len(ens.outputs.rows)
+        self.estimate_host = torch.zeros((rows, n), dtype=torch.float64, pin_memory=gpu)
         self.estimate = self.estimate_host.numpy()  # the period estimate, shared with the component
-        self.estimate_dev = (torch.zeros((len(ESTIMATE_FIELDS), n), dtype=torch.float64, device=dev) if gpu
+        self.estimate_dev = (torch.zeros((rows, n), dtype=torch.float64, device=dev) if gpu
                              else self.estimate_host)
         self.plan = ens.plan(self.x_dev, state, self.estimate_dev, blocks)
         self.graphed = None

@@ -2,9 +2,11 @@
 on fixed cell blocks when the schedule says so (the LSTM state committed only at the period end), and the step's
 fluxes downscaled from the period estimate so that period totals are exact.
 
-Rows are named (component/rows.py): the period estimate by the ensemble outputs the vocabulary's exports carry
-(``gpp``, ``reco``, ``gpp_std`` ...), the step's fluxes by those exports (``gpp``, ``reco``, ``gpp_spread`` ...).
-Buffers are made once, so an evaluation allocates nothing here.
+Rows are named (component/rows.py): the period estimate by the ensemble's outputs (its ``outputs.rows``: ``gpp``,
+``reco``, ``gpp_std`` ...), the step's fluxes by the exports that carry them (``gpp``, ``reco``, ``gpp_spread``
+...). GPP follows light and Reco temperature within the period (physics/downscale.py); another predicted target
+(ET, say) is handed out evenly over the period's time, with the same exact period totals, until physics of its
+own shape it. Buffers are made once, so an evaluation allocates nothing here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.rows import NamedRows
 from tamrl_coupler.component.schedule import EvaluationSchedule
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.model.outputs import spread_name
 from tamrl_coupler.physics.downscale import Downscaler, q10_weight
 from tamrl_coupler.physics.drivers import DriverAccumulator
 from tamrl_coupler.physics.trailing import TrailingDay, UnseenLight
@@ -43,20 +46,27 @@ class ModelStage:
         # a daily model is evaluated before its day is complete on the drivers of the last 24 hours
         # (physics/trailing.py); at the day's end, and for monthly models, on the period's own drivers
         self.trailing = TrailingDay(self.acc) if ensemble.meta.period == "daily" else None
-        self.down = Downscaler(geometry.model_lat, geometry.model_lon, nan_aware=nan_aware)
+        self.down = Downscaler(geometry.model_lat, geometry.model_lon, nan_aware=nan_aware,
+                               flat=tuple(t for t in ensemble.outputs.predicted if t not in ("gpp", "reco")))
         self.schedule = EvaluationSchedule(update_interval)
         # the model derives the season from the calendar and uses the cell latitude (never sent as drivers); the
         # period is reset to the first step's (CouplingComponent.run_step) or the restart's
         self.state = ensemble.init_state(n, first_period=first_period, lat=geometry.model_lat)
         self.have_estimate = False  # whether the estimate holds one for the current period
+        self.budget: Any = None  # the carbon-budget stage (component/budget.py), set by the component
         self.n_evaluations = 0
         self.x = np.zeros((n, len(self.drivers)))  # float64 drivers, accumulated in double precision
         # The ensemble bound once to this rank's blocks, its drivers and the period estimate (component/
         # model_runner.py): an evaluation allocates nothing, and on a GPU moves the drivers in and the estimate out
         # once each, through pinned host memory. The estimate rows are the runner's host buffer.
         self.runner = ModelRunner(ensemble, self.state, geometry.blocks, cuda_graphs=cuda_graphs)
-        self.estimate = NamedRows(vocabulary.model_outputs(), n, array=self.runner.estimate)  # period rates, gC m-2 d-1
-        self.step_rows = NamedRows((q.name for q in vocabulary.carried_exports()), n)  # this step, gC m-2 d-1
+        outputs = ensemble.outputs
+        self.estimate = NamedRows(outputs.rows, n, array=self.runner.estimate)  # period rates (gC m-2 d-1 ...)
+        # this step's fluxes, one row per export carrying an estimate row (the export's name -> the row it carries)
+        self.carried = {q.name: q.carries for q in vocabulary.carried_exports() if q.carries in self.estimate}
+        self.step_rows = NamedRows(self.carried, n)
+        self._step_of = {row: name for name, row in self.carried.items()}  # estimate row -> its step row
+        self.flat = tuple(t for t in outputs.predicted if t not in ("gpp", "reco") and t in self._step_of)
         self._spread_scratch = np.zeros((2, n))
         self._not_finite = np.zeros(n, dtype=bool)
         self._reco_to_come = np.zeros(n)
@@ -81,10 +91,12 @@ class ModelStage:
         if evaluate:
             self._run_model(commit=info.ends_period)
             self._check_estimate(info)
+            if self.budget is not None:  # NEE's budget mode: Reco scaled per cell (component/budget.py)
+                self.budget.apply(self.estimate)
             self.have_estimate = True
             self.n_evaluations += 1
         t2 = time.perf_counter()
-        est, out = self.estimate, self.step_rows
+        est, out, step_of = self.estimate, self.step_rows, self._step_of
         remaining = info.period_seconds - info.elapsed
         covered = info.period_seconds - (info.elapsed - self.acc.elapsed)  # a run may start inside a period
         reco_to_come = None
@@ -93,7 +105,9 @@ class ModelStage:
             reco_to_come = self.trailing.mean_to_come("tas", end, remaining, q10_weight, out=self._reco_to_come)
         self.down.step(est["gpp"], est["reco"], fields["rsds"], fields["tas"],
                        self.acc.running_sum_of("rsds"), self.acc.elapsed, remaining, covered, info.start, info.dt,
-                       out["gpp"], out["reco"], reco_to_come)
+                       out[step_of["gpp"]], out[step_of["reco"]], reco_to_come)
+        for target in self.flat:
+            self.down.flat_step(target, est[target], remaining, covered, info.dt, out[step_of[target]])
         self._scale_spreads()
         timers["drivers"] += t1 - t0
         timers["model"] += t2 - t1
@@ -137,25 +151,32 @@ class ModelStage:
         self.runner.run(self.x, commit)
 
     def _scale_spreads(self) -> None:
-        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate); NEE's
-        spread follows the sum of the absolute components. In place on preallocated rows: no allocation per step."""
-        est, out = self.estimate, self.step_rows
+        """Ensemble spreads follow the same sub-period shape as their fluxes (ratio step / period rate); a derived
+        target's spread (NEE's) follows the sum of its absolute components. In place on preallocated rows: no
+        allocation per step."""
+        est, out, step_of = self.estimate, self.step_rows, self._step_of
+        outputs = self.ens.outputs
         tot, ref = self._spread_scratch
         with np.errstate(divide="ignore", invalid="ignore"):
-            for flux in ("gpp", "reco"):
-                spread = out[f"{flux}_spread"]
-                np.divide(out[flux], est[flux], out=spread)
+            for flux in outputs.predicted:
+                if spread_name(flux) not in step_of or flux not in step_of:
+                    continue
+                spread = out[step_of[spread_name(flux)]]
+                np.divide(out[step_of[flux]], est[flux], out=spread)
                 self._one_where_not_finite(spread)
                 np.abs(spread, out=spread)
-                spread *= est[f"{flux}_std"]
-            nee_spread = out["nee_spread"]
-            np.abs(out["gpp"], out=tot)
-            np.abs(out["reco"], out=nee_spread)
-            tot += nee_spread
-            np.add(est["gpp"], est["reco"], out=ref)
-            np.divide(tot, ref, out=tot)
-            self._one_where_not_finite(tot)
-        np.multiply(est["nee_std"], tot, out=nee_spread)
+                spread *= est[spread_name(flux)]
+            for flux, a, b in outputs.derived:
+                if spread_name(flux) not in step_of:
+                    continue
+                derived_spread = out[step_of[spread_name(flux)]]
+                np.abs(out[step_of[a]], out=tot)
+                np.abs(out[step_of[b]], out=derived_spread)
+                tot += derived_spread
+                np.add(est[a], est[b], out=ref)
+                np.divide(tot, ref, out=tot)
+                self._one_where_not_finite(tot)
+                np.multiply(est[spread_name(flux)], tot, out=derived_spread)
 
     def _one_where_not_finite(self, x: np.ndarray) -> None:
         """``np.nan_to_num(x, nan=1, posinf=1, neginf=1)`` in place, without its temporary masks."""

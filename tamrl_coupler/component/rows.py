@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from tamrl_coupler.errors import InputError
+
 
 class NamedRows:
     """``rows.array`` is the (len(names), n) block; ``rows[name]`` is a view of one row."""
@@ -34,3 +36,11 @@ class NamedRows:
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         return iter(self._views.items())
+
+
+def check_one_name(kind: str, name: str, short: str, given: dict[str, str]) -> None:
+    """A host registers each quantity under one name: ``name`` (meaning ``short``) is refused when ``short`` was
+    registered under another name (``given``: quantity -> name used), naming both."""
+    if short in given and given[short] != name:
+        raise InputError(f"{kind} field '{name}' is '{short}', already registered as '{given[short]}': the same "
+                         "quantity twice; register it once, under one of its names")

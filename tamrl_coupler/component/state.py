@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from tamrl_coupler.component.budget import BudgetStage
 from tamrl_coupler.component.clock import Clock
 from tamrl_coupler.component.geometry import Geometry
 from tamrl_coupler.component.imports import Imports
@@ -30,6 +31,7 @@ class Restartable(Protocol):
     geometry: Geometry
     imports: Imports
     model_stage: ModelStage
+    budget: BudgetStage
     agreement: Agreement
     next_time: int | None
     n_steps: int
@@ -50,7 +52,8 @@ def save(comp: Restartable, path: str | Path) -> Path:
         if comp.broken:
             raise InputError(f"write_restart refused: {comp.broken}; the state is not consistent")
     geo, ev = comp.geometry, comp.model_stage
-    model = {k: (dims, geo.gather_model(v)) for k, (dims, v) in ev.state_arrays().items()}
+    model = {k: (dims, geo.gather_model(v)) for k, (dims, v) in
+             {**ev.state_arrays(), **comp.budget.state_arrays()}.items()}
     host = {k: geo.gather_host(v) for k, v in comp.imports.state_arrays().items()}
     gidx = geo.gather_model(geo.model_global)
 
@@ -62,24 +65,24 @@ def save(comp: Restartable, path: str | Path) -> Path:
                  "model_grid": str(comp.cfg.model.grid), "drivers": " ".join(ev.drivers),
                  "next_time_iso": str(comp.clock.datetime(comp.next_time)),
                  "model_update_interval": str(comp.cfg.model.update_interval),
-                 "ensemble_fingerprint": comp.ensemble_fingerprint()}
+                 "ensemble_fingerprint": comp.ensemble_fingerprint(), "budget_mode": comp.budget.spec.mode.value}
         return write_restart(path, scalars, arrays, attrs)
 
     comp.agreement.on_root(f"write_restart({path})", write)
     return Path(path)
 
 
-def load(comp: Restartable, path: str | Path) -> None:
+def load(comp: Restartable, path: str | Path, allow_unverified: bool = False) -> None:
     """Continue ``comp`` from the restart at ``path``: every rank reads it and takes its own cells; a file one rank
-    cannot use stops every rank."""
+    cannot use stops every rank. ``allow_unverified``: accept a restart without a seal (io/restart.py)."""
     with comp.agreement.guard(f"restart {path}"):
-        _load(comp, Path(path))
+        _load(comp, Path(path), allow_unverified)
 
 
-def _load(comp: Restartable, path: Path) -> None:
+def _load(comp: Restartable, path: Path, allow_unverified: bool) -> None:
     geo, ev, clock = comp.geometry, comp.model_stage, comp.clock
     h = ev.state.h
-    with RestartFile(path) as f:
+    with RestartFile(path, allow_unverified) as f:
         attrs = f.attrs
         _check_attrs(comp, path, attrs)
         if f.dims.get("model_cell", geo.n_model_total) != geo.n_model_total:
@@ -98,8 +101,9 @@ def _load(comp: Restartable, path: Path) -> None:
     _check_finite(path, scalars, arrays)
     c0, c1 = geo.model_range
     next_time = int(scalars["next_time"])
-    ev.load_state({k: v[c0:c1] for k, v in arrays.items() if not k.startswith("last_valid_")},
+    ev.load_state({k: v[c0:c1] for k, v in arrays.items() if not k.startswith(("last_valid_", "budget_"))},
                   scalars, clock.datetime(next_time))
+    comp.budget.load_state({k: v[c0:c1] for k, v in arrays.items() if k.startswith("budget_")})
     comp.imports.load_state({k: v[geo.host_pos] for k, v in arrays.items() if k.startswith("last_valid_")})
     comp.next_time = next_time
     comp.n_steps = int(scalars["n_steps"])
@@ -119,6 +123,11 @@ def _check_attrs(comp: Restartable, path: Path, attrs: dict) -> None:
         raise InputError(f"restart {path}: written with model.update_interval {interval} s, this run has "
                          f"{comp.cfg.model.update_interval} s (the carried period estimate belongs to the other "
                          f"schedule); use the same interval")
+    mode = attrs.get("budget_mode")
+    if mode is not None and mode != comp.budget.spec.mode.value:
+        raise InputError(f"restart {path}: written with budget mode {mode!r}, this run has "
+                         f"{comp.budget.spec.mode.value!r} (the carried period estimate's Reco belongs to that mode); "
+                         f"use the same budget.mode")
     fingerprint = attrs.get("ensemble_fingerprint")
     if fingerprint is not None and fingerprint != comp.ensemble_fingerprint():
         raise InputError(f"restart {path}: written by another ensemble (fingerprint {str(fingerprint)[:16]}..., this "

@@ -7,6 +7,7 @@ gC m-2 d-1 with NEE = GPP - Reco (uptake positive).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,8 +74,10 @@ class FluxDataset:
                 )
         return out
 
-    def has_targets(self) -> bool:
-        return all(t in self.targets for t in vocabulary.TARGETS) and bool(np.isfinite(self.targets["gpp"]).any())
+    def has_targets(self, names: Iterable[str] | None = None) -> bool:
+        """Whether it holds the targets ``names`` (default: every target of the vocabulary), with some values."""
+        names = list(vocabulary.TARGETS if names is None else names)
+        return all(t in self.targets for t in names) and all(bool(np.isfinite(self.targets[t]).any()) for t in names)
 
     def subset(self, index: np.ndarray) -> FluxDataset:
         """The same data for the sites at ``index`` (for CV folds)."""

@@ -23,12 +23,17 @@ import numpy as np
 
 from tamrl_coupler import vocabulary
 from tamrl_coupler.constants import M_C, SECONDS_PER_DAY
+from tamrl_coupler.data.checks import check_values
 from tamrl_coupler.data.dataset import FluxDataset, targets_from_fluxnet
+from tamrl_coupler.data.fluxnet_daily import numeric_column, read_csv
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.subdaily import diurnal_temperature_range
 from tamrl_coupler.physics.units import driver_conversion
 from tamrl_coupler.vocabulary import igbp_index
 
+# AmeriFlux BASE column names -> the FLUXNET column of the same quantity and unit (its range: data/checks.py)
+_CHECKED = {"TA": "TA_F", "TA_PI_F": "TA_F", "SW_IN": "SW_IN_F", "SW_IN_PI_F": "SW_IN_F", "VPD_PI": "VPD_F",
+            "VPD": "VPD_F", "P": "P_F", "P_PI_F": "P_F", "CO2": "CO2_F_MDS"}
 UMOL_TO_GC_PER_DAY = M_C * 1e-6 * SECONDS_PER_DAY  # umol CO2 m-2 s-1 -> gC m-2 d-1
 WM2_TO_MJ_PER_DAY = driver_conversion("swdown", "rsds").scale  # W m-2 -> MJ m-2 d-1
 
@@ -84,7 +89,7 @@ def read_fluxnet_file(path: str | Path, period: str = "monthly", min_coverage: f
     site, res = (m_flx or m_amf).group("site"), (m_flx or m_amf).group("res")
     if res not in ("HH", "HR", "DD", "MM"):
         raise InputError(f"{path.name}: resolution {res} is not supported (use HH, HR, DD or MM files)")
-    df = pd.read_csv(path, comment="#" if m_amf else None, na_values=[-9999, "-9999"], low_memory=False)
+    df = read_csv(path, "flux file", comment="#" if m_amf else None, na_values=[-9999, "-9999"], low_memory=False)
     df.columns = [c.strip() for c in df.columns]
     df.index = pd.DatetimeIndex(_timestamps(df, res, path))
     cols = list(df.columns)
@@ -101,6 +106,10 @@ def read_fluxnet_file(path: str | Path, period: str = "monthly", min_coverage: f
             raise InputError(f"{path}: required column {' or '.join(names[key])} is missing")
     sub_daily = res in ("HH", "HR")
     per_day = 48 if res == "HH" else 24
+    for key in ("ta", "sw", "swpot", "vpd", "p", "co2") + (("nee", "gpp") if res in ("DD", "MM") else ()):
+        if col[key] is not None:  # sub-daily fluxes are in umol m-2 s-1: checked as the daily values they make
+            df[col[key]] = numeric_column(df, col[key], path)
+            check_values(df[col[key]].to_numpy(), _CHECKED.get(col[key], col[key]), str(path), site)
     f = pd.DataFrame(index=df.index)
     f["ta"] = df[col["ta"]].astype(float)
     f["sw"] = df[col["sw"]].astype(float) * WM2_TO_MJ_PER_DAY

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamrl_coupler.data.checks import check_site, check_values
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.units import driver_conversion
@@ -59,7 +60,7 @@ def read_site_table(path: Path) -> dict[str, dict[str, float | str]]:
 
     if not Path(path).is_file():
         raise InputError(f"site table {path} does not exist (expected a CSV with SITE_ID, lat, lon, elevation, IGBP)")
-    table = pd.read_csv(path)
+    table = read_csv(path, "site table", dtype={"IGBP": str, "SITE_ID": str})
     missing = [c for c in ("SITE_ID", "lat", "lon", "IGBP") if c not in table.columns]
     if missing:
         raise InputError(f"{path}: site table lacks column(s) {missing}; expected SITE_ID, lat, lon, elevation, IGBP")
@@ -78,9 +79,49 @@ def read_site_table(path: Path) -> dict[str, dict[str, float | str]]:
     elev = table["elevation"] if "elevation" in table.columns else np.full(len(table), np.nan)
     text = {c: table[c].fillna("").astype(str) if c in table.columns else [""] * len(table)
             for c in ("licence", "citation")}
-    return {str(r.SITE_ID): {"lat": float(r.lat), "lon": float(r.lon), "elevation": float(e),
-                             "igbp": "" if pd.isna(r.IGBP) else str(r.IGBP), "licence": lic, "citation": cit}
-            for r, e, lic, cit in zip(table.itertuples(), elev, text["licence"], text["citation"], strict=True)}
+    out: dict[str, dict[str, float | str]] = {}
+    for row, (r, e, lic, cit) in enumerate(zip(table.itertuples(), elev, text["licence"], text["citation"],
+                                               strict=True)):
+        site = str(r.SITE_ID)
+        fields = {"lat": float(r.lat), "lon": float(r.lon), "elevation": float(e),
+                  "igbp": "" if pd.isna(r.IGBP) else str(r.IGBP).strip(), "licence": lic, "citation": cit}
+        check_site(site, fields, str(path))
+        earlier = out.get(site)
+        if earlier is not None and _position(earlier) != _position(fields):
+            raise InputError(f"{path}: site {site} has two rows that disagree (row {row + 2}: lat {fields['lat']}, "
+                             f"lon {fields['lon']}, elevation {fields['elevation']}, IGBP {fields['igbp']!r}; an "
+                             f"earlier row: lat {earlier['lat']}, lon {earlier['lon']}, elevation "
+                             f"{earlier['elevation']}, IGBP {earlier['igbp']!r}); keep one")
+        out[site] = fields
+    return out
+
+
+def _position(fields: dict) -> tuple:
+    """What two rows of one site must agree on (NaN equal to NaN: both unknown)."""
+    return tuple("?" if isinstance(v, float) and np.isnan(v) else v
+                 for v in (fields[k] for k in ("lat", "lon", "elevation", "igbp")))
+
+
+def read_csv(path: Path, what: str, **kwargs):
+    """``pandas.read_csv`` whose errors name the file (pandas' parser errors name neither file nor column)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{what} {path} cannot be read as CSV: {type(exc).__name__}: {exc}") from None
+
+
+def numeric_column(df, column: str, path: Path) -> np.ndarray:
+    """A column as float64 (empty and ``-9999`` cells NaN); text in it is an error naming the file, column and row."""
+    import pandas as pd
+
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{path}: column {column}, row {i + 2}: {df[column].iloc[i]!r} is not a number")
+    return np.array(values, dtype=np.float64)  # a writable copy
 
 
 def attribution(sites: list[str], table: dict[str, dict]) -> dict[str, str]:
@@ -101,16 +142,22 @@ def _read_file(path: Path, qc: str, qc_min: float):
     """One site's file -> (first day, drivers {name: (T,)}, targets {name: (T,)} or {}, weight (T,) or None)."""
     import pandas as pd
 
-    df = pd.read_csv(path, na_values=[-9999, "-9999", -9999.0])
+    df = read_csv(path, "daily tower file", na_values=[-9999, "-9999", -9999.0])
     if "TIMESTAMP" not in df.columns:
         raise InputError(f"{path}: no TIMESTAMP column")
+    site = DAILY_FILE.match(path.name).group("site") if DAILY_FILE.match(path.name) else path.stem
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: required driver column(s) {missing} missing (need {list(REQUIRED_COLUMNS)})")
     if df.empty:
         raise InputError(f"{path}: no rows (a DD file needs one row per day)")
+    stamps = numeric_column(df, "TIMESTAMP", path)
+    if not np.isfinite(stamps).all() or (stamps != np.round(stamps)).any():
+        i = int(np.flatnonzero(~np.isfinite(stamps) | (stamps != np.round(stamps)))[0])
+        raise InputError(f"{path}: column TIMESTAMP, row {i + 2}: '{df['TIMESTAMP'].iloc[i]}' is not a whole "
+                         f"YYYYMMDD day (a decimal or missing day would be truncated to another)")
     try:
-        days = pd.to_datetime(df["TIMESTAMP"].astype("int64").astype(str), format="%Y%m%d").values
+        days = pd.to_datetime(stamps.astype(np.int64).astype(str), format="%Y%m%d").values
     except (ValueError, TypeError) as exc:
         raise InputError(f"{path}: TIMESTAMP does not hold YYYYMMDD days ({exc})") from None
     days = days.astype("datetime64[D]")
@@ -122,14 +169,17 @@ def _read_file(path: Path, qc: str, qc_min: float):
     drivers = {}
     for name, col in DRIVER_COLUMNS.items():
         if col in df.columns:
-            v = df[col].to_numpy(np.float64)
+            v = numeric_column(df, col, path)
+            check_values(v, col, str(path), site)
             drivers[name] = v * SW_TO_MJ if name == "swdown" else v
     targets: dict[str, np.ndarray] = {}
     weight = None
     if all(c in df.columns for c in TARGET_COLUMNS.values()):
-        targets = {k: df[c].to_numpy(np.float64, copy=True) for k, c in TARGET_COLUMNS.items()}
+        targets = {k: numeric_column(df, c, path) for k, c in TARGET_COLUMNS.items()}
+        for c, v in zip(TARGET_COLUMNS.values(), targets.values(), strict=True):
+            check_values(v, c, str(path), site)
         targets["nee"] = -targets["nee"]  # FLUXNET NEE = Reco - GPP -> product NEE = GPP - Reco
-        q = df[QC_COLUMN].to_numpy(np.float64) if QC_COLUMN in df.columns else np.full(len(df), np.nan)
+        q = numeric_column(df, QC_COLUMN, path) if QC_COLUMN in df.columns else np.full(len(df), np.nan)
         if np.isfinite(q).any():
             ok = np.isfinite(q) & (q >= qc_min) if qc == "filter" else np.isfinite(q)
             for v in targets.values():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tamrl_coupler import vocabulary
+from tamrl_coupler.data.checks import check_site, check_values
 from tamrl_coupler.data.dataset import FluxDataset, targets_from_fluxnet
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -44,6 +45,7 @@ def read_fluxval(path: str | Path) -> FluxDataset:
             if var.attrs.get("units", units) != units:
                 raise InputError(f"{path}: variable '{name}' has units {var.attrs['units']!r}, expected {units!r}")
             drivers[name] = var.transpose("site", "time").values.astype(np.float64)
+            check_values(drivers[name], name, str(path), ds["site"].values.astype(str))
         n_sites = ds.sizes["site"]
         igbp = ds["igbp"].values.astype(str) if "igbp" in ds.variables else np.array([""] * n_sites)
         if "igbp" in ds and ds["igbp"].dims == ("site", "time"):
@@ -53,10 +55,16 @@ def read_fluxval(path: str | Path) -> FluxDataset:
         if "gpp" in ds and "nee" in ds:
             gpp = ds["gpp"].transpose("site", "time").values.astype(np.float64)
             nee = ds["nee"].transpose("site", "time").values.astype(np.float64)
+            for name, values in (("gpp", gpp), ("nee", nee)):
+                check_values(values, name, str(path), ds["site"].values.astype(str))
             source_conv = SignConvention.parse(ds["nee"].attrs.get("nee_convention", ds.attrs.get(
                 "nee_convention", "atmosphere_positive")))
             nee_fluxnet = convert_nee(nee, source_conv, SignConvention.ATMOSPHERE_POSITIVE)
             targets = targets_from_fluxnet(gpp, nee_fluxnet)
+        lat = ds["lat"].values.astype(np.float64) if "lat" in ds else np.full(n_sites, np.nan)
+        lon = ds["lon"].values.astype(np.float64) if "lon" in ds else np.full(n_sites, np.nan)
+        for s, site in enumerate(ds["site"].values.astype(str)):
+            check_site(site, {"lat": lat[s], "lon": lon[s], "igbp": igbp[s]}, str(path))
         time = ds["time"].values.astype("datetime64[ns]")
         period = "monthly"
         if len(time) > 1 and np.median(np.diff(time).astype("timedelta64[D]").astype(int)) < 2:

@@ -10,6 +10,7 @@ file under the final name and never damages a file written before.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
-from tamrl_coupler.physics.units import FluxUnit, flux_unit
+from tamrl_coupler.physics.totals import PG, TotalsAccumulator, totals_attributes
+from tamrl_coupler.physics.units import CARBON_FLUX_UNIT, FluxUnit, flux_unit
 
 FILL = np.float64(1.0e20)
 
@@ -35,7 +37,11 @@ def long_name(field: str, convention: SignConvention) -> str:
 def standard_name(field: str, unit: FluxUnit, convention: SignConvention) -> str | None:
     """The CF standard name of ``field`` in ``unit``/``convention``, or None when the CF table has none.
 
-    The vocabulary's names are for carbon mass, NEE uptake-positive; mole units have their own CO2 names."""
+    The vocabulary's names are for carbon mass, NEE uptake-positive; mole units have their own CO2 names. An export
+    that is no carbon flux has its vocabulary standard name."""
+    q = vocabulary.EXPORTS[field]
+    if q.units != CARBON_FLUX_UNIT:
+        return q.standard_name
     if field == "gpp" and unit.species == "carbon":
         return vocabulary.EXPORTS["gpp"].standard_name
     if field == "nee":
@@ -67,7 +73,8 @@ def field_attributes(field: str, unit: FluxUnit, convention: SignConvention, fie
                      coordinates: str | None = None) -> dict[str, str]:
     """The attributes of flux ``field`` in a file holding ``fields``: units, long and standard name, NEE's
     ``positive``, cell methods and measures, and its spread as ``ancillary_variables``."""
-    out = {"units": unit.udunits, "long_name": long_name(field, convention)}
+    own = vocabulary.EXPORTS[field].units
+    out = {"units": unit.udunits if own == CARBON_FLUX_UNIT else own, "long_name": long_name(field, convention)}
     std = standard_name(field, unit, convention)
     if std:
         out["standard_name"] = std
@@ -102,6 +109,7 @@ class FluxFileWriter:
                 convention: SignConvention, reference: np.datetime64, fields: tuple[str, ...] | None,
                 attrs: dict[str, str] | None, time_method: str) -> None:
         self.grid = grid
+        self._reference = reference
         self.fields = tuple(vocabulary.EXPORTS) if fields is None else fields
         self.land = np.asarray(landfrac, dtype=np.float64).reshape(grid.shape) > 0
         ds = self.ds = self.file.ds
@@ -137,6 +145,24 @@ class FluxFileWriter:
             v.setncatts(field_attributes(f, unit, convention, self.fields, time_method, measures, coords))
             self.vars[f] = v
         self.n = 0
+        self.totals = self._create_totals(grid, landfrac, area, unit, convention)
+
+    def _create_totals(self, grid: HostGridInfo, landfrac: np.ndarray, area: np.ndarray | None, unit: FluxUnit,
+                       convention: SignConvention) -> TotalsAccumulator | None:
+        """Global totals of every record (variables ``total_<flux>(time)``, PgC over the record) and per month and
+        year (attributes, with latitude bands and spreads: physics/totals.py); none without cell areas."""
+        if area is None or not all(f in self.fields for f in ("gpp", "reco", "nee")):
+            return None
+        lat = np.repeat(grid.lat, grid.lon.size) if grid.kind == "regular" else grid.lat
+        self._to_gc = 1.0 / unit.factor  # the file's unit -> gC m-2 d-1
+        for f in ("gpp", "reco", "nee"):
+            v = self.ds.createVariable(f"total_{f}", "f8", ("time",))
+            v.units = "Pg"  # of carbon
+            v.long_name = (f"global total of {long_name(f, convention)} over the record's step, land-fraction "
+                           "weighted, petagrams of carbon (the monthly and annual totals in the global attributes "
+                           "count every step, written or not)")
+        return TotalsAccumulator(np.asarray(area, dtype=np.float64).ravel() * np.asarray(landfrac).ravel(), lat,
+                                 convention.formula)
 
     def append(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
         """One record: the interval [t0, t1] (seconds since the reference) and flat global fields; a failed write
@@ -153,7 +179,22 @@ class FluxFileWriter:
         for f in self.fields:
             a = np.asarray(values[f], dtype=np.float64).reshape(self.grid.shape)
             self.vars[f][i] = np.where(self.land, a, FILL)
+        if self.totals is not None:
+            w = self.totals.w
+            for f in ("gpp", "reco", "nee"):
+                g = np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc * w * ((t1 - t0) / 86400.0)
+                self.ds.variables[f"total_{f}"][i] = math.fsum(np.nan_to_num(g).tolist()) / PG
         self.n += 1
+
+    def count(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:
+        """One coupling step into the monthly and annual global totals (every step, written or not)."""
+        if self.totals is None:
+            return
+        start = np.datetime64(self._reference, "s") + np.timedelta64(int(round(t0)), "s")
+        fl = {f: np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc for f in ("gpp", "reco", "nee")}
+        sp = {f: np.asarray(values[f"{f}_spread"], dtype=np.float64).ravel() * self._to_gc
+              for f in ("gpp", "reco", "nee") if f"{f}_spread" in self.fields}
+        self.totals.add(start, (t1 - t0) / 86400.0, fl, sp)
 
     def set_attributes(self, attrs: dict[str, str]) -> None:
         """Global attributes known only at the end of a run (e.g. the fill policy's substitutions)."""
@@ -161,6 +202,8 @@ class FluxFileWriter:
             self.ds.setncattr(k, v)
 
     def close(self) -> Path:
+        if self.totals is not None and self.totals.labels:
+            self.set_attributes(totals_attributes(self.totals))
         return self.file.close()
 
     def abort(self) -> None:
@@ -180,8 +223,8 @@ class FluxFile:
     grid: HostGridInfo
     landfrac: np.ndarray  # grid shape
     fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
+    area: np.ndarray | None = None  # m2, grid shape (None when the file has no cell_area)
     attrs: dict[str, str] = field(default_factory=dict)  # the file's global attributes (provenance for products)
-    area: np.ndarray | None = None  # cell areas, m2, grid shape (None when the file has none)
 
     @property
     def starts(self) -> np.ndarray:
@@ -204,6 +247,24 @@ def flux_file_metadata(attrs: dict, where: str) -> tuple[FluxUnit, SignConventio
         raise InputError(f"{where}: {exc}") from None
 
 
+def flux_file_totals(ff: FluxFile) -> TotalsAccumulator | None:
+    """The global totals of a flux file read with gpp, reco, nee (and spreads, when read), per record; None without
+    cell areas."""
+    if ff.area is None or not all(f in ff.fields for f in ("gpp", "reco", "nee")):
+        return None
+    grid = ff.grid
+    lat = np.repeat(grid.lat, grid.lon.size) if grid.kind == "regular" else grid.lat
+    acc = TotalsAccumulator(ff.area.ravel() * ff.landfrac.ravel(), lat, ff.convention.formula)
+    to_gc = 1.0 / ff.unit.factor
+    for i, start in enumerate(ff.starts):
+        days = (ff.bounds[i, 1] - ff.bounds[i, 0]) / 86400.0
+        fl = {f: ff.fields[f][i].ravel() * to_gc for f in ("gpp", "reco", "nee")}
+        sp = {f: ff.fields[f"{f}_spread"][i].ravel() * to_gc for f in ("gpp", "reco", "nee")
+              if f"{f}_spread" in ff.fields}
+        acc.add(start, days, fl, sp)
+    return acc
+
+
 def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> FluxFile:
     """Read a file :class:`FluxFileWriter` wrote (``fields``: default every export it holds)."""
     path = Path(path)
@@ -219,5 +280,5 @@ def read_flux_file(path: str | Path, fields: tuple[str, ...] | None = None) -> F
         data = {f: np.ma.filled(ds[f][:].astype(np.float64), np.nan) for f in names}
         area = np.asarray(ds["cell_area"][:], dtype=np.float64) if "cell_area" in ds.variables else None
         return FluxFile(path, unit, convention, reference, ds["time"].units, bounds, read_horizontal_coords(ds),
-                        np.asarray(ds["landfrac"][:], dtype=np.float64), data,
-                        {k: str(ds.getncattr(k)) for k in ds.ncattrs()}, area)
+                        np.asarray(ds["landfrac"][:], dtype=np.float64), data, area,
+                        {k: str(ds.getncattr(k)) for k in ds.ncattrs()})

@@ -47,6 +47,27 @@ def record_ends(starts: np.ndarray, ends: np.ndarray | None, where: str) -> np.n
                      f"bounds saying how long each record is valid)")
 
 
+MAX_RECORD_DAYS = 31  # longer records are calendar years or a time axis in the wrong units
+
+
+def check_record_lengths(starts: np.ndarray, ends: np.ndarray, where: str) -> None:
+    """Records last at most a month, or exactly a calendar year each: a record held for 150 or 450 days is a time
+    axis whose units are wrong (values in seconds labelled hours), which would hold one record over a season."""
+    days = (ends - starts).astype("timedelta64[s]").astype(np.int64) / 86400.0
+    long = days > MAX_RECORD_DAYS + 1e-9
+    if not long.any():
+        return
+    years = starts.astype("datetime64[Y]")
+    yearly = (ends == (years + np.timedelta64(1, "Y")).astype("datetime64[s]") + (starts - years.astype(
+        "datetime64[s]")))
+    if (~long | yearly).all():
+        return
+    i = int(np.flatnonzero(long & ~yearly)[0])
+    raise InputError(f"{where}: forcing record {i} ({starts[i]}) is held for {days[i]:g} days until {ends[i]}: "
+                     f"records longer than a month (other than calendar years) mean the time units are wrong, e.g. "
+                     f"values in seconds labelled 'hours since' (check the time variable's units)")
+
+
 @dataclass
 class SourceVariable:
     """One variable of one file, as one import: its records' intervals and how to decode and convert a record."""
@@ -156,6 +177,7 @@ class FieldRecords:
             self.starts, self.ends = stamps, record_ends(stamps, None, where)
         else:
             self.starts, self.ends = regular_intervals(stamps, position, noleap, where)
+        check_record_lengths(self.starts, self.ends, where)
         step = None if position in ("bounds", "held") else record_spacing(stamps, noleap, where)
         for v, lo, hi in zip(variables, self.first[:-1], self.first[1:], strict=True):
             if v.amount is None:

@@ -112,14 +112,60 @@ def cell_area(var: Any, dims: tuple[str, ...], geometric: np.ndarray | None, lat
     return area
 
 
-def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "cell_area") -> HostGrid:
+def check_bounds(centres: np.ndarray, bounds: np.ndarray, axis: str, where: str) -> np.ndarray:
+    """Cell bounds that belong to these cell centres, as (n, 2): the areas of a grid without an area variable are
+    computed from them, so bounds shifted by half a cell or taken from another grid would scale every flux. Each
+    centre must lie well inside its cell (its middle 80 %), each cell's width must match the spacing of the
+    centres (to a factor 1.5), latitudes within [-90, 90]; errors name the cell and the likely mix-up."""
+    n = centres.size
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.shape != (n, 2):
+        hint = " (transposed: (2, n) where CF has (n, 2))" if b.shape == (2, n) else ""
+        raise InputError(f"{where}: {axis} bounds have shape {b.shape}, expected ({n}, 2){hint}")
+    if not np.isfinite(b).all():
+        raise InputError(f"{where}: {axis} bounds have missing or non-finite values")
+    lo, hi = b.min(axis=1), b.max(axis=1)
+    width = hi - lo
+    c = lo + np.mod(centres - lo, 360.0) if axis == "lon" else centres
+    margin = 0.1 * width
+    off = (width <= 0) | (c < lo + margin) | (c > hi - margin)
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise InputError(f"{where}: {axis} cell {i} at {centres[i]:g} has bounds [{lo[i]:g}, {hi[i]:g}]: the centre "
+                         f"is not inside its cell ({int(off.sum())} cells like it); the bounds are shifted or belong "
+                         f"to another grid, and the cell areas computed from them would be wrong")
+    if axis == "lat" and (lo.min() < -90.0 - 1e-9 or hi.max() > 90.0 + 1e-9):
+        raise InputError(f"{where}: lat bounds reach [{lo.min():g}, {hi.max():g}], beyond the poles: shifted bounds")
+    if n >= 2:
+        spacing = np.abs(np.gradient(np.unwrap(centres, period=360.0) if axis == "lon" else centres))
+        ratio = width / spacing
+        bad = (ratio < 1 / 1.5) | (ratio > 1.5)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{where}: {axis} cell {i} at {centres[i]:g} is {width[i]:g} degrees wide by its "
+                             f"bounds, but the centres are {spacing[i]:g} degrees apart: the bounds belong to another "
+                             f"grid, and the cell areas computed from them would be wrong")
+    return b
+
+
+def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "cell_area",
+                   required: tuple[str, ...] = ()) -> HostGrid:
     """A regular grid (1-D lat and lon; bounds from the file, else inferred from uniformly spaced centres) or a
-    point set (lat and lon on one other dimension; area 1 m2 and land fraction 1 unless the file has them)."""
+    point set (lat and lon on one other dimension; area 1 m2 and land fraction 1 unless the file has them).
+
+    ``landfrac_var`` / ``area_var``: the variables' names (``host.landfrac_variable``, ``host.area_variable``);
+    ``required``: those of ``("landfrac_variable", "area_variable")`` the user named, which must then be in the
+    file (never replaced by the grid's geometry without a word); otherwise used where the file has them."""
     import netCDF4
 
     where = f"host grid file {path}"
     with open_netcdf(path, "host grid file") as ds:
         v = ds.variables
+        for key, name in (("landfrac_variable", landfrac_var), ("area_variable", area_var)):
+            if key in required and name not in v:
+                raise InputError(f"{where}: host.{key} names variable {name!r}, which the file does not have (its "
+                                 f"variables: {', '.join(sorted(v))}); fix the name, or remove the key to use the "
+                                 f"default")
         names = next((n for n in COORD_NAMES if n[0] in v and n[1] in v), None)
         if names is None:
             raise InputError(f"{where}: needs 'lat' and 'lon' variables")
@@ -153,6 +199,8 @@ def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "
                     bounds_from_centres(lon, "lon", None)
             except (RegridError, KeyError, IndexError) as exc:
                 raise InputError(f"{where}: {exc}") from None
+            lat_b = check_bounds(lat, lat_b, "lat", where)
+            lon_b = check_bounds(lon, lon_b, "lon", where)
             info = HostGridInfo("regular", lat, lon, lat_b, lon_b)
             LA, LO = np.meshgrid(lat, lon, indexing="ij")
             flat_lat, flat_lon = LA.ravel(), LO.ravel()

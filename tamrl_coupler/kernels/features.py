@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -13,14 +14,25 @@ from tamrl_coupler.kernels.ops import Program, run
 from tamrl_coupler.kernels.workspace import Buffers
 from tamrl_coupler.physics.solar import SOLAR_CONSTANT
 
-if TYPE_CHECKING:
-    from tamrl_coupler.model.features import FeatureEncoder
-
 # The inputs the model derives itself from the state's calendar period and the cell's latitude (never sent by a
 # host), name -> number of features, in their feature order; model/features.py's derived_features is the reference
 # arithmetic, FeatureKernel below (and csrc/fused_cpu.c) the same in preallocated buffers.
 DERIVED_INPUTS: dict[str, int] = {"month": 2, "lat": 2, "toa": 1}
 TOA_SCALE = 400.0  # W m-2: the top-of-atmosphere feature is the daily-mean insolation over this
+
+
+class Encoding(Protocol):
+    """What the kernel computes, as the model's ``FeatureEncoder`` (model/features.py) describes it: the
+    standardisation of each driver, which drivers are continuous, log-transformed or categorical (with their number
+    of classes), and the number of encoded features."""
+
+    names: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    cont_idx: list[int]
+    log_idx: list[int]
+    cat_idx: Sequence[tuple[int, int]]
+    n_features: int
 
 
 def _runs(index: list[int]) -> list[tuple[int, int, int]]:
@@ -37,7 +49,7 @@ def _runs(index: list[int]) -> list[tuple[int, int, int]]:
 class FeatureKernel:
     """Raw drivers (N, D) with NaN, period index (N,) and latitude (N,) -> features (N, F + K) in a buffer."""
 
-    def __init__(self, encoder: FeatureEncoder, derived: list[str], period: str, fused: bool = False):
+    def __init__(self, encoder: Encoding, derived: list[str], period: str, fused: bool = False):
         self.encoder = encoder
         unknown = sorted(set(derived) - set(DERIVED_INPUTS))
         if unknown:

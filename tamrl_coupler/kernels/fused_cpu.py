@@ -133,8 +133,12 @@ class FusedCpuOps:
     def tanh_of(self, x: torch.Tensor) -> Program:
         return _bind(self.lib.tamrl_tanh_of, x.numel(), _contiguous(x))
 
-    def reduce(self, out, est, bufs) -> Program:
+    def reduce(self, out, est, bufs, n_spread: int, differences: tuple[tuple[int, int], ...]) -> Program:
+        """The C kernel reduces the layout of the carbon heads (two non-negative outputs and the spread of their
+        difference, then free heads); any other layout goes through the torch operations."""
         m, n, k = out.shape
+        if n_spread != 2 or tuple(differences) != ((0, 1),):
+            return TorchOps().reduce(out, est, bufs, n_spread, differences)
         if est.dtype != torch.float64 or est.device.type != "cpu" or est.stride(1) != 1:
             raise ValueError("estimate rows: float64 CPU rows with contiguous cells expected")
         return _bind(self.lib.tamrl_reduce_members, m, n, k, _contiguous(out), est.data_ptr(), est.stride(0),

@@ -107,18 +107,24 @@ def softplus_(x: torch.Tensor, out: torch.Tensor) -> None:
 
 
 class Heads:
-    """Output heads of all members: softplus(o @ W + b) * scale for GPP and Reco (non-negative), linear for a
-    free NEE head (as ``TamrlNet._heads``). W (M, H, K) for the batched GEMM, and (M, K, H) for the C kernel."""
+    """Output heads of all members: softplus(o @ W + b) * scale for the first ``n_positive`` outputs (the predicted
+    targets, non-negative), linear for the rest (free heads), as the networks' ``flux_heads``. W (M, H, K) for the
+    batched GEMM, and (M, K, H) for the C kernel."""
 
     def __init__(self, members: list[nn.Module]):
         self.w, self.b = batched_operands([linear_weights(m.head) for m in members])
         self.w_rows = self.w.transpose(1, 2).contiguous()
         self.scale = torch.stack([m.target_scale for m in members])[:, None, :].detach().contiguous()
         self.n_outputs = self.w.shape[-1]
+        positive = {int(m.n_positive) for m in members}
+        if len(positive) != 1:
+            raise ValueError(f"members with different numbers of non-negative heads: {sorted(positive)}")
+        self.n_positive = positive.pop()
 
     def finish(self, out: torch.Tensor) -> Program:
-        """Linear head outputs (M, n, K) -> softplus on GPP and Reco, times the target scale, in place."""
-        return [partial(softplus_, out[..., :2], out[..., :2]), partial(out.mul_, self.scale)]
+        """Linear head outputs (M, n, K) -> softplus on the non-negative heads, times the target scale, in place."""
+        p = self.n_positive
+        return [partial(softplus_, out[..., :p], out[..., :p]), partial(out.mul_, self.scale)]
 
 
 class TorchOps:
@@ -171,20 +177,23 @@ class TorchOps:
         """In place: x = -2 a -> tanh(a)."""
         return [x.sigmoid_, partial(x.mul_, -2.0), partial(x.add_, 1.0)]
 
-    def reduce(self, out: torch.Tensor, est: torch.Tensor, bufs) -> Program:
-        """(M, n, K) member outputs -> float64 rows: gpp, reco means; gpp, reco, gpp - reco population spreads;
-        the third output's mean when est has a sixth row."""
+    def reduce(self, out: torch.Tensor, est: torch.Tensor, bufs, n_spread: int,
+               differences: tuple[tuple[int, int], ...]) -> Program:
+        """(M, n, K) member outputs -> float64 estimate rows (model/outputs.py names them): the means of the first
+        ``n_spread`` outputs; the population spreads of those and of each difference a - b of two outputs; then
+        the means of the remaining outputs (free heads), as far as ``est`` has rows for them."""
         m, n, k = out.shape
-        rows = 4 if k > 2 else 3
+        p, d = n_spread, len(differences)
+        s = p + d  # rows with a spread
+        rows = s + (k - p)
         r = bufs.get("reduce", (rows, m, n), torch.float64)
         mean = bufs.get("reduce_mean", (rows, n), torch.float64)
-        spread = bufs.get("reduce_spread", (3, n), torch.float64)
-        prog = [partial(r[:2].copy_, out[..., :2].permute(2, 0, 1)), partial(torch.sub, r[0], r[1], out=r[2])]
-        if k > 2:
-            prog.append(partial(r[3].copy_, out[..., 2]))
-        prog += [partial(torch.mean, r, dim=1, out=mean), partial(r[:3].sub_, mean[:3, None, :]),
-                 partial(r[:3].mul_, r[:3]), partial(torch.mean, r[:3], dim=1, out=spread), spread.sqrt_,
-                 partial(est[:2].copy_, mean[:2]), partial(est[2:5].copy_, spread)]
-        if k > 2 and est.shape[0] > 5:
-            prog.append(partial(est[5].copy_, mean[3]))
+        spread = bufs.get("reduce_spread", (s, n), torch.float64)
+        prog = [partial(r[:p].copy_, out[..., :p].permute(2, 0, 1))]
+        prog += [partial(torch.sub, r[a], r[b], out=r[p + i]) for i, (a, b) in enumerate(differences)]
+        prog += [partial(r[s + j].copy_, out[..., p + j]) for j in range(k - p)]
+        prog += [partial(torch.mean, r, dim=1, out=mean), partial(r[:s].sub_, mean[:s, None, :]),
+                 partial(r[:s].mul_, r[:s]), partial(torch.mean, r[:s], dim=1, out=spread), spread.sqrt_,
+                 partial(est[:p].copy_, mean[:p]), partial(est[p:p + s].copy_, spread)]
+        prog += [partial(est[p + s + j].copy_, mean[s + j]) for j in range(k - p) if p + s + j < est.shape[0]]
         return prog

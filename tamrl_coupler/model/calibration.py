@@ -20,9 +20,12 @@ from functools import partial
 
 import numpy as np
 
+from tamrl_coupler import vocabulary
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.vocabulary import IGBP_CLASSES
 
+# the carbon fluxes every calibration is fitted for (the cross-validation predicts them); a calibration may also
+# carry other targets of the vocabulary (the keys of its coefficients)
 FLUXES = ("gpp", "reco", "nee")
 N_BASE = 3  # intercept, log1p(GPP), log1p(Reco)
 
@@ -68,14 +71,19 @@ class SpreadCalibration:
     fitted_on: str = ""
     _device_coef: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @property
+    def fluxes(self) -> tuple[str, ...]:
+        """The targets calibrated, in the vocabulary's order."""
+        return tuple(v for v in vocabulary.TARGETS if v in self.coef)
+
     @classmethod
     def fit(cls, pred: dict[str, np.ndarray], obs: dict[str, np.ndarray], igbp: np.ndarray, ridge: float = 100.0,
             fitted_on: str = "") -> SpreadCalibration:
-        """From out-of-fold predictions ``pred`` (gpp, reco, nee) and observations ``obs`` (NaN = none), same shape;
-        ``igbp`` class index per value (broadcastable)."""
+        """From out-of-fold predictions ``pred`` (gpp, reco, nee, and any other target of the vocabulary) and
+        observations ``obs`` (NaN = none), same shape; ``igbp`` class index per value (broadcastable)."""
         x = design(pred["gpp"], pred["reco"], igbp)
         coef = {}
-        for v in FLUXES:
+        for v in (v for v in vocabulary.TARGETS if v in pred):
             err = np.asarray(pred[v], float) - np.asarray(obs[v], float)
             ok = np.isfinite(err) & np.all(np.isfinite(x), axis=-1)
             if ok.sum() < 10:
@@ -86,7 +94,7 @@ class SpreadCalibration:
     def sigma(self, gpp, reco, igbp) -> dict[str, np.ndarray]:
         """Calibrated predictive standard deviations (gC m-2 d-1) for the predicted GPP, Reco and a class index."""
         x = design(gpp, reco, igbp)
-        return {v: np.exp(x @ self.coef[v]) for v in FLUXES}
+        return {v: np.exp(x @ self.coef[v]) for v in self.fluxes}
 
     def sigma_torch(self, gpp, reco, igbp) -> dict:
         """:meth:`sigma` on torch tensors (float64, on their device): what the ensemble's step applies."""
@@ -96,7 +104,7 @@ class SpreadCalibration:
         known = torch.isfinite(igbp) & (igbp >= 0) & (igbp < k)
         idx = torch.where(known, igbp, torch.zeros_like(igbp)).long()
         out = {}
-        for v in FLUXES:
+        for v in self.fluxes:
             c = torch.as_tensor(self.coef[v], dtype=torch.float64, device=gpp.device)
             ls = (c[0] + c[1] * torch.log1p(torch.clamp(gpp, min=0.0)) + c[2] * torch.log1p(torch.clamp(reco, min=0.0))
                   + torch.where(known, c[N_BASE:][idx], torch.zeros((), dtype=torch.float64, device=gpp.device)))
@@ -104,9 +112,10 @@ class SpreadCalibration:
         return out
 
     def bind_sigma(self, gpp, reco, igbp, out, bufs) -> list:
-        """:meth:`sigma_torch` bound to preallocated tensors: ``out`` rows (3, n) float64 <- the gpp, reco and nee
-        sigmas, the same operations in the same order (so the same numbers), nothing allocated when the returned
-        calls run. ``bufs``: the workspace buffers of the chunk (``get(name, shape, dtype)``)."""
+        """:meth:`sigma_torch` bound to preallocated tensors: ``out`` (a row (n,) float64 per flux of
+        :attr:`fluxes`, by name) <- the sigmas, the same operations in the same order (so the same numbers), nothing
+        allocated when the returned calls run. ``bufs``: the workspace buffers of the chunk
+        (``get(name, shape, dtype)``)."""
         import torch
 
         n, f64 = gpp.shape[0], torch.float64
@@ -114,7 +123,7 @@ class SpreadCalibration:
         key = ("cal", str(gpp.device))
         if key not in self._device_coef:
             self._device_coef[key] = {v: torch.as_tensor(self.coef[v][N_BASE:], dtype=f64, device=gpp.device)
-                                      for v in FLUXES}
+                                      for v in self.fluxes}
         offsets = self._device_coef[key]
         a, b = bufs.get("cal_log_gpp", (n,), f64), bufs.get("cal_log_reco", (n,), f64)
         known, below = bufs.get("cal_known", (n,), torch.bool), bufs.get("cal_below", (n,), torch.bool)
@@ -127,9 +136,9 @@ class SpreadCalibration:
                 partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
                 partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
                 partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
-        for row, v in enumerate(FLUXES):
+        for v in (v for v in self.fluxes if v in out):
             c = self.coef[v]
-            ls = out[row]
+            ls = out[v]
             prog += [partial(torch.mul, a, float(c[1]), out=ls), partial(ls.add_, float(c[0])),
                      partial(torch.mul, b, float(c[2]), out=term), partial(ls.add_, term),
                      partial(torch.index_select, offsets[v], 0, idx, out=off), partial(off.masked_fill_, unknown, 0.0),
@@ -140,7 +149,7 @@ class SpreadCalibration:
         """JSON-able form for the checkpoint header."""
         return {"formula": "log sigma = a + b log1p(gpp) + c log1p(reco) + class offset",
                 "classes": list(IGBP_CLASSES), "fitted_on": self.fitted_on,
-                "coef": {v: [float(c) for c in self.coef[v]] for v in FLUXES}}
+                "coef": {v: [float(c) for c in self.coef[v]] for v in self.fluxes}}
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "checkpoint") -> SpreadCalibration:
@@ -149,10 +158,14 @@ class SpreadCalibration:
             if list(d["classes"]) != list(IGBP_CLASSES):
                 raise CheckpointError(f"{where}: spread calibration classes {d['classes']} differ from "
                                       f"{list(IGBP_CLASSES)}")
-            coef = {v: np.asarray(d["coef"][v], dtype=np.float64) for v in FLUXES}
+            coef = {v: np.asarray(d["coef"][v], dtype=np.float64) for v in (*FLUXES, *d["coef"])}
         except KeyError as exc:
             raise CheckpointError(f"{where}: spread calibration lacks key {exc}") from None
-        bad = [v for v in FLUXES if coef[v].shape != (N_BASE + len(IGBP_CLASSES),)]
+        unknown = sorted(set(coef) - set(vocabulary.TARGETS))
+        if unknown:
+            raise CheckpointError(f"{where}: spread calibration of {unknown}, which are no targets of the vocabulary "
+                                  f"({list(vocabulary.TARGETS)})")
+        bad = [v for v in coef if coef[v].shape != (N_BASE + len(IGBP_CLASSES),)]
         if bad:
             raise CheckpointError(f"{where}: spread calibration of {bad} has the wrong number of coefficients")
         return cls(coef, str(d.get("fitted_on", "")))

@@ -5,8 +5,11 @@ model config, driver list with units, normalisation statistics, sign convention,
 every weight *and of the header itself* (driver order, period, member count or sign convention change the physics
 when edited), so that a corrupt or edited file fails loudly on load. Shapes are checked against the header's model
 config before anything of that size is allocated (the networks are first built on torch's ``meta`` device).
-Format 2 files (whose digest left the header out) are refused; :func:`upgrade_checkpoint` re-signs one the user
-trusts (``scripts/upgrade_checkpoint.py``).
+From format 4 the file also ends with a whole-file SHA-256 seal (``sealed.py``, the zip's comment), checked before
+anything is parsed: a flipped byte in a zip or ``.npy`` header is refused too, and every array's declared size is
+compared with what its entry holds before anything is allocated. Format 3 (no seal) is refused unless the caller
+allows unverified files explicitly; format 2 (whose digest left the header out) always. :func:`upgrade_checkpoint`
+re-signs a file the user trusts (``scripts/upgrade_checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tamrl_coupler import sealed
 from tamrl_coupler.atomicfile import atomic_path
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.kernels.features import DERIVED_INPUTS
@@ -36,8 +40,9 @@ from tamrl_coupler.settings.paths import resolve_path
 
 FORMAT = "tamrl-coupler-checkpoint"
 # 2: the task encoder sees the completed periods before the current one; derived inputs. 3: the digest covers the
-# header too
-FORMAT_VERSION = 3
+# header too. 4: a whole-file seal
+FORMAT_VERSION = 4
+UNSEALED_VERSION = 3  # read only when the caller allows unverified files
 _META_KEY = "__meta__"
 
 
@@ -137,16 +142,17 @@ def _write(path: str | Path, header: dict, arrays: dict[str, np.ndarray]) -> Pat
     """The npz with ``header`` signed over itself and ``arrays``, atomically."""
     header = {**header, "sha256": _digest(arrays, header)}
     payload = {**arrays, _META_KEY: np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)}
-    with atomic_path(path, "checkpoint") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **payload)
+    with atomic_path(path, "checkpoint") as tmp:
+        sealed.save_npz(tmp, payload)
     return Path(path)
 
 
 def upgrade_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Re-sign a format-2 checkpoint as format 3 (its digest then covers the header). Only for a file the user
-    trusts: format 2 could not show whether its header was edited. The weights' own digest is still checked."""
+    """Re-sign a format-2 or -3 checkpoint as the current format (its digest then covers the header, the file is
+    sealed). Only for a file the user trusts: those formats could not show every byte is as written. The digest
+    they carry is still checked."""
     src = Path(src)
-    header, arrays = _open(src, accept_versions=(2,))
+    header, arrays = _open(src, accept_versions=(2, UNSEALED_VERSION), allow_unverified=True)
     return _write(dst, {**header, "format_version": FORMAT_VERSION}, arrays)
 
 
@@ -155,13 +161,18 @@ def read_header(path: str | Path) -> dict:
     return _open(Path(path))[0]
 
 
-def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> tuple[dict, dict[str, np.ndarray]]:
+def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,),
+          allow_unverified: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist (expected one of {sorted(CHECKPOINT_NAMES)}, the "
                               "checkpoints shipped in the package, or the path of an .npz file)")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, expected an .npz file")
     try:
+        seal = sealed.check(path)
+        if seal is sealed.Seal.NONE and allow_unverified:
+            accept_versions = (*accept_versions, UNSEALED_VERSION)
+        _check_declared_size(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, zlib.error) as exc:
@@ -177,6 +188,14 @@ def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> t
     if header.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r}, expected {FORMAT!r}")
     version = header.get("format_version")
+    if seal is sealed.Seal.NONE and isinstance(version, int) and version >= FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path}: format {version} ends with a SHA-256 seal but this file has none "
+                              f"(cut off or edited)")
+    if seal is sealed.Seal.NONE and version == UNSEALED_VERSION and version not in accept_versions:
+        raise CheckpointError(f"checkpoint {path}: format_version {version} carries no whole-file seal, so an edited "
+                              f"byte outside the weights could go unnoticed; it is refused unless you allow "
+                              f"unverified files (--allow-unverified, allow_unverified=True) or re-sign a file you "
+                              f"trust with scripts/upgrade_checkpoint.py")
     if version not in accept_versions:
         hint = (" (its digest does not cover the header, so an edited driver order, period or sign convention "
                 "would go unnoticed: re-sign a file you trust with scripts/upgrade_checkpoint.py)"
@@ -189,20 +208,30 @@ def _open(path: Path, accept_versions: tuple[int, ...] = (FORMAT_VERSION,)) -> t
     return header, arrays
 
 
+def _check_declared_size(path: Path) -> None:
+    """Every array's declared size against what its entry holds and the machine's memory, before allocating."""
+    total, limit = sum(sealed.npz_declared_bytes(path).values()), sealed.memory_limit()
+    if limit and total > limit:
+        raise CheckpointError(f"checkpoint {path} declares {total / 2**30:.3g} GiB of arrays, more than this "
+                              f"machine's memory allows ({limit / 2**30:.3g} GiB): refused before loading")
+
+
 def n_model_features(encoder: FeatureEncoder, cfg: ModelConfig) -> int:
     """Network input width: encoded drivers plus the derived inputs."""
     return encoder.n_features + sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs)
 
 
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu", *,
-                    expect_period: str | None = None, expect_drivers: list[str] | None = None) -> Ensemble:
+                    expect_period: str | None = None, expect_drivers: list[str] | None = None,
+                    allow_unverified: bool = False) -> Ensemble:
     """Load an ensemble: a path, a shipped checkpoint's name (``daily``, ``monthly``), or ``None`` for the shipped
     monthly one.
 
     ``expect_period`` / ``expect_drivers`` let a caller demand what it will feed; a mismatch is a CheckpointError.
+    ``allow_unverified``: also load a format-3 file (no whole-file seal), at the caller's explicit request.
     """
     path = resolve_checkpoint(path)
-    header, arrays = _open(path)
+    header, arrays = _open(path, allow_unverified=allow_unverified)
     try:
         cfg = from_dict(ModelConfig, header["model"], "model")
         drivers = [Driver(d["name"], d["units"], bool(d["required"])) for d in header["drivers"]]

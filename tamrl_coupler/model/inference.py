@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tamrl_coupler import vocabulary
 from tamrl_coupler.data.dataset import FluxDataset
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.model.ensemble import Ensemble
 from tamrl_coupler.model.features import LAT_INPUTS, PERIOD_UNITS
 from tamrl_coupler.model.records import predict_records
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee, nee_from_components
-
-FIELDS = (*vocabulary.TARGETS, *(f"{t}_std" for t in vocabulary.TARGETS))  # means, then ensemble spreads
 
 
 def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention | str | None = None,
@@ -35,7 +32,7 @@ def predict_dataset(ens: Ensemble, data: FluxDataset, convention: SignConvention
         raise InputError(f"{data.source}: the checkpoint uses latitude, but site(s) {bad} have none (lat); "
                          "pass --lat SITE=DEG")
     f = predict_drivers(ens, x, data.time[0], data.lat, progress=progress)
-    out = {k: f[k] for k in FIELDS}
+    out = {k: f[k] for k in ens.outputs.target_fields}  # means, then spreads
     conv = SignConvention.parse(convention or ens.meta.sign_convention)
     if conv is not ens.convention:
         out["nee"] = nee_from_components(out["gpp"], out["reco"], conv)
@@ -76,7 +73,7 @@ def predict_cold_starts(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarra
     for i in range(len(site)):
         a, b = starts[m[i]], stops[m[i]]
         cells[i, :b - a] = x[site[i], a:b]
-    out = {k: np.full((data.n_sites, len(days)), np.nan) for k in FIELDS}
+    out = {k: np.full((data.n_sites, len(days)), np.nan) for k in ens.outputs.target_fields}
     if len(site) == 0:
         return out
     lat = data.lat[site]
@@ -85,7 +82,7 @@ def predict_cold_starts(ens: Ensemble, data: FluxDataset) -> dict[str, np.ndarra
     f = ens.predict_sequence(torch.from_numpy(cells), state=state).to_numpy()
     for i in range(len(site)):
         a, b = starts[m[i]], stops[m[i]]
-        for k in FIELDS:
+        for k in ens.outputs.target_fields:
             out[k][site[i], a:b] = f[k][i, :b - a]
     return out
 

@@ -8,7 +8,8 @@ static land-cover class) -- what a host model can give at inference, with no flu
     u_t = (1 + g_in(z)) * (W_in f_t) + b_in(z)          (input projection modulated by z)
     h_t, c_t = LSTM(u_t, h_{t-1}, c_{t-1})               (recurrent state stays unmodulated)
     o_t = (1 + g_h(z)) * h_t + b_h(z)                    (FiLM on the hidden state)
-    GPP, Reco = softplus(head(o_t)) * scale              (non-negative, gC m-2 d-1)
+    GPP, Reco = softplus(head(o_t)) * scale              (non-negative, gC m-2 d-1; one head per predicted
+                                                          target, model/outputs.py)
 
 NEE is never predicted by the network in the product variant ("derived"); the "free" variant adds a third,
 unconstrained NEE head so that the carbon-balance penalty and its violation can be studied.
@@ -27,7 +28,7 @@ from tamrl_coupler.settings.model import ModelConfig
 
 
 def _add_modulated_lstm(net: nn.Module, n_features: int, hidden: int, embedding: int, n_outputs: int,
-                        target_scale: tuple[float, ...]) -> None:
+                        target_scale: tuple[float, ...], n_positive: int) -> None:
     """The FiLM-modulated forward LSTM and heads both TAM-RL networks share, made after their encoders (the same
     attribute names and creation order, so checkpoints and seeded initialisation are unchanged); FiLM starts as the
     identity modulation."""
@@ -37,6 +38,7 @@ def _add_modulated_lstm(net: nn.Module, n_features: int, hidden: int, embedding:
     net.film_h = nn.Linear(embedding, 2 * hidden)
     net.head = nn.Linear(hidden, n_outputs)
     net.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
+    net.n_positive = n_positive
     for film in (net.film_in, net.film_h):
         nn.init.zeros_(film.weight)
         nn.init.zeros_(film.bias)
@@ -67,14 +69,15 @@ class FluxNetwork(Protocol):
         batched evaluator is tested against)."""
 
 
-def flux_heads(head: nn.Linear, target_scale: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-    """Output layer shared by every network: GPP and Reco non-negative (softplus), in gC m-2 d-1 by the target scale;
-    a third (free NEE) output unconstrained."""
+def flux_heads(head: nn.Linear, target_scale: torch.Tensor, o: torch.Tensor, n_positive: int) -> torch.Tensor:
+    """Output layer shared by every network: the first ``n_positive`` outputs (the predicted targets: GPP, Reco,
+    ...) non-negative (softplus), in their units by the target scale; the rest (free heads, e.g. NEE) unconstrained
+    (model/outputs.py names them)."""
     a = head(o)
-    pos = F.softplus(a[..., :2]) * target_scale[:2]
-    if a.shape[-1] == 2:
+    pos = F.softplus(a[..., :n_positive]) * target_scale[:n_positive]
+    if a.shape[-1] == n_positive:
         return pos
-    return torch.cat([pos, a[..., 2:] * target_scale[2:]], dim=-1)
+    return torch.cat([pos, a[..., n_positive:] * target_scale[n_positive:]], dim=-1)
 
 
 class TamrlNet(nn.Module):
@@ -82,7 +85,7 @@ class TamrlNet(nn.Module):
 
     def __init__(self, n_features: int, hidden: int = 48, encoder_hidden: int = 24, embedding: int = 16,
                  projection: int = 24, n_outputs: int = 2, target_scale: tuple[float, ...] = (1.0, 1.0),
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, n_positive: int = 2):
         super().__init__()
         self.hidden = hidden
         self.embedding = embedding
@@ -90,14 +93,14 @@ class TamrlNet(nn.Module):
         self.enc_proj = nn.Linear(n_features, projection)
         self.enc_lstm = nn.LSTM(projection, encoder_hidden, batch_first=True, bidirectional=True)
         self.enc_out = nn.Linear(2 * encoder_hidden, embedding)
-        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale)
+        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale, n_positive)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> TamrlNet:
         """A member as the model config describes it."""
         return cls(n_features, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden, embedding=cfg.embedding,
                    projection=cfg.projection, n_outputs=cfg.n_outputs, target_scale=target_scale,
-                   dropout=cfg.dropout)
+                   dropout=cfg.dropout, n_positive=len(cfg.heads))
 
     def encode(self, windows: torch.Tensor) -> torch.Tensor:
         """windows (N, W, F) -> z (N, E)."""
@@ -111,7 +114,7 @@ class TamrlNet(nn.Module):
         out, (h, c) = self.lstm(u, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         g_h, b_h = self.film_h(z).chunk(2, dim=-1)
         o = self.drop((1.0 + g_h) * out + b_h)
-        return flux_heads(self.head, self.target_scale, o), h.squeeze(0), c.squeeze(0)
+        return flux_heads(self.head, self.target_scale, o, self.n_positive), h.squeeze(0), c.squeeze(0)
 
     def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor, h0: torch.Tensor,
                          c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -137,7 +140,7 @@ class LstmNet(nn.Module):
     """The plain-LSTM baseline: same features and heads, no task encoder, no modulation."""
 
     def __init__(self, n_features: int, hidden: int = 64, n_outputs: int = 2,
-                 target_scale: tuple[float, ...] = (1.0, 1.0), dropout: float = 0.0):
+                 target_scale: tuple[float, ...] = (1.0, 1.0), dropout: float = 0.0, n_positive: int = 2):
         super().__init__()
         self.hidden = hidden
         self.embedding = 0
@@ -146,19 +149,20 @@ class LstmNet(nn.Module):
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_outputs)
         self.register_buffer("target_scale", torch.tensor(target_scale, dtype=torch.float32))
+        self.n_positive = n_positive
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> LstmNet:
         """A member as the model config describes it (its task-encoder sizes do not apply)."""
         return cls(n_features, hidden=cfg.hidden, n_outputs=cfg.n_outputs, target_scale=target_scale,
-                   dropout=cfg.dropout)
+                   dropout=cfg.dropout, n_positive=len(cfg.heads))
 
     def forward_sequence(self, feats: torch.Tensor, windows: torch.Tensor | None, h0: torch.Tensor,
                          c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The training path; ``windows`` is ignored (no task encoder)."""
         u = self.drop(torch.relu(self.in_proj(feats)))
         out, (h, c) = self.lstm(u, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
-        return flux_heads(self.head, self.target_scale, self.drop(out)), h.squeeze(0), c.squeeze(0)
+        return flux_heads(self.head, self.target_scale, self.drop(out), self.n_positive), h.squeeze(0), c.squeeze(0)
 
     def encode(self, windows: torch.Tensor) -> torch.Tensor:
         """No task encoder: an empty embedding (N, 0)."""
@@ -184,7 +188,7 @@ class DailyTamrlNet(nn.Module):
 
     def __init__(self, n_features: int, n_slot_features: int, hidden: int = 64, encoder_hidden: int = 64,
                  embedding: int = 16, n_outputs: int = 2, target_scale: tuple[float, ...] = (1.0, 1.0),
-                 dropout: float = 0.0, n_slots: int = 12):
+                 dropout: float = 0.0, n_slots: int = 12, n_positive: int = 2):
         super().__init__()
         self.hidden = hidden
         self.embedding = embedding
@@ -192,7 +196,7 @@ class DailyTamrlNet(nn.Module):
         self.enc = nn.Sequential(nn.Linear(n_slots * n_slot_features, encoder_hidden), nn.Tanh(),
                                  nn.Linear(encoder_hidden, encoder_hidden), nn.Tanh(),
                                  nn.Linear(encoder_hidden, embedding), nn.Tanh())
-        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale)
+        _add_modulated_lstm(self, n_features, hidden, embedding, n_outputs, target_scale, n_positive)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, n_features: int, target_scale: tuple[float, ...]) -> DailyTamrlNet:
@@ -203,7 +207,7 @@ class DailyTamrlNet(nn.Module):
         n_slot = n_features - sum(DERIVED_INPUTS[d] for d in cfg.derived_inputs) + 1
         return cls(n_features, n_slot, hidden=cfg.hidden, encoder_hidden=cfg.encoder_hidden,
                    embedding=cfg.embedding, n_outputs=cfg.n_outputs, target_scale=target_scale,
-                   dropout=cfg.dropout, n_slots=cfg.window)
+                   dropout=cfg.dropout, n_slots=cfg.window, n_positive=len(cfg.heads))
 
     def encode(self, windows: torch.Tensor) -> torch.Tensor:
         """windows (N, 12, S) slot features -> z (N, E)."""

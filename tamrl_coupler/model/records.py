@@ -33,8 +33,9 @@ def record_spans(x: np.ndarray, required: list[int]) -> tuple[np.ndarray, np.nda
 @torch.no_grad()
 def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat: np.ndarray,
                     sites_per_batch: int = 32, progress=None) -> dict[str, np.ndarray]:
-    """Daily drivers x (S, T, D) on a day axis from ``first_day``, latitudes (S,) -> the ensemble's fields (gpp, reco,
-    nee and their spreads) as (S, T) float64 arrays, NaN outside each site's record (:func:`record_spans`)."""
+    """Daily drivers x (S, T, D) on a day axis from ``first_day``, latitudes (S,) -> the ensemble's fields
+    (``ens.outputs.flux_fields``: gpp, reco, nee and their spreads) as (S, T) float64 arrays, NaN outside each
+    site's record (:func:`record_spans`)."""
     if ens.meta.period != "daily":
         raise InputError(f"whole-record evaluation is for daily checkpoints, this one is {ens.meta.period}")
     x = np.asarray(x, dtype=np.float32)
@@ -45,9 +46,7 @@ def predict_records(ens: Ensemble, x: np.ndarray, first_day: np.datetime64, lat:
     n_sites, n_days, _ = x.shape
     day0 = int(np.datetime64(first_day, "D").astype(np.int64))
     start, stop = record_spans(x, [i for i, d in enumerate(ens.meta.drivers) if d.required])
-    fields = ["gpp", "reco", "nee", "gpp_std", "reco_std", "nee_std"]
-    if ens.meta.model.n_outputs > 2:
-        fields.append("nee_free")
+    fields = ens.outputs.flux_fields
     out = {k: np.full((n_sites, n_days), np.nan) for k in fields}
     history = RecordMonths(x, day0) if ens.members[0].embedding else None
     order = [s for s in np.argsort(start - stop, kind="stable") if stop[s] > start[s]]  # longest first

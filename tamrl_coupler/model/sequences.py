@@ -5,25 +5,21 @@ time, so that whole-sequence and one-period-at-a-time inference are the same com
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.model.reduction import Fluxes, flux_fields
+from tamrl_coupler.model.core import EnsembleCore
+from tamrl_coupler.model.reduction import Fluxes
 from tamrl_coupler.model.state import EnsembleState
 from tamrl_coupler.model.stepping import step
 
-if TYPE_CHECKING:
-    from tamrl_coupler.model.ensemble import Ensemble
 
-
-def predict_sequence(ens: Ensemble, x_seq: torch.Tensor | np.ndarray, state: EnsembleState | None = None,
+def predict_sequence(ens: EnsembleCore, x_seq: torch.Tensor | np.ndarray, state: EnsembleState | None = None,
                      return_state: bool = False, first_period=None, lat=None, progress=None):
     """(n_cells, T, D) -> Fluxes of (n_cells, T), by stepping one period at a time (identical results).
 
-    Without ``state``, a new one starts at ``first_period`` for cells at ``lat`` (see :meth:`Ensemble.init_state`).
+    Without ``state``, a new one starts at ``first_period`` for cells at ``lat`` (see :meth:`EnsembleCore.init_state`).
     ``progress``: a reporter with ``update(n)`` and ``close()`` (one update per period), e.g. the command
     line's :func:`~tamrl_coupler.host.progress.make_progress`."""
     if not isinstance(x_seq, torch.Tensor):
@@ -34,7 +30,7 @@ def predict_sequence(ens: Ensemble, x_seq: torch.Tensor | np.ndarray, state: Ens
         state = ens.init_state(x_seq.shape[0], first_period=first_period, lat=lat)
     n, t_len = x_seq.shape[0], x_seq.shape[1]
     fields = {k: torch.empty((n, t_len), dtype=torch.float64, device=ens.device)
-              for k in flux_fields(ens.kernel.n_outputs)}
+              for k in ens.outputs.flux_fields}
     try:
         for t in range(t_len):
             f, state = step(ens, x_seq[:, t], state)

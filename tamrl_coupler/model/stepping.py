@@ -6,23 +6,19 @@ filling it never changes a result). The drivers are checked here; the component'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.kernels.ops import run
 from tamrl_coupler.model.binding import bind_step
+from tamrl_coupler.model.core import EnsembleCore
 from tamrl_coupler.model.reduction import Fluxes
 from tamrl_coupler.model.state import EnsembleState
 
-if TYPE_CHECKING:
-    from tamrl_coupler.model.ensemble import Ensemble
-
 
 @torch.no_grad()
-def ensure_embedding(ens: Ensemble, state: EnsembleState) -> torch.Tensor:
+def ensure_embedding(ens: EnsembleCore, state: EnsembleState) -> torch.Tensor:
     """z (n, M, E) of the current period: computed once per period from the completed window, cached in place."""
     e = ens.kernel.embedding
     if bool(state.z_ready.all()) and state.z.shape[-1] == e:
@@ -40,7 +36,7 @@ def ensure_embedding(ens: Ensemble, state: EnsembleState) -> torch.Tensor:
     return z
 
 
-def check_drivers(ens: Ensemble, x: torch.Tensor | np.ndarray, state: EnsembleState) -> torch.Tensor:
+def check_drivers(ens: EnsembleCore, x: torch.Tensor | np.ndarray, state: EnsembleState) -> torch.Tensor:
     """Drivers (n_cells, D) of the state's cells -> float32 on the ensemble's device; an infinite value (NaN is
     missing) or a wrong shape is an error naming the driver and cell."""
     if not isinstance(x, torch.Tensor):
@@ -59,7 +55,7 @@ def check_drivers(ens: Ensemble, x: torch.Tensor | np.ndarray, state: EnsembleSt
 
 
 @torch.no_grad()
-def advance(ens: Ensemble, x: torch.Tensor | np.ndarray, state: EnsembleState
+def advance(ens: EnsembleCore, x: torch.Tensor | np.ndarray, state: EnsembleState
             ) -> tuple[torch.Tensor, EnsembleState]:
     """Estimate rows (R, n) float64 and the next state (new tensors)."""
     x = check_drivers(ens, x, state)
@@ -74,7 +70,7 @@ def advance(ens: Ensemble, x: torch.Tensor | np.ndarray, state: EnsembleState
 
 
 @torch.no_grad()
-def step(ens: Ensemble, x: torch.Tensor | np.ndarray, state: EnsembleState) -> tuple[Fluxes, EnsembleState]:
+def step(ens: EnsembleCore, x: torch.Tensor | np.ndarray, state: EnsembleState) -> tuple[Fluxes, EnsembleState]:
     """One period for every cell: fluxes (n_cells,) and the next state; ``state`` is not modified."""
     est, new_state = advance(ens, x, state)
     return ens.reduction.fluxes(est), new_state

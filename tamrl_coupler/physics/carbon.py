@@ -82,3 +82,9 @@ def balance_residual(gpp: np.ndarray, reco: np.ndarray, nee: np.ndarray,
                      convention: SignConvention | str = DEFAULT_CONVENTION) -> np.ndarray:
     """``nee - nee_from_components(gpp, reco)``: zero everywhere when the balance holds exactly."""
     return nee - nee_from_components(gpp, reco, convention)
+
+
+# How each export the vocabulary derives on the host cells (``derived_from``, no ``carries``) is made from the
+# exports it names, in that order, in the interface's sign convention, into the host's array (``out``). An export
+# without an entry here cannot be registered: it would never be written.
+EXPORT_DERIVATIONS = {"nee": nee_from_components}

@@ -13,7 +13,9 @@ So after the last step E equals the final prediction P_N to rounding (one additi
 Weights: GPP follows shortwave, s = rsds + 1 W m-2 (the +1 keeps polar night well defined), and the expected
 future weight is the transmissivity seen so far times the top-of-atmosphere insolation still to come in the period
 (the rest of the current day integrated exactly, later days at the day-mean insolation); Reco follows
-temperature with Q10 = 2, s = 2^((T - 10 degC)/10), the expected future weight is its period mean so far.
+temperature with Q10 = 2, s = 2^((T - 10 degC)/10), the expected future weight is its period mean so far. A target
+with no sub-period shape of its own here (``flat``: ET, say, until its physics is written) has weight 1: what is
+left of its period total is handed out evenly over the period's remaining time, exact like the others.
 If the model's estimate of the period total drops late in a period below what was already handed out, the
 remainder (and so a step flux) can be negative: exactness of the total is kept on purpose.
 
@@ -51,10 +53,11 @@ class Downscaler:
     STATE_ARRAYS = ("emitted_gpp", "emitted_reco", "sum_toa", "sum_sreco")
     NAN_AWARE_ARRAYS = ("time_reco",)  # seconds of the period with a valid temperature, per cell
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, nan_aware: bool = False):
+    def __init__(self, lat: np.ndarray, lon: np.ndarray, nan_aware: bool = False, flat: tuple[str, ...] = ()):
         self.lat = np.asarray(lat, dtype=np.float64)
         self.lon = np.asarray(lon, dtype=np.float64)
         self.nan_aware = nan_aware
+        self.flat = tuple(flat)  # targets handed out evenly (their emitted amounts: emitted_<name>)
         n = self.lat.size
         for name in self._arrays():
             setattr(self, name, np.zeros(n))
@@ -70,7 +73,8 @@ class Downscaler:
         self.insolation = ToaInsolation(self.lat, self.lon)  # the cells' top-of-atmosphere insolation
 
     def _arrays(self) -> tuple[str, ...]:
-        return self.STATE_ARRAYS + (self.NAN_AWARE_ARRAYS if self.nan_aware else ())
+        return (self.STATE_ARRAYS + (self.NAN_AWARE_ARRAYS if self.nan_aware else ())
+                + tuple(f"emitted_{t}" for t in self.flat))
 
     def reset(self) -> None:
         for name in self._arrays():
@@ -141,6 +145,15 @@ class Downscaler:
             np.copyto(what, reco_to_come, where=valid)
         self._split(reco_rate, self.emitted_reco, w, what, dt, remaining, period_days, out_reco)
 
+    def flat_step(self, target: str, rate: np.ndarray, remaining: float, covered: float, dt: float,
+                  out: np.ndarray) -> None:
+        """The step rate of ``target`` (one of :attr:`flat`) into ``out``: its period total so far handed out evenly
+        over the rest of the period (``remaining``, ``covered``, ``dt`` as in :meth:`step`)."""
+        self._w.fill(1.0)
+        self._what.fill(1.0)
+        self._split(rate, getattr(self, f"emitted_{target}"), self._w, self._what, dt, remaining,
+                    covered / SECONDS_PER_DAY, out)
+
     def transmissivity(self, sum_rsds_dt: np.ndarray, out: np.ndarray,
                        sum_toa: np.ndarray | None = None) -> np.ndarray:
         """Shortwave / top-of-atmosphere insolation over the period so far (0-1; 0.7 before the sun has risen),
@@ -192,7 +205,7 @@ class Downscaler:
     def load_state(self, arrays: dict[str, np.ndarray], elapsed: float) -> None:
         """From :meth:`state_arrays`; ``elapsed``: seconds of the period so far (a restart written without missing
         values had a valid temperature all that time)."""
-        for k in self.STATE_ARRAYS:
+        for k in self.STATE_ARRAYS + tuple(f"emitted_{t}" for t in self.flat):
             getattr(self, k)[:] = arrays[f"ds_{k}"]
         if self.nan_aware:
             self.time_reco[:] = arrays["ds_time_reco"] if "ds_time_reco" in arrays else elapsed

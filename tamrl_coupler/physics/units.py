@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def parse_units(text: str, where: str) -> Any:
             raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({inner})") from None
     except (pint.PintError, AttributeError, TypeError) as exc:
         raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  # pint's parser on odd strings: TokenError, ZeroDivisionError, ...
+        raise InputError(f"{where}: units {text!r} are not a UDUNITS/CF unit string (the units library cannot parse "
+                         f"them: {type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,9 @@ def conversion(units: str, target: str, where: str, field: str, water_equivalent
         raise InputError(f"{where}: field {field!r} has units {units!r}, which do not convert to {target!r} "
                          f"({result}{hint})")
     scale, offset = result
+    if not (math.isfinite(scale) and scale > 0 and math.isfinite(offset)):
+        raise InputError(f"{where}: field {field!r} has units {units!r}, which would scale its values by {scale:g}: "
+                         f"not a unit (a number such as '0' or '-1' in the units attribute?)")
     return _SAME if (scale, offset) == (1.0, 0.0) else ScalarConversion(scale, offset)
 
 
@@ -252,3 +259,22 @@ def convert_flux(values_gc_per_day: ArrayT, unit: str | FluxUnit) -> ArrayT:
     """gC m-2 d-1 -> ``unit`` (numpy or torch; one multiplication)."""
     u = unit if isinstance(unit, FluxUnit) else flux_unit(unit)
     return values_gc_per_day * u.factor if u.factor != 1.0 else values_gc_per_day
+
+
+CARBON_FLUX_UNIT = "gC m-2 d-1"  # the model's carbon fluxes; exports in it follow the configured FluxUnit
+
+
+def export_conversion(name: str, unit: FluxUnit) -> ScalarConversion:
+    """The conversion of export ``name`` from the model's value (its target's unit) into what the host receives:
+    the configured flux ``unit`` for the carbon fluxes (every export whose vocabulary unit is gC m-2 d-1), the
+    export's own vocabulary unit otherwise (e.g. ET, mm d-1 -> kg m-2 s-1)."""
+    q = vocabulary.EXPORTS[name]
+    if q.units == CARBON_FLUX_UNIT:
+        return ScalarConversion(scale=unit.factor)
+    base = (q.carries or name).removesuffix("_std")
+    target = vocabulary.TARGETS.get(base)
+    if target is None:
+        raise InputError(f"export {name!r} carries {q.carries!r}, which is no target of the vocabulary: its unit "
+                         "is not known")
+    return conversion(target.units, q.units, f"export {name!r}", name,
+                      water_equivalent=q.water_equivalent or target.water_equivalent)

@@ -19,7 +19,7 @@ import numpy as np
 from tamrl_coupler.constants import EARTH_RADIUS, SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo
-from tamrl_coupler.io.fluxfile import read_flux_file
+from tamrl_coupler.io.fluxfile import flux_file_totals, read_flux_file
 from tamrl_coupler.io.priorfile import write_prior_file
 from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
@@ -46,6 +46,19 @@ def _window_keys(t0: np.ndarray, t1: np.ndarray, reference: np.datetime64, frequ
     return np.asarray(k0).astype(np.int64)
 
 
+def _refuse_missing_on_land(flux_file: Path, fields: dict[str, np.ndarray], landfrac: np.ndarray) -> None:
+    """NaN (a fill value) of NEE or its spread on a land cell is refused, never written as a zero flux: off land
+    the per-cell flux is 0 by definition, on land a missing value has no value to give an inversion."""
+    land = np.broadcast_to(np.asarray(landfrac) > 0, fields["nee"].shape[1:])
+    for name in ("nee", "nee_spread"):
+        bad = np.isnan(fields[name]) & land
+        if bad.any():
+            rec, *cell = (int(i[0]) for i in np.nonzero(bad))
+            raise InputError(f"{flux_file}: '{name}' is missing (NaN or a fill value) on a land cell (record {rec}, "
+                             f"cell {tuple(cell)}; {int(bad.sum())} values in all): a prior would take it for a zero "
+                             f"flux; make the flux file again without gaps")
+
+
 def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None,
                 attributes: dict[str, Any] | None = None, provenance: dict[str, str] | None = None) -> Path:
     """Aggregate and remap a flux file into a prior file ``{prefix}_{frequency}.nc`` in ``out_dir``; ``cfg`` (the
@@ -60,6 +73,7 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
         raise InputError(f"{flux_file}: no time records to make a prior from")
     to_mol = flux_unit("molCO2 m-2 s-1").factor / ff.unit.factor
     lf = ff.landfrac
+    _refuse_missing_on_land(flux_file, ff.fields, lf)
     nee = convert_nee(np.nan_to_num(ff.fields["nee"], nan=0.0) * to_mol, ff.convention,
                       SignConvention.ATMOSPHERE_POSITIVE) * lf
     spread = np.nan_to_num(ff.fields["nee_spread"], nan=0.0) * to_mol * lf
@@ -103,10 +117,35 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
     lat = info.lat if info.lat_bounds is None else info.lat_bounds
     lon = info.lon if info.lon_bounds is None else info.lon_bounds
     attrs = prior_attributes(flux_attrs, str(flux_file), frequency, section.grid.text, span[0], span[1], lat, lon,
-                             points=info.kind == "points", extra=attributes)
+                             points=info.kind == "points",
+                             extra={**budget_and_totals_attributes(flux_file), **(attributes or {})})
     return write_prior_file(path, info, bounds, tunits, out_mean, out_sd, frequency, Path(flux_file).name,
                             landfrac=out_lf, cell_area=out_area, attributes=attrs,
                             uncertainty_attributes=uncertainty_attributes(flux_attrs, frequency))
+
+
+def budget_and_totals_attributes(flux_file: Path) -> dict[str, str]:
+    """The run's budget mode (its flux file's ``budget_*`` attributes) and the global totals of GPP, Reco and NEE
+    per month and year (physics/totals.py; the conservative remap to the prior grid keeps them)."""
+    from tamrl_coupler.physics.totals import totals_attributes
+
+    ff = read_flux_file(flux_file)
+    attrs = {k: v for k, v in (ff.attrs or {}).items() if k.startswith("budget_")}
+    attrs.setdefault("budget_mode", "as_trained")
+    acc = flux_file_totals(ff)
+    if acc is not None:
+        attrs.update(totals_attributes(acc))
+    return attrs
+
+
+def prior_totals_lines(flux_file: Path) -> list[str]:
+    """The global totals of the run a prior is made from, to print."""
+    from tamrl_coupler.physics.totals import format_table
+
+    acc = flux_file_totals(read_flux_file(flux_file))
+    if acc is None:
+        return []
+    return format_table(acc.by("M"), "per month", bands=False) + format_table(acc.by("Y"), "per year")
 
 
 def write_prior_and_map(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None,

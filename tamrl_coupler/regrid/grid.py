@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -53,6 +54,39 @@ def latlon_cell_areas(lat_bounds: np.ndarray, lon_bounds: np.ndarray) -> np.ndar
     return np.outer(dy, dx).ravel()
 
 
+class _Corners:
+    """``corner_lat``/``corner_lon`` of a Grid: stored as given, except that a regular grid's are made from its
+    bounds only when first asked for (they are 8 values a cell: 55 MB for a 0.25 degree grid that regridding
+    between lat-lon grids never needs)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = "_" + name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return None  # the dataclass default
+        value = obj.__dict__.get(self.name)
+        if value is None and obj.__dict__.get("kind") == "regular" and obj.__dict__.get("lat_bounds") is not None \
+                and obj.__dict__.get("lon_bounds") is not None:
+            obj.__dict__["_corner_lat"], obj.__dict__["_corner_lon"] = _regular_corners(obj.lat_bounds,
+                                                                                       obj.lon_bounds)
+            value = obj.__dict__[self.name]
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+def _regular_corners(lat_bounds: np.ndarray, lon_bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell corners (size, 4) of a regular grid, counter-clockwise: (S,W) (S,E) (N,E) (N,W)."""
+    s, nn = np.sort(lat_bounds, axis=1).T
+    w, e = lon_bounds.T
+    ny, nx = s.size, w.size
+    corner_lat = np.stack([np.repeat(s, nx), np.repeat(s, nx), np.repeat(nn, nx), np.repeat(nn, nx)], 1)
+    corner_lon = np.stack([np.tile(w, ny), np.tile(e, ny), np.tile(e, ny), np.tile(w, ny)], 1)
+    return corner_lat, corner_lon
+
+
 @dataclass
 class Grid:
     """A horizontal grid; build with :meth:`regular`, :meth:`from_name`, :meth:`from_file`, :meth:`points`."""
@@ -61,14 +95,15 @@ class Grid:
     shape: tuple[int, ...]
     lat: np.ndarray                      # (size,) degrees, cell centres, C order
     lon: np.ndarray                      # (size,) degrees
-    corner_lat: np.ndarray | None = None  # (size, nv) degrees, counter-clockwise
-    corner_lon: np.ndarray | None = None
+    corner_lat: np.ndarray | None = _Corners()  # (size, nv) degrees, counter-clockwise (regular: made when asked)
+    corner_lon: np.ndarray | None = _Corners()
     mask: np.ndarray | None = None       # (size,) int8, 1 = active
     name: str = "grid"
     lat1d: np.ndarray | None = None      # regular grids only: 1-D centres and (n, 2) bounds
     lon1d: np.ndarray | None = None
     lat_bounds: np.ndarray | None = None
     lon_bounds: np.ndarray | None = None
+    periodic: bool | None = None         # regular grids, bilinear: wraps in longitude (None: from the span)
     _area: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,9 +115,9 @@ class Grid:
         if self.lat.size != n or self.lon.size != n:
             raise RegridError(f"grid {self.name!r}: shape {self.shape} has {n} cells but lat has {self.lat.size} "
                               f"and lon {self.lon.size} values")
-        if (self.corner_lat is None) != (self.corner_lon is None):
+        if (self.__dict__.get("_corner_lat") is None) != (self.__dict__.get("_corner_lon") is None):
             raise RegridError(f"grid {self.name!r}: corner latitudes and longitudes must both be given")
-        if self.corner_lat is not None:
+        if self.__dict__.get("_corner_lat") is not None:
             self.corner_lat = np.asarray(self.corner_lat, dtype=np.float64).reshape(n, -1)
             self.corner_lon = np.asarray(self.corner_lon, dtype=np.float64).reshape(n, -1)
             if self.corner_lat.shape != self.corner_lon.shape:
@@ -116,13 +151,7 @@ class Grid:
         la2, lo2 = np.meshgrid(lat, lon, indexing="ij")
         g = cls("regular", (lat.size, lon.size), la2, lo2, mask=mask, name=name, lat1d=lat, lon1d=lon,
                 lat_bounds=lat_bounds, lon_bounds=lon_bounds)
-        if lat_bounds is not None and lon_bounds is not None:
-            # corners counter-clockwise: (S,W) (S,E) (N,E) (N,W)
-            s, nn = np.sort(lat_bounds, axis=1).T
-            w, e = lon_bounds.T
-            ny, nx = lat.size, lon.size
-            g.corner_lat = np.stack([np.repeat(s, nx), np.repeat(s, nx), np.repeat(nn, nx), np.repeat(nn, nx)], 1)
-            g.corner_lon = np.stack([np.tile(w, ny), np.tile(e, ny), np.tile(e, ny), np.tile(w, ny)], 1)
+        # corners (S,W) (S,E) (N,E) (N,W), counter-clockwise: made from the bounds when first asked for
         return g
 
     @classmethod
@@ -216,6 +245,8 @@ class Grid:
 
     @property
     def has_bounds(self) -> bool:
+        if self.kind == "regular" and self.lat_bounds is not None and self.lon_bounds is not None:
+            return True  # (without making the corners)
         return self.corner_lat is not None
 
     @property
@@ -249,8 +280,11 @@ class Grid:
     def fingerprint(self) -> str:
         """Stable hash of the geometry and mask: the weight cache key."""
         h = hashlib.sha256()
-        h.update(f"{self.kind}|{self.shape}".encode())
-        for a in (self.lat, self.lon, self.corner_lat, self.corner_lon, self.mask):
+        h.update(f"{self.kind}|{self.shape}".encode() + (b"" if self.periodic is None else
+                                                          f"|periodic={self.periodic}".encode()))
+        corners = (self.lat_bounds, self.lon_bounds) if self.kind == "regular" and self.has_bounds else (
+            self.corner_lat, self.corner_lon)  # a regular grid's corners follow from its bounds
+        for a in (self.lat, self.lon, *corners, self.mask):
             if a is None:
                 h.update(b"none")
             else:

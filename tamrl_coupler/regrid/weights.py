@@ -56,6 +56,7 @@ class Weights:
     attrs: dict = field(default_factory=dict)
     source: str = "memory"  # where the weights came from (file path or backend), for messages
     coords: dict = field(default_factory=dict, repr=False)  # xc/yc/xv/yv_a/b (degrees) written with the file
+    grids: tuple | None = field(default=None, repr=False)   # (src, dst) whose centres and corners a write adds
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -82,12 +83,30 @@ class Weights:
             rs = np.asarray(m.sum(axis=1)).ravel()
             self.frac_b = rs if self.normalization == "destarea" else (rs > 0).astype(np.float64)
 
+    # ------------------------------------------------------------------ a scipy sparse matrix, as xESMF's .weights
+    def __getattr__(self, name: str):
+        """Everything else a scipy sparse matrix has (``shape``, ``nnz``, ``toarray``, ``tocoo``, ``sum``, ``T``...)
+        comes from :attr:`matrix`, so ``regridder.weights`` is used as xESMF users use theirs."""
+        if name.startswith("__") or name == "matrix":
+            raise AttributeError(name)
+        return getattr(self.matrix, name)
+
+    def __matmul__(self, other):
+        return self.matrix @ other
+
     def attach_grids(self, src: Grid, dst: Grid) -> None:
-        """Keep the grids' centres and corners so that written files carry them (NCO/ESMF tools read them)."""
-        for g, sfx in ((src, "a"), (dst, "b")):
-            self.coords[f"xc_{sfx}"], self.coords[f"yc_{sfx}"] = g.lon, g.lat
-            if g.has_bounds:
-                self.coords[f"xv_{sfx}"], self.coords[f"yv_{sfx}"] = g.corner_lon, g.corner_lat
+        """Keep the grids so that written files carry their centres and corners (NCO/ESMF tools read them); the
+        corners are taken when the file is written (a regular grid makes them only then)."""
+        self.grids = (src, dst)
+
+    def _file_coords(self) -> dict:
+        coords = dict(self.coords)
+        if self.grids is not None:
+            for g, sfx in zip(self.grids, ("a", "b"), strict=True):
+                coords[f"xc_{sfx}"], coords[f"yc_{sfx}"] = g.lon, g.lat
+                if g.has_bounds:
+                    coords[f"xv_{sfx}"], coords[f"yv_{sfx}"] = g.corner_lon, g.corner_lat
+        return coords
 
     @property
     def n_src(self) -> int:
@@ -97,18 +116,55 @@ class Weights:
     def n_dst(self) -> int:
         return self.matrix.shape[0]
 
-    def digest(self) -> str:
-        """SHA-256 of the matrix (shape, and the sorted CSR structure and values): what a cached weight file is
-        checked against, so that an edited or damaged file (a scaled S, a shuffled col) is never used."""
+    def digest(self, context: str = "") -> str:
+        """SHA-256 of what the weights are and do: ``context`` (for a cache file: its key, which hashes both grids,
+        the method and the backend), the method, the normalisation, the matrix (shape, sorted CSR structure and
+        values) and the areas and fractions. A cached file is checked against the digest its key expects, so that an
+        edited or damaged file, or a valid file of other grids or another method under this name, is never used."""
         import hashlib
 
         m = sp.csr_matrix(self.matrix, copy=True)
         m.sum_duplicates()
         m.sort_indices()
-        h = hashlib.sha256(f"{m.shape}".encode())
+        h = hashlib.sha256(f"{context}|{self.method}|{self.normalization}|{m.shape}".encode())
         for a in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)):
             h.update(a.tobytes())
+        for a in (self.area_a, self.area_b, self.frac_a, self.frac_b):
+            h.update(b"none" if a is None else np.ascontiguousarray(a, np.float64).tobytes())
         return h.hexdigest()
+
+    def validate(self) -> None:
+        """Sanity of weights read from a file or handed in: finite, no negative weight for first-order methods, and
+        rows that sum to what the normalisation says (a conservative ``destarea`` row to its ``frac_b``, within
+        1e-10; a ``fracarea``, bilinear or nearest row to 1 or 0). An error names the file, the row and the value."""
+        m = self.matrix
+        where = f"weights from {self.source} ({self.method})"
+        bad = ~np.isfinite(m.data)
+        if bad.any():
+            r = int(np.searchsorted(m.indptr, np.flatnonzero(bad)[0], side="right") - 1)
+            raise RegridError(f"{where}: {int(bad.sum())} weight(s) are NaN or infinite (first in destination row {r})")
+        first_order = self.method in ("conservative", "bilinear", "nearest_s2d", "nearest_d2s", "nearest")
+        if first_order and m.nnz and m.data.min() < -1e-12:
+            k = int(np.argmin(m.data))
+            r = int(np.searchsorted(m.indptr, k, side="right") - 1)
+            raise RegridError(f"{where}: negative weight {m.data[k]:.3e} (destination row {r}, source column "
+                              f"{int(m.indices[k])}); a first-order {self.method} map has none")
+        rs = np.asarray(m.sum(axis=1)).ravel()
+        filled = np.diff(m.indptr) > 0
+        if self.method == "conservative" and self.normalization == "destarea":
+            target, what = self.frac_b, "its destination fraction frac_b"
+        elif self.method == "nearest_d2s" or self.normalization == "none" and self.method not in (
+                "bilinear", "nearest_s2d", "nearest"):
+            return
+        else:
+            target, what = np.where(filled, 1.0, 0.0), "1"
+        if self.method in ("patch", "conservative_2nd"):
+            return
+        off = np.abs(rs - target)
+        if off.size and off.max() > 1e-10:
+            r = int(np.argmax(off))
+            raise RegridError(f"{where}: destination row {r} sums to {rs[r]:.12g}, not {what} ({target[r]:.12g}); "
+                              "weights scaled, doubled or cut")
 
     def check_sizes(self, n_src: int, n_dst: int, what: str = "grids") -> None:
         """An error naming ``what`` unless these weights map ``n_src`` source to ``n_dst`` destination cells."""
@@ -141,11 +197,14 @@ class Weights:
             ds.set_auto_mask(False)
             v = ds.variables
             if {"S", "row", "col"} <= set(v):
-                return _read_esmf(ds, path)
-            if {"remap_matrix", "src_address", "dst_address"} <= set(v):
-                return _read_scrip(ds, path)
-            raise RegridError(f"weight file {path} is neither ESMF format (needs variables S, row, col) nor SCRIP "
-                              f"format (needs remap_matrix, src_address, dst_address); it has {sorted(v)[:12]}")
+                w = _read_esmf(ds, path)
+            elif {"remap_matrix", "src_address", "dst_address"} <= set(v):
+                w = _read_scrip(ds, path)
+            else:
+                raise RegridError(f"weight file {path} is neither ESMF format (needs variables S, row, col) nor SCRIP "
+                                  f"format (needs remap_matrix, src_address, dst_address); it has {sorted(v)[:12]}")
+        w.validate()
+        return w
 
     def write(self, path: str | Path) -> None:
         """ESMF offline-weights ("NCAR-CSM") format, 1-based ``row``/``col``, readable by ESMF, NCO and xESMF."""
@@ -178,7 +237,7 @@ class Weights:
             for nm, data, dim in (("mask_a", self.mask_a, "n_a"), ("mask_b", self.mask_b, "n_b")):
                 if data is not None:
                     ds.createVariable(nm, "i4", (dim,))[:] = data
-            for nm, data in self.coords.items():
+            for nm, data in self._file_coords().items():
                 sfx = nm[-1]
                 dims = (f"n_{sfx}",)
                 if data.ndim == 2:
@@ -244,6 +303,17 @@ def _grid_shape(ds, name):
     return tuple(int(i) for i in reversed(d)) if d is not None else None
 
 
+def _no_duplicates(row: np.ndarray, col: np.ndarray, n_src: int, path: Path) -> None:
+    """A weight file lists each (destination, source) pair once; a pair listed twice would be summed, i.e. its
+    weight doubled without a word."""
+    key = row.astype(np.int64) * int(n_src) + col.astype(np.int64)
+    uniq, counts = np.unique(key, return_counts=True)
+    if uniq.size != key.size:
+        k = int(uniq[np.argmax(counts > 1)])
+        raise RegridError(f"weight file {path}: the pair (row {k // n_src + 1}, col {k % n_src + 1}) is listed "
+                          f"{int(counts.max())} times ({int((counts > 1).sum())} such pairs): weights would be summed")
+
+
 def _check_indices(idx: np.ndarray, n: int, var: str, path: Path) -> None:
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         bad = int(idx.min() + 1) if idx.min() < 0 else int(idx.max() + 1)
@@ -264,6 +334,7 @@ def _read_esmf(ds, path: Path) -> Weights:
         raise RegridError(f"weight file {path}: ESMF format needs dimensions n_a and n_b")
     _check_indices(row, n_b, "row", path)
     _check_indices(col, n_a, "col", path)
+    _no_duplicates(row, col, n_a, path)
     norm = str(getattr(ds, "normalization", "destarea")).lower()
     if norm not in NORMALIZATIONS:  # ESMF writes "n/a" for non-conservative methods
         norm = "none"
@@ -292,6 +363,7 @@ def _read_scrip(ds, path: Path) -> Weights:
         raise RegridError(f"weight file {path}: SCRIP format needs dimensions src_grid_size and dst_grid_size")
     _check_indices(row, n_b, "dst_address", path)
     _check_indices(col, n_a, "src_address", path)
+    _no_duplicates(row, col, n_a, path)
     norm = str(getattr(ds, "normalization", "fracarea")).lower()
     if norm not in NORMALIZATIONS:
         norm = "none"
@@ -313,5 +385,5 @@ def _method_name(text: str) -> str:
     if "patch" in t:
         return "patch"
     if "neare" in t or "distwgt" in t:
-        return "nearest"
+        return "nearest_d2s" if ("dtos" in t or "d2s" in t) else "nearest_s2d"
     return t.strip() or "unknown"

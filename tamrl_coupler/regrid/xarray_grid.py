@@ -36,6 +36,7 @@ class XarrayLayout:
     dims: tuple[str, ...]
     coords: dict[str, Any] = field(default_factory=dict)  # name -> xarray.Variable
     bounds: dict[str, Any] = field(default_factory=dict)  # name -> xarray.Variable
+    vertices: tuple[str, ...] = ()  # xESMF vertex variables (lat_b, lon_b) of the grid: not carried to results
 
 
 def _find(obj: Any, key: str, names: tuple[str, ...]) -> str:
@@ -81,10 +82,64 @@ def _mask_values(obj: Any, mask: Any, dims: tuple[str, ...]) -> np.ndarray | Non
     return np.where(np.isfinite(m), m, 0) if m.dtype.kind == "f" else m
 
 
-def grid_from_xarray(obj: Any, mask: Any = None, name: str | None = None) -> tuple[Grid, XarrayLayout]:
+def _vertex_bounds(lat_b: np.ndarray, lon_b: np.ndarray, lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray]:
+    """xESMF's vertex arrays ``lat_b``/``lon_b`` ((n+1,) each for a rectilinear grid, (ny+1, nx+1) for a
+    curvilinear one): CF bounds (n, 2) for 1-D vertices of 1-D centres, else vertex arrays (ny+1, nx+1) (3-D
+    ``(1, ny+1, nx+1)`` marks vertices of 1-D centres, a curvilinear grid)."""
+    lat_b, lon_b = np.asarray(lat_b, np.float64), np.asarray(lon_b, np.float64)
+    if np.ndim(lat) == 1 and np.ndim(lon) == 1 and lat_b.ndim == 1 and lon_b.ndim == 1:
+        if lat_b.size != np.size(lat) + 1 or lon_b.size != np.size(lon) + 1:
+            raise RegridError(f"lat_b/lon_b have {lat_b.size}/{lon_b.size} values; a grid of {np.size(lat)} x "
+                              f"{np.size(lon)} cells needs {np.size(lat) + 1} and {np.size(lon) + 1} vertices")
+        return np.stack([lat_b[:-1], lat_b[1:]], 1), np.stack([lon_b[:-1], lon_b[1:]], 1)
+    shape = np.shape(lat) if np.ndim(lat) == 2 else (np.size(lat), np.size(lon))
+    if lat_b.ndim == 1 and lon_b.ndim == 1:
+        lon_b, lat_b = np.meshgrid(lon_b, lat_b)
+    if lat_b.shape != (shape[0] + 1, shape[1] + 1) or lon_b.shape != lat_b.shape:
+        raise RegridError(f"lat_b {lat_b.shape} / lon_b {lon_b.shape}: a grid of {shape} cells needs vertex arrays "
+                          f"of shape {(shape[0] + 1, shape[1] + 1)}")
+    return (lat_b, lon_b) if np.ndim(lat) == 2 else (lat_b[None], lon_b[None])
+
+
+def grid_from_dict(d: dict, locstream: bool = False, mask: Any = None, name: str = "dict grid") -> Grid:
+    """xESMF's dictionary grid: ``lat``/``lon`` (1-D for rectilinear, 2-D for curvilinear), optional ``lat_b``/
+    ``lon_b`` vertices and ``mask`` (1 = active); ``locstream``: ``lat``/``lon`` are 1-D locations."""
+    missing = [k for k in ("lat", "lon") if k not in d]
+    if missing:
+        raise RegridError(f"grid dictionary has no {missing}; expected keys lat, lon (and lat_b, lon_b for "
+                          f"conservative methods, mask), got {sorted(d)}")
+    lat, lon = np.asarray(d["lat"], np.float64), np.asarray(d["lon"], np.float64)
+    mask = d.get("mask") if mask is None else mask
+    if locstream:
+        if lat.ndim != 1 or lat.shape != lon.shape:
+            raise RegridError(f"a locstream needs 1-D lat and lon of one length, got {lat.shape} and {lon.shape}")
+        g = Grid.points(lat, lon, name=name)
+        return g.with_mask(np.asarray(mask)) if mask is not None else g
+    has_b = "lat_b" in d and "lon_b" in d
+    if lat.ndim == 1 and lon.ndim == 1:
+        lat_bounds = lon_bounds = None
+        if has_b:
+            lat_bounds, lon_bounds = _vertex_bounds(d["lat_b"], d["lon_b"], lat, lon)
+            if lat_bounds.ndim == 3:  # 2-D vertices of a rectilinear grid: a curvilinear grid
+                la2, lo2 = np.meshgrid(lat, lon, indexing="ij")
+                return Grid.curvilinear(la2, lo2, lat_bounds[0], lon_bounds[0], mask=mask, name=name)
+        return Grid.regular(lat, lon, lat_bounds, lon_bounds, mask=None if mask is None else np.asarray(mask),
+                            name=name, infer_bounds=True)
+    if lat.ndim == 2 and lat.shape == lon.shape:
+        vlat, vlon = _vertex_bounds(d["lat_b"], d["lon_b"], lat, lon) if has_b else (None, None)
+        return Grid.curvilinear(lat, lon, vlat, vlon, mask=mask, name=name)
+    raise RegridError(f"grid dictionary: lat {lat.shape} and lon {lon.shape} form no rectilinear (1-D, 1-D) or "
+                      "curvilinear (same 2-D) grid; pass locstream_in/out=True for 1-D locations")
+
+
+def grid_from_xarray(obj: Any, mask: Any = None, name: str | None = None, locstream: bool = False,
+                     dims: tuple[str, ...] | None = None) -> tuple[Grid, XarrayLayout]:
     """The :class:`Grid` an xarray Dataset or DataArray is on, and where it lives in it.
 
-    ``mask``: a variable name, a DataArray or an array (1 = active); default: the Dataset's ``mask`` variable."""
+    ``mask``: a variable name, a DataArray or an array (1 = active); default: the Dataset's ``mask`` variable.
+    Bounds: CF ``bounds`` (or ``<name>_bnds``), else xESMF's vertex variables ``lat_b``/``lon_b``.
+    ``locstream``: the coordinates are 1-D locations (xESMF's ``locstream_in/out``); ``dims``: the grid's
+    dimension names (xESMF's ``input_dims``/``output_dims``), checked against the coordinates'."""
     lat_name = _find(obj, "latitude", LAT_NAMES)
     lon_name = _find(obj, "longitude", LON_NAMES)
     lat, lon = obj[lat_name], obj[lon_name]
@@ -93,9 +148,28 @@ def grid_from_xarray(obj: Any, mask: Any = None, name: str | None = None) -> tup
     lon_b = obj[lon_b_name].values if lon_b_name else None
     source = obj.encoding.get("source")
     name = name or (Path(source).stem if source else str(getattr(obj, "name", None) or "xarray grid"))
-    if lat.ndim == 1 and lon.ndim == 1 and lat.dims != lon.dims:
+    if lat_b is None and "lat_b" in obj.variables and "lon_b" in obj.variables and not locstream:
+        lat_b, lon_b = _vertex_bounds(obj["lat_b"].values, obj["lon_b"].values, lat.values, lon.values)
+        lat_b_name, lon_b_name = "lat_b", "lon_b"
+    if dims is not None and tuple(dims) != (tuple(lat.dims) + tuple(lon.dims) if lat.ndim == 1 and lat.dims
+                                            != lon.dims else tuple(lat.dims)):
+        raise RegridError(f"input_dims/output_dims {tuple(dims)} are not the dimensions of the grid's coordinates "
+                          f"{lat_name!r} {lat.dims} and {lon_name!r} {lon.dims}")
+    if locstream:
+        if lat.ndim != 1 or lat.dims != lon.dims:
+            raise RegridError(f"a locstream needs 1-D {lat_name!r} and {lon_name!r} on one dimension, got "
+                              f"{lat.dims} and {lon.dims}")
+        dims = tuple(lat.dims)
+        grid = Grid.points(lat.values, lon.values, name=name)
+        m = _mask_values(obj, mask, dims)
+        grid = grid.with_mask(m) if m is not None else grid
+    elif lat.ndim == 1 and lon.ndim == 1 and lat.dims != lon.dims:
         dims = (lat.dims[0], lon.dims[0])
-        grid = Grid.regular(lat.values, lon.values, lat_b, lon_b, mask=_mask_values(obj, mask, dims), name=name)
+        if lat_b is not None and np.ndim(lat_b) == 3:  # 2-D vertices given for 1-D centres
+            la2, lo2 = np.meshgrid(lat.values, lon.values, indexing="ij")
+            grid = Grid.curvilinear(la2, lo2, lat_b[0], lon_b[0], mask=_mask_values(obj, mask, dims), name=name)
+        else:
+            grid = Grid.regular(lat.values, lon.values, lat_b, lon_b, mask=_mask_values(obj, mask, dims), name=name)
     elif lat.ndim == 2 and lat.dims == lon.dims:
         dims = tuple(lat.dims)
         grid = Grid.curvilinear(lat.values, lon.values, lat_b, lon_b, mask=_mask_values(obj, mask, dims), name=name)
@@ -110,8 +184,9 @@ def grid_from_xarray(obj: Any, mask: Any = None, name: str | None = None) -> tup
         raise RegridError(f"latitude {lat_name!r} {lat.dims} and longitude {lon_name!r} {lon.dims} form no regular "
                           "(1-D, 1-D), curvilinear (same 2-D) or unstructured (same 1-D) grid")
     coords = {n: obj[n].variable for n in (lat_name, lon_name)}
-    bounds = {n: obj[n].variable for n in (lat_b_name, lon_b_name) if n}
-    return grid, XarrayLayout(dims, coords, bounds)
+    vertices = tuple(n for n in (lat_b_name, lon_b_name) if n in ("lat_b", "lon_b"))
+    bounds = {n: obj[n].variable for n in (lat_b_name, lon_b_name) if n and n not in vertices}
+    return grid, XarrayLayout(dims, coords, bounds, vertices)
 
 
 def layout_of(obj: Any, grid: Grid) -> XarrayLayout:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from tamrl_coupler.constants import SECONDS_PER_DAY
 from tamrl_coupler.errors import ConfigError
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.settings.budget import BudgetSection
 from tamrl_coupler.settings.paths import resolve_path
 from tamrl_coupler.settings.schema import from_dict, load_yaml
 
@@ -33,6 +35,11 @@ class GridKind(str, Enum):
 
 
 _GRID_NAME = re.compile(r"r\d+x\d+")
+MAX_GRID_CELLS = 1 << 28  # a named global grid of more cells (r23170x11585 ~ 0.016 degrees) is a typo, not a grid
+MAX_STEPS = 10_000_000  # coupling steps in one run (570 years of hourly steps): more is split into restarts
+MAX_BLOCK = 1 << 24
+MAX_THREADS = 1024
+MAX_PREFIX = 200
 _KEYWORDS = {"host": GridKind.HOST, "forcing": GridKind.FORCING, "points": GridKind.POINTS}
 
 
@@ -49,7 +56,13 @@ class GridSpec:
         t = str(text).strip()
         if t in _KEYWORDS:
             return cls(_KEYWORDS[t], t)
-        return cls(GridKind.NAME if _GRID_NAME.fullmatch(t) else GridKind.FILE, t)
+        if _GRID_NAME.fullmatch(t):
+            nx, ny = (int(v) for v in t[1:].split("x"))
+            if not (0 < nx and 0 < ny and nx * ny <= MAX_GRID_CELLS):
+                raise ConfigError(f"grid {t!r}: {nx} x {ny} = {nx * ny:,} cells; a named global grid has 1 to "
+                                  f"{MAX_GRID_CELLS:,} cells (larger ones are given as grid files)")
+            return cls(GridKind.NAME, t)
+        return cls(GridKind.FILE, t)
 
     @classmethod
     def from_config(cls, value: object, path: str) -> GridSpec:
@@ -58,7 +71,10 @@ class GridSpec:
             return value
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}: expected {cls.describe_config()}, got {value!r}")
-        return cls.parse(value)
+        try:
+            return cls.parse(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     @staticmethod
     def describe_config() -> str:
@@ -101,8 +117,9 @@ class ModelSection:
         if isinstance(self.block_size, str):
             if self.block_size != "auto":
                 raise ConfigError(f"model.block_size: expected a positive integer or 'auto', got {self.block_size!r}")
-        elif self.block_size < 1:
-            raise ConfigError(f"model.block_size: expected a positive integer, got {self.block_size}")
+        elif not 1 <= self.block_size <= MAX_BLOCK:
+            raise ConfigError(f"model.block_size: expected a positive integer up to {MAX_BLOCK}, got "
+                              f"{self.block_size}")
         if self.update_interval <= 0 or SECONDS_PER_DAY % self.update_interval:
             raise ConfigError(f"model.update_interval: {self.update_interval} s must be a positive number of "
                               f"seconds dividing a day ({SECONDS_PER_DAY} s), so that it divides every model period")
@@ -113,8 +130,15 @@ class HostSection:
     """``host:``: the host grid and, for the offline driver, the names of its land fraction and cell areas."""
 
     grid: GridSpec  # a grid file (CF lat/lon with bounds), a CDO-style name, "forcing" or "points"
-    landfrac_variable: str = "landfrac"  # in the forcing/grid file, for the offline driver
+    # in the forcing/grid file, for the offline driver. Not given: 'landfrac' and 'cell_area' where the file has
+    # them (areas from the grid's bounds otherwise); a name given must be in the file (never replaced silently)
+    landfrac_variable: str = "landfrac"
     area_variable: str = "cell_area"
+    track_given_keys: ClassVar[bool] = True  # a variable named explicitly must exist; a default only if present
+
+    def given(self, key: str) -> bool:
+        """Whether ``key`` was written in the config (not left at its default)."""
+        return key in getattr(self, "_given_keys", ())
 
     def __post_init__(self) -> None:
         self.grid = GridSpec.from_config(self.grid, "host.grid")
@@ -133,6 +157,9 @@ class ForcingSection:
     variables: dict[str, str] = field(default_factory=dict)  # import name -> name in the files (ERA5, GSWP3 ...)
     fill_policy: str = "error"  # error | persist (repeat the cell's last valid value) | missing (NaN to the model)
     check_range: bool = True
+    # shortwave against the top-of-atmosphere insolation, the daily range of air temperature (per cell and step:
+    # component/plausibility.py); off only for forcing known to break them (e.g. synthetic tests)
+    check_plausibility: bool = True
     format: str = "cf"  # cf | fluxval (the FluxVal site file, converted to CF forcing at run start)
     sites: list[str] | None = None  # fluxval: run only these sites (default all)
     # the files' layout: cf | era5 | era5_land | cmip6 | crujra (variable names, accumulations: io/forcing_layouts.py)
@@ -147,6 +174,9 @@ class ForcingSection:
             raise ConfigError(f"forcing.format: expected 'cf' or 'fluxval', got {self.format!r}")
         if self.leap_day not in ("error", "hold"):
             raise ConfigError(f"forcing.leap_day: expected 'error' or 'hold', got {self.leap_day!r}")
+        if self.sites is not None and self.format != "fluxval":
+            raise ConfigError(f"forcing.sites: selects sites of a FluxVal file (format: fluxval); a '{self.format}' "
+                              f"forcing file runs every cell it has, so the list would be ignored: remove it")
 
 
 @dataclass
@@ -176,14 +206,37 @@ class RegridSection:
     host_to_model_states: str = "bilinear"
     host_to_model_fluxes: str = "conservative"
 
+    def validate(self) -> None:
+        from tamrl_coupler.regrid.backends import BACKENDS, METHODS
+
+        if self.backend not in ("auto", *BACKENDS):
+            raise ConfigError(f"regrid.backend: expected auto or one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.host_to_model_states not in METHODS:
+            raise ConfigError(f"regrid.host_to_model_states: expected one of {list(METHODS)}, got "
+                              f"{self.host_to_model_states!r}")
+        if not self.host_to_model_fluxes.startswith("conservative") or self.host_to_model_fluxes not in METHODS:
+            raise ConfigError(f"regrid.host_to_model_fluxes: expected a conservative method (conservative, "
+                              f"conservative_2nd: fluxes keep their totals), got {self.host_to_model_fluxes!r}")
+
 
 @dataclass
 class DeviceSection:
     """``device:``: where the model runs on each rank, and its threads (fixed: results must not depend on cores)."""
 
-    kind: str = "auto"  # auto | cpu | cuda | cuda:N
+    # auto (a GPU where there is one, else the CPU) | cpu | cuda (or gpu) | cuda:N. An explicit GPU request on a
+    # rank without a visible GPU is an error (docs/reliability.md), never a silent fall back to the CPU
+    kind: str = "auto"
     threads: int = 1  # torch threads per rank (fixed so results do not depend on the machine's core count)
     cuda_graphs: bool = False  # on a GPU: replay each block's evaluation from a captured CUDA graph
+
+    def validate(self) -> None:
+        import re
+
+        if not (self.kind in ("auto", "cpu", "cuda", "gpu") or re.fullmatch(r"cuda:\d+", self.kind)):
+            raise ConfigError(f"device.kind: expected auto, cpu, cuda (or gpu) or cuda:N, got {self.kind!r}")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"device.threads: expected a number of threads from 1 to {MAX_THREADS}, got "
+                              f"{self.threads} (0 or negative is not clamped: say how many)")
 
 
 def check_prefix(value: str, key: str) -> None:
@@ -193,6 +246,9 @@ def check_prefix(value: str, key: str) -> None:
     if bad:
         raise ConfigError(f"{key}: {value!r} must be a plain file-name prefix (no '/', no '..', not absolute, not "
                           f"empty): files are written into the output directory given on the command line")
+    if len(value.encode()) > MAX_PREFIX:
+        raise ConfigError(f"{key}: {len(value.encode())} bytes long; file names are limited to 255 bytes and the "
+                          f"product adds a time stamp and suffix: use at most {MAX_PREFIX} bytes")
 
 
 @dataclass
@@ -244,16 +300,20 @@ class RunConfig:
     regrid: RegridSection = field(default_factory=RegridSection)
     device: DeviceSection = field(default_factory=DeviceSection)
     output: OutputSection = field(default_factory=OutputSection)
+    budget: BudgetSection = field(default_factory=BudgetSection)  # NEE's carbon-budget mode (settings/budget.py)
     base_dir: str | None = None  # set by the loader: the config file's directory
 
     def validate(self) -> None:
         times = {}
         for key in ("reference_date", "start", "end"):
+            value = getattr(self, key)
             try:
-                times[key] = np.datetime64(getattr(self, key), "s")
-            except (ValueError, TypeError):
-                raise ConfigError(f"{key}: {getattr(self, key)!r} is not an ISO date/time such as "
-                                  f"2015-01-01T00:00:00") from None
+                times[key] = np.datetime64(value, "s")
+            except (ValueError, TypeError, OverflowError):
+                raise ConfigError(f"{key}: {value!r} is not an ISO date/time such as 2015-01-01T00:00:00") from None
+            year = times[key].astype("datetime64[Y]").astype(np.int64) + 1970
+            if not 1 <= year <= 9999:
+                raise ConfigError(f"{key}: {value!r} is not a date of years 1 to 9999 (ISO 8601, the clock's range)")
         if times["end"] <= times["start"]:
             raise ConfigError(f"end: {self.end} is not after start {self.start}: nothing would be run")
         if isinstance(self.coupling_step, str):
@@ -263,6 +323,13 @@ class RunConfig:
         elif self.coupling_step <= 0 or SECONDS_PER_DAY % self.coupling_step:
             raise ConfigError(f"coupling_step: {self.coupling_step} s must divide a day ({SECONDS_PER_DAY} s) or be "
                               f"'period'")
+        # the whole span, checked before any step plan is built (a plan of 10^9 steps does not fit in memory)
+        span = int((times["end"] - times["start"]).astype(np.int64))
+        step = 28 * SECONDS_PER_DAY if self.coupling_step == "period" else int(self.coupling_step)
+        if span // step > MAX_STEPS:
+            raise ConfigError(f"end: {self.start} to {self.end} is {span // step:,} coupling steps of {step} s, more "
+                              f"than {MAX_STEPS:,} in one run: split it into runs that continue from restarts "
+                              f"(--steps, --restart)")
 
     def path(self, value: str | None) -> Path | None:
         """A path of this config: relative to its file's directory, ``package://`` inside the package."""

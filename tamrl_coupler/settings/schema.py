@@ -7,6 +7,7 @@ was expected, instead of silently falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from pathlib import Path
@@ -104,6 +105,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads an unquoted 2015-01-01 as a date
+            return value.isoformat()
         raise ConfigError(f"{path}: expected a string, got {value!r}")
     if tp is Path:
         if isinstance(value, (str, Path)):
@@ -131,6 +134,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key_path}: required key is missing (expected {_describe(hints[name])})")
     obj = cls(**kwargs)
+    if getattr(cls, "track_given_keys", False):  # the section needs to know which keys the user wrote
+        obj._given_keys = frozenset(kwargs)  # type: ignore[attr-defined]
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
@@ -155,20 +160,68 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
-    """Read a YAML file (optionally one top-level section of it) into ``cls``; the file name prefixes errors."""
-    path = Path(path)
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; more (or an endless /dev/zero) is not one
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last one
+    silently, so the first value a user sees in the file would not be the one used)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:  # the keys written here (before '<<' merges, whose keys these may override)
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: YAML's own constructor says what is wrong with it
+            continue
+        if first is not key_node:
+            raise ConfigError(f"key {key!r} is given twice in one mapping (lines {first.start_mark.line + 1} and "
+                              f"{key_node.start_mark.line + 1}); YAML would silently keep the last: give it once")
+    loader.flatten_mapping(node)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> data, refusing duplicate keys (:class:`_StrictLoader`)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a config file, at most MAX_CONFIG_BYTES (read no further: ``/dev/zero`` never ends)."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read as text ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB (or endless): not a "
+                          f"config")
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc})") from None
+
+
+def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
+    """Read a YAML file (optionally one top-level section of it) into ``cls``; the file name prefixes errors."""
+    path = Path(path)
+    text = read_config_text(path)
+    try:
+        data = parse_yaml(text) or {}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if section is not None:
         if not isinstance(data, dict) or section not in data:

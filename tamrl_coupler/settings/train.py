@@ -11,11 +11,14 @@ from tamrl_coupler.settings.model import ModelConfig
 
 @dataclass
 class LossWeights:
-    """Weights of the three targets in the training loss."""
+    """Weights of the targets in the training loss (a target of the vocabulary not named here weighs 1)."""
 
     gpp: float = 1.0
     reco: float = 0.5
     nee: float = 1.0
+
+    def weight(self, target: str) -> float:
+        return float(getattr(self, target, 1.0))
 
 
 @dataclass

@@ -24,9 +24,10 @@ from tamrl_coupler.model.features import LAT_INPUTS, FeatureEncoder, default_dri
 from tamrl_coupler.model.history import N_SLOTS, RecordMonths, month_of_day
 from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
+from tamrl_coupler.model.outputs import Outputs
 from tamrl_coupler.physics.carbon import SignConvention
 from tamrl_coupler.settings.train import TrainConfig
-from tamrl_coupler.training.loop import MemberHistory, training_arrays
+from tamrl_coupler.training.loop import MemberHistory, head_scales, predictions, training_arrays
 
 
 class DailyCrops:
@@ -110,12 +111,15 @@ class DailyCrops:
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
-          convention: SignConvention) -> torch.Tensor:
-    """Weighted MSE of GPP, Reco and the derived NEE in (gC m-2 d-1)^2, as the pooled RMSE weighs them."""
-    gpp, reco = out[..., 0], out[..., 1]
-    nee = gpp - reco if convention is SignConvention.UPTAKE_POSITIVE else reco - gpp
+          convention: SignConvention, outputs: Outputs) -> torch.Tensor:
+    """Weighted MSE of every target (``outputs.targets``: GPP, Reco and the derived NEE ...) in physical units
+    squared ((gC m-2 d-1)^2), as the pooled RMSE weighs them."""
+    pred, _ = predictions(out, outputs, convention)
     lw = cfg.loss_weights
-    se = lw.gpp * (gpp - y[..., 0]) ** 2 + lw.reco * (reco - y[..., 1]) ** 2 + lw.nee * (nee - y[..., 2]) ** 2
+    terms = [lw.weight(t) * (pred[t] - y[..., j]) ** 2 for j, t in enumerate(outputs.targets)]
+    se = terms[0]
+    for term in terms[1:]:
+        se = se + term
     return (se * w).sum() / w.sum().clamp(min=1.0)
 
 
@@ -124,7 +128,8 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
     """One member: ``cfg.steps`` AdamW steps, one-cycle learning rate, the last weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = build_network(cfg.model, n_features, tuple(scale[:2].tolist()))
+    outputs = Outputs.of(cfg.model)
+    net = build_network(cfg.model, n_features, head_scales(outputs, scale))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     losses = []
@@ -136,7 +141,7 @@ def train_daily_member(cfg: TrainConfig, crops: DailyCrops, n_features: int, sca
             out, _, _ = net.forward_embedded(f, monthly_embedding(net, win, month_index), h0, h0)
         else:
             out, _, _ = net.forward_sequence(f, None, h0, h0)
-        loss = _loss(out, y, w, cfg, convention)
+        loss = _loss(out, y, w, cfg, convention, outputs)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -159,9 +164,7 @@ def train_daily_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignCo
     torch.set_num_threads(max(1, cfg.threads))
     convention = SignConvention.parse(convention)
     drivers = default_drivers(tuple(cfg.model.optional_drivers), period="daily")
-    x, y, mask = training_arrays(data, drivers)
-    if convention is SignConvention.ATMOSPHERE_POSITIVE:
-        y[..., 2] = -y[..., 2]
+    x, y, mask = training_arrays(data, drivers, Outputs.of(cfg.model), convention)
     if any(d in cfg.model.derived_inputs for d in LAT_INPUTS) and np.isnan(data.lat).any():
         bad = data.sites[np.isnan(data.lat)][:5].tolist()
         raise InputError(f"{data.source}: model.derived_inputs needs latitude but site(s) {bad} have none")

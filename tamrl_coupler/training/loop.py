@@ -28,7 +28,9 @@ from tamrl_coupler.model.features import (
 )
 from tamrl_coupler.model.meta import EnsembleMeta
 from tamrl_coupler.model.networks import build_network
-from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.model.outputs import Outputs, free_name
+from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
+from tamrl_coupler.settings.model import ModelConfig
 from tamrl_coupler.settings.train import TrainConfig
 
 
@@ -44,13 +46,21 @@ class MemberHistory:
     val_loss: list[float]
 
 
-def training_arrays(data: FluxDataset, drivers: list[Driver]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x (S, T, D) physical drivers, y (S, T, 3) gpp/reco/nee (uptake positive), mask (S, T) of complete targets."""
+def training_arrays(data: FluxDataset, drivers: list[Driver], outputs: Outputs | None = None,
+                    convention: SignConvention = SignConvention.UPTAKE_POSITIVE
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (S, T, D) physical drivers, y (S, T, K) the model's targets (``outputs.targets``, default the product
+    model's: gpp, reco, nee; NEE in ``convention``), mask (S, T) of complete targets."""
+    outputs = Outputs.of(ModelConfig()) if outputs is None else outputs
     required = {d.name for d in drivers if d.required}
     x = data.driver_array([d.name for d in drivers], required=required)
-    if not data.has_targets():
-        raise InputError(f"{data.source}: no gpp/nee targets to train on")
-    y = np.stack([data.targets[k] for k in vocabulary.TARGETS], axis=-1).astype(np.float32)
+    if not data.has_targets(outputs.targets):
+        raise InputError(f"{data.source}: no {'/'.join(outputs.targets)} targets to train on (it has "
+                         f"{sorted(data.targets)})")
+    y = np.stack([data.targets[k] for k in outputs.targets], axis=-1).astype(np.float32)
+    if "nee" in outputs.targets and convention is SignConvention.ATMOSPHERE_POSITIVE:
+        nee = outputs.targets.index("nee")
+        y[..., nee] = -y[..., nee]
     mask = np.isfinite(y).all(axis=-1)
     return x, y, mask
 
@@ -127,21 +137,35 @@ class _Batcher:
         return f[:, self.w:], _windows(f, self.w), self.y[rows, tidx], m
 
 
+def predictions(out: torch.Tensor, outputs: Outputs, convention: SignConvention
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Network outputs (..., K) -> every target's prediction by name (a derived target from its components, or
+    from its free head in "free" variants), and the derived targets from their components (the balance)."""
+    pred = {t: out[..., outputs.head(t)] for t in outputs.predicted}
+    derived = {t: nee_from_components(pred[a], pred[b], convention) for t, a, b in outputs.derived}
+    for t in outputs.targets:
+        if t not in pred:
+            pred[t] = out[..., outputs.head(free_name(t))] if t in outputs.free else derived[t]
+    return pred, derived
+
+
 def _loss(out: torch.Tensor, y: torch.Tensor, m: torch.Tensor, scale: torch.Tensor, cfg: TrainConfig,
-          convention: SignConvention) -> torch.Tensor:
-    """Standardised MSE on GPP, Reco, NEE; for free-NEE variants the balance penalty in physical units."""
+          convention: SignConvention, outputs: Outputs) -> torch.Tensor:
+    """Standardised MSE on every target (``outputs.targets``: the columns of y and scale); for free variants the
+    balance penalty in physical units."""
     mf = m.to(out.dtype)
     n = mf.sum().clamp(min=1.0)
-    gpp, reco = out[..., 0], out[..., 1]
-    nee_derived = gpp - reco if convention is SignConvention.UPTAKE_POSITIVE else reco - gpp
-    nee = out[..., 2] if out.shape[-1] > 2 else nee_derived
+    pred, derived = predictions(out, outputs, convention)
     w = cfg.loss_weights
-    loss = (w.gpp * (((gpp - y[..., 0]) / scale[0]) ** 2 * mf).sum()
-            + w.reco * (((reco - y[..., 1]) / scale[1]) ** 2 * mf).sum()
-            + w.nee * (((nee - y[..., 2]) / scale[2]) ** 2 * mf).sum()) / n
-    if out.shape[-1] > 2 and cfg.balance_weight > 0:
+    terms = [w.weight(t) * (((pred[t] - y[..., j]) / scale[j]) ** 2 * mf).sum() for j, t in enumerate(outputs.targets)]
+    loss = terms[0]
+    for term in terms[1:]:
+        loss = loss + term
+    loss = loss / n
+    if outputs.free and cfg.balance_weight > 0:
         # physical units: (gC m-2 d-1)^2, on every period (the identity must hold with or without targets)
-        loss = loss + cfg.balance_weight * ((nee - nee_derived) ** 2).mean()
+        for t in outputs.free:
+            loss = loss + cfg.balance_weight * ((pred[t] - derived[t]) ** 2).mean()
     return loss
 
 
@@ -153,14 +177,20 @@ def epoch_sites(sites: np.ndarray, n_obs: np.ndarray, mode: str, rng: np.random.
     return rng.permutation(sites)
 
 
+def head_scales(outputs: Outputs, scale: np.ndarray) -> tuple[float, ...]:
+    """The target scale of each network output: its target's (a free head: its derived target's)."""
+    column = {t: j for j, t in enumerate(outputs.targets)}
+    return tuple(float(scale[column[t]]) for t in (*outputs.predicted, *outputs.free))
+
+
 def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val_sites: np.ndarray,
                  n_features: int, scale: np.ndarray, seed: int, convention: SignConvention, progress=None):
     """Train one member; returns (network with its best weights, history)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     mc = cfg.model
-    n_out = mc.n_outputs
-    net = build_network(mc, n_features, tuple(scale[:n_out].tolist()))
+    outputs = Outputs.of(mc)
+    net = build_network(mc, n_features, head_scales(outputs, scale))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
     scale_t = torch.as_tensor(scale if cfg.loss_units == "standardised" else np.ones_like(scale), dtype=torch.float32)
@@ -181,7 +211,7 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
             f, w, y, m = batcher.crops(sites, cfg.crop, cfg.burn_in, cfg.optional_dropout, rng, cfg.cold_fraction)
             h0 = torch.zeros(len(sites), net.hidden)
             out, _, _ = net.forward_sequence(f, w, h0, h0)
-            loss = _loss(out, y, m, scale_t, cfg, convention)
+            loss = _loss(out, y, m, scale_t, cfg, convention, outputs)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -198,7 +228,7 @@ def train_member(cfg: TrainConfig, batcher: _Batcher, fit_sites: np.ndarray, val
         with torch.no_grad():
             h0 = torch.zeros(len(val_sites), net.hidden)
             out, _, _ = net.forward_sequence(vf, vw, h0, h0)
-            val = float(_loss(out, vy, vm, scale_t, cfg, convention))
+            val = float(_loss(out, vy, vm, scale_t, cfg, convention, outputs))
         hist_val.append(val)
         # noisy validation sites: decide on a moving average, and not before min_epochs
         a = cfg.val_smoothing
@@ -228,10 +258,8 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
     torch.set_num_threads(max(1, cfg.threads))
     convention = SignConvention.parse(convention)
     drivers = default_drivers(tuple(cfg.model.optional_drivers))
-    x, y, mask = training_arrays(data, drivers)
-    if convention is SignConvention.ATMOSPHERE_POSITIVE:
-        y = y.copy()
-        y[..., 2] = -y[..., 2]
+    outputs = Outputs.of(cfg.model)
+    x, y, mask = training_arrays(data, drivers, outputs, convention)
     encoder = FeatureEncoder.fit(drivers, x)
     derived = list(cfg.model.derived_inputs)
     if any(d in derived for d in LAT_INPUTS) and np.isnan(data.lat).any():
@@ -245,7 +273,8 @@ def train_ensemble(cfg: TrainConfig, data: FluxDataset, convention: SignConventi
         return torch.cat([f, derived_features(derived, pidx, lat, data.period)], dim=-1)
 
     yv = y[mask]
-    scale = np.maximum(yv.std(axis=0), 0.1).astype(np.float32) if len(yv) else np.ones(3, np.float32)
+    scale = (np.maximum(yv.std(axis=0), 0.1).astype(np.float32) if len(yv)
+             else np.ones(len(outputs.targets), np.float32))
     optional_cols = [i for i, d in enumerate(drivers) if not d.required]
     noise = None
     if cfg.input_noise > 0:

@@ -15,6 +15,7 @@ TAMRL_BUILD_DIR, so run.sh's own cmake calls find everything built). What is sho
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -173,7 +174,7 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         assert checks[name] == [{"invalid": "T", "zero": "T", "overflow": "T"}] * 2, name
     # error paths: status and message in Fortran, and the host carries on
     expect = {
-        "unknown_field": (1, "unknown import field name 'air_temperature_in_fahrenheit'"),
+        "unknown_field": (1, "import field 'air_temperature_in_fahrenheit' is not known"),  # the component's words
         "wrong_size": (1, "import field 'tas': the array has"),
         "strided": (1, "is not contiguous"),
         "register_twice": (5, "field 'tas' is already registered"),
@@ -191,6 +192,10 @@ def test_zero_copy_and_error_paths_from_fortran(build_dir: Path, tmp_path: Path)
         assert len(messages[name]) == 2 and all(text in m for m in messages[name]), (name, messages.get(name))
     assert all("NaN" in m and "rank 1, cell" in m and "rank 1 of 2 failed" in m for m in messages["nan_forcing"])
     assert _statuses(checks, "nan_retry") == [0, 0]  # the failed step changed nothing: retried, it passes
+    # SIGTERM to rank 1 only: both ranks finish the step and return TAMRL_STOPPED (9) at the same step
+    assert _statuses(checks, "stop_signal") == [9, 9], messages
+    assert all("stopped on SIGTERM (received by rank 1)" in m for m in messages["stop_signal"]), messages
+    assert _statuses(checks, "after_stop") == [0, 0]
     assert _statuses(checks, "second_component") == [0, 0]
     assert _statuses(checks, "write_restart") == [0, 0]
     assert (tmp_path / "bridge_checks_restart.nc").exists()
@@ -277,7 +282,14 @@ def test_fortran_host_equals_offline_driver_bit_for_bit(build_dir: Path, tmp_pat
     import netCDF4
 
     with netCDF4.Dataset(host_files[0]) as h, netCDF4.Dataset(offline_file) as o:
-        for name, var in o.variables.items():
+        # the offline driver adds its global totals per record (PgC); the host's own run totals (kg C, over land
+        # area) must be their sum
+        totals = {n for n in o.variables if n.startswith("total_")}
+        assert totals == {"total_gpp", "total_reco", "total_nee"} and set(o.variables) - totals == set(h.variables)
+        for f in ("gpp", "reco", "nee"):
+            run_total_kg = math.fsum(o[f"total_{f}"][:].tolist()) * 1e12
+            assert abs(h.getncattr(f"host_total_{f}_kgC") - run_total_kg) <= 1e-9 * abs(run_total_kg), f
+        for name, var in ((n, v) for n, v in o.variables.items() if n not in totals):
             assert {k: var.getncattr(k) for k in var.ncattrs()} == \
                    {k: h[name].getncattr(k) for k in h[name].ncattrs()}, name
         assert h["nee"].ancillary_variables == "nee_spread" and h.institution == o.institution

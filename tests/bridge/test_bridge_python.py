@@ -120,3 +120,51 @@ def test_header_and_fortran_status_codes_match_python():
         value = getattr(bridge, name)
         assert f"TAMRL_{name} = {value}" in header
         assert f"TAMRL_{name} = {value}" in " ".join(module.split())
+
+
+def test_bridge_and_component_resolve_names_alike_and_refuse_one_quantity_twice(tmp_path):
+    """The bridge asks the component what a name means: an export by its CF standard name is accepted as the
+    component accepts it, and one quantity under a second name (tas, then air_temperature) is an error naming both,
+    in the bridge as in the component, instead of one array silently never being read."""
+    import yaml
+    from conftest import DEMO, DEMO_CONFIG
+
+    from tamrl_coupler.io.hostgrid import read_host_grid
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["regrid"]["cache_dir"] = str(tmp_path / "weights")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    host = read_host_grid(DEMO)
+    arrays = [np.arange(1, host.size + 1, dtype=np.int64), host.lat, host.lon, host.area, host.landfrac]
+    views = tuple(memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays)
+    version = MPI.Get_library_version()
+    comm = MPI.COMM_WORLD
+    handle = bridge.initialise(str(config), comm.py2f(), comm.Get_size(), comm.Get_rank(), host.size, views, None,
+                               None, version, version)
+    assert handle > 0, bridge.last_error()
+    try:
+        fields = {n: np.zeros(host.size) for n in ("tas", "air_temperature", "nee_by_cf", "nee")}
+
+        def register(kind, name, key=None):
+            a = fields[key or name]
+            return bridge.register(handle, kind, name, memoryview(a).cast("B"), a.ctypes.data, a.size)
+
+        assert register(bridge.IMPORT, "tas") == bridge.OK
+        assert register(bridge.IMPORT, "air_temperature") == bridge.ERR_USAGE
+        assert "import field 'air_temperature' is 'tas', already registered as 'tas'" in bridge.last_error()
+        nep = "surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon_due_to_all_land_processes_" \
+              "excluding_anthropogenic_land_use_change"
+        assert register(bridge.EXPORT, nep, "nee_by_cf") == bridge.OK, bridge.last_error()  # NEE by its CF name
+        assert register(bridge.EXPORT, "nee") == bridge.ERR_USAGE
+        assert f"export field 'nee' is 'nee', already registered as '{nep}'" in bridge.last_error()
+        status, address, size = bridge.field_address(handle, "nee")  # found under either name
+        assert status == bridge.OK and address == fields["nee_by_cf"].ctypes.data and size == host.size
+        assert register(bridge.IMPORT, "tair", "air_temperature") == bridge.ERR_INPUT
+        assert "import field 'tair' is not known" in bridge.last_error()
+        component = bridge._entries[handle].component  # the component itself: the same rule
+        with pytest.raises(Exception, match="import field 'air_temperature' is 'tas', already registered as 'tas'"):
+            component.register_import("air_temperature", fields["air_temperature"])
+        component.register_import("tas", fields["tas"])  # the same name again: a new array for it
+    finally:
+        assert bridge.finalise(handle) == bridge.OK

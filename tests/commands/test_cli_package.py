@@ -45,7 +45,9 @@ def test_run_on_one_process_without_mpi4py_writes_the_same_fluxes(tmp_path):
     config = _config(tmp_path)
     res = _cli(["run", str(config), "-o", str(tmp_path / "nompi"), "--steps", "2", "--quiet"])
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "unexpected error" not in res.stderr and res.stdout == "" and res.stderr == "", res.stderr
+    # --quiet: no chatter; the global totals are the run's result table and stay on stdout
+    assert "unexpected error" not in res.stderr and res.stderr == "", res.stderr
+    assert res.stdout.startswith("global totals per month"), res.stdout
     assert main(["run", str(config), "-o", str(tmp_path / "mpi"), "--steps", "2", "--quiet"]) == 0
     name = "tamrl_fluxes_20150101T000000.nc"
     with netCDF4.Dataset(tmp_path / "nompi" / name) as a, netCDF4.Dataset(tmp_path / "mpi" / name) as b:
@@ -78,7 +80,9 @@ def test_quiet_prints_nothing_and_verbose_adds_debug(tmp_path):
     config = _config(tmp_path)
     quiet = _cli(["run", str(config), "-o", str(tmp_path / "q"), "--steps", "1", "--quiet"],
                  "from tamrl_coupler.cli import main; import sys; sys.exit(main(sys.argv[1:]))")
-    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet.stdout + quiet.stderr
+    # --quiet: only the result table (the run's global totals), no chatter
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stdout + quiet.stderr
+    assert quiet.stdout.startswith("global totals per month") and "fluxes: " not in quiet.stdout, quiet.stdout
     normal = _cli(["run", str(config), "-o", str(tmp_path / "n"), "--steps", "1", "--progress", "none"],
                   "from tamrl_coupler.cli import main; import sys; sys.exit(main(sys.argv[1:]))")
     assert "Redefining" not in normal.stderr and "fluxes: " in normal.stdout, normal.stderr

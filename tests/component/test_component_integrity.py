@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mpi4py import MPI
 
+from tamrl_coupler import sealed
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.settings.run import load_run_config
 
@@ -34,7 +35,7 @@ def weights(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("weights")
 
 
-def _component(weights: Path, restart=None, ensemble=None, **changes):
+def _component(weights: Path, restart=None, ensemble=None, allow_unverified=False, **changes):
     from tamrl_coupler.component import CouplingComponent, HostCells
     from tamrl_coupler.io.hostgrid import read_host_grid
 
@@ -51,7 +52,8 @@ def _component(weights: Path, restart=None, ensemble=None, **changes):
     cfg.base_dir = str(REPO / "configs" / "run")
     host = read_host_grid(DEMO)
     cells = HostCells(np.arange(host.size), host.lat, host.lon, host.area, host.landfrac)
-    return CouplingComponent(cfg, MPI.COMM_WORLD, cells, restart=restart, ensemble=ensemble), host
+    return CouplingComponent(cfg, MPI.COMM_WORLD, cells, restart=restart, ensemble=ensemble,
+                             allow_unverified=allow_unverified), host
 
 
 class Host:
@@ -87,8 +89,10 @@ def test_a_missing_value_never_poisons_the_period(weights):
     the days run on every model cell is still exactly the model's prediction."""
     runs, substituted = {}, {}
     for label in ("missing", "clean"):
+        # a month's total: the monthly model; the demo's 00 UTC record taken as a day's mean shortwave is above
+        # the day's insolation in the tropics (what the plausibility checks refuse): not what this test is about
         comp, host = _component(weights, coupling_step=86400, forcing__fill_policy="missing",
-                                model__checkpoint="monthly")  # a month's total: the monthly model
+                                model__checkpoint="monthly", forcing__check_plausibility=False)
         h = Host(comp, host)
         # a tropical land cell where 00 UTC (the record read for a daily step) is daytime: its shortwave matters
         cell = int(np.flatnonzero((host.landfrac > 0) & (np.abs(host.lat) < 30) & (host.lon > 130))[0])
@@ -155,10 +159,13 @@ def restart(weights, tmp_path_factory) -> Path:
     return comp.write_restart(tmp_path_factory.mktemp("restart") / "r.nc")
 
 
-def _rewrite(src: Path, dst: Path, change=None, drop=(), sign=True, dims=None) -> Path:
+def _rewrite(src: Path, dst: Path, change=None, drop=(), sign=True, dims=None, seal=True, extra=None,
+             version=None) -> Path:
     """A copy of a restart with arrays changed (``change(name, values) -> values``) or dropped, dimensions resized
     (``dims``: only for arrays left unwritten), and, with ``sign``, a digest recomputed over the change (a file
-    consistent in itself; without, an edit behind the digest's back)."""
+    consistent in itself; without, an edit behind the digest's back); with ``seal``, sealed anew (so that what is
+    checked inside the seal is reached); ``extra``: name -> size of an array declared but never written;
+    ``version``: the format version it claims."""
     from tamrl_coupler.io.restart import DIGEST_ATTR, content_digest
 
     with netCDF4.Dataset(src) as s:
@@ -167,6 +174,8 @@ def _rewrite(src: Path, dst: Path, change=None, drop=(), sign=True, dims=None) -
         values = {n: np.asarray(v[...]) for n, v in s.variables.items() if n not in drop}
         var_dims = {n: v.dimensions for n, v in s.variables.items()}
         sizes = {d: len(x) for d, x in s.dimensions.items()}
+    if version is not None:
+        attrs["restart_format_version"] = str(version)
     if change:
         values = {n: change(n, v) for n, v in values.items()}
     sizes.update(dims or {})
@@ -182,6 +191,11 @@ def _rewrite(src: Path, dst: Path, change=None, drop=(), sign=True, dims=None) -
             var = d.createVariable(name, v.dtype, var_dims[name])
             if all(sizes[x] == n for x, n in zip(var_dims[name], v.shape, strict=True)):
                 var[...] = v
+        for name, n in (extra or {}).items():
+            d.createDimension(f"{name}_dim", n)
+            d.createVariable(name, "f8", (f"{name}_dim",))
+    if seal:
+        sealed.append_seal(dst)
     return dst
 
 
@@ -209,6 +223,34 @@ def test_damaged_restarts_are_refused_before_use(weights, restart, tmp_path, cas
     bad = _rewrite(restart, tmp_path / f"{case}.nc", **kwargs)
     with pytest.raises(InputError, match=message):
         _component(weights, restart=bad)
+
+
+def test_every_byte_of_a_restart_is_sealed_and_older_formats_need_an_explicit_yes(weights, restart, tmp_path):
+    """A flipped byte anywhere -- the HDF5 superblock, attributes, compressed arrays, the very last bytes -- is
+    refused before the NetCDF library reads the file; a seal cut off, or a sealed file relabelled as format 4 (which
+    had no seal) is refused unless unverified restarts are allowed explicitly, and then its content digest is still
+    checked; a file that declares arrays larger than the machine's memory is refused before anything is read."""
+    raw = restart.read_bytes()
+    for pos in sorted({0, 9, 100, 1000, len(raw) // 2, len(raw) - 100, len(raw) - 70, len(raw) - 2,
+                       *range(0, len(raw), len(raw) // 25)}):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x04
+        (tmp_path / "flip.nc").write_bytes(bytes(bad))
+        with pytest.raises(InputError, match="restart .*flip.nc: .*(seal|none)"):
+            _component(weights, restart=tmp_path / "flip.nc")
+    (tmp_path / "cut.nc").write_bytes(raw[:-79])  # the seal cut off
+    with pytest.raises(InputError, match="format 5 ends with a SHA-256 seal, but this file has none"):
+        _component(weights, restart=tmp_path / "cut.nc")
+    old = _rewrite(restart, tmp_path / "v4.nc", version=4, seal=False)  # a format-4 file, signed over itself
+    with pytest.raises(InputError, match="format version 4, written before restarts were sealed.*--allow-unverif"):
+        _component(weights, restart=old)
+    assert _component(weights, restart=old, allow_unverified=True)[0].next_time == 2 * 10800
+    edited = _rewrite(restart, tmp_path / "v4e.nc", version=4, seal=False, change=_flip, sign=False)
+    with pytest.raises(InputError, match="does not match its content_sha256"):
+        _component(weights, restart=edited, allow_unverified=True)
+    huge = _rewrite(restart, tmp_path / "huge.nc", extra={"budget_sum": 10**13})  # 80 TB declared, none written
+    with pytest.raises(InputError, match="restart .*huge.nc declares .* GiB of arrays .*'budget_sum'"):
+        _component(weights, restart=huge)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit_flips", "not_netcdf"])

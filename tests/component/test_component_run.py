@@ -51,7 +51,10 @@ def _component(tmp_path, **changes):
 
 
 def test_registration_and_step_errors(tmp_path):
-    comp, host = _component(tmp_path)
+    # constant forcing (100 W m-2 of shortwave at midnight, where the sun is down) is implausible by design here
+    forcing = {**yaml.safe_load((REPO / "configs" / "run" / "demo.yaml").read_text())["forcing"],
+               "check_plausibility": False}
+    comp, host = _component(tmp_path, forcing=forcing)
     assert "air_temperature" in comp.import_names and comp.export_names[:3] == ["gpp", "reco", "nee"]
     with pytest.raises(InputError, match="import field 'Tair' is not known"):
         comp.register_import("Tair", np.zeros(host.size))
@@ -112,7 +115,12 @@ def test_nan_forcing_is_named_and_earlier_output_is_not_damaged(tmp_path):
 def test_period_totals_exact_through_the_component(tmp_path):
     """Daily coupling steps through January with the monthly model: the sum of step fluxes on every model cell
     equals the model's prediction for the month from the complete January drivers, to rounding."""
-    comp, host = _component(tmp_path, coupling_step=86400, model={"grid": "r90x45", "checkpoint": "monthly"})
+    # the demo's 00 UTC record as each day's mean: above the day's insolation where it is noon (what the
+    # plausibility checks refuse; not what this test is about)
+    forcing = {**yaml.safe_load((REPO / "configs" / "run" / "demo.yaml").read_text())["forcing"],
+               "check_plausibility": False}
+    comp, host = _component(tmp_path, coupling_step=86400, model={"grid": "r90x45", "checkpoint": "monthly"},
+                            forcing=forcing)
     from tamrl_coupler.io.forcing import ForcingReader
 
     reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
@@ -303,8 +311,8 @@ def test_host_cells_must_match_the_host_grid(tmp_path):
 
 
 def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
-    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read and its first
-    step evaluates."""
+    """The restart holds the period estimate between evaluations; a format-1 restart (none) is read when unverified
+    restarts are allowed explicitly, and its first step evaluates."""
     from tamrl_coupler.component import CouplingComponent, HostCells
 
     comp, host = _component(tmp_path)
@@ -326,5 +334,38 @@ def test_restart_carries_the_estimate_and_format_1_still_reads(tmp_path):
             if name.startswith("estimate_") or name in ("scalar_have_estimate", "scalar_n_evaluations"):
                 continue
             dst.createVariable(name, v.dtype, v.dimensions)[...] = v[...]
-    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    with pytest.raises(InputError, match="format version 1, written before restarts were sealed"):
+        CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old)
+    v1 = CouplingComponent(_demo_cfg(tmp_path), MPI.COMM_WORLD, cells, restart=old, allow_unverified=True)
     assert not v1.model_stage.have_estimate and v1.next_time == 2 * 10800
+
+
+BLOCK_SIZE_RTOL = 1.0e-6  # of the largest |GPP|: measured 1.1e-7 (daily model) and 4.7e-8 (monthly), demo, 8 steps
+
+
+def test_block_size_changes_only_the_float32_rounding(tmp_path, checkpoint="daily"):
+    """``model.block_size`` is a tuning knob: the networks run in float32 on blocks of cells, and the BLAS kernel
+    chosen for a block's shape rounds differently, so block size 1 and the default (256) may differ in the last
+    bits -- never by more than BLOCK_SIZE_RTOL of the largest flux (docs/reliability.md). The same block size gives
+    the same bits on any number of ranks (test_component_mpi.py); NEE = GPP - Reco holds exactly in both."""
+    out = {}
+    for block in (1, 256):
+        comp, host = _component(tmp_path, model={"grid": "r90x45", "checkpoint": checkpoint, "block_size": block,
+                                                 "update_interval": 21600})
+        steps = []
+        exports = _step_demo(comp, host, 0)
+        from tamrl_coupler.io.forcing import ForcingReader
+
+        reader = ForcingReader([DEMO], {}, ["tas", "huss", "ps", "rsds", "pr"])
+        for k in range(3):
+            for f in reader.fields:
+                comp.imports.arrays[f][:] = reader.read(f, k)
+            comp.run_step(k * 10800, 10800)
+            assert np.array_equal(exports["nee"], exports["gpp"] - exports["reco"])
+            steps.append(np.stack([exports["gpp"], exports["reco"]]))
+        out[block] = np.array(steps)
+    a, b = out[1], out[256]
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    scale = np.nanmax(np.abs(b))
+    diff = np.nanmax(np.abs(a - b))
+    assert diff <= BLOCK_SIZE_RTOL * scale, (diff, scale, diff / scale)

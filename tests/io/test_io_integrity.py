@@ -165,3 +165,73 @@ def test_damaged_forcing_files_are_input_errors(tmp_path, damage):
         for f in FIELDS:
             for k in range(r.times.size):
                 r.read(f, k)
+
+
+@pytest.mark.parametrize("units,origin", [
+    ("hours since 2015-01-01 00:00 -6:00", "2015-01-01T06:00:00"),  # the CF conventions' own example's form
+    ("hours since 2015-01-01 00:00:00 +05:30", "2014-12-31T18:30:00"),
+    ("hours since 2015-01-01 00:00:00 -0600", "2015-01-01T06:00:00"),
+    ("hours since 2015-1-1 0:0:0 -6", "2015-01-01T06:00:00"),
+    ("seconds since 2015-01-01T00:00:00Z", "2015-01-01T00:00:00"),
+    ("days since 2015-01-01 00:00:00 UTC", "2015-01-01T00:00:00"),
+])
+def test_time_zone_offsets_in_time_units_are_honoured(tmp_path, units, origin):
+    """Every form of a time-zone offset: the origin is taken in UTC (cftime ignores '-6:00': the forcing was read 6 h
+    off); an offset that is not one is an error naming the units."""
+    from tamrl_coupler.ncfiles import split_time_units
+
+    assert split_time_units(units, "x")[1] == np.datetime64(origin)
+    path = small_file(tmp_path / "tz.nc", times=[0.0, 3.0, 6.0], bounds=False)
+    with netCDF4.Dataset(path, "a") as ds:
+        ds["time"].units = units.replace("seconds", "hours").replace("days", "hours")
+    r = ForcingReader([path], {}, FIELDS)
+    assert r.times[0] == np.datetime64(origin)
+    with pytest.raises(InputError, match=r"time-zone offset '-99:00' of units .* is not an offset from UTC"):
+        split_time_units("hours since 2015-01-01 00:00 -99:00", "x")
+
+
+def test_a_time_axis_and_bounds_that_disagree_are_refused(tmp_path):
+    """Bounds contiguous but 6 h off their time values: which is right cannot be told, so the file is refused."""
+    path = small_file(tmp_path / "b.nc")
+    with netCDF4.Dataset(path, "a") as ds:
+        ds["time_bnds"][:] = ds["time_bnds"][:] + 21600.0
+    with pytest.raises(InputError, match=r"time of record 0 \(2015-01-01T00:00:00\) lies outside its bounds "
+                                         r"'time_bnds' \[2015-01-01T06:00:00, 2015-01-01T09:00:00\] \(8 records"):
+        ForcingReader([path], {}, FIELDS)
+
+
+def test_a_time_axis_in_the_wrong_units_is_refused(tmp_path):
+    """Values in seconds labelled 'hours since': records 10800 h (450 days) apart, each held for 450 days; refused
+    (a calendar year of records is fine)."""
+    path = small_file(tmp_path / "h.nc", bounds=False)
+    with netCDF4.Dataset(path, "a") as ds:
+        ds["time"].units = "hours since 2015-01-01 00:00:00"
+    with pytest.raises(InputError, match=r"forcing record 0 \(2015-01-01T00:00:00\) is held for 450 days .*values in "
+                                         r"seconds labelled 'hours since'"):
+        ForcingReader([path], {}, FIELDS)
+    from tamrl_coupler.io.forcing_records import check_record_lengths
+
+    years = np.array(["2015-01-01", "2016-01-01", "2017-01-01", "2018-01-01"], dtype="datetime64[s]")
+    check_record_lengths(years[:-1], years[1:], "yearly")  # calendar years: fine
+
+
+@pytest.mark.parametrize("change,message", [
+    ("lat_shift", r"lat cell 0 at -15 has bounds \[-25, -15\]: the centre is not inside its cell"),
+    ("lon_other_grid", r"lon cell 0 at 0 is 2 degrees wide by its bounds, but the centres are 10 degrees apart"),
+    ("transposed", r"lat bounds have shape \(2, 4\), expected \(4, 2\) \(transposed"),
+])
+def test_cell_bounds_are_checked_against_the_centres(tmp_path, change, message):
+    """Bounds shifted by half a cell, of another grid, or transposed: the areas computed from them would be wrong
+    (no area variable), so the grid file is refused naming the axis and the cell."""
+    path = small_file(tmp_path / "g.nc")
+    with netCDF4.Dataset(path, "a") as ds:
+        if change == "lat_shift":
+            ds["lat_bnds"][:] = ds["lat_bnds"][:] - 5.0
+        elif change == "lon_other_grid":
+            ds["lon_bnds"][:] = np.stack([LON - 1, LON + 1], 1)
+        else:
+            ds.createDimension("two", 2)
+            ds.createVariable("lat_bnds_t", "f8", ("two", "lat"))[:] = np.stack([LAT - 5, LAT + 5], 0)
+            ds["lat"].bounds = "lat_bnds_t"
+    with pytest.raises(InputError, match=message):
+        read_host_grid(path)

@@ -254,11 +254,14 @@ def test_a_network_without_stack_hook_runs_through_the_member_loop():
                          ens.predict_sequence(x, first_period="2015-01", lat=np.zeros(6)))
 
 
-def test_the_components_estimate_rows_are_the_ensembles():
+def test_the_estimate_rows_are_named_by_the_vocabulary():
+    """The rows the kernels reduce into are the ensemble's named outputs: the shipped layout (gpp and reco heads,
+    NEE derived) is the carried exports' order, and every export's ``carries`` is one of them."""
     from tamrl_coupler import vocabulary
-    from tamrl_coupler.model.reduction import ESTIMATE_FIELDS
 
-    assert vocabulary.model_outputs() == ESTIMATE_FIELDS
+    ens = ensemble()
+    assert ens.outputs.rows == ("gpp", "reco", "gpp_std", "reco_std", "nee_std") == vocabulary.model_outputs()
+    assert ens.outputs.differences == ((0, 1),) and ens.kernel.heads.n_positive == 2
 
 
 def test_state_errors_and_host_side_cache_flag():

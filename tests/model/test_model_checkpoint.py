@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_model_core import FIRST, lats, make_ensemble, random_drivers
 
+from tamrl_coupler import sealed
 from tamrl_coupler.errors import CheckpointError
 from tamrl_coupler.model import default_checkpoint_path, load_checkpoint, read_header, save_checkpoint
 
@@ -31,7 +32,7 @@ def test_round_trip_is_exact_and_self_describing(tmp_path):
     assert {d["name"]: d["units"] for d in h["drivers"]}["swdown"] == "MJ m-2 d-1"
     assert h["period"] == "monthly" and h["window"] == 6 and h["n_members"] == 3
     assert len(h["normalisation"]["mean"]) == 8
-    assert h["model"]["derived_inputs"] == ["month", "lat"] and h["format_version"] == 3
+    assert h["model"]["derived_inputs"] == ["month", "lat"] and h["format_version"] == 4
     with np.load(path, allow_pickle=False) as npz:  # plain arrays only: loads without pickle
         assert all(npz[k].dtype != object for k in npz.files)
 
@@ -51,7 +52,7 @@ def test_corrupt_checkpoints_fail_clearly(tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["member1.head.bias"] = arrays["member1.head.bias"] + 1e-3
-    np.savez(tmp_path / "edited.npz", **arrays)
+    sealed.save_npz(tmp_path / "edited.npz", arrays)  # a file sealed anew: the digest inside still tells
     with pytest.raises(CheckpointError, match="do not match the header's sha256"):
         load_checkpoint(tmp_path / "edited.npz")
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
@@ -76,7 +77,7 @@ def _rewrite_header(src, dst, sign=True, **changes):
     if sign:
         header["sha256"] = _digest(arrays, header)
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    np.savez(dst, **arrays)
+    sealed.save_npz(dst, arrays)  # sealed anew: what is checked inside the seal is what these tests are about
     return dst
 
 
@@ -105,8 +106,59 @@ def test_format_2_is_refused_and_can_be_re_signed(tmp_path):
     np.savez(tmp_path / "v2.npz", **arrays)
     with pytest.raises(CheckpointError, match="format_version 2 is not supported.*upgrade_checkpoint"):
         load_checkpoint(tmp_path / "v2.npz")
-    back = load_checkpoint(upgrade_checkpoint(tmp_path / "v2.npz", tmp_path / "v3.npz"))
-    assert read_header(tmp_path / "v3.npz")["format_version"] == 3 and back.n_members == 3
+    back = load_checkpoint(upgrade_checkpoint(tmp_path / "v2.npz", tmp_path / "v4.npz"))
+    assert read_header(tmp_path / "v4.npz")["format_version"] == 4 and back.n_members == 3
+
+
+def test_every_byte_is_sealed_and_older_formats_need_an_explicit_yes(tmp_path):
+    """Format 4 seals the file's every byte: a flip anywhere -- zip entry headers, an .npy header's shape or
+    padding, the central directory, the JSON header, the comment -- is refused before anything is parsed. A format-3
+    file (no seal) is refused unless the caller allows unverified files; a format-4 file whose seal was cut off, or
+    that was relabelled as format 3 and edited, is refused."""
+    from tamrl_coupler.model.checkpoint import _digest
+
+    path = save_checkpoint(make_ensemble(), tmp_path / "ens.npz")
+    raw = path.read_bytes()
+    # a local header's version, flags, time and name; compressed data (an .npy header, weights, the JSON header);
+    # the central directory; the comment that holds the seal
+    positions = {0, 5, 7, 11, 30, 40, len(raw) // 3, len(raw) // 2, len(raw) - 200, len(raw) - 80, len(raw) - 1,
+                 *range(0, len(raw), max(1, len(raw) // 40))}
+    for pos in sorted(positions):
+        for flip in (0x01, 0x20):
+            bad = bytearray(raw)
+            bad[pos] ^= flip
+            (tmp_path / "flip.npz").write_bytes(bytes(bad))
+            with pytest.raises(CheckpointError, match="seal|corrupt"):
+                load_checkpoint(tmp_path / "flip.npz")
+    # format 3: the same content without a seal
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays.pop("__meta__").tobytes())
+    header["format_version"] = 3
+    header["sha256"] = _digest(arrays, header)
+    arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "v3.npz", **arrays)
+    with pytest.raises(CheckpointError, match="format_version 3 carries no whole-file seal.*--allow-unverified"):
+        load_checkpoint(tmp_path / "v3.npz")
+    assert load_checkpoint(tmp_path / "v3.npz", allow_unverified=True).n_members == 3
+    # an .npy header that declares more than its entry holds: refused before allocating, even when allowed
+    np.savez_compressed(tmp_path / "v3big.npz", **arrays)
+    with zipfile.ZipFile(tmp_path / "v3big.npz", "a") as zf, zf.open("member0.extra.npy", "w") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**10,)})
+        fh.write(b"\0" * 8)  # 80 GB declared, 8 bytes held (a consistent CRC: only the header lies)
+    with pytest.raises(CheckpointError, match=r"declares shape \(10000000000,\)"):
+        load_checkpoint(tmp_path / "v3big.npz", allow_unverified=True)
+    # the seal cut off a format-4 file
+    (tmp_path / "cut.npz").write_bytes(raw[:-64] + b"0" * 64)
+    with pytest.raises(CheckpointError, match="seal"):
+        load_checkpoint(tmp_path / "cut.npz")
+    nosealfour = {**arrays}
+    h4 = {**header, "format_version": 4}
+    h4["sha256"] = _digest(arrays, h4)
+    nosealfour["__meta__"] = np.frombuffer(json.dumps(h4).encode(), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "v4noseal.npz", **nosealfour)
+    with pytest.raises(CheckpointError, match="has none"):
+        load_checkpoint(tmp_path / "v4noseal.npz", allow_unverified=True)
 
 
 def test_zero_members_and_huge_header_dimensions_fail_before_allocating(tmp_path):

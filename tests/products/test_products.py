@@ -10,6 +10,7 @@ import yaml
 from conftest import DEMO_CONFIG
 
 from tamrl_coupler.constants import EARTH_RADIUS, M_C
+from tamrl_coupler.errors import InputError
 from tamrl_coupler.host.offline import run_offline
 from tamrl_coupler.io.cfcheck import cfchecks
 from tamrl_coupler.io.fluxfile import read_flux_file
@@ -95,3 +96,18 @@ def test_site_pictures_are_written(tmp_path):
         assert _is_png(p) and p.stat().st_size > 10_000, p
     # the colour scale of the maps: by area, so one large cell outweighs many small ones
     assert weighted_percentile(np.array([1.0, 100.0]), np.array([99.0, 1.0]), 90) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("field", ["nee", "nee_spread"])
+def test_a_prior_never_writes_zero_for_a_missing_flux(tmp_path, field):
+    """A flux file with a fill value (NaN when read) of NEE or its spread on a land cell: the prior refuses it,
+    naming the record and the cell (it was written as a zero flux); off land the prior is 0 by definition."""
+    result = run_offline(_demo_cfg(tmp_path, end="2015-01-01T06:00:00"), tmp_path, progress=False)
+    with netCDF4.Dataset(result.flux_file, "a") as ds:
+        land = np.argwhere(ds["landfrac"][:] > 0)[0]
+        values = ds[field][:]
+        values[1, land[0], land[1]] = np.ma.masked
+        ds[field][:] = values
+    with pytest.raises(InputError, match=rf"'{field}' is missing \(NaN or a fill value\) on a land cell \(record 1, "
+                                         rf"cell \({land[0]}, {land[1]}\)"):
+        write_prior(result.flux_file, PriorSection(grid="host", frequency="daily"), tmp_path)

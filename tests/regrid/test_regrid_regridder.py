@@ -94,9 +94,13 @@ def test_land_mask_and_land_fraction():
     rng = np.random.default_rng(5)
     land = (rng.random(src.size) < 0.3).astype(np.int8)
     x = smooth(src)
-    masked = Regridder(src.with_mask(land), dst, "conservative", backend="native")
+    # conservative_normed (xESMF's name): the mean over the land part of each cell
+    masked = Regridder(src.with_mask(land), dst, "conservative_normed", backend="native")
     garbage = np.where(land == 1, x, 1e30)  # values on masked cells must not leak
     y = masked(garbage)
+    # conservative (ESMF's destarea): the mean over the whole cell, water counted as zero
+    dest = Regridder(src.with_mask(land), dst, "conservative", backend="native")(garbage)
+    np.testing.assert_allclose(dest[np.isfinite(y)], (y * masked.dst_fraction())[np.isfinite(y)], rtol=1e-12)
     ref = Regridder(src, dst, "conservative", backend="native")(np.where(land == 1, x, np.nan), skipna=True)
     ok = np.isfinite(ref)
     assert np.array_equal(ok, np.isfinite(y)) and np.max(np.abs(y[ok] - ref[ok])) < 1e-10

@@ -97,3 +97,89 @@ def test_scrip_file_from_cdo(tmp_path):
     assert w.conservation_error(x) < 1e-13
     nat = Regridder("r144x96", "r360x180", "conservative", backend="native").weights.to_normalization("fracarea")
     assert np.max(np.abs((w.matrix - nat.matrix).data)) < 1e-10
+
+
+def _tampered(src_path, dst_path, how: str) -> None:
+    """A copy of an ESMF weight file with NaN, negative, doubled or duplicated weights."""
+    import shutil
+
+    shutil.copy(src_path, dst_path)
+    with netCDF4.Dataset(dst_path, "a") as ds:
+        S = ds["S"][:]
+        if how == "nan":
+            S[10] = np.nan
+        elif how == "negative":
+            S[10] = -0.25
+        elif how == "doubled":
+            S = S * 2
+        elif how == "duplicated":  # one pair listed twice: the reader would sum it
+            ds["row"][11] = ds["row"][10]
+            ds["col"][11] = ds["col"][10]
+        ds["S"][:] = S
+
+
+@pytest.mark.parametrize("how, message", [
+    ("nan", r"1 weight\(s\) are NaN or infinite \(first in destination row \d+\)"),
+    ("negative", r"negative weight -2.500e-01 \(destination row \d+, source column \d+\)"),
+    ("doubled", r"destination row \d+ sums to 2, not its destination fraction frac_b \(1\); weights scaled, doubled"),
+    ("duplicated", r"the pair \(row \d+, col \d+\) is listed 2 times"),
+])
+def test_weight_files_with_nan_negative_or_doubled_weights_are_refused(tmp_path, cons, how, message):
+    cons.write(tmp_path / "good.nc")
+    _tampered(tmp_path / "good.nc", tmp_path / f"{how}.nc", how)
+    with pytest.raises(RegridError, match=message):
+        Weights.read(tmp_path / f"{how}.nc")
+    with pytest.raises(RegridError, match=message):
+        Regridder("r144x96", "r360x180", weights=tmp_path / f"{how}.nc")
+
+
+def test_esmf_file_for_grids_starting_at_minus_180_refused_on_a_0_start_grid(shared):
+    """The shared ESMF file was made for the -180-start r144x96.nc/r360x180.nc; CDO's r144x96/r360x180 (same sizes)
+    start at 0: every value would move by half the globe. Refused naming the cell; accepted on its own grids."""
+    base = shared("data/weights/esmf_r144x96_to_r360x180_conserve.nc").parent
+    wfile = base / "esmf_r144x96_to_r360x180_conserve.nc"
+    with pytest.raises(RegridError, match=r"source cell \d+ is at lat [-0-9.]+, lon [-0-9.]+ in the weight file but "
+                                          r"at lat [-0-9.]+, lon [-0-9.]+ on grid 'r144x96' \(\d+ centres differ\)"):
+        Regridder("r144x96", "r360x180", weights=wfile)
+    rg = Regridder(Grid.from_file(base / "r144x96.nc"), Grid.from_file(base / "r360x180.nc"), weights=wfile)
+    assert rg.backend == "file"
+
+
+def test_weights_checked_against_corners_areas_and_masks(tmp_path, cons):
+    a, b = Grid.from_name("r144x96"), Grid.from_name("r360x180")
+    cons.write(tmp_path / "w.nc")
+    # same centres, other corners: a grid whose cells are half as tall in latitude (made up, same sizes)
+    lb = a.lat_bounds.copy()
+    lb[:, 1] = lb[:, 0] + 0.5 * (lb[:, 1] - lb[:, 0])
+    squashed = Grid.regular(a.lat1d, a.lon1d, lb, a.lon_bounds, name="squashed")
+    with pytest.raises(RegridError, match=r"source cell \d+ has corners at .* in the weight file, but grid 'squashed' "
+                                          r"has .* \(13824 cells differ\)"):
+        Regridder(squashed, b, weights=tmp_path / "w.nc")
+    # a mask that differs from the one the weights were made with
+    masked = Regridder(a.with_mask(np.arange(a.size) % 3 > 0), b, "conservative", backend="native").weights
+    masked.write(tmp_path / "m.nc")
+    with pytest.raises(RegridError, match=r"the source mask differs from the weights' in 9216 cells \(first cell 0: "
+                                          r"1 on grid 'r144x96', 0 in the weights\)"):
+        Regridder(a.with_mask(np.arange(a.size) % 3 != 1), b, weights=tmp_path / "m.nc")
+    # SCRIP-like file without centres: areas compared
+    w = Weights(cons.matrix, area_a=cons.area_a * 1.5, area_b=cons.area_b, frac_a=cons.frac_a, frac_b=cons.frac_b,
+                source="a test")
+    with pytest.raises(RegridError, match=r"source cell \d+ has area .* in the weights but .* on grid 'r144x96'"):
+        Regridder(a, b, weights=w)
+
+
+def test_a_cache_file_of_another_method_under_this_name_is_not_used(tmp_path, caplog):
+    """Issue 19: a valid bilinear cache file placed under the conservative file's name was used (fluxes off by up
+    to 76 %). The digest covers the grids and the method: the file is reported and the weights made again."""
+    import shutil
+
+    a, b = Grid.from_name("r144x96"), Grid.from_name("r360x180")
+    cons = Regridder(a, b, "conservative", backend="native", cache_dir=tmp_path)
+    bil = Regridder(a, b, "bilinear", backend="native", cache_dir=tmp_path)
+    (cfile,) = tmp_path.glob("*_conservative_*.nc")
+    (bfile,) = tmp_path.glob("*_bilinear_*.nc")
+    shutil.copy(bfile, cfile)
+    with caplog.at_level("WARNING", logger="tamrl_coupler.regrid"):
+        again = Regridder(a, b, "conservative", backend="native", cache_dir=tmp_path)
+    assert again.backend == "native" and "not used" in caplog.text and cfile.name in caplog.text
+    assert (again.matrix != cons.matrix).nnz == 0 and (again.matrix != bil.matrix).nnz > 0

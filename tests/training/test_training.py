@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from tamrl_coupler.model.outputs import Outputs
 from tamrl_coupler.physics.carbon import SignConvention
+from tamrl_coupler.settings.model import ModelConfig
 from tamrl_coupler.settings.train import LossWeights, TrainConfig
 from tamrl_coupler.training.cv import stratified_group_folds
 from tamrl_coupler.training.loop import _loss
@@ -20,13 +22,14 @@ def test_balance_penalty_is_in_physical_units_not_standardised():
     m = torch.ones(1, 2, dtype=torch.bool)
     scale = torch.tensor([3.0, 2.0, 1.5])  # the standardising scales must NOT enter the penalty
     cfg = TrainConfig(balance_weight=2.0, loss_weights=LossWeights(gpp=0.0, reco=0.0, nee=0.0))
-    loss = _loss(out, y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE)
+    free = Outputs.of(ModelConfig(nee_mode="free"))  # gpp, reco, nee_free heads; targets gpp, reco, nee
+    loss = _loss(out, y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE, free)
     violation = nee_free - (gpp - reco)  # (gC m-2 d-1): [-1.0, 0.5]
     assert float(loss) == pytest.approx(2.0 * float((violation**2).mean()))
     cfg_flux = TrainConfig(balance_weight=2.0, loss_weights=LossWeights(gpp=0.0, reco=0.0, nee=0.0))
-    loss_up = _loss(out, y, m, scale, cfg_flux, SignConvention.ATMOSPHERE_POSITIVE)
+    loss_up = _loss(out, y, m, scale, cfg_flux, SignConvention.ATMOSPHERE_POSITIVE, free)
     assert float(loss_up) == pytest.approx(2.0 * float(((nee_free - (reco - gpp)) ** 2).mean()))
-    derived = _loss(out[..., :2], y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE)
+    derived = _loss(out[..., :2], y, m, scale, cfg, SignConvention.UPTAKE_POSITIVE, Outputs.of(ModelConfig()))
     assert float(derived) == 0.0  # derived-NEE variants have no penalty: their balance is exact by construction
 
 

@@ -51,13 +51,13 @@ def supports(src: Grid, dst: Grid, method: str) -> bool:
         return False
     if method.startswith("conservative"):
         return src.has_bounds and dst.has_bounds and dst.kind != "points"
-    return method in ("bilinear", "patch", "nearest")
+    return method in ("bilinear", "patch", "nearest_s2d", "nearest_d2s")
 
 
 def _methods(E):
     return {"conservative": E.RegridMethod.CONSERVE, "conservative_2nd": E.RegridMethod.CONSERVE_2ND,
             "bilinear": E.RegridMethod.BILINEAR, "patch": E.RegridMethod.PATCH,
-            "nearest": E.RegridMethod.NEAREST_STOD}
+            "nearest_s2d": E.RegridMethod.NEAREST_STOD, "nearest_d2s": E.RegridMethod.NEAREST_DTOS}
 
 
 def _is_global_lon(g: Grid) -> bool:

@@ -1,9 +1,12 @@
-"""Weights computed here, without ESMF or CDO: exact conservative and bilinear between regular lat-lon grids,
-nearest neighbour between any grids.
+"""Weights computed here, without ESMF or CDO: exact first-order conservative between any two grids on the sphere,
+bilinear from a regular lat-lon source, nearest neighbour between any grids.
 
-Conservative overlaps of two lat-lon cells factor into a latitude part (difference of sines) and a longitude part
-(periodic interval overlap), so the weights are a Kronecker product of two small 1-D overlap matrices and the cell
-areas are the exact lat-lon areas (what CDO's ``gencon`` conserves; ESMF uses great-circle cell areas instead).
+Conservative, two regular lat-lon grids: cell edges are lines of constant latitude and longitude; overlaps factor
+into a latitude part (difference of sines) and a longitude part (periodic interval overlap), so the weights are a
+Kronecker product of two small 1-D overlap matrices and the cell areas are the exact lat-lon areas (what CDO's
+``gencon`` conserves). Any other pair (curvilinear, unstructured meshes, regional grids, or ``edges="great_circle"``):
+cell edges are great circles, as ESMF takes them, and the overlaps are clipped exactly on the sphere
+(:mod:`tamrl_coupler.regrid.overlap`); the areas written with the weights are the great-circle cell areas.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ NAME = "native"
 
 
 def supports(src: Grid, dst: Grid, method: str) -> bool:
-    if method == "nearest":
+    if method in ("nearest", "nearest_s2d", "nearest_d2s"):
         return True
-    if method == "conservative":
-        return src.kind == "regular" and dst.kind == "regular" and src.has_bounds and dst.has_bounds
+    if method in ("conservative", "conservative_normed"):
+        return src.kind != "points" and dst.kind != "points" and src.has_bounds and dst.has_bounds
     if method == "bilinear":
         return src.kind == "regular"
     return False
@@ -54,12 +57,15 @@ def _lon_overlap(src_b: np.ndarray, dst_b: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(np.deg2rad(ov))
 
 
-def conservative(src: Grid, dst: Grid) -> Weights:
+def conservative(src: Grid, dst: Grid, edges: str = "auto", progress=None) -> Weights:
+    """First-order conservative weights (``destarea``). ``edges``: ``"auto"`` (lat-lon edges when both grids are
+    regular lat-lon, great circles otherwise) or ``"great_circle"`` (always, as ESMF)."""
     src.require_bounds("conservative remapping")
     dst.require_bounds("conservative remapping")
-    if src.kind != "regular" or dst.kind != "regular":
-        raise RegridError("native conservative weights need two regular lat-lon grids; use the cdo or esmpy backend "
-                          f"for {src.kind} -> {dst.kind}")
+    if edges not in ("auto", "great_circle"):
+        raise RegridError(f"edges={edges!r} unknown; expected 'auto' or 'great_circle'")
+    if src.kind != "regular" or dst.kind != "regular" or edges == "great_circle":
+        return conservative_polygons(src, dst, progress)
     ov = sp.kron(_lat_overlap(src.lat_bounds, dst.lat_bounds), _lon_overlap(src.lon_bounds, dst.lon_bounds),
                  format="csr")
     ov = _apply_masks(ov, src, dst)
@@ -74,6 +80,25 @@ def conservative(src: Grid, dst: Grid) -> Weights:
     return Weights(S, method="conservative", normalization="destarea", area_a=area_a, area_b=area_b,
                    frac_a=frac_a, frac_b=frac_b, mask_a=_mask(src), mask_b=_mask(dst), src_shape=src.shape,
                    dst_shape=dst.shape, source=f"{NAME} backend")
+
+
+def conservative_polygons(src: Grid, dst: Grid, progress=None) -> Weights:
+    """Conservative weights between any two grids with great-circle cell edges: exact overlaps on the sphere."""
+    from tamrl_coupler.regrid.overlap import CellPolygons, cell_areas, overlaps
+
+    ps = CellPolygons.from_corners(src.corner_lon, src.corner_lat, src.name)
+    pd = CellPolygons.from_corners(dst.corner_lon, dst.corner_lat, dst.name)
+    area_a, area_b = cell_areas(ps), cell_areas(pd)
+    active_a = np.flatnonzero(src.mask != 0) if src.mask is not None else np.arange(src.size)
+    active_b = np.flatnonzero(dst.mask != 0) if dst.mask is not None else np.arange(dst.size)
+    rows, cols, ov = overlaps(ps, pd, active_a, active_b, area_a, area_b, progress)
+    inv_b = np.divide(1.0, area_b, out=np.zeros_like(area_b), where=area_b > 0)
+    S = canonical_csr(rows, cols, ov * inv_b[rows], dst.size, src.size)
+    frac_b = np.asarray(S.sum(axis=1)).ravel()
+    frac_a = np.bincount(cols, weights=ov, minlength=src.size) / np.where(area_a > 0, area_a, 1.0)
+    return Weights(S, method="conservative", normalization="destarea", area_a=area_a, area_b=area_b,
+                   frac_a=frac_a, frac_b=frac_b, mask_a=_mask(src), mask_b=_mask(dst), src_shape=src.shape,
+                   dst_shape=dst.shape, source=f"{NAME} backend (great-circle edges)")
 
 
 def _mask(g: Grid) -> np.ndarray:
@@ -121,7 +146,7 @@ def bilinear(src: Grid, dst: Grid) -> Weights:
         raise RegridError(f"native bilinear weights need a regular source grid, got {src.kind}; use cdo or esmpy")
     lon1, lat1 = src.lon1d, src.lat1d
     span = lon1.size * abs(lon1[1] - lon1[0]) if lon1.size > 1 else 0.0
-    periodic = abs(span - 360.0) < 1e-6
+    periodic = abs(span - 360.0) < 1e-6 if src.periodic is None else bool(src.periodic)
     reach = None
     if src.lat_bounds is not None:  # cells touching a pole: the cap beyond the last centre takes that row
         lb = src.lat_bounds
@@ -166,16 +191,38 @@ def nearest(src: Grid, dst: Grid) -> Weights:
     rows = np.arange(dst.size)
     ok = dst.mask != 0 if dst.mask is not None else np.ones(dst.size, bool)
     S = canonical_csr(rows[ok], active[j][ok], np.ones(int(ok.sum())), dst.size, src.size)
-    return Weights(S, method="nearest", normalization="destarea", frac_b=ok.astype(np.float64),
+    return Weights(S, method="nearest_s2d", normalization="destarea", frac_b=ok.astype(np.float64),
                    mask_a=_mask(src), mask_b=_mask(dst), src_shape=src.shape, dst_shape=dst.shape,
                    area_a=src.area, area_b=dst.area, source=f"{NAME} backend")
 
 
-def generate(src: Grid, dst: Grid, method: str) -> Weights:
-    if method == "conservative":
-        return conservative(src, dst)
+def nearest_d2s(src: Grid, dst: Grid) -> Weights:
+    """Each source cell goes to its nearest active destination cell with weight 1 (ESMF's ``NEAREST_DTOS``): a
+    destination cell reached by several sources receives their sum, one reached by none is unmapped."""
+    from scipy.spatial import cKDTree
+
+    active = np.nonzero(dst.mask != 0)[0] if dst.mask is not None else np.arange(dst.size)
+    if active.size == 0:
+        raise RegridError(f"destination grid {dst.name!r} has no active cells (mask all 0)")
+    _, j = cKDTree(dst.xyz()[active]).query(src.xyz(), k=1)
+    ok = src.mask != 0 if src.mask is not None else np.ones(src.size, bool)
+    cols = np.arange(src.size)[ok]
+    rows = active[j][ok]
+    S = canonical_csr(rows, cols, np.ones(cols.size), dst.size, src.size)
+    reached = (np.diff(S.indptr) > 0).astype(np.float64)
+    return Weights(S, method="nearest_d2s", normalization="none", frac_b=reached, mask_a=_mask(src),
+                   mask_b=_mask(dst), src_shape=src.shape, dst_shape=dst.shape, area_a=src.area, area_b=dst.area,
+                   source=f"{NAME} backend")
+
+
+def generate(src: Grid, dst: Grid, method: str, edges: str = "auto", progress=None) -> Weights:
+    if method in ("conservative", "conservative_normed"):
+        return conservative(src, dst, edges, progress)
     if method == "bilinear":
         return bilinear(src, dst)
-    if method == "nearest":
+    if method in ("nearest", "nearest_s2d"):
         return nearest(src, dst)
-    raise RegridError(f"native backend has no method {method!r}; it offers conservative, bilinear, nearest")
+    if method == "nearest_d2s":
+        return nearest_d2s(src, dst)
+    raise RegridError(f"native backend has no method {method!r}; it offers conservative, bilinear, nearest_s2d, "
+                      "nearest_d2s (patch and conservative_2nd need esmpy)")
