@@ -187,22 +187,31 @@ def read_times(ds: Any, where: str, lower_bounds: bool = True) -> np.ndarray:
     return read_time_axis(ds, where)[0 if lower_bounds else 2]
 
 
-def read_time_axis(ds: Any, where: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+NOLEAP_CALENDARS = ("noleap", "365_day")  # every date is a Gregorian date; only Feb 29 is missing
+
+
+def read_time_axis(ds: Any, where: str, name: str = "time", calendars: tuple[str, ...] = GREGORIAN_CALENDARS
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(record starts, record ends or None, time values) as datetime64[s]: starts and ends from a CF ``bounds``
-    variable when there is one (starts are the time values otherwise)."""
+    variable when there is one (starts are the time values otherwise). ``name``: the time variable (ERA5 from the
+    new CDS calls it ``valid_time``). ``calendars``: those accepted; a no-leap calendar (when accepted) is read as
+    the Gregorian dates it names, and without bounds each record ends where the next starts *in its own calendar*
+    (so the last record of Feb 28 reaches to Mar 1 across a Gregorian Feb 29: the caller decides about that)."""
     import cftime
 
-    if "time" not in ds.variables:
-        raise InputError(f"{where}: no 'time' variable")
-    tv = ds.variables["time"]
+    if name not in ds.variables:
+        raise InputError(f"{where}: no '{name}' variable")
+    tv = ds.variables[name]
     units = getattr(tv, "units", None)
     if units is None:
-        raise InputError(f"{where}: variable 'time' has no units (expected e.g. 'seconds since ...')")
+        raise InputError(f"{where}: variable '{name}' has no units (expected e.g. 'seconds since ...')")
     calendar = str(getattr(tv, "calendar", "standard")).strip().lower()
-    if calendar not in GREGORIAN_CALENDARS:
+    if calendar not in calendars:
+        hint = ("; a no-leap calendar can be read with forcing.leap_day: hold" if calendar in NOLEAP_CALENDARS
+                else "")
         raise InputError(f"{where}: time calendar {calendar!r} is not supported; the coupling clock is proleptic "
-                         f"Gregorian (expected one of {', '.join(GREGORIAN_CALENDARS)}): convert the file's "
-                         f"calendar rather than have its dates shifted")
+                         f"Gregorian (expected one of {', '.join(calendars)}): convert the file's calendar rather "
+                         f"than have its dates shifted{hint}")
 
     utc_units = utc_time_units(units, f"{where}, variable 'time'")
 
@@ -217,7 +226,8 @@ def read_time_axis(ds: Any, where: str) -> tuple[np.ndarray, np.ndarray | None, 
         except (ValueError, OverflowError) as exc:
             raise InputError(f"{where}: {what} cannot be read as dates with units {units!r} ({exc})") from None
 
-    values = dates(read_array(tv, slice(None), f"{where}, variable 'time'"), "time")
+    raw = np.asarray(read_array(tv, slice(None), f"{where}, variable '{name}'"), dtype=np.float64)
+    values = dates(raw, name)
     bname = getattr(tv, "bounds", None)
     if bname and bname in ds.variables:
         b = np.asarray(read_array(ds.variables[bname], slice(None), f"{where}, variable '{bname}'"))
@@ -235,4 +245,8 @@ def read_time_axis(ds: Any, where: str) -> tuple[np.ndarray, np.ndarray | None, 
                              f"bounds disagree (shifted bounds, or a time axis in other units); which one is right "
                              f"cannot be told, so the file is refused")
         return bd[:, 0], bd[:, 1], values
+    if calendar not in GREGORIAN_CALENDARS and raw.size > 1 and raw.ndim == 1:
+        step = np.diff(raw)
+        if (step == step[0]).all():  # each record ends where the next starts, counted in the file's calendar
+            return values, dates(np.append(raw[1:], raw[-1] + step[0]), f"{name} + one record"), values
     return values, None, values

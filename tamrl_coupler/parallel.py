@@ -201,7 +201,10 @@ def abort_unagreed(exc: BaseException) -> None:
     from mpi4py import MPI
 
     if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
-        sys.stderr.flush()
+        # said by us before the launcher may kill this process: MPICH's own MPI_Abort line can be lost in that race
+        print(f"tamrl-coupler: rank {MPI.COMM_WORLD.Get_rank()} of {MPI.COMM_WORLD.Get_size()}: "
+              f"{type(exc).__name__} was not agreed by every rank: ending the job with MPI_Abort so that no rank "
+              f"waits in a collective", file=sys.stderr, flush=True)
         MPI.COMM_WORLD.Abort(1)
 
 

@@ -57,6 +57,17 @@ class Regrid(str, Enum):
     CLASS = "class"  # the host cell with the largest land overlap
 
 
+class Accumulation(str, Enum):
+    """How a forcing file holds an amount (J m-2, m of water) whose import is a rate (W m-2, kg m-2 s-1): which
+    interval each record's amount is over. Whether a field is an amount is read from its units; how it was
+    accumulated is the file layout's (io/forcing_layouts.py); physics/accumulation.py turns it into the rate."""
+
+    ENDING = "ending"  # over the record spacing ending at the time stamp (ERA5 hourly: the hour before)
+    STARTING = "starting"  # over the record spacing starting at the time stamp (CRU-JRA: the next 6 hours)
+    SINCE_00UTC = "since_00utc"  # from 00 UTC up to the stamp, restarting every day (ERA5-Land, ERA5 forecasts)
+    BOUNDS = "bounds"  # over the record's CF time bounds (cell_methods "time: sum")
+
+
 class Aggregate(str, Enum):
     """How coupling steps of an import become a driver's period value (physics/drivers.py implements each)."""
 
@@ -100,6 +111,7 @@ class Quantity:
     # imports: computed from these imports when not registered; targets: from these predicted targets (the
     # balance, NEE = GPP - Reco in the sign convention); exports: from these exports on the host cells
     derived_from: tuple[str, ...] = ()
+    also_derived_from: tuple[tuple[str, ...], ...] = ()  # imports: other sets it is computed from, in that order
     # drivers
     sources: tuple[str, ...] = ()  # imports it is made from, the first one registered wins
     aggregate: Aggregate | None = None
@@ -116,6 +128,10 @@ class Quantity:
     def names(self) -> tuple[str, ...]:
         """Every name this quantity is accepted under."""
         return (self.name, *self.aliases, *((self.standard_name,) if self.standard_name else ()))
+
+    def derivations(self) -> tuple[tuple[str, ...], ...]:
+        """Every set of imports this import can be computed from, the preferred first."""
+        return ((self.derived_from,) if self.derived_from else ()) + self.also_derived_from
 
 
 _K_HINT = "values below 150 K usually mean degC was given where K is declared"
@@ -184,8 +200,7 @@ def satisfiable(name: str, registered: set[str]) -> bool:
     """Whether import ``name`` is registered or can be derived from registered imports."""
     if name in registered:
         return True
-    q = IMPORTS[name]
-    return bool(q.derived_from) and all(satisfiable(d, registered) for d in q.derived_from)
+    return any(all(satisfiable(d, registered) for d in src) for src in IMPORTS[name].derivations())
 
 
 def missing_imports(registered: set[str]) -> list[str]:
@@ -193,7 +208,7 @@ def missing_imports(registered: set[str]) -> list[str]:
     out = []
     for q in IMPORTS.values():
         if q.required and not satisfiable(q.name, registered):
-            out.append(q.name + (f" or {'+'.join(q.derived_from)}" if q.derived_from else ""))
+            out.append(" or ".join([q.name, *("+".join(src) for src in q.derivations())]))
     return out
 
 
@@ -258,7 +273,8 @@ for _q in (
              regrid=Regrid.STATE),
     Quantity("vpd", Role.IMPORT, "Pa", "vapour pressure deficit", "water_vapor_saturation_deficit_in_air",
              valid_min=0.0, valid_max=1.0e4, hint="vpd is imported in Pa; values above 1e4 are implausible",
-             regrid=Regrid.STATE, required=True, derived_from=("tas", "huss", "ps")),
+             regrid=Regrid.STATE, required=True, derived_from=("tas", "huss", "ps"),
+             also_derived_from=(("tas", "tdps"), ("tas", "hurs"))),
     Quantity("rsds", Role.IMPORT, "W m-2", "surface downwelling shortwave radiation",
              "surface_downwelling_shortwave_flux_in_air", aliases=("surface_downwelling_shortwave_flux",),
              valid_min=-1.0, valid_max=1500.0, regrid=Regrid.FLUX, required=True),
@@ -268,7 +284,7 @@ for _q in (
     Quantity("rlds", Role.IMPORT, "W m-2", "surface downwelling longwave radiation",
              "surface_downwelling_longwave_flux_in_air", valid_min=0.0, valid_max=1000.0, regrid=Regrid.FLUX),
     Quantity("sfcWind", Role.IMPORT, "m s-1", "near-surface wind speed", "wind_speed", aliases=("wind",),
-             valid_min=0.0, valid_max=100.0, regrid=Regrid.STATE),
+             valid_min=0.0, valid_max=100.0, regrid=Regrid.STATE, derived_from=("uas", "vas")),
     Quantity("co2", Role.IMPORT, "ppm", "atmospheric CO2 mole fraction", "mole_fraction_of_carbon_dioxide_in_air",
              aliases=("mole_fraction_of_carbon_dioxide",), valid_min=100.0, valid_max=5000.0,
              hint="co2 is imported in ppm (umol mol-1); values below 1 usually mean mol mol-1 was given",
@@ -282,6 +298,17 @@ for _q in (
     Quantity("igbp", Role.IMPORT, "1", "IGBP land-cover class index", aliases=("landcover", "land_cover_class"),
              valid_min=0.0, valid_max=255.0, hint="IGBP class index as in IGBP_CLASSES", classes=IGBP_CLASSES,
              regrid=Regrid.CLASS),
+    # the humidity and wind the forcing users have carries (ERA5 d2m, u10, v10; CMIP6 hurs, uas, vas; CRU-JRA
+    # ugrd, vgrd): vpd and sfcWind are derived from them (physics/humidity.py)
+    Quantity("tdps", Role.IMPORT, "K", "near-surface dew point temperature", "dew_point_temperature",
+             valid_min=150.0, valid_max=350.0, hint=_K_HINT, regrid=Regrid.STATE),
+    Quantity("hurs", Role.IMPORT, "%", "near-surface relative humidity", "relative_humidity", valid_min=0.0,
+             valid_max=110.0, hint="values of at most 1 everywhere usually mean a fraction given with units '%'",
+             regrid=Regrid.STATE),
+    Quantity("uas", Role.IMPORT, "m s-1", "eastward near-surface wind", "eastward_wind", valid_min=-100.0,
+             valid_max=100.0, regrid=Regrid.STATE),
+    Quantity("vas", Role.IMPORT, "m s-1", "northward near-surface wind", "northward_wind", valid_min=-100.0,
+             valid_max=100.0, regrid=Regrid.STATE),
 ):
     _define(_q)
 

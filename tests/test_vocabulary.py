@@ -27,8 +27,11 @@ def test_names_aliases_and_required_imports():
     assert vocabulary.missing_imports({"tas", "huss", "ps", "rsds", "pr"}) == []
     assert vocabulary.missing_imports({"tasmin", "tasmax", "vpd", "rsds", "pr"}) == []
     assert vocabulary.missing_imports({"tasmin", "tasmax", "huss", "ps", "rsds", "pr"}) == []  # tas, then vpd
-    assert vocabulary.missing_imports({"tas", "rsds", "pr"}) == ["vpd or tas+huss+ps"]
-    assert vocabulary.missing_imports({"huss", "ps", "rsds"}) == ["tas or tasmin+tasmax", "vpd or tas+huss+ps", "pr"]
+    vpd = "vpd or tas+huss+ps or tas+tdps or tas+hurs"
+    assert vocabulary.missing_imports({"tas", "rsds", "pr"}) == [vpd]
+    assert vocabulary.missing_imports({"huss", "ps", "rsds"}) == ["tas or tasmin+tasmax", vpd, "pr"]
+    assert vocabulary.missing_imports({"tas", "tdps", "rsds", "pr"}) == []  # ERA5: vpd from the dew point
+    assert vocabulary.missing_imports({"tasmin", "tasmax", "hurs", "rsds", "pr"}) == []  # CMIP6 daily
     with pytest.raises(InputError, match=r"name\(s\) \['tas'\] are already defined"):
         with vocabulary.extended(Quantity("tas", Role.IMPORT, "K", "again")):
             pass
@@ -64,8 +67,8 @@ def test_every_quantity_is_made_by_the_physics():
         assert units.parse_units(q.units, q.name) is not None, q.name  # the units library knows the unit
         assert q.regrid in Regrid, q.name
         assert q.valid_min < q.valid_max, q.name
-        if q.derived_from:
-            assert q.name in DERIVATIONS and all(d in vocabulary.IMPORTS for d in q.derived_from), q.name
+        for src in q.derivations():
+            assert src in DERIVATIONS[q.name] and all(d in vocabulary.IMPORTS for d in src), (q.name, src)
     for q in vocabulary.DRIVERS.values():
         assert q.aggregate in RULES and q.sources, q.name
         assert len({vocabulary.IMPORTS[s].units for s in q.sources}) == 1, q.name  # one conversion per driver

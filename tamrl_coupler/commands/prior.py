@@ -24,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_budget_arguments(parser)
 
 
+def config_checkpoint(cfg) -> dict[str, str]:
+    """The identity of the run config's checkpoint, for a flux file that does not record the one it was made with
+    (older files); the prior says where it came from."""
+    from tamrl_coupler.model.checkpoint import resolve_checkpoint
+    from tamrl_coupler.model.identity import checkpoint_identity
+
+    return {**checkpoint_identity(resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir)),
+            "checkpoint_source": "the run config (the flux file does not record its checkpoint)"}
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -50,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         with every_rank(comm, "tamrl-coupler prior: checking the output"):
             refuse_overwriting([out, out.with_name(out.stem + "_map.png")], [args.from_fluxes])
         paths = on_root(comm, f"writing the prior from {args.from_fluxes}",
-                        lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg))
+                        lambda: write_prior_and_map(Path(args.from_fluxes), cfg.output.prior, Path(args.output), cfg,
+                                                    provenance=config_checkpoint(cfg)))
         for path in paths or ():
             say("wrote: %s", path)
         if comm.Get_rank() == 0:

@@ -83,9 +83,10 @@ class CouplingComponent:
             self.device = select_device(comm, cfg.device.kind).device
         with self.agreement.guard("CouplingComponent: loading the checkpoint"):
             torch.set_num_threads(max(1, cfg.device.threads))
+            self.checkpoint_path = None if ensemble is not None else resolve_checkpoint(cfg.model.checkpoint,
+                                                                                        cfg.base_dir)
             self.ens = ensemble if ensemble is not None else load_checkpoint(
-                resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir), device=self.device,
-                allow_unverified=allow_unverified)
+                self.checkpoint_path, device=self.device, allow_unverified=allow_unverified)
             self.clock = Clock(cfg.reference_date, self.ens.meta.period)
             self.unit = flux_unit(cfg.exports.unit)
             self.convention = SignConvention.parse(cfg.exports.sign_convention)
@@ -103,8 +104,7 @@ class CouplingComponent:
                                          nan_aware=cfg.forcing.fill_policy == "missing",
                                          cuda_graphs=cfg.device.cuda_graphs)
             self.exports = Exports(self.geometry, self.unit, self.convention, self.model_stage.step_rows.names)
-            checkpoint = None if ensemble is not None else resolve_checkpoint(cfg.model.checkpoint, cfg.base_dir)
-            self.budget = BudgetStage(cfg.budget, self.geometry, checkpoint, self.ensemble_fingerprint()
+            self.budget = BudgetStage(cfg.budget, self.geometry, self.checkpoint_path, self.ensemble_fingerprint()
                                       if cfg.budget.spec().adjusts else "", cfg.base_dir, self.ens.meta.period)
             self.model_stage.budget = self.budget
         self.budget.update_factor()  # collective for a global sink: after the ranks agreed on the setup
@@ -287,6 +287,17 @@ class CouplingComponent:
 
             self._fingerprint = ensemble_fingerprint(self.ens)
         return self._fingerprint
+
+    def checkpoint_identity(self) -> dict[str, str]:
+        """The checkpoint's name, digests, version and spread meaning, for the files made from this run."""
+        from tamrl_coupler.model.identity import checkpoint_identity, spread_meaning
+
+        if self.checkpoint_path is not None:
+            return checkpoint_identity(self.checkpoint_path)
+        meta = self.ens.meta
+        return {"checkpoint": "(an ensemble given in memory)", "checkpoint_fingerprint": self.ensemble_fingerprint(),
+                "checkpoint_period": meta.period, "spread_meaning": spread_meaning(meta.period,
+                                                                                  meta.calibration is not None)}
 
     def forcing_substitutions(self) -> dict[str, int]:
         """Values the fill policy replaced so far, per import field with any, summed over all ranks (collective)."""

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from tamrl_coupler import vocabulary
 from tamrl_coupler.atomicfile import refuse_overwriting
 from tamrl_coupler.communicator import world
 from tamrl_coupler.component.decomposition import contiguous_split
@@ -47,13 +46,12 @@ def _stamp(t: np.datetime64) -> str:
 
 
 def import_fields_for(cfg: RunConfig, available: set[str]) -> list[str]:
-    """The imports to read: those mapped in the config or present in the forcing by name, plus every required
-    import that cannot be derived from them (the reader then names what is missing)."""
-    mapped = {vocabulary.canonical_name(vocabulary.Role.IMPORT, k) for k in cfg.forcing.variables}
-    fields = [n for n, q in vocabulary.IMPORTS.items()
-              if n in mapped or any(name in available for name in (n, *q.aliases))]
-    fields += [n for n, q in vocabulary.IMPORTS.items() if q.required and not vocabulary.satisfiable(n, set(fields))]
-    return fields
+    """The imports to read: those mapped in the config or present in the forcing by name (the layout's names too),
+    plus every required import that cannot be derived from them (the reader then names what is missing)."""
+    from tamrl_coupler.io.forcing import fields_to_read
+    from tamrl_coupler.io.forcing_layouts import layout
+
+    return fields_to_read(cfg.forcing.variables, layout(cfg.forcing.layout), available)
 
 
 def run_offline(config: str | Path | RunConfig, output: str | Path | None = None, steps: int | None = None,
@@ -160,12 +158,10 @@ def _host(cfg: RunConfig, files: list[Path]) -> tuple[Any, GridSpec]:
 def _plan(cfg: RunConfig, comp: Any, files: list[Path], host: Any, steps: int | None) -> tuple[Any, list]:
     """The forcing reader and every step's (start, length), each step checked against ``end`` and the forcing."""
     from tamrl_coupler.io.forcing import ForcingReader
-    from tamrl_coupler.ncfiles import open_netcdf
 
-    with open_netcdf(files[0], "forcing file") as ds:
-        available = set(ds.variables)
-    reader = ForcingReader(files, cfg.forcing.variables, import_fields_for(cfg, available), grid_size=host.size,
-                           dims=host.dims)
+    # the imports the files hold (io.forcing.fields_to_read, over all the files: one variable per file is fine)
+    reader = ForcingReader(files, cfg.forcing.variables, None, grid_size=host.size, dims=host.dims,
+                           layout=cfg.forcing.layout, leap_day=cfg.forcing.leap_day)
     try:
         t_start = comp.next_time if comp.next_time is not None else comp.clock.seconds(cfg.start)
         t_end = comp.clock.seconds(cfg.end)
@@ -213,7 +209,7 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
              **comp.budget.attributes()}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,
-        fields=tuple(exports), attrs=attrs))
+        fields=tuple(exports), attrs={**attrs, **comp.checkpoint_identity()}))
     bar = None
     if rank == 0:
         from tamrl_coupler.host.progress import make_progress
@@ -254,7 +250,9 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
         def finish() -> None:
             if pending is not None:
                 _write(writer, pending, gathered)
-            writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions)})
+            span = comp.clock.datetime(int(starts[0, 0])), comp.clock.datetime(int(starts[-1, 0] + starts[-1, 1]))
+            writer.set_attributes({"forcing_substitutions": _describe_substitutions(substitutions),
+                                   "forcing_calendar": reader.calendar_note(*span)})
             writer.close()
 
         agreement.on_root(f"writing {flux_path}", finish)

@@ -11,7 +11,7 @@ file under the final name and never damages a file written before.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -227,7 +227,7 @@ class FluxFile:
     landfrac: np.ndarray  # grid shape
     fields: dict[str, np.ndarray]  # name -> (T, *grid.shape)
     area: np.ndarray | None = None  # m2, grid shape (None when the file has no cell_area)
-    attrs: dict[str, str] | None = None  # the file's global attributes
+    attrs: dict[str, str] = field(default_factory=dict)  # the file's global attributes (provenance for products)
 
     @property
     def starts(self) -> np.ndarray:

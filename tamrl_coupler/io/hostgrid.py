@@ -28,7 +28,8 @@ from tamrl_coupler.regrid.grid import bounds_from_centres, latlon_cell_areas
 AREA_RTOL = 0.01
 AREA_UNITS = {"m2": 1.0, "m^2": 1.0, "m**2": 1.0, "m 2": 1.0, "meter2": 1.0, "metre2": 1.0, "square meters": 1.0,
               "square metres": 1.0, "km2": 1.0e6, "km^2": 1.0e6, "km**2": 1.0e6, "km 2": 1.0e6}
-FRACTION_UNITS = {"1": 1.0, "": 1.0, "fraction": 1.0, "0-1": 1.0, "%": 0.01, "percent": 0.01}
+FRACTION_UNITS = {"1": 1.0, "": 1.0, "fraction": 1.0, "0-1": 1.0, "(0 - 1)": 1.0, "%": 0.01, "percent": 0.01}
+COORD_NAMES = (("lat", "lon"), ("latitude", "longitude"))  # CF files, ERA5 from the CDS
 FRACTION_SLACK = 1.0e-6  # float32 rounding of 0 and 1 in a file
 
 
@@ -52,9 +53,12 @@ def grid_values(var: Any, dims: tuple[str, ...], where: str) -> np.ndarray:
     """A variable on the grid as float64 in the order of ``dims`` (matched by name; a reversed 2-D variable is
     transposed), masked values as NaN; an error naming the dimensions otherwise."""
     have = tuple(var.dimensions)
+    index: Any = ...
+    if len(have) == len(dims) + 1 and var.shape[0] == 1:  # one record of a time series (ERA5's land-sea mask)
+        have, index = have[1:], 0
     if have not in (dims, dims[::-1]):
         raise InputError(f"{where}: dimensions {have}, expected {dims} (matched by name)")
-    data = read_array(var, ..., where)
+    data = read_array(var, index, where)
     a = np.ma.filled(np.ma.asarray(data).astype(np.float64), np.nan)
     return a.T if have != dims else a
 
@@ -162,15 +166,17 @@ def read_host_grid(path: Path, landfrac_var: str = "landfrac", area_var: str = "
                 raise InputError(f"{where}: host.{key} names variable {name!r}, which the file does not have (its "
                                  f"variables: {', '.join(sorted(v))}); fix the name, or remove the key to use the "
                                  f"default")
-        if "lat" not in v or "lon" not in v:
+        names = next((n for n in COORD_NAMES if n[0] in v and n[1] in v), None)
+        if names is None:
             raise InputError(f"{where}: needs 'lat' and 'lon' variables")
-        lat = np.asarray(read_array(v["lat"], ..., f"{where}, variable 'lat'"), dtype=np.float64)
-        lon = np.asarray(read_array(v["lon"], ..., f"{where}, variable 'lon'"), dtype=np.float64)
+        v = {**v, "lat": v[names[0]], "lon": v[names[1]]}
+        lat = np.asarray(read_array(v["lat"], ..., f"{where}, variable '{names[0]}'"), dtype=np.float64)
+        lon = np.asarray(read_array(v["lon"], ..., f"{where}, variable '{names[1]}'"), dtype=np.float64)
         if v["lat"].ndim != 1 or v["lon"].ndim != 1:
             raise InputError(f"{where}: 'lat' and 'lon' must be 1-D (a regular grid or a point set)")
         if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
             raise InputError(f"{where}: 'lat' or 'lon' has missing or non-finite values")
-        points = v["lat"].dimensions == v["lon"].dimensions and v["lat"].dimensions[0] not in ("lat",)
+        points = v["lat"].dimensions == v["lon"].dimensions and v["lat"].dimensions[0] not in ("lat", "latitude")
         if points:
             dims = tuple(v["lat"].dimensions)
             names = None

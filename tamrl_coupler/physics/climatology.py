@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tamrl_coupler.physics.drivers import saturation_vapour_pressure_hpa
+from tamrl_coupler.physics.humidity import saturation_vapour_pressure_hpa
 from tamrl_coupler.physics.solar import daily_mean_toa_insolation
 
 DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])  # a 365-day year

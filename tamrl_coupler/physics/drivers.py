@@ -21,45 +21,10 @@ from collections.abc import Callable
 import numpy as np
 
 from tamrl_coupler import vocabulary
-from tamrl_coupler.constants import ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
+from tamrl_coupler.physics.humidity import vpd_from_dewpoint_hpa, vpd_from_relative_humidity_hpa, vpd_hpa, wind_speed
 from tamrl_coupler.physics.units import driver_conversion
 from tamrl_coupler.vocabulary import Aggregate
-
-
-def saturation_vapour_pressure_hpa(t_celsius: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Magnus formula over water (Alduchov & Eskridge 1996), hPa."""
-    out = np.empty_like(t_celsius) if out is None else out
-    np.add(t_celsius, 243.04, out=out)
-    np.divide(t_celsius, out, out=out)
-    out *= 17.625
-    np.exp(out, out=out)
-    out *= 6.1094
-    return out
-
-
-def vapour_pressure_hpa(huss: np.ndarray, ps_pa: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Actual vapour pressure from specific humidity and pressure: e = q p / (0.622 + 0.378 q), hPa."""
-    out = np.empty_like(huss) if out is None else out
-    np.multiply(huss, 0.378, out=out)
-    out += 0.622
-    np.divide(huss, out, out=out)
-    out *= ps_pa
-    out *= 0.01
-    return out
-
-
-def vpd_hpa(tas_k: np.ndarray, huss: np.ndarray, ps_pa: np.ndarray, scratch: np.ndarray | None = None,
-            out: np.ndarray | None = None) -> np.ndarray:
-    """Vapour pressure deficit [hPa] from temperature [K], specific humidity [kg kg-1] and pressure [Pa]; >= 0."""
-    out = np.empty_like(tas_k) if out is None else out
-    scratch = np.empty_like(tas_k) if scratch is None else scratch
-    np.subtract(tas_k, ZERO_CELSIUS, out=scratch)
-    saturation_vapour_pressure_hpa(scratch, out=out)
-    vapour_pressure_hpa(huss, ps_pa, out=scratch)
-    out -= scratch
-    np.maximum(out, 0.0, out=out)
-    return out
 
 
 def _vpd_pa(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
@@ -67,15 +32,32 @@ def _vpd_pa(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> N
     out *= 100.0
 
 
+def _vpd_dewpoint_pa(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
+    vpd_from_dewpoint_hpa(f["tas"], f["tdps"], scratch=scratch, out=out)
+    out *= 100.0
+
+
+def _vpd_relative_humidity_pa(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
+    vpd_from_relative_humidity_hpa(f["tas"], f["hurs"], scratch=scratch, out=out)
+    out *= 100.0
+
+
+def _wind_speed(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
+    wind_speed(f["uas"], f["vas"], scratch=scratch, out=out)
+
+
 def _mid_temperature(f: dict[str, np.ndarray], out: np.ndarray, scratch: np.ndarray) -> None:
     np.add(f["tasmin"], f["tasmax"], out=out)
     out *= 0.5
 
 
-# import name -> how it is computed from the imports the vocabulary lists in its ``derived_from`` (canonical units)
-DERIVATIONS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]] = {
-    "tas": _mid_temperature,  # the step's temperature (Reco downscaling) from the extremes a period host sends
-    "vpd": _vpd_pa,
+Derivation = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]
+# import name -> {the imports it is computed from (one of the vocabulary's ``derivations()``): how} (canonical units)
+DERIVATIONS: dict[str, dict[tuple[str, ...], Derivation]] = {
+    "tas": {("tasmin", "tasmax"): _mid_temperature},  # the step's temperature from a period host's extremes
+    "vpd": {("tas", "huss", "ps"): _vpd_pa, ("tas", "tdps"): _vpd_dewpoint_pa,
+            ("tas", "hurs"): _vpd_relative_humidity_pa},
+    "sfcWind": {("uas", "vas"): _wind_speed},
 }
 
 
@@ -86,23 +68,32 @@ class ImportDerivations:
     dependency order (``tas`` from its extremes before ``vpd`` from ``tas``)."""
 
     def __init__(self, fields: dict[str, np.ndarray], n_cells: int):
-        self.order: list[str] = []
+        self.order: list[tuple[str, Derivation]] = []
         have = set(fields)
         for name in _derivation_order():
-            q = vocabulary.IMPORTS[name]
-            if name not in have and all(d in have for d in q.derived_from):
-                if name not in DERIVATIONS:
-                    raise InputError(f"import {name!r} is declared derivable from {q.derived_from} but the physics "
-                                     "has no formula for it (physics/drivers.py DERIVATIONS)")
-                fields[name] = np.zeros(n_cells)
-                have.add(name)
-                self.order.append(name)
+            if name in have:
+                continue
+            src = next((src for src in vocabulary.IMPORTS[name].derivations() if all(d in have for d in src)), None)
+            if src is None:
+                continue
+            formula = DERIVATIONS.get(name, {}).get(src)
+            if formula is None:
+                raise InputError(f"import {name!r} is declared derivable from {src} but the physics has no formula "
+                                 "for it (physics/drivers.py DERIVATIONS)")
+            fields[name] = np.zeros(n_cells)
+            have.add(name)
+            self.order.append((name, formula))
         self.fields = fields
         self._scratch = np.zeros(n_cells)
 
+    @property
+    def derived(self) -> list[str]:
+        """The imports computed here, in the order they are computed."""
+        return [name for name, _ in self.order]
+
     def derive(self) -> None:
-        for name in self.order:
-            DERIVATIONS[name](self.fields, self.fields[name], self._scratch)
+        for name, formula in self.order:
+            formula(self.fields, self.fields[name], self._scratch)
 
 
 def _derivation_order() -> list[str]:
@@ -111,9 +102,10 @@ def _derivation_order() -> list[str]:
 
     def visit(name: str) -> None:
         q = vocabulary.IMPORTS[name]
-        for d in q.derived_from:
-            visit(d)
-        if q.derived_from and name not in out:
+        for src in q.derivations():
+            for d in src:
+                visit(d)
+        if q.derivations() and name not in out:
             out.append(name)
 
     for name in vocabulary.IMPORTS:

@@ -23,7 +23,7 @@ import numpy as np
 
 from tamrl_coupler.constants import SECONDS_PER_DAY, ZERO_CELSIUS
 from tamrl_coupler.errors import InputError
-from tamrl_coupler.physics.drivers import saturation_vapour_pressure_hpa
+from tamrl_coupler.physics.humidity import saturation_vapour_pressure_hpa
 from tamrl_coupler.physics.solar import equation_of_time_minutes, mean_toa_insolation
 
 # DTR [K] = a + b * clearness + c * ln(1 + VPD [hPa]); least squares on the 160 FluxVal sites (RMSE 1.6 K)

@@ -104,6 +104,9 @@ def prior_map(prior_file: Path, png: Path) -> Path:
         scale, reference = parse_time_units(ds["time"].units, where)
         tb = np.asarray(ds["time_bnds"][:], dtype=np.float64) * scale
         frequency = str(getattr(ds, "frequency", ""))
+        meaning = str(getattr(ds, "spread_meaning", ""))
+    what = ("calibrated predictive SD at an unseen site, tower scale" if meaning.startswith("calibrated predictive")
+            else "members' SD" if meaning.startswith("standard deviation of the ensemble") else "1 sigma")
     length = tb[:, 1] - tb[:, 0]
     mean = np.tensordot(length, nee, axes=1) / length.sum()
     sd_mean = np.tensordot(length, sd, axes=1) / length.sum()
@@ -130,7 +133,6 @@ def prior_map(prior_file: Path, png: Path) -> Path:
     days = (tb[-1, 1] - tb[0, 0]) / SECONDS_PER_DAY
     axes[0].set_title(f"Inversion prior: mean of the {len(tb)} {frequency} windows, {_period(start, end, days)}, "
                       "per m$^2$ of grid cell", fontsize=9)
-    axes[1].set_title(f"Its uncertainty (calibrated predictive standard deviation), same windows; {coast_source()}",
-                      fontsize=9)
+    axes[1].set_title(f"Its uncertainty ({what}), same windows; {coast_source()}", fontsize=9)
     fig.tight_layout()
     return save_png(fig, png)

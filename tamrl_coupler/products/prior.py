@@ -3,17 +3,20 @@ positive to the atmosphere (what CarbonTracker, CAMS and OCO-2 MIP systems read)
 
 The coupled run's NEE is per m2 of *land*; an inversion wants flux per m2 of *grid cell*, so NEE is multiplied by
 the host land fraction before the conservative remap to the target grid (area-weighted, destination-area
-normalised), which keeps the global total. The uncertainty is the ensemble spread treated the same way; its time
-mean is the mean of the spreads (errors taken as fully correlated within an averaging window: an upper bound).
+normalised), which keeps the global total. The uncertainty is the checkpoint's spread (for the shipped checkpoints a
+calibrated predictive standard deviation) treated the same way; its time mean is the mean of the spreads (errors
+taken as fully correlated within an averaging window: an upper bound). What the file says about itself (the
+uncertainty's meaning and error correlation, the checkpoint, ACDD metadata) is made by ``prior_metadata.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tamrl_coupler.constants import SECONDS_PER_DAY
+from tamrl_coupler.constants import EARTH_RADIUS, SECONDS_PER_DAY
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo
 from tamrl_coupler.io.fluxfile import flux_file_totals, read_flux_file
@@ -21,6 +24,7 @@ from tamrl_coupler.io.priorfile import write_prior_file
 from tamrl_coupler.ncfiles import open_netcdf
 from tamrl_coupler.physics.carbon import SignConvention, convert_nee
 from tamrl_coupler.physics.units import flux_unit
+from tamrl_coupler.products.prior_metadata import prior_attributes, uncertainty_attributes
 from tamrl_coupler.settings.run import GridKind, PriorSection, RunConfig
 
 FREQUENCIES = {"3hourly": SECONDS_PER_DAY // 8, "daily": SECONDS_PER_DAY, "monthly": None}
@@ -55,9 +59,11 @@ def _refuse_missing_on_land(flux_file: Path, fields: dict[str, np.ndarray], land
                              f"flux; make the flux file again without gaps")
 
 
-def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None) -> Path:
+def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None,
+                attributes: dict[str, Any] | None = None, provenance: dict[str, str] | None = None) -> Path:
     """Aggregate and remap a flux file into a prior file ``{prefix}_{frequency}.nc`` in ``out_dir``; ``cfg`` (the
-    run's config) resolves a grid file named relative to it."""
+    run's config) resolves a grid file named relative to it. ``attributes``: more global attributes (a budget
+    mode ...); ``provenance``: the checkpoint's identity where the flux file does not record it."""
     frequency = section.frequency
     if frequency not in FREQUENCIES:
         raise InputError(f"prior.frequency: {frequency!r}; expected one of {sorted(FREQUENCIES)}")
@@ -89,6 +95,7 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
     if section.grid.kind is GridKind.HOST:
         info = HostGridInfo(grid.kind, grid.lat, grid.lon, grid.lat_bounds, grid.lon_bounds)
         out_mean, out_sd = mean, smean
+        out_lf, out_area = lf, ff.area
     else:
         if grid.kind != "regular":
             raise InputError("prior.grid: a point-set run can only write its prior on the host points ('host')")
@@ -103,9 +110,18 @@ def write_prior(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunC
         if dst.kind != "regular":
             raise InputError(f"prior.grid {section.grid.text!r}: only regular lat-lon target grids are written")
         info = HostGridInfo("regular", dst.lat1d, dst.lon1d, dst.lat_bounds, dst.lon_bounds)
+        out_lf, out_area = np.asarray(rg(np.asarray(lf, np.float64).ravel())), dst.area * EARTH_RADIUS**2
     path = Path(out_dir) / f"{section.prefix}_{frequency}.nc"
+    flux_attrs = ff.attrs if "checkpoint" in ff.attrs else {**ff.attrs, **(provenance or {})}
+    span = ff.reference + np.array([bounds.min(), bounds.max()]).astype(np.int64).astype("timedelta64[s]")
+    lat = info.lat if info.lat_bounds is None else info.lat_bounds
+    lon = info.lon if info.lon_bounds is None else info.lon_bounds
+    attrs = prior_attributes(flux_attrs, str(flux_file), frequency, section.grid.text, span[0], span[1], lat, lon,
+                             points=info.kind == "points",
+                             extra={**budget_and_totals_attributes(flux_file), **(attributes or {})})
     return write_prior_file(path, info, bounds, tunits, out_mean, out_sd, frequency, Path(flux_file).name,
-                            budget_and_totals_attributes(flux_file))
+                            landfrac=out_lf, cell_area=out_area, attributes=attrs,
+                            uncertainty_attributes=uncertainty_attributes(flux_attrs, frequency))
 
 
 def budget_and_totals_attributes(flux_file: Path) -> dict[str, str]:
@@ -132,12 +148,13 @@ def prior_totals_lines(flux_file: Path) -> list[str]:
     return format_table(acc.by("M"), "per month", bands=False) + format_table(acc.by("Y"), "per year")
 
 
-def write_prior_and_map(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None
+def write_prior_and_map(flux_file: Path, section: PriorSection, out_dir: Path, cfg: RunConfig | None = None,
+                        attributes: dict[str, Any] | None = None, provenance: dict[str, str] | None = None
                         ) -> list[Path]:
     """The prior file (:func:`write_prior`) and, on a lat-lon grid, a map of its NEE and uncertainty beside it."""
     from tamrl_coupler.products.maps import prior_map
 
-    path = write_prior(flux_file, section, out_dir, cfg)
+    path = write_prior(flux_file, section, out_dir, cfg, attributes, provenance)
     with open_netcdf(path, "prior file") as ds:
         on_grid = ds["nee"].ndim == 3
     return [path, prior_map(path, path.with_name(path.stem + "_map.png"))] if on_grid else [path]

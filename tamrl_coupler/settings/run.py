@@ -162,6 +162,9 @@ class ForcingSection:
     check_plausibility: bool = True
     format: str = "cf"  # cf | fluxval (the FluxVal site file, converted to CF forcing at run start)
     sites: list[str] | None = None  # fluxval: run only these sites (default all)
+    # the files' layout: cf | era5 | era5_land | cmip6 | crujra (variable names, accumulations: io/forcing_layouts.py)
+    layout: str = "cf"
+    leap_day: str = "error"  # a no-leap calendar (CMIP6, CRU-JRA): error | hold (Feb 28 held over Feb 29, stated)
 
     def validate(self) -> None:
         if self.fill_policy not in ("error", "persist", "missing"):
@@ -169,6 +172,8 @@ class ForcingSection:
                               f"{self.fill_policy!r}")
         if self.format not in ("cf", "fluxval"):
             raise ConfigError(f"forcing.format: expected 'cf' or 'fluxval', got {self.format!r}")
+        if self.leap_day not in ("error", "hold"):
+            raise ConfigError(f"forcing.leap_day: expected 'error' or 'hold', got {self.leap_day!r}")
         if self.sites is not None and self.format != "fluxval":
             raise ConfigError(f"forcing.sites: selects sites of a FluxVal file (format: fluxval); a '{self.format}' "
                               f"forcing file runs every cell it has, so the list would be ignored: remove it")

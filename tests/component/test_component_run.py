@@ -63,7 +63,8 @@ def test_registration_and_step_errors(tmp_path):
     with pytest.raises(InputError, match="float64"):
         comp.register_export("gpp", np.zeros(host.size, dtype=np.float32))
     comp.register_import("air_temperature", np.full(host.size, 280.0))
-    with pytest.raises(InputError, match=r"required import field\(s\) not registered: vpd or tas\+huss\+ps; rsds; pr"):
+    with pytest.raises(InputError, match=r"required import field\(s\) not registered: vpd or tas\+huss\+ps or "
+                                         r"tas\+tdps or tas\+hurs; rsds; pr"):
         comp.run_step(0, 10800)
     for name, value in (("huss", 0.005), ("ps", 1e5), ("rsds", 100.0), ("pr", 1e-5)):
         comp.register_import(name, np.full(host.size, value))

@@ -209,7 +209,7 @@ def test_a_time_axis_in_the_wrong_units_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"forcing record 0 \(2015-01-01T00:00:00\) is held for 450 days .*values in "
                                          r"seconds labelled 'hours since'"):
         ForcingReader([path], {}, FIELDS)
-    from tamrl_coupler.io.forcing import check_record_lengths
+    from tamrl_coupler.io.forcing_records import check_record_lengths
 
     years = np.array(["2015-01-01", "2016-01-01", "2017-01-01", "2018-01-01"], dtype="datetime64[s]")
     check_record_lengths(years[:-1], years[1:], "yearly")  # calendar years: fine

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tamrl_coupler.physics import climatology as clim
-from tamrl_coupler.physics.drivers import saturation_vapour_pressure_hpa
+from tamrl_coupler.physics.humidity import saturation_vapour_pressure_hpa
 
 MONTH = clim.month_of_day_index()
 

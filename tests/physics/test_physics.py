@@ -7,7 +7,8 @@ import pytest
 
 from tamrl_coupler.errors import InputError
 from tamrl_coupler.physics.downscale import Downscaler
-from tamrl_coupler.physics.drivers import DriverAccumulator, ImportDerivations, vpd_hpa
+from tamrl_coupler.physics.drivers import DriverAccumulator, ImportDerivations
+from tamrl_coupler.physics.humidity import vpd_hpa
 from tamrl_coupler.physics.solar import (
     ToaInsolation,
     cos_zenith,
@@ -64,7 +65,7 @@ def test_accumulator_period_level_imports():
 def test_import_derivations_and_driver_units():
     f = {"tasmin": np.array([280.0]), "tasmax": np.array([290.0]), "huss": np.array([0.005]), "ps": np.array([1e5])}
     d = ImportDerivations(f, 1)
-    assert d.order == ["tas", "vpd"]  # tas first: vpd is derived from it
+    assert d.derived == ["tas", "vpd"]  # tas first: vpd is derived from it
     d.derive()
     assert f["tas"][0] == 285.0
     assert f["vpd"][0] == pytest.approx(100.0 * vpd_hpa(np.array([285.0]), f["huss"], f["ps"])[0], rel=1e-15)
