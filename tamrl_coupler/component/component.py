@@ -296,8 +296,7 @@ class CouplingComponent:
             return checkpoint_identity(self.checkpoint_path)
         meta = self.ens.meta
         return {"checkpoint": "(an ensemble given in memory)", "checkpoint_fingerprint": self.ensemble_fingerprint(),
-                "checkpoint_period": meta.period, "spread_meaning": spread_meaning(meta.period,
-                                                                                  meta.calibration is not None)}
+                "checkpoint_period": meta.period, "spread_meaning": spread_meaning(meta.period, meta.calibration)}
 
     def forcing_substitutions(self) -> dict[str, int]:
         """Values the fill policy replaced so far, per import field with any, summed over all ranks (collective)."""

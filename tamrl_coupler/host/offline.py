@@ -205,7 +205,6 @@ def _run(cfg: RunConfig, comp: Any, reader: Any, starts: np.ndarray, files: list
     flux_path = out_dir / f"{prefix}_{_stamp(comp.clock.datetime(int(starts[0, 0])))}.nc"
     attrs = {"forcing_files": " ".join(str(f) for f in files), "mpi_ranks": str(size),
              "fill_policy": cfg.forcing.fill_policy,
-             "spread_meaning": comp.ens.spread_meaning,  # what the *_spread variables are
              **comp.budget.attributes()}
     writer = agreement.on_root(f"creating {flux_path}", lambda: FluxFileWriter(
         flux_path, host.info, host.landfrac, host.area, comp.unit, comp.convention, comp.clock.reference,

@@ -27,6 +27,14 @@ from tamrl_coupler.vocabulary import IGBP_CLASSES
 # the carbon fluxes every calibration is fitted for (the cross-validation predicts them); a calibration may also
 # carry other targets of the vocabulary (the keys of its coefficients)
 FLUXES = ("gpp", "reco", "nee")
+
+
+def calibrated_meaning(period: str, site_model: bool) -> str:
+    """What a calibrated spread is, in every file made from the checkpoint (flux files, predictions, priors); short
+    enough for a host's long_name buffer (the example Fortran host's is 256 characters)."""
+    how = "day + site error model" if site_model else "flux-level error model"
+    return (f"calibrated predictive standard deviation of the {period} flux at an unseen site ({how} fitted on "
+            "cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
 N_BASE = 3  # intercept, log1p(GPP), log1p(Reco)
 
 

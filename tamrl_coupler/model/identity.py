@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from tamrl_coupler.model.calibration import calibrated_meaning
 from tamrl_coupler.model.checkpoint import read_header
 
 
@@ -19,11 +20,11 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def spread_meaning(period: str, calibrated: bool) -> str:
-    """What the ensemble's spreads (``*_std``, exported as ``*_spread``) are."""
-    if calibrated:
-        return (f"calibrated predictive standard deviation of the {period} flux at an unseen site (error model "
-                "fitted on the grouped cross-validation errors of held-out towers)")
+def spread_meaning(period: str, calibration: dict | None) -> str:
+    """What the ensemble's spreads (``*_std``, exported as ``*_spread``) are, from the header's spread calibration
+    (the same words as the loaded ensemble's ``spread_meaning``)."""
+    if calibration is not None:
+        return calibrated_meaning(period, calibration.get("kind") == "site")
     return "standard deviation of the ensemble members (not calibrated against observations)"
 
 
@@ -40,5 +41,5 @@ def checkpoint_identity(path: str | Path) -> dict[str, str]:
         "checkpoint_created": str(header.get("created_utc", "")),
         "checkpoint_trained_on": str(header.get("trained_on", "")),
         "checkpoint_period": period,
-        "spread_meaning": spread_meaning(period, header.get("spread_calibration") is not None),
+        "spread_meaning": spread_meaning(period, header.get("spread_calibration")),
     }

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tamrl_coupler.kernels.ops import Program
-from tamrl_coupler.model.calibration import SpreadCalibration
+from tamrl_coupler.model.calibration import SpreadCalibration, calibrated_meaning
 from tamrl_coupler.model.outputs import Outputs, free_name, spread_name
 from tamrl_coupler.model.site_error import SiteErrorModel
 from tamrl_coupler.physics.carbon import SignConvention, nee_from_components
@@ -74,10 +74,7 @@ class MemberReduction:
         calibrated = self.calibrated
         if not calibrated:
             return member
-        # short enough for a host's long_name buffer (the example Fortran host's is 256 characters)
-        how = "day + site error model" if isinstance(self.calibration, SiteErrorModel) else "flux-level error model"
-        text = (f"calibrated predictive standard deviation of the {self.period} flux at an unseen site ({how} fitted "
-                "on cross-validation held-out sites; mean +- 1.645 sd is a 90 % interval)")
+        text = calibrated_meaning(self.period, isinstance(self.calibration, SiteErrorModel))
         rest = [t for t in self.outputs.spread_targets if t not in calibrated]
         return text if not rest else f"{text} for {', '.join(calibrated)}; {member} for {', '.join(rest)}"
 
