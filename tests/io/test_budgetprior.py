@@ -33,3 +33,16 @@ def test_round_trip_and_lookup(tmp_path):
     assert resolve_prior("auto", tmp_path / "other.npz") is None
     with pytest.raises(InputError, match="does not exist"):
         resolve_prior("missing.nc", ckpt, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["tamrl_daily.npz", "tamrl_fluxval_monthly.npz"])
+def test_shipped_budget_prior_belongs_to_its_shipped_checkpoint(name):
+    """A shipped checkpoint whose network changes (retrained, or its model config written differently) must ship a
+    budget prior made with it: a stale one is used but says 'made with ANOTHER checkpoint' in every file."""
+    from tamrl_coupler.model.checkpoint import ensemble_fingerprint, load_checkpoint
+    from tamrl_coupler.settings.paths import package_root
+
+    checkpoint = package_root() / "checkpoints" / name
+    prior = read_budget_prior(prior_path_for(checkpoint))
+    assert prior.fingerprint == ensemble_fingerprint(load_checkpoint(checkpoint)), \
+        f"{prior.path.name} was made with another network than {name}: remake it (tamrl-coupler testbed --write-prior)"
