@@ -1,4 +1,5 @@
-"""Predict GPP, Reco and NEE (= GPP - Reco by default) with the ensemble spread for every site of a dataset."""
+"""Predict GPP, Reco and NEE (= GPP - Reco by default) with their spreads (for the shipped checkpoints the calibrated
+predictive standard deviation at an unseen site) for every site of a dataset."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tamrl_coupler.commands import (
     set_threads,
 )
 
-HELP = "predict gpp, reco, nee (+ ensemble spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
+HELP = "predict gpp, reco, nee (+ calibrated spread) for a FluxVal-layout or FLUXNET dataset into NetCDF"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
-"""CF-1.8 NetCDF flux files: gpp, reco, nee (and their ensemble spreads) on the host grid or a point set; the writer
-the offline driver appends to every coupling step, and the reader every product made from a run uses.
+"""CF-1.8 NetCDF flux files: gpp, reco, nee (and their spreads: the file's spread_meaning says what they are) on the
+host grid or a point set; the writer the offline driver appends to every coupling step, and the reader every product
+made from a run uses.
 
 Every file states its sign convention (global attributes and NEE's ``positive``), its units, cell methods
 (``time: mean area: mean where land``) and cell measures. CF standard names are used where the CF table has one
