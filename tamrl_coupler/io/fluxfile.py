@@ -11,7 +11,6 @@ file under the final name and never damages a file written before.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tamrl_coupler.errors import InputError
 from tamrl_coupler.io.cfcoords import HostGridInfo, read_horizontal_coords, write_horizontal_coords
 from tamrl_coupler.ncfiles import AtomicNetCDF, open_netcdf, parse_time_units
 from tamrl_coupler.physics.carbon import SignConvention
-from tamrl_coupler.physics.totals import PG, TotalsAccumulator, totals_attributes
+from tamrl_coupler.physics.totals import PG, TotalsAccumulator, exact_sums, totals_attributes
 from tamrl_coupler.physics.units import CARBON_FLUX_UNIT, FluxUnit, flux_unit
 
 FILL = np.float64(1.0e20)
@@ -187,7 +186,7 @@ class FluxFileWriter:
             w = self.totals.w
             for f in ("gpp", "reco", "nee"):
                 g = np.asarray(values[f], dtype=np.float64).ravel() * self._to_gc * w * ((t1 - t0) / 86400.0)
-                self.ds.variables[f"total_{f}"][i] = math.fsum(np.nan_to_num(g).tolist()) / PG
+                self.ds.variables[f"total_{f}"][i] = exact_sums(np.nan_to_num(g))[0] / PG
         self.n += 1
 
     def count(self, t0: float, t1: float, values: dict[str, np.ndarray]) -> None:

@@ -10,8 +10,8 @@ are correlated, which the per-cell spread does not say. Two bounds are given:
   (each cell's spreads add over time, cells add in quadrature): a lower bound for sums over a year, as model-tower
   errors stay correlated for weeks (Chevallier et al. 2012) and lose their spatial correlation beyond ~200 km.
 
-Sums are exact (``math.fsum`` over cells), so a total does not depend on the order of the cells or how they were
-split over ranks.
+Sums are exact (:func:`exact_sums`: correctly rounded, the same number as ``math.fsum``), so a total does not depend
+on the order of the cells or how they were split over ranks.
 """
 
 from __future__ import annotations
@@ -31,6 +31,45 @@ SPREAD_ASSUMPTIONS = {
     "independent": "errors independent between cells, fully correlated in time within the period (cells add in "
                    "quadrature)",
 }
+
+
+_EXP_OFFSET = 1100  # np.frexp's exponents of finite float64 lie in [-1073, 1024]
+_N_EXP = 2200
+_HALF_BITS = 26  # a 53-bit mantissa in two halves: sums of up to 2**24 halves stay exact in float64
+
+
+def exact_sums(values: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1) -> tuple[float, np.ndarray]:
+    """The correctly rounded sum of finite ``values`` (bit for bit ``math.fsum``'s) and of each group (``groups``:
+    each value's group in [0, n_groups)), vectorised: each value is split into its binary exponent and two 26-bit
+    halves of its mantissa; the halves are summed exactly per (group, exponent) by ``np.bincount`` (integers below
+    2**53), and the few occupied exponents are combined as Python integers. Up to 2**24 values per group."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size > 1 << 24:
+        raise ValueError(f"exact_sums: {v.size} values, at most {1 << 24} per call")
+    mant, exp = np.frexp(v)
+    ints = (mant * 2.0**53).astype(np.int64)
+    key = exp + _EXP_OFFSET
+    if groups is not None:
+        key += np.asarray(groups, dtype=np.int64).ravel() * _N_EXP
+    size = max(n_groups, 1) * _N_EXP
+    high = np.bincount(key, weights=(ints >> _HALF_BITS).astype(np.float64), minlength=size).reshape(-1, _N_EXP)
+    low = np.bincount(key, weights=(ints & ((1 << _HALF_BITS) - 1)).astype(np.float64),
+                      minlength=size).reshape(-1, _N_EXP)
+    per_group = np.array([_combine(high[i], low[i]) for i in range(high.shape[0])])
+    return _combine(high.sum(axis=0), low.sum(axis=0)), per_group
+
+
+def _combine(high: np.ndarray, low: np.ndarray) -> float:
+    """sum_k (high_k * 2**26 + low_k) * 2**(k - offset - 53), exactly, then rounded once to float64."""
+    used = np.flatnonzero((high != 0) | (low != 0))
+    if used.size == 0:
+        return 0.0
+    first = int(used[0])
+    n = 0
+    for k in used.tolist():
+        n += ((int(high[k]) << _HALF_BITS) + int(low[k])) << (k - first)
+    shift = first - _EXP_OFFSET - 53
+    return float(n << shift) if shift >= 0 else n / (1 << -shift)  # int / int: correctly rounded
 
 
 def band_name(band: tuple[float, float]) -> str:
@@ -65,7 +104,6 @@ class TotalsAccumulator:
     def __init__(self, weight_m2: np.ndarray, lat: np.ndarray, convention: str = "NEE = GPP - Reco"):
         self.w = np.asarray(weight_m2, dtype=np.float64)
         self.band = band_index(lat)
-        self.members = [np.flatnonzero(self.band == j) for j in range(len(BANDS))]
         self.convention = convention
         self.labels: list[str] = []
         self.starts: list[np.datetime64] = []
@@ -74,6 +112,7 @@ class TotalsAccumulator:
         self.bands: dict[str, list[np.ndarray]] = {k: [] for k in FLUXES}
         self.spread_corr: dict[str, list[float]] = {}
         self._cell_spread: dict[tuple[str, str], np.ndarray] = {}  # (flux, month/year label) -> (n,) g
+        self._grams = np.empty_like(self.w)  # one period's g per cell, reused
 
     def add(self, start: np.datetime64, days: float, fluxes: dict[str, np.ndarray],
             spreads: dict[str, np.ndarray] | None = None, label: str | None = None) -> None:
@@ -84,18 +123,27 @@ class TotalsAccumulator:
         self.labels.append(label or str(start))
         self.days.append(float(days))
         for k in FLUXES:
-            g = np.nan_to_num(np.asarray(fluxes[k], dtype=np.float64)) * self.w * days  # g per cell
-            self.total[k].append(math.fsum(g.tolist()) / PG)
-            self.bands[k].append(np.array([math.fsum(g[m].tolist()) for m in self.members]) / PG)
+            g = self.grams(fluxes[k], days)
+            total, bands = exact_sums(g, self.band, len(BANDS))
+            self.total[k].append(total / PG)
+            self.bands[k].append(bands / PG)
         if spreads:
             month = str(start.astype("datetime64[M]"))
             year = month[:4]
             for k, s in spreads.items():
-                gs = np.nan_to_num(np.asarray(s, dtype=np.float64)) * self.w * days
-                self.spread_corr.setdefault(k, []).append(math.fsum(gs.tolist()) / PG)
+                gs = self.grams(s, days)
+                self.spread_corr.setdefault(k, []).append(exact_sums(gs)[0] / PG)
                 for key in (month, year):
                     acc = self._cell_spread.setdefault((k, key), np.zeros_like(gs))
                     acc += gs
+
+    def grams(self, flux: np.ndarray, days: float) -> np.ndarray:
+        """``flux`` [gC m-2 d-1 per m2 of land] over ``days`` as g per cell (NaN = 0), in a reused buffer."""
+        g = self._grams
+        np.multiply(np.asarray(flux, dtype=np.float64).ravel(), self.w, out=g)
+        np.nan_to_num(g, copy=False)
+        g *= days
+        return g
 
     def periods(self) -> TotalsTable:
         """One row per added period (the independent bound of a single period: cells in quadrature)."""
