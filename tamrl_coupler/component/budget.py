@@ -78,15 +78,17 @@ class BudgetStage:
         self.expectation.close_month(int(start.astype("datetime64[M]").astype(np.int64) % 12), self.spec.running)
         return True
 
-    def update_factor(self) -> None:
+    def update_factor(self, agreement: Any) -> None:
         """The factor from the slots; with a global sink, the global expected GPP summed exactly over all ranks
-        (collective; the same number on every rank and for any split)."""
+        (collective; the same number on every rank and for any split). Forming it can fail (a sink larger than the
+        run's GPP): inside ``agreement``'s guard, so every rank reports the same error and none waits."""
         global_gpp = None
         if self.spec.needs_global_gpp:
             contrib = self.expectation.annual_gpp() * self.weight
             every = np.concatenate(self.geo.comm.allgather(contrib))
             global_gpp = global_annual_gpp(every, np.ones_like(every))
-        self.expectation.update_factor(self.spec, global_gpp)
+        with agreement.guard("the carbon budget's Reco factor"):
+            self.expectation.update_factor(self.spec, global_gpp)
 
     # restart ----------------------------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:

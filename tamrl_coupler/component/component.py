@@ -107,7 +107,7 @@ class CouplingComponent:
             self.budget = BudgetStage(cfg.budget, self.geometry, self.checkpoint_path, self.ensemble_fingerprint()
                                       if cfg.budget.spec().adjusts else "", cfg.base_dir, self.ens.meta.period)
             self.model_stage.budget = self.budget
-        self.budget.update_factor()  # collective for a global sink: after the ranks agreed on the setup
+        self.budget.update_factor(self.agreement)  # collective for a global sink: after the ranks agreed the setup
         self.timers: dict[str, float] = dict.fromkeys(TIMERS, 0.0)
         self.next_time: int | None = None
         self.n_steps = 0
@@ -221,7 +221,7 @@ class CouplingComponent:
                     month_closed = self.budget.end_period(
                         info.start + np.timedelta64(info.dt - info.period_seconds, "s"), seen_days)
                 if month_closed:  # the same on every rank (the calendar's); collective for a global sink
-                    self.budget.update_factor()
+                    self.budget.update_factor(self.agreement)
         self.next_time = t + info.dt
         self.n_steps += 1
         self._restored_from = None

@@ -65,6 +65,8 @@ class BudgetSpec:
             if (self.sink_pgc is None) == (self.sink_fraction is None):
                 raise ValueError("budget mode 'target' needs exactly one of sink_pgc (global annual sink, PgC/yr) "
                                  "or sink_fraction (per-cell sink as a fraction of GPP)")
+            if self.sink_pgc is not None and not math.isfinite(self.sink_pgc):
+                raise ValueError(f"budget sink_pgc {self.sink_pgc}: expected a finite global sink in PgC/yr")
             if self.sink_fraction is not None and not -1.0 < self.sink_fraction < 1.0:
                 raise ValueError(f"budget sink_fraction {self.sink_fraction}: expected a fraction of GPP in (-1, 1)")
         elif self.sink_pgc is not None or self.sink_fraction is not None:
@@ -190,8 +192,13 @@ def sink_share(spec: BudgetSpec, global_gpp_g: float | None) -> float:
     if spec.sink_fraction is not None:
         return float(spec.sink_fraction)
     if global_gpp_g is None or not global_gpp_g > 0:
-        return 0.0
-    return float(spec.sink_pgc) * PG / global_gpp_g
+        return 0.0  # no month seen yet and no prior: nothing to share the sink over (the factor stays 1)
+    share = float(spec.sink_pgc) * PG / global_gpp_g
+    if not -1.0 < share < 1.0:  # Reco would have to turn negative (or more than double)
+        raise ValueError(f"budget sink_pgc {spec.sink_pgc:g} PgC/yr is {share:.2f} x the expected global GPP of "
+                         f"{global_gpp_g / PG:.4g} PgC/yr of this run's cells: a sink must be a fraction of GPP in "
+                         f"(-1, 1) (a regional run needs a regional sink, or sink_fraction)")
+    return share
 
 
 def global_annual_gpp(annual_gpp: np.ndarray, weight_m2: np.ndarray) -> float:

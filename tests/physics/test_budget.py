@@ -13,6 +13,7 @@ from tamrl_coupler.physics.budget import (
     apply_budget,
     global_annual_gpp,
     month_ends,
+    sink_share,
 )
 from tamrl_coupler.physics.carbon import nee_from_components
 
@@ -67,9 +68,9 @@ def test_target_fraction_and_global_sink():
     adj, _ = apply_budget(gpp, reco, starts, "daily", BudgetSpec(BudgetMode.TARGET, sink_fraction=0.05))
     assert np.allclose((gpp - adj)[:, y3].sum(1), 0.05 * gpp[:, y3].sum(1), rtol=0, atol=1e-9)
     w = np.array([1e12, 2e12, 5e11, 3e12, 1e12])  # m2 of land
-    adj, _ = apply_budget(gpp, reco, starts, "daily", BudgetSpec(BudgetMode.TARGET, sink_pgc=0.5), weight_m2=w)
-    sink = ((gpp - adj)[:, y3].sum(1) * w).sum() / 1e15
-    assert sink == pytest.approx(0.5, rel=1e-9)
+    adj, _ = apply_budget(gpp, reco, starts, "daily", BudgetSpec(BudgetMode.TARGET, sink_pgc=0.1), weight_m2=w)
+    sink = ((gpp - adj)[:, y3].sum(1) * w).sum() / 1e15  # 0.1 of the cells' 0.27 PgC/yr of GPP
+    assert sink == pytest.approx(0.1, rel=1e-9) and (adj >= 0).all()
 
 
 def test_no_look_ahead_and_as_trained_identity():
@@ -121,3 +122,10 @@ def test_spec_errors():
         BudgetSpec(BudgetMode.BALANCED, sink_pgc=2.0)
     with pytest.raises(ValueError, match="not known"):
         BudgetMode.parse("closed")
+    with pytest.raises(ValueError, match="expected a finite global sink"):
+        BudgetSpec(BudgetMode.TARGET, sink_pgc=float("nan"))
+    # a global sink larger than the run's GPP would make Reco negative: refused when the factor is formed
+    big = BudgetSpec(BudgetMode.TARGET, sink_pgc=500.0)
+    with pytest.raises(ValueError, match=r"500 PgC/yr is 3.33 x the expected global GPP of 150 PgC/yr"):
+        sink_share(big, 150.0e15)
+    assert sink_share(big, 600.0e15) == pytest.approx(500.0 / 600.0)
