@@ -71,6 +71,26 @@ def _fit_one(x: np.ndarray, err: np.ndarray, ridge: float) -> np.ndarray:
     return res.x
 
 
+
+def bind_log_fluxes_and_class(gpp, reco, igbp, bufs, prefix: str) -> tuple[list, object, object, object, object]:
+    """The calls both error models' bound programs start with: log1p of GPP and Reco clamped at 0, and each cell's
+    IGBP class index (0 where the class is unknown: NaN, +inf, < 0 or >= the number of classes, which compare
+    false) with the mask of unknown classes; into ``bufs`` named ``{prefix}_...``. Returns (calls, log GPP,
+    log Reco, class index, unknown)."""
+    import torch
+
+    n, f64, k = gpp.shape[0], torch.float64, len(IGBP_CLASSES)
+    lg, lr = bufs.get(f"{prefix}_log_gpp", (n,), f64), bufs.get(f"{prefix}_log_reco", (n,), f64)
+    known, below = bufs.get(f"{prefix}_known", (n,), torch.bool), bufs.get(f"{prefix}_below", (n,), torch.bool)
+    unknown = bufs.get(f"{prefix}_unknown", (n,), torch.bool)
+    idx_f, idx = bufs.get(f"{prefix}_idx_f", (n,), f64), bufs.get(f"{prefix}_idx", (n,), torch.int64)
+    prog = [partial(torch.clamp, gpp, min=0.0, out=lg), lg.log1p_, partial(torch.clamp, reco, min=0.0, out=lr),
+            lr.log1p_,
+            partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
+            partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
+            partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
+    return prog, lg, lr, idx, unknown
+
 @dataclass
 class SpreadCalibration:
     """Coefficients per flux (see the module docstring) and what they were fitted on."""
@@ -127,23 +147,13 @@ class SpreadCalibration:
         import torch
 
         n, f64 = gpp.shape[0], torch.float64
-        k = len(IGBP_CLASSES)
         key = ("cal", str(gpp.device))
         if key not in self._device_coef:
             self._device_coef[key] = {v: torch.as_tensor(self.coef[v][N_BASE:], dtype=f64, device=gpp.device)
                                       for v in self.fluxes}
         offsets = self._device_coef[key]
-        a, b = bufs.get("cal_log_gpp", (n,), f64), bufs.get("cal_log_reco", (n,), f64)
-        known, below = bufs.get("cal_known", (n,), torch.bool), bufs.get("cal_below", (n,), torch.bool)
-        unknown = bufs.get("cal_unknown", (n,), torch.bool)
-        idx_f, idx = bufs.get("cal_idx_f", (n,), f64), bufs.get("cal_idx", (n,), torch.int64)
+        prog, a, b, idx, unknown = bind_log_fluxes_and_class(gpp, reco, igbp, bufs, "cal")
         term, off = bufs.get("cal_term", (n,), f64), bufs.get("cal_off", (n,), f64)
-        prog = [partial(torch.clamp, gpp, min=0.0, out=a), a.log1p_, partial(torch.clamp, reco, min=0.0, out=b),
-                b.log1p_,
-                # finite, >= 0 and < k: NaN and +inf compare false
-                partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
-                partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
-                partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
         for v in (v for v in self.fluxes if v in out):
             c = self.coef[v]
             ls = out[v]

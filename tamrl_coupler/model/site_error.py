@@ -30,6 +30,7 @@ from functools import partial
 import numpy as np
 
 from tamrl_coupler.errors import CheckpointError
+from tamrl_coupler.model.calibration import bind_log_fluxes_and_class
 from tamrl_coupler.model.novelty import EmbeddingNovelty
 from tamrl_coupler.vocabulary import IGBP_CLASSES
 
@@ -137,21 +138,12 @@ class SiteErrorModel:
         if self.novelty is None:
             raise CheckpointError("site error model without the training towers' embeddings: cannot apply it to z")
         n, f64 = gpp.shape[0], torch.float64
-        k = len(IGBP_CLASSES)
         day_off, site_off = self._offsets(gpp.device)
-        lg, lr = bufs.get("se_log_gpp", (n,), f64), bufs.get("se_log_reco", (n,), f64)
         nov, ln = bufs.get("se_nov", (n,), f64), bufs.get("se_log_nov", (n,), f64)
         lsd = bufs.get("se_log_sd", (3, n), f64)
-        known, below = bufs.get("se_known", (n,), torch.bool), bufs.get("se_below", (n,), torch.bool)
-        unknown = bufs.get("se_unknown", (n,), torch.bool)
-        idx_f, idx = bufs.get("se_idx_f", (n,), f64), bufs.get("se_idx", (n,), torch.int64)
         ls_day, ls_site = bufs.get("se_ls_day", (n,), f64), bufs.get("se_ls_site", (n,), f64)
         term, off = bufs.get("se_term", (n,), f64), bufs.get("se_off", (n,), f64)
-        prog = [partial(torch.clamp, gpp, min=0.0, out=lg), lg.log1p_, partial(torch.clamp, reco, min=0.0, out=lr),
-                lr.log1p_,
-                partial(torch.ge, igbp, 0.0, out=known), partial(torch.lt, igbp, float(k), out=below),
-                partial(known.logical_and_, below), partial(torch.logical_not, known, out=unknown),
-                partial(idx_f.copy_, igbp), partial(idx_f.masked_fill_, unknown, 0.0), partial(idx.copy_, idx_f)]
+        prog, lg, lr, idx, unknown = bind_log_fluxes_and_class(gpp, reco, igbp, bufs, "se")
         prog += self.novelty.bind(z, nov, bufs)
         prog += [partial(torch.clamp, nov, min=NOVELTY_FLOOR, out=ln), ln.log_]
         for row, v in enumerate(FLUXES):
